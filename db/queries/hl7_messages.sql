@@ -1,0 +1,45 @@
+-- name: Hl7MessageInsert :one
+-- Returns no row when the dedup key already exists; the caller then replays the stored ACK.
+INSERT INTO hl7_messages (
+    tenant_id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+    trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, ack_code, ack,
+    workflow_id, remote_addr
+) VALUES (
+    @tenant_id, @connector_id, @message_control_id, @sending_app, @sending_facility, @message_code,
+    @trigger_event, @message_structure, @hl7_version, @message_time, @raw, @raw_sha256, @ack_code, @ack,
+    @workflow_id, @remote_addr
+)
+ON CONFLICT (connector_id, message_control_id, sending_app) WHERE duplicate_of IS NULL DO NOTHING
+RETURNING id, received_at;
+
+-- name: Hl7MessageGetByKey :one
+SELECT id, tenant_id, raw_sha256, ack_code, ack, status, workflow_id
+FROM hl7_messages
+WHERE connector_id = @connector_id AND message_control_id = @message_control_id
+  AND sending_app = @sending_app AND duplicate_of IS NULL;
+
+-- name: Hl7MessageGet :one
+SELECT * FROM hl7_messages WHERE id = @id;
+
+-- name: Hl7MessageGetForTenant :one
+SELECT * FROM hl7_messages WHERE tenant_id = @tenant_id AND id = @id;
+
+-- name: Hl7MessageSetStatus :one
+UPDATE hl7_messages
+SET status = @status, last_error_code = @last_error_code, last_error = @last_error,
+    processed_at = CASE WHEN @status::hl7_message_status = 'processed' THEN now() ELSE processed_at END
+WHERE id = @id
+RETURNING id, tenant_id, connector_id, status;
+
+-- name: Hl7MessageListStale :many
+-- Messages acknowledged but never started (Temporal was unreachable), oldest first.
+SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id
+FROM hl7_messages
+WHERE status = 'pending' AND received_at < @received_before
+ORDER BY received_at
+LIMIT @max_rows;
+
+-- name: Hl7RejectedInputInsert :one
+INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason, remote_addr)
+VALUES (@tenant_id, @connector_id, @raw, @reason, @remote_addr)
+RETURNING id;

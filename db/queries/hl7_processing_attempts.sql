@@ -1,0 +1,24 @@
+-- name: Hl7ProcessingAttemptStart :one
+-- Idempotent per workflow run: an activity retry gets the attempt it already opened.
+INSERT INTO hl7_processing_attempts (tenant_id, message_id, attempt_number, workflow_id, run_id)
+SELECT m.tenant_id, m.id,
+       coalesce((SELECT max(a.attempt_number) FROM hl7_processing_attempts a WHERE a.message_id = m.id), 0) + 1,
+       @workflow_id, @run_id
+FROM hl7_messages m WHERE m.id = @message_id
+ON CONFLICT (message_id, run_id) DO UPDATE SET status = hl7_processing_attempts.status
+RETURNING id, attempt_number;
+
+-- name: Hl7ProcessingAttemptGet :one
+SELECT * FROM hl7_processing_attempts WHERE id = @id;
+
+-- name: Hl7ProcessingAttemptSetBundle :exec
+UPDATE hl7_processing_attempts SET mapped_bundle = @mapped_bundle WHERE id = @id;
+
+-- name: Hl7ProcessingAttemptFinish :exec
+UPDATE hl7_processing_attempts
+SET status = @status, error_code = @error_code, error_detail = @error_detail, finished_at = now()
+WHERE id = @id;
+
+-- name: Hl7ProcessingAttemptListByMessage :many
+SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at
+FROM hl7_processing_attempts WHERE message_id = @message_id ORDER BY attempt_number;

@@ -1,0 +1,168 @@
+// Package config reads the service configuration from the environment into one typed struct.
+// Defaults live in one literal (Default); flags of the interop command override fields after.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the interop binary needs to run any of its subcommands.
+type Config struct {
+	// DatabaseURL is the PostgreSQL URL of the service's own database (DATABASE_URL).
+	DatabaseURL string
+	// HTTPAddr serves FHIR (/fhir), the admin API (/admin), health and metrics.
+	HTTPAddr string
+	// PublicURL is the externally visible base of HTTPAddr, used in links (Location, paging).
+	PublicURL string
+	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
+	MLLPAddr string
+	// DataDir holds export files, dev signing keys and logs.
+	DataDir string
+	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  string
+
+	// JWTSecret signs and verifies HS256 bearer tokens. Empty in dev means a key generated
+	// once and kept under DataDir.
+	JWTSecret string
+
+	Temporal Temporal
+}
+
+// Temporal says where workflows run: an external cluster (Address set) or, for `interop dev`
+// and tests, an embedded server persisting to the same PostgreSQL cluster.
+type Temporal struct {
+	// Address of an external frontend (TEMPORAL_ADDRESS). Empty means embedded in `interop dev`.
+	Address   string
+	Namespace string
+	TaskQueue string
+	// The embedded server's frontend and UI addresses.
+	EmbeddedFrontendAddr string
+	EmbeddedUIAddr       string
+	// HistoryShards is fixed when the embedded server's database is created.
+	HistoryShards int32
+	// DynamicConfigFile is an optional YAML file of Temporal dynamic config for the embedded server.
+	DynamicConfigFile string
+	// UIBaseURL is where support staff open workflow runs (links in the admin API).
+	UIBaseURL string
+}
+
+// Default is the configuration of a laptop running `interop dev`.
+func Default() Config {
+	return Config{
+		DatabaseURL: "postgres://postgres@127.0.0.1:5432/interop?sslmode=disable",
+		HTTPAddr:    "127.0.0.1:8080",
+		MLLPAddr:    "127.0.0.1:2575",
+		DataDir:     ".data",
+		LogFormat:   "json",
+		LogLevel:    "info",
+		Temporal: Temporal{
+			Namespace:            "default",
+			TaskQueue:            "interop",
+			EmbeddedFrontendAddr: "127.0.0.1:7233",
+			EmbeddedUIAddr:       "127.0.0.1:8233",
+			HistoryShards:        4,
+		},
+	}
+}
+
+// FromEnv returns Default overridden by the environment. Unset variables keep their default;
+// malformed ones are errors, never silently ignored.
+func FromEnv() (Config, error) {
+	return fromLookup(os.LookupEnv)
+}
+
+func fromLookup(lookup func(string) (string, bool)) (Config, error) {
+	c := Default()
+	var errs []error
+	str := func(dst *string, key string) {
+		if v, ok := lookup(key); ok && v != "" {
+			*dst = v
+		}
+	}
+	str(&c.DatabaseURL, "DATABASE_URL")
+	str(&c.HTTPAddr, "INTEROP_HTTP_ADDR")
+	str(&c.PublicURL, "INTEROP_PUBLIC_URL")
+	str(&c.MLLPAddr, "INTEROP_MLLP_ADDR")
+	str(&c.DataDir, "INTEROP_DATA_DIR")
+	str(&c.LogFormat, "INTEROP_LOG_FORMAT")
+	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
+	str(&c.JWTSecret, "INTEROP_JWT_SECRET")
+	str(&c.Temporal.Address, "TEMPORAL_ADDRESS")
+	str(&c.Temporal.Namespace, "TEMPORAL_NAMESPACE")
+	str(&c.Temporal.TaskQueue, "INTEROP_TASK_QUEUE")
+	str(&c.Temporal.EmbeddedFrontendAddr, "INTEROP_TEMPORAL_FRONTEND_ADDR")
+	str(&c.Temporal.EmbeddedUIAddr, "INTEROP_TEMPORAL_UI_ADDR")
+	str(&c.Temporal.DynamicConfigFile, "INTEROP_TEMPORAL_DYNAMIC_CONFIG")
+	str(&c.Temporal.UIBaseURL, "INTEROP_TEMPORAL_UI_URL")
+	if v, ok := lookup("INTEROP_TEMPORAL_HISTORY_SHARDS"); ok && v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS: %w", err))
+		}
+		c.Temporal.HistoryShards = int32(n)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate reports every problem at once, worded for the person who set the variable.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DatabaseURL == "" {
+		errs = append(errs, errors.New("DATABASE_URL is empty"))
+	} else if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
+	}
+	for key, addr := range map[string]string{"INTEROP_HTTP_ADDR": c.HTTPAddr, "INTEROP_MLLP_ADDR": c.MLLPAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", key, addr, err))
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("INTEROP_LOG_FORMAT %q: want text or json", c.LogFormat))
+	}
+	if c.Temporal.HistoryShards < 1 {
+		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))
+	}
+	if c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
+		errs = append(errs, errors.New("TEMPORAL_NAMESPACE and INTEROP_TASK_QUEUE must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// BaseURL is the public base of the HTTP gateway, without a trailing slash.
+func (c Config) BaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.HTTPAddr
+}
+
+// TemporalUIURL is where links to workflow runs point; empty when unknown.
+func (c Config) TemporalUIURL() string {
+	if c.Temporal.UIBaseURL != "" {
+		return strings.TrimRight(c.Temporal.UIBaseURL, "/")
+	}
+	if c.Temporal.Address == "" && c.Temporal.EmbeddedUIAddr != "" {
+		return "http://" + c.Temporal.EmbeddedUIAddr
+	}
+	return ""
+}
+
+// Path resolves name inside DataDir.
+func (c Config) Path(name string) string {
+	return filepath.Join(c.DataDir, name)
+}
+
+// ShutdownGrace is how long a stopping process lets in-flight work finish.
+const ShutdownGrace = 15 * time.Second

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFromEnvOverridesDefaults(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"DATABASE_URL":                    "postgres://u@db:5432/x",
+		"INTEROP_HTTP_ADDR":               "0.0.0.0:9000",
+		"TEMPORAL_ADDRESS":                "temporal:7233",
+		"INTEROP_TEMPORAL_HISTORY_SHARDS": "16",
+		"INTEROP_LOG_FORMAT":              "",
+	}
+	got, err := fromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+
+	want := Default()
+	want.DatabaseURL = "postgres://u@db:5432/x"
+	want.HTTPAddr = "0.0.0.0:9000"
+	want.Temporal.Address = "temporal:7233"
+	want.Temporal.HistoryShards = 16
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("config (-want +got):\n%s", diff)
+	}
+	require.NoError(t, got.Validate())
+	require.Equal(t, "", got.TemporalUIURL(), "no UI link is guessed for an external cluster")
+}
+
+func TestFromEnvRejectsMalformedNumbers(t *testing.T) {
+	t.Parallel()
+	_, err := fromLookup(func(k string) (string, bool) {
+		return "many", k == "INTEROP_TEMPORAL_HISTORY_SHARDS"
+	})
+	require.ErrorContains(t, err, "INTEROP_TEMPORAL_HISTORY_SHARDS")
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.DatabaseURL = "mysql://x"
+	c.HTTPAddr = "nope"
+	c.LogFormat = "xml"
+	c.Temporal.HistoryShards = 0
+	err := c.Validate()
+	for _, want := range []string{"DATABASE_URL", "INTEROP_HTTP_ADDR", "INTEROP_LOG_FORMAT", "HISTORY_SHARDS"} {
+		require.ErrorContains(t, err, want)
+	}
+}

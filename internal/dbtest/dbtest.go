@@ -1,0 +1,103 @@
+// Package dbtest gives tests a fresh, migrated PostgreSQL database of their own, so that tests
+// run in parallel and never touch a user's data. The cluster comes from TEST_DATABASE_URL, else
+// DATABASE_URL, else the local trust-auth server on 127.0.0.1:5432.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nhp/interop/db"
+)
+
+// ClusterURL is the URL of the test cluster's maintenance database.
+func ClusterURL() string {
+	for _, key := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// WithDatabase returns base with its database name replaced by name.
+func WithDatabase(base, name string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("parse database url: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// UniqueName returns prefix plus a random suffix, valid as a PostgreSQL identifier.
+func UniqueName(prefix string) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return strings.ToLower(prefix) + "_" + hex.EncodeToString(b)
+}
+
+// CreateDatabase creates an empty database called name in the test cluster and drops it when
+// the test ends. It returns the new database's URL.
+func CreateDatabase(t testing.TB, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err != nil {
+		t.Fatalf("dbtest: PostgreSQL is not reachable at %s (set TEST_DATABASE_URL): %v", ClusterURL(), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("dbtest: create database %s: %v", name, err)
+	}
+	t.Cleanup(func() { DropDatabase(t, name) })
+	u, err := WithDatabase(ClusterURL(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// DropDatabase drops name, disconnecting whoever is still connected.
+func DropDatabase(t testing.TB, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err != nil {
+		t.Logf("dbtest: drop %s: %v", name, err)
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		t.Logf("dbtest: drop %s: %v", name, err)
+	}
+}
+
+// New creates a fresh database migrated to the latest schema and returns its URL and a pool
+// closed at cleanup.
+func New(t testing.TB) (string, *pgxpool.Pool) {
+	t.Helper()
+	u := CreateDatabase(t, UniqueName("itest"))
+	if err := db.MigrateUp(u); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := db.Open(ctx, u)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(pool.Close) // registered after the drop, so it runs before it
+	return u, pool
+}

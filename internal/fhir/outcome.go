@@ -1,0 +1,59 @@
+package fhir
+
+// IssueSeverity is OperationOutcome.issue.severity.
+type IssueSeverity string
+
+// Issue severities (http://hl7.org/fhir/issue-severity).
+const (
+	SeverityFatal       IssueSeverity = "fatal"
+	SeverityError       IssueSeverity = "error"
+	SeverityWarning     IssueSeverity = "warning"
+	SeverityInformation IssueSeverity = "information"
+)
+
+// IssueType is OperationOutcome.issue.code (http://hl7.org/fhir/issue-type), the subset we raise.
+type IssueType string
+
+// Issue types the service raises.
+const (
+	IssueInvalid       IssueType = "invalid"
+	IssueStructure     IssueType = "structure"
+	IssueRequired      IssueType = "required"
+	IssueValue         IssueType = "value"
+	IssueSecurity      IssueType = "security"
+	IssueLogin         IssueType = "login"
+	IssueForbidden     IssueType = "forbidden"
+	IssueNotFound      IssueType = "not-found"
+	IssueDeleted       IssueType = "deleted"
+	IssueConflict      IssueType = "conflict"
+	IssueDuplicate     IssueType = "duplicate"
+	IssueNotSupported  IssueType = "not-supported"
+	IssueProcessing    IssueType = "processing"
+	IssueTransient     IssueType = "transient"
+	IssueTimeout       IssueType = "timeout"
+	IssueThrottled     IssueType = "throttled"
+	IssueException     IssueType = "exception"
+	IssueInformational IssueType = "informational"
+)
+
+// OperationOutcome is the FHIR resource for errors and warnings.
+type OperationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []Issue `json:"issue"`
+}
+
+// Issue is one OperationOutcome.issue.
+type Issue struct {
+	Severity    IssueSeverity `json:"severity"`
+	Code        IssueType     `json:"code"`
+	Diagnostics string        `json:"diagnostics,omitempty"`
+	Expression  []string      `json:"expression,omitempty"`
+}
+
+// NewOutcome returns an OperationOutcome with one issue.
+func NewOutcome(severity IssueSeverity, code IssueType, diagnostics string) *OperationOutcome {
+	return &OperationOutcome{
+		ResourceType: "OperationOutcome",
+		Issue:        []Issue{{Severity: severity, Code: code, Diagnostics: diagnostics}},
+	}
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/fhir"
+)
+
+// Create stores body as a new resource with a server-assigned id.
+func (s *Store) Create(ctx context.Context, tenant string, body []byte) (WriteResult, error) {
+	head, err := fhir.ReadHead(body)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	var res WriteResult
+	err = db.InTx(ctx, s.Pool, func(q *db.Queries) error {
+		res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil)
+		return err
+	})
+	return res, err
+}
+
+// ConditionalCreate creates body unless a resource of its type already carries ident
+// (FHIR If-None-Exist: identifier=system|value); then it returns that resource, unchanged.
+// Concurrent calls for one identifier are serialised with a transaction-scoped advisory lock,
+// so two processes can never both create.
+func (s *Store) ConditionalCreate(ctx context.Context, tenant string, body []byte, ident fhir.Identifier) (WriteResult, error) {
+	return s.conditional(ctx, tenant, body, ident, false)
+}
+
+// ConditionalUpdate replaces the resource of body's type that carries ident, or creates it when
+// none does (FHIR conditional update: PUT Type?identifier=system|value).
+func (s *Store) ConditionalUpdate(ctx context.Context, tenant string, body []byte, ident fhir.Identifier) (WriteResult, error) {
+	return s.conditional(ctx, tenant, body, ident, true)
+}
+
+func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ident fhir.Identifier, update bool) (WriteResult, error) {
+	head, err := fhir.ReadHead(body)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if ident.Value == "" {
+		return WriteResult{}, fmt.Errorf("%w: conditional write needs an identifier value", fhir.ErrInvalidResource)
+	}
+	var res WriteResult
+	err = db.InTx(ctx, s.Pool, func(q *db.Queries) error {
+		lockKey := tenant + "\x00" + head.ResourceType + "\x00" + ident.Token()
+		if err := q.AdvisoryXactLock(ctx, lockKey); err != nil {
+			return fmt.Errorf("lock identifier: %w", err)
+		}
+		matches, err := q.FhirResourceSearch(ctx, db.FhirResourceSearchParams{
+			TenantID: tenant, ResourceType: head.ResourceType,
+			Containment: identifierContainment(ident, false), MaxRows: 2,
+		})
+		if err != nil {
+			return fmt.Errorf("search by identifier: %w", err)
+		}
+		switch {
+		case len(matches) > 1:
+			return ErrMultipleMatches
+		case len(matches) == 1 && !update:
+			res = WriteResult{Resource: fromRow(matches[0]), Action: ActionUnchanged}
+			return nil
+		case len(matches) == 1:
+			res, err = s.put(ctx, q, tenant, head.ResourceType, matches[0].ID, body, &matches[0])
+			return err
+		default:
+			res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil)
+			return err
+		}
+	})
+	return res, err
+}
+
+// put writes a new version of (typ, id); prev is the current row, nil when there is none.
+// An update whose content equals the current version's is a no-op, so replays do not grow history.
+func (s *Store) put(ctx context.Context, q *db.Queries, tenant, typ, id string, body []byte, prev *db.FhirResource) (WriteResult, error) {
+	version := int64(1)
+	action := ActionCreated
+	if prev != nil {
+		if !prev.Deleted && sameContent(prev.Resource, body) {
+			return WriteResult{Resource: fromRow(*prev), Action: ActionUnchanged}, nil
+		}
+		version = prev.VersionID + 1
+		action = ActionUpdated
+	}
+	now := s.now().Truncate(time.Microsecond)
+	stamped, err := stamp(body, id, version, now)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if err := q.FhirResourceUpsert(ctx, db.FhirResourceUpsertParams{
+		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version, LastUpdated: now, Resource: stamped,
+	}); err != nil {
+		return WriteResult{}, fmt.Errorf("upsert %s/%s: %w", typ, id, err)
+	}
+	method := "POST"
+	if prev != nil {
+		method = "PUT"
+	}
+	if err := q.FhirResourceHistoryInsert(ctx, db.FhirResourceHistoryInsertParams{
+		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version, LastUpdated: now, Method: method, Resource: stamped,
+	}); err != nil {
+		return WriteResult{}, fmt.Errorf("insert history of %s/%s: %w", typ, id, err)
+	}
+	return WriteResult{
+		Resource: Resource{Type: typ, ID: id, VersionID: version, LastUpdated: now, Body: stamped},
+		Action:   action,
+	}, nil
+}
+
+// stamp sets id and meta.versionId/lastUpdated, keeping every other element as sent.
+func stamp(body []byte, id string, version int64, at time.Time) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", fhir.ErrInvalidResource, err)
+	}
+	meta := map[string]json.RawMessage{}
+	if raw, ok := m["meta"]; ok {
+		if err := json.Unmarshal(raw, &meta); err != nil {
+			return nil, fmt.Errorf("%w: meta: %v", fhir.ErrInvalidResource, err)
+		}
+	}
+	meta["versionId"] = mustJSON(strconv.FormatInt(version, 10))
+	meta["lastUpdated"] = mustJSON(at.Format(time.RFC3339Nano))
+	m["meta"] = mustJSON(meta)
+	m["id"] = mustJSON(id)
+	return json.Marshal(m)
+}
+
+// sameContent compares two resources ignoring id and meta.versionId/lastUpdated.
+func sameContent(stored, incoming []byte) bool {
+	a, errA := canonical(stored)
+	b, errB := canonical(incoming)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
+}
+
+func canonical(body []byte) ([]byte, error) {
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "id")
+	if meta, ok := m["meta"].(map[string]any); ok {
+		delete(meta, "versionId")
+		delete(meta, "lastUpdated")
+		if len(meta) == 0 {
+			delete(m, "meta")
+		}
+	}
+	return json.Marshal(m) // map keys marshal sorted, so equal content gives equal bytes
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(errors.Join(errors.New("marshal of a plain value failed"), err)) // strings and maps of RawMessage always marshal
+	}
+	return b
+}
+
+func identifierContainment(ident fhir.Identifier, anySystem bool) []byte {
+	entry := map[string]string{"value": ident.Value}
+	if !anySystem && ident.System != "" {
+		entry["system"] = ident.System
+	}
+	return mustJSON(map[string]any{"identifier": []any{entry}})
+}
+
+func fromRow(r db.FhirResource) Resource {
+	return Resource{Type: r.ResourceType, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Body: r.Resource}
+}

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS fhir_resource_history;
+DROP TABLE IF EXISTS fhir_resources;
