@@ -9,6 +9,41 @@ import (
 	"context"
 )
 
+const fhirRoutingRuleListEnabled = `-- name: FhirRoutingRuleListEnabled :many
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at FROM fhir_routing_rules WHERE tenant_id = $1 AND enabled ORDER BY resource_type, category
+`
+
+// A tenant's whole routing table.
+func (q *Queries) FhirRoutingRuleListEnabled(ctx context.Context, tenantID string) ([]FhirRoutingRule, error) {
+	rows, err := q.db.Query(ctx, fhirRoutingRuleListEnabled, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirRoutingRule{}
+	for rows.Next() {
+		var i FhirRoutingRule
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ResourceType,
+			&i.Category,
+			&i.OwnerURL,
+			&i.Enabled,
+			&i.Description,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const fhirRoutingRuleListForType = `-- name: FhirRoutingRuleListForType :many
 SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at FROM fhir_routing_rules
 WHERE tenant_id = $1 AND enabled AND resource_type IN ($2, '*')

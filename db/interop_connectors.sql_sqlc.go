@@ -231,6 +231,21 @@ func (q *Queries) ConnectorListActiveListeners(ctx context.Context) ([]InteropCo
 	return items, nil
 }
 
+const connectorSetListenAddr = `-- name: ConnectorSetListenAddr :exec
+UPDATE interop_connectors SET listen_host = $1, listen_port = $2 WHERE id = $3
+`
+
+type ConnectorSetListenAddrParams struct {
+	ListenHost *string
+	ListenPort *int32
+	ID         uuid.UUID
+}
+
+func (q *Queries) ConnectorSetListenAddr(ctx context.Context, arg ConnectorSetListenAddrParams) error {
+	_, err := q.db.Exec(ctx, connectorSetListenAddr, arg.ListenHost, arg.ListenPort, arg.ID)
+	return err
+}
+
 const connectorSetStatus = `-- name: ConnectorSetStatus :one
 UPDATE interop_connectors SET status = $1
 WHERE tenant_id = $2 AND id = $3

@@ -26,3 +26,6 @@ ORDER BY listen_port;
 UPDATE interop_connectors SET status = @status
 WHERE tenant_id = @tenant_id AND id = @id
 RETURNING *;
+
+-- name: ConnectorSetListenAddr :exec
+UPDATE interop_connectors SET listen_host = @listen_host, listen_port = @listen_port WHERE id = @id;

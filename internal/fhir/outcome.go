@@ -34,6 +34,7 @@ const (
 	IssueThrottled     IssueType = "throttled"
 	IssueException     IssueType = "exception"
 	IssueInformational IssueType = "informational"
+	IssueTooLong       IssueType = "too-long"
 )
 
 // OperationOutcome is the FHIR resource for errors and warnings.

@@ -53,7 +53,8 @@ func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ide
 	}
 	var res WriteResult
 	err = db.InTx(ctx, s.Pool, func(q *db.Queries) error {
-		lockKey := tenant + "\x00" + head.ResourceType + "\x00" + ident.Token()
+		// \x1f (unit separator): text values cannot hold NUL, and no tenant or type holds \x1f.
+		lockKey := tenant + "\x1f" + head.ResourceType + "\x1f" + ident.Token()
 		if err := q.AdvisoryXactLock(ctx, lockKey); err != nil {
 			return fmt.Errorf("lock identifier: %w", err)
 		}

@@ -1,0 +1,36 @@
+// Package activities implements the Temporal activities: the glue between the pure packages
+// (hl7v2, mapping, routing) and the database and network. Workflows call them through
+// `var a *activities.Activities`; every method classifies its errors at this boundary, so the
+// workflow's retry policy sees transient failures and stops at permanent ones.
+package activities
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nhp/interop/internal/store"
+)
+
+// Activities holds the dependencies of every activity; fields are set by the worker.
+type Activities struct {
+	Pool *pgxpool.Pool
+	// Store is the built-in FHIR store, the owner named "builtin" in routing rules.
+	Store *store.Store
+	// HTTP reaches external owners.
+	HTTP *http.Client
+	// DefaultOwner owns resource types that no routing rule of the tenant names.
+	DefaultOwner string
+	Logger       *slog.Logger
+}
+
+// Error types of non-retryable application errors: the retry policy stops at these, and
+// support staff see the type in the Temporal UI.
+const (
+	ErrTypeParse        = "HL7ParseError"
+	ErrTypeMapping      = "HL7MappingError"
+	ErrTypeRouting      = "FhirRoutingError"
+	ErrTypeOwnerRefused = "FhirOwnerRejected"
+	ErrTypeNotFound     = "MessageNotFound"
+)

@@ -1,0 +1,182 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
+	"github.com/nhp/interop/internal/outbox"
+)
+
+// MessageRef names one stored message and the attempt processing it. Workflows pass ids only:
+// HL7 and FHIR bodies are PHI and stay in the database, out of workflow histories.
+type MessageRef struct {
+	MessageID uuid.UUID
+	AttemptID uuid.UUID
+}
+
+// StartAttemptResult describes the attempt an InboundHL7 run opened.
+type StartAttemptResult struct {
+	AttemptID     uuid.UUID
+	AttemptNumber int32
+}
+
+// StartAttempt marks the message processing and opens its Hl7ProcessingAttempt for this
+// workflow run; a retry of the activity gets the same attempt back.
+func (a *Activities) StartAttempt(ctx context.Context, messageID uuid.UUID) (StartAttemptResult, error) {
+	info := activity.GetInfo(ctx)
+	var res StartAttemptResult
+	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+		if _, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: messageID, Status: db.Hl7MessageStatusProcessing}); err != nil {
+			return fmt.Errorf("mark message processing: %w", db.Interpret(err))
+		}
+		row, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{
+			MessageID: messageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
+		})
+		if err != nil {
+			return fmt.Errorf("open processing attempt: %w", err)
+		}
+		res = StartAttemptResult{AttemptID: row.ID, AttemptNumber: row.AttemptNumber}
+		return nil
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return res, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+	}
+	return res, err
+}
+
+// ParseResult is what the Parse step learnt, without PHI.
+type ParseResult struct {
+	MessageType string
+	Structure   string
+	Warnings    int
+}
+
+// ParseMessage parses the stored raw message. A message that cannot be parsed never will be:
+// the error is non-retryable and dead-letters the message.
+func (a *Activities) ParseMessage(ctx context.Context, ref MessageRef) (ParseResult, error) {
+	msg, err := a.loadParsed(ctx, ref.MessageID)
+	if err != nil {
+		return ParseResult{}, err
+	}
+	t := msg.Type()
+	return ParseResult{MessageType: t.String(), Structure: t.Structure, Warnings: len(msg.Problems())}, nil
+}
+
+// MapResult summarises the FHIR transaction Bundle the Map step stored on the attempt.
+type MapResult struct {
+	Entries int
+}
+
+// MapMessage maps the message to a FHIR transaction Bundle and stores it on the attempt, where
+// RouteBundle reads it.
+func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult, error) {
+	msg, err := a.loadParsed(ctx, ref.MessageID)
+	if err != nil {
+		return MapResult{}, err
+	}
+	bundle, err := mapping.Map(msg)
+	if err != nil {
+		return MapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMapping, err)
+	}
+	raw, err := json.Marshal(bundle)
+	if err != nil {
+		return MapResult{}, temporal.NewNonRetryableApplicationError("marshal mapped bundle", ErrTypeMapping, err)
+	}
+	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{ID: ref.AttemptID, MappedBundle: raw}); err != nil {
+		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
+	}
+	return MapResult{Entries: len(bundle.Entry)}, nil
+}
+
+func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, error) {
+	row, err := db.New(a.Pool).Hl7MessageGet(ctx, messageID)
+	if err != nil {
+		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+			return nil, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+		}
+		return nil, fmt.Errorf("load message: %w", err)
+	}
+	msg, err := hl7v2.Parse(row.Raw)
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
+	}
+	return msg, nil
+}
+
+// CompleteMessage records success: the message is processed, the attempt succeeded, and one
+// Hl7MessageProcessed event per linked resource — all in one transaction.
+func (a *Activities) CompleteMessage(ctx context.Context, ref MessageRef) error {
+	return db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+		msg, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: ref.MessageID, Status: db.Hl7MessageStatusProcessed})
+		if err != nil {
+			return fmt.Errorf("mark message processed: %w", err)
+		}
+		if err := q.Hl7ProcessingAttemptFinish(ctx, db.Hl7ProcessingAttemptFinishParams{ID: ref.AttemptID, Status: db.Hl7AttemptStatusSucceeded}); err != nil {
+			return fmt.Errorf("finish attempt: %w", err)
+		}
+		links, err := q.Hl7ResourceLinkListByMessage(ctx, ref.MessageID)
+		if err != nil {
+			return fmt.Errorf("list resource links: %w", err)
+		}
+		for _, l := range links {
+			if err := outbox.Emit(ctx, q, msg.TenantID, outbox.Hl7MessageProcessed, ref.MessageID.String(), map[string]any{
+				"messageId": ref.MessageID, "resourceType": l.ResourceType, "resourceId": l.ResourceID, "action": l.Action,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FailInput says why a message's processing stopped.
+type FailInput struct {
+	MessageRef
+	ErrorCode string
+	Detail    string
+	// DeadLetter is true when no retry will follow (non-retryable error or retries exhausted).
+	DeadLetter bool
+}
+
+// FailMessage records a failure: the attempt failed, the message failed or dead-lettered, and
+// Hl7MessageFailed (plus Hl7MessageDeadLettered) — in one transaction.
+func (a *Activities) FailMessage(ctx context.Context, in FailInput) error {
+	status := db.Hl7MessageStatusFailed
+	if in.DeadLetter {
+		status = db.Hl7MessageStatusDeadLettered
+	}
+	return db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+		msg, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{
+			ID: in.MessageID, Status: status, LastErrorCode: in.ErrorCode, LastError: in.Detail,
+		})
+		if err != nil {
+			return fmt.Errorf("mark message %s: %w", status, err)
+		}
+		if in.AttemptID != uuid.Nil {
+			if err := q.Hl7ProcessingAttemptFinish(ctx, db.Hl7ProcessingAttemptFinishParams{
+				ID: in.AttemptID, Status: db.Hl7AttemptStatusFailed, ErrorCode: in.ErrorCode, ErrorDetail: in.Detail,
+			}); err != nil {
+				return fmt.Errorf("finish attempt: %w", err)
+			}
+		}
+		id := in.MessageID.String()
+		if err := outbox.Emit(ctx, q, msg.TenantID, outbox.Hl7MessageFailed, id, map[string]any{
+			"messageId": in.MessageID, "errorCode": in.ErrorCode,
+		}); err != nil {
+			return err
+		}
+		if in.DeadLetter {
+			return outbox.Emit(ctx, q, msg.TenantID, outbox.Hl7MessageDeadLettered, id, map[string]any{"messageId": in.MessageID})
+		}
+		return nil
+	})
+}

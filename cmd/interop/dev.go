@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/config"
+	"github.com/nhp/interop/internal/outbox"
+	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/internal/temporaldev"
+	"github.com/nhp/interop/workflows"
+)
+
+type devCmd struct {
+	HTTPAddr string `name:"http-addr" help:"HTTP gateway address (env INTEROP_HTTP_ADDR, default 127.0.0.1:8080)."`
+	MLLPAddr string `name:"mllp-addr" help:"Default inbound MLLP connector address (env INTEROP_MLLP_ADDR, default 127.0.0.1:2575)."`
+	DataDir  string `name:"data-dir" help:"Data directory (env INTEROP_DATA_DIR, default ./.data)."`
+}
+
+// The connector `interop dev` seeds so that a message can be sent right away.
+const (
+	defaultTenant    = "default"
+	defaultFacility  = "default"
+	defaultConnector = "default-mllp"
+)
+
+func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
+	started := time.Now()
+	c := *cfg
+	if d.HTTPAddr != "" {
+		c.HTTPAddr = d.HTTPAddr
+	}
+	if d.MLLPAddr != "" {
+		c.MLLPAddr = d.MLLPAddr
+	}
+	if d.DataDir != "" {
+		c.DataDir = d.DataDir
+	}
+	if !envSet("INTEROP_LOG_FORMAT") {
+		c.LogFormat = "text"
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logger := newLogger(c)
+
+	if err := ensureDatabase(ctx, c.DatabaseURL); err != nil {
+		return err
+	}
+	if err := db.MigrateUp(c.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	reg := newRegistry()
+	temporalAddr := c.Temporal.Address
+	if temporalAddr == "" {
+		srv, err := temporaldev.Start(ctx, temporaldev.Options{
+			DatabaseURL:       c.DatabaseURL,
+			FrontendAddr:      c.Temporal.EmbeddedFrontendAddr,
+			UIAddr:            c.Temporal.EmbeddedUIAddr,
+			Namespace:         c.Temporal.Namespace,
+			SearchAttributes:  workflows.SearchAttributes(),
+			NumHistoryShards:  c.Temporal.HistoryShards,
+			DynamicConfigFile: c.Temporal.DynamicConfigFile,
+			Logger:            logger.With("component", "temporal-server"),
+		})
+		if err != nil {
+			return fmt.Errorf("start embedded temporal: %w", err)
+		}
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				logger.Warn("stop embedded temporal", "error", err)
+			}
+		}()
+		temporalAddr = srv.FrontendHostPort()
+	}
+	sdkMetrics, closeMetrics := temporalMetrics(reg)
+	defer closeMetrics()
+	tc, err := dialTemporal(ctx, temporalAddr, c.Temporal.Namespace, logger, sdkMetrics)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	if err := seedDefaultConnector(ctx, pool, c.MLLPAddr, logger); err != nil {
+		return err
+	}
+
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
+	w := s.newWorker()
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	go func() {
+		// Announce once the listeners have had their first reconciliation.
+		time.Sleep(300 * time.Millisecond)
+		logger.Info("interop dev is up",
+			"startup_seconds", strconv.FormatFloat(time.Since(started).Seconds(), 'f', 2, 64),
+			"fhir", c.BaseURL()+"/fhir", "admin", c.BaseURL()+"/admin",
+			"mllp", c.MLLPAddr, "temporal", temporalAddr, "temporal_ui", c.TemporalUIURL())
+	}()
+	return s.runGateway(ctx, readiness(pool, tc))
+}
+
+// seedDefaultConnector makes sure the default tenant has an active inbound MLLP connector on
+// mllpAddr. An existing one is kept (and its port moved when the address changed).
+func seedDefaultConnector(ctx context.Context, pool interface {
+	db.Beginner
+}, mllpAddr string, logger *slog.Logger) error {
+	host, portStr, err := net.SplitHostPort(mllpAddr)
+	if err != nil {
+		return fmt.Errorf("mllp address %q: %w", mllpAddr, err)
+	}
+	port64, err := strconv.ParseInt(portStr, 10, 32)
+	if err != nil {
+		return fmt.Errorf("mllp address %q: port: %w", mllpAddr, err)
+	}
+	port := int32(port64)
+	return db.InTx(ctx, pool, func(q *db.Queries) error {
+		conn, err := q.ConnectorGetByName(ctx, db.ConnectorGetByNameParams{TenantID: defaultTenant, Name: defaultConnector})
+		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+			settings, _ := json.Marshal(map[string]any{"readTimeoutSeconds": 600})
+			conn, err = q.ConnectorInsert(ctx, db.ConnectorInsertParams{
+				TenantID: defaultTenant, FacilityID: defaultFacility, Name: defaultConnector,
+				Protocol: db.ConnectorProtocolMllp, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
+				ListenHost: &host, ListenPort: &port, Settings: settings,
+			})
+			if err != nil {
+				return fmt.Errorf("seed default connector: %w", err)
+			}
+			logger.Info("seeded the default inbound MLLP connector", "connector_id", conn.ID, "addr", mllpAddr)
+		} else if err != nil {
+			return fmt.Errorf("look up default connector: %w", err)
+		}
+		if conn.ListenPort == nil || *conn.ListenPort != port || conn.ListenHost == nil || *conn.ListenHost != host {
+			if err := q.ConnectorSetListenAddr(ctx, db.ConnectorSetListenAddrParams{ID: conn.ID, ListenHost: &host, ListenPort: &port}); err != nil {
+				return fmt.Errorf("move default connector to %s: %w", mllpAddr, err)
+			}
+		}
+		if conn.Status == db.ConnectorStatusActive {
+			return nil
+		}
+		if _, err := q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: defaultTenant, ID: conn.ID, Status: db.ConnectorStatusActive}); err != nil {
+			if db.IsUniqueViolation(err, "") {
+				return fmt.Errorf("activate default connector on %s: another active connector holds that port or slot: %w", mllpAddr, err)
+			}
+			return fmt.Errorf("activate default connector: %w", err)
+		}
+		return outbox.Emit(ctx, q, defaultTenant, outbox.ConnectorActivated, conn.ID.String(), map[string]any{
+			"connectorId": conn.ID, "protocol": conn.Protocol,
+		})
+	})
+}

@@ -1,0 +1,82 @@
+// Command interop is the Interop Service: one binary whose subcommands run the whole service
+// on a laptop (dev), its production roles (gateway, worker), and its tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/nhp/interop/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type cli struct {
+	Dev     devCmd     `cmd:"" help:"Run everything in one process: embedded Temporal server and UI, migrations, worker, gateway and the default MLLP listener."`
+	Gateway gatewayCmd `cmd:"" help:"Run the HTTP gateway (FHIR, admin API) and the MLLP listeners against an external Temporal."`
+	Worker  workerCmd  `cmd:"" help:"Run the Temporal worker (workflows and activities)."`
+	Migrate migrateCmd `cmd:"" help:"Apply or revert the embedded database migrations."`
+	Token   tokenCmd   `cmd:"" help:"Print a signed bearer token for a tenant and scopes."`
+	Send    sendCmd    `cmd:"" help:"Send HL7 v2 messages over MLLP and print one line per ACK."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "interop: configuration: %v\n", err)
+		return 2
+	}
+	var c cli
+	parser, err := kong.New(&c,
+		kong.Name("interop"),
+		kong.Description("Interop Service: HL7 v2 over MLLP in, FHIR R4 out, as Temporal workflows."),
+		kong.UsageOnError(),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "interop: %v\n", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		parser.FatalIfErrorf(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	if err := kctx.Run(&cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "interop: %v\n", err)
+		var coded exitError
+		if errors.As(err, &coded) {
+			return coded.code
+		}
+		return 1
+	}
+	return 0
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run() error {
+	fmt.Println("interop", version)
+	return nil
+}
+
+// exitError carries a specific exit status (e.g. 1 from `send` when a message was not accepted).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mllp"
+)
+
+type sendCmd struct {
+	To      string        `required:"" placeholder:"HOST:PORT" help:"MLLP listener to send to."`
+	Timeout time.Duration `default:"30s" help:"How long to wait for each ACK."`
+	Files   []string      `arg:"" type:"existingfile" help:"Files holding one message, several messages, or an FHS/BHS batch."`
+}
+
+func (s sendCmd) Run(ctx context.Context) error {
+	client, err := mllp.Dial(ctx, s.To)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", s.To, err)
+	}
+	defer client.Close()
+	sent, refused := 0, 0
+	for _, path := range s.Files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		msgs := splitMessages(data)
+		if len(msgs) == 0 {
+			return fmt.Errorf("%s: no MSH segment found", path)
+		}
+		for _, msg := range msgs {
+			sendCtx, cancel := context.WithTimeout(ctx, s.Timeout)
+			reply, err := client.Send(sendCtx, msg)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("%s: send: %w", path, err)
+			}
+			sent++
+			ack, err := hl7v2.ParseAck(reply)
+			if err != nil {
+				refused++
+				fmt.Printf("%s\t?\tunreadable ACK: %v\n", path, err)
+				continue
+			}
+			fmt.Printf("%s\t%s\t%s\n", ack.ControlID, ack.Code, ack.Text)
+			if ack.Code != "AA" && ack.Code != "CA" {
+				refused++
+			}
+		}
+	}
+	if refused > 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("%d of %d messages were not accepted", refused, sent)}
+	}
+	return nil
+}
+
+// splitMessages cuts a file into messages at each MSH segment, normalising segment ends to CR
+// and dropping batch envelope segments (FHS, BHS, BTS, FTS).
+func splitMessages(data []byte) [][]byte {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\r"))
+	data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r"))
+	var msgs [][]byte
+	var cur []byte
+	for _, seg := range bytes.Split(data, []byte("\r")) {
+		seg = bytes.TrimRight(seg, " \t")
+		if len(seg) == 0 {
+			continue
+		}
+		name := string(seg[:min(3, len(seg))])
+		switch name {
+		case "FHS", "BHS", "BTS", "FTS":
+			continue
+		case "MSH":
+			if cur != nil {
+				msgs = append(msgs, cur)
+			}
+			cur = []byte{}
+		}
+		if cur == nil {
+			continue // bytes before the first MSH
+		}
+		cur = append(cur, seg...)
+		cur = append(cur, '\r')
+	}
+	if cur != nil {
+		msgs = append(msgs, cur)
+	}
+	return msgs
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+
+	"github.com/nhp/interop/activities"
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/internal/config"
+	"github.com/nhp/interop/internal/routing"
+	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/worker"
+)
+
+// services are the long-lived pieces one process shares between its roles.
+type services struct {
+	cfg      config.Config
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	registry *prometheus.Registry
+	temporal client.Client
+	store    *store.Store
+	// listenerAddrs is filled in by runGateway so callers (and tests) can learn bound ports.
+	listeners *gateway.Listeners
+}
+
+func (s *services) newWorker() sdkworker.Worker {
+	acts := &activities.Activities{
+		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
+		DefaultOwner: routing.Builtin, Logger: s.logger,
+	}
+	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, acts, worker.Options{})
+}
+
+// runGateway serves HTTP, the MLLP listeners and the workflow starter until ctx ends, then
+// drains them: HTTP first, then listeners (in-flight messages finish and are acknowledged),
+// then the starter.
+func (s *services) runGateway(ctx context.Context, ready func(context.Context) error) error {
+	verifier, err := signer(s.cfg)
+	if err != nil {
+		return err
+	}
+	metrics := gateway.NewMetrics(s.registry)
+	starter := &gateway.Starter{
+		Client: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue, Queries: db.New(s.pool),
+		Metrics: metrics, Logger: s.logger,
+	}
+	ingestor := &gateway.Ingestor{Pool: s.pool, Starter: starter, Metrics: metrics, Logger: s.logger}
+	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: "127.0.0.1"}
+
+	e := gateway.New(gateway.Deps{
+		Pool: s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
+		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
+		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
+	})
+	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server on %s: %w", s.cfg.HTTPAddr, err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		_ = s.listeners.Run(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		starter.Run(runCtx)
+	}()
+	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr)
+
+	<-runCtx.Done()
+	shutdownCtx, done := context.WithTimeout(context.Background(), config.ShutdownGrace)
+	defer done()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		s.logger.Warn("http shutdown", "error", err)
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func readiness(pool *pgxpool.Pool, c client.Client) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			return fmt.Errorf("temporal: %w", err)
+		}
+		return nil
+	}
+}
+
+// openPool connects to the service database.
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return db.Open(ctx, cfg.DatabaseURL)
+}

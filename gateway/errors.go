@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nhp/interop/internal/fhir"
+)
+
+// outcomeError is an error with the HTTP status and OperationOutcome it must be answered with.
+type outcomeError struct {
+	status  int
+	code    fhir.IssueType
+	message string
+}
+
+func (e *outcomeError) Error() string { return e.message }
+
+func newOutcome(status int, code fhir.IssueType, message string) error {
+	return &outcomeError{status: status, code: code, message: message}
+}
+
+// errorHandler renders every error as an OperationOutcome (JSON for /admin too, which speaks
+// the same shape), never an HTML page and never the text of an internal error.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		status, code, msg := http.StatusInternalServerError, fhir.IssueException, "internal error; the request id in X-Request-Id identifies it in the logs"
+		var oe *outcomeError
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &oe):
+			status, code, msg = oe.status, oe.code, oe.message
+		case errors.As(err, &he):
+			status = he.Code
+			code = issueForStatus(status)
+			msg = http.StatusText(status)
+			if s, ok := he.Message.(string); ok && status < 500 {
+				msg = s
+			}
+		}
+		if status >= 500 {
+			logger.Error("request failed", "method", c.Request().Method, "path", c.Path(), "status", status,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "error", err)
+		}
+		severity := fhir.SeverityError
+		if status >= 500 {
+			severity = fhir.SeverityFatal
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		c.Response().Header().Set(echo.HeaderContentType, fhir.MediaType+"; charset=utf-8")
+		_ = c.JSON(status, fhir.NewOutcome(severity, code, msg))
+	}
+}
+
+func issueForStatus(status int) fhir.IssueType {
+	switch status {
+	case http.StatusBadRequest:
+		return fhir.IssueInvalid
+	case http.StatusUnauthorized:
+		return fhir.IssueLogin
+	case http.StatusForbidden:
+		return fhir.IssueForbidden
+	case http.StatusNotFound:
+		return fhir.IssueNotFound
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return fhir.IssueNotSupported
+	case http.StatusConflict, http.StatusPreconditionFailed:
+		return fhir.IssueConflict
+	case http.StatusRequestEntityTooLarge:
+		return fhir.IssueTooLong
+	case http.StatusTooManyRequests:
+		return fhir.IssueThrottled
+	case http.StatusGatewayTimeout:
+		return fhir.IssueTimeout
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return fhir.IssueTransient
+	}
+	return fhir.IssueProcessing
+}

@@ -1,0 +1,128 @@
+// Package fhirclient writes to and reads from an owning FHIR service over HTTP. It reports an
+// owner's refusals as *OwnerError so callers can tell a permanent rejection (4xx) from a
+// transient failure (5xx, timeouts, refused connections) that is worth retrying.
+package fhirclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/nhp/interop/internal/fhir"
+)
+
+// Client talks to one owner's FHIR base URL.
+type Client struct {
+	BaseURL string
+	HTTP    *http.Client
+	// Authorization, when set, is sent as the Authorization header of every request.
+	Authorization string
+}
+
+// OwnerError is an owner's non-success answer.
+type OwnerError struct {
+	Status int
+	// Diagnostics is the first issue's text of the owner's OperationOutcome, if it sent one.
+	Diagnostics string
+}
+
+func (e *OwnerError) Error() string {
+	if e.Diagnostics != "" {
+		return fmt.Sprintf("owner answered %d: %s", e.Status, e.Diagnostics)
+	}
+	return fmt.Sprintf("owner answered %d", e.Status)
+}
+
+// Permanent reports whether resending the same request cannot succeed: a 4xx other than
+// 408 (timeout) and 429 (throttled).
+func (e *OwnerError) Permanent() bool {
+	return e.Status >= 400 && e.Status < 500 && e.Status != http.StatusRequestTimeout && e.Status != http.StatusTooManyRequests
+}
+
+// IsPermanent reports whether err is an owner's permanent refusal.
+func IsPermanent(err error) bool {
+	var oe *OwnerError
+	return errors.As(err, &oe) && oe.Permanent()
+}
+
+// WriteResult is what an owner reported about a write.
+type WriteResult struct {
+	ID        string
+	VersionID string
+	// Created is false when a conditional create found an existing resource.
+	Created bool
+}
+
+// ConditionalCreate POSTs body with If-None-Exist: identifier=<ident>.
+func (c *Client) ConditionalCreate(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier) (WriteResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(resourceType), bytes.NewReader(body))
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("If-None-Exist", "identifier="+url.QueryEscape(ident.Token()))
+	req.Header.Set("Prefer", "return=minimal")
+	resp, err := c.do(req)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	id, version := parseLocation(resp.Header.Get("Location"), resourceType)
+	if id == "" {
+		return WriteResult{}, fmt.Errorf("owner answered %d without a Location for %s", resp.StatusCode, resourceType)
+	}
+	return WriteResult{ID: id, VersionID: version, Created: resp.StatusCode == http.StatusCreated}, nil
+}
+
+func (c *Client) url(path string) string {
+	return strings.TrimRight(c.BaseURL, "/") + "/" + path
+}
+
+func (c *Client) do(req *http.Request) (*http.Response, error) {
+	req.Header.Set("Content-Type", fhir.MediaType)
+	req.Header.Set("Accept", fhir.MediaType)
+	if c.Authorization != "" {
+		req.Header.Set("Authorization", c.Authorization)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 {
+		return nil, &OwnerError{Status: resp.StatusCode, Diagnostics: diagnostics(body)}
+	}
+	return resp, nil
+}
+
+func diagnostics(body []byte) string {
+	var oo fhir.OperationOutcome
+	if json.Unmarshal(body, &oo) != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+		return ""
+	}
+	return oo.Issue[0].Diagnostics
+}
+
+// parseLocation reads "…/Type/id/_history/v" (absolute or relative).
+func parseLocation(loc, resourceType string) (id, version string) {
+	parts := strings.Split(strings.Trim(loc, "/"), "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == resourceType {
+			id = parts[i+1]
+			if i+3 < len(parts) && parts[i+2] == "_history" {
+				version = parts[i+3]
+			}
+			return id, version
+		}
+	}
+	return "", ""
+}

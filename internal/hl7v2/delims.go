@@ -1,0 +1,126 @@
+package hl7v2
+
+import "fmt"
+
+// Delimiters are the separator characters a message declares in MSH-1 and
+// MSH-2. Every message carries its own set; nothing in this package assumes
+// the defaults once a message has been read.
+type Delimiters struct {
+	Field        byte // MSH-1, usually '|'
+	Component    byte // MSH-2[0], usually '^'
+	Repetition   byte // MSH-2[1], usually '~'
+	Escape       byte // MSH-2[2], usually '\'
+	Subcomponent byte // MSH-2[3], usually '&'
+	// Truncation is MSH-2[4], introduced in v2.7 (usually '#'); 0 when
+	// MSH-2 has only four characters.
+	Truncation byte
+}
+
+// DefaultDelimiters is the set HL7 recommends (`|^~\&`); it is used for
+// messages built without explicit delimiters and to fill in characters a
+// short MSH-2 leaves out.
+var DefaultDelimiters = Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '\\', Subcomponent: '&'}
+
+// EncodingCharacters returns MSH-2 for these delimiters: four characters,
+// or five when a truncation character is set.
+func (d Delimiters) EncodingCharacters() string {
+	b := []byte{d.Component, d.Repetition, d.Escape, d.Subcomponent}
+	if d.Truncation != 0 {
+		b = append(b, d.Truncation)
+	}
+	return string(b)
+}
+
+// Validate reports whether the delimiters can encode a message unambiguously:
+// each must be printable ASCII punctuation (so it can never appear inside a
+// UTF-8 multi-byte sequence or be confused with data letters) and all must
+// differ. Truncation may be 0.
+func (d Delimiters) Validate() error {
+	chars := [...]byte{d.Field, d.Component, d.Repetition, d.Escape, d.Subcomponent, d.Truncation}
+	names := [...]string{"field", "component", "repetition", "escape", "subcomponent", "truncation"}
+	for i, c := range chars {
+		if c == 0 && i == len(chars)-1 {
+			continue
+		}
+		if !isDelimiterChar(c) {
+			return fmt.Errorf("%s separator %q: %w", names[i], c, ErrBadDelimiters)
+		}
+		for j := 0; j < i; j++ {
+			if chars[j] == c {
+				return fmt.Errorf("%s and %s separators are both %q: %w", names[j], names[i], c, ErrBadDelimiters)
+			}
+		}
+	}
+	return nil
+}
+
+func isDelimiterChar(c byte) bool {
+	return c > ' ' && c < 0x7f && !isAlnum(c)
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// isSpecial reports whether c must be escaped in a value.
+func (d Delimiters) isSpecial(c byte) bool {
+	return c == d.Field || c == d.Component || c == d.Repetition || c == d.Escape ||
+		c == d.Subcomponent || (c == d.Truncation && c != 0) || c == '\r' || c == '\n'
+}
+
+// readDelimiters reads MSH-1 and MSH-2 from a header segment line ("MSH",
+// "FHS" or "BHS" followed by the field separator). It returns the delimiters
+// and problems found; the caller adds offsets. Fatal conditions return a
+// *ParseError with an offset relative to line.
+func readDelimiters(line string) (Delimiters, []Problem, error) {
+	name := line[:3]
+	if len(line) < 4 {
+		return Delimiters{}, nil, &ParseError{Err: ErrShortMSH, Location: Location{Segment: name, Field: 1}, Offset: len(line)}
+	}
+	d := DefaultDelimiters
+	d.Field = line[3]
+	enc := line[4:]
+	for i := 0; i < len(enc); i++ {
+		if enc[i] == d.Field || enc[i] == '\r' || enc[i] == '\n' {
+			enc = enc[:i]
+			break
+		}
+	}
+	var probs []Problem
+	loc := Location{Segment: name, Field: 2}
+	// `^~\\&`: senders that escape backslashes in source code once too often.
+	// Reading the second backslash as the subcomponent separator would make
+	// escape and subcomponent equal, so drop it.
+	if len(enc) >= 4 && enc[2] == enc[3] {
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemDoubledEscape,
+			Message: fmt.Sprintf("MSH-2 %q repeats the escape character; read as %q", enc, enc[:3]+enc[4:])})
+		enc = enc[:3] + enc[4:]
+	}
+	switch {
+	case len(enc) < 4:
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemShortEncoding,
+			Message: fmt.Sprintf("MSH-2 %q has %d of 4 encoding characters; defaults used for the rest", enc, len(enc))})
+	case len(enc) > 5:
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemLongEncoding,
+			Message: fmt.Sprintf("MSH-2 %q has more than 5 encoding characters; extra ignored", enc)})
+	}
+	targets := [...]*byte{&d.Component, &d.Repetition, &d.Escape, &d.Subcomponent, &d.Truncation}
+	for i := 0; i < len(enc) && i < len(targets); i++ {
+		*targets[i] = enc[i]
+	}
+	if err := d.Validate(); err != nil {
+		return Delimiters{}, probs, &ParseError{Err: ErrBadDelimiters, Location: loc, Offset: 3, Detail: fmt.Sprintf("MSH-1 %q, MSH-2 %q: %v", d.Field, enc, trimSentinel(err))}
+	}
+	return d, probs, nil
+}
+
+// trimSentinel drops the wrapped sentinel's text so ParseError does not
+// print it twice.
+func trimSentinel(err error) string {
+	s := err.Error()
+	const suffix = ": " + "hl7v2: invalid delimiters in MSH-1/MSH-2"
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)]
+	}
+	return s
+}

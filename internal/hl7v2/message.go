@@ -1,0 +1,415 @@
+package hl7v2
+
+import (
+	"iter"
+	"strings"
+	"time"
+)
+
+// Message is a parsed or built HL7 v2 message: an ordered list of segments
+// sharing one set of delimiters. Field values stay encoded (escaped) in
+// memory and are decoded on access, which keeps parsing cheap and lets an
+// unmodified message encode back byte for byte.
+//
+// A Message is safe for concurrent reads; writes (Set, SetRaw, AddSegment)
+// need external synchronisation.
+type Message struct {
+	d        Delimiters
+	segs     []*Segment
+	problems []Problem
+	loc      *time.Location
+}
+
+// Delimiters returns the message's delimiters.
+func (m *Message) Delimiters() Delimiters { return m.d }
+
+// Problems returns what Parse noticed and worked around, in input order.
+// The slice is shared; do not modify it.
+func (m *Message) Problems() []Problem { return m.problems }
+
+// HasErrors reports whether any problem has Error severity or worse, i.e.
+// the message is not well-formed even though it could be read.
+func (m *Message) HasErrors() bool {
+	for _, p := range m.problems {
+		if p.Severity >= SeverityError {
+			return true
+		}
+	}
+	return false
+}
+
+// Segments returns the segments with the given ID in message order, or all
+// segments when name is "". The slice is fresh; the segments are shared.
+func (m *Message) Segments(name string) []*Segment {
+	if name == "" {
+		out := make([]*Segment, len(m.segs))
+		copy(out, m.segs)
+		return out
+	}
+	var out []*Segment
+	for _, s := range m.segs {
+		if s.fields[0] == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Segment returns the n-th (1-based) segment with the given ID, or nil.
+func (m *Message) Segment(name string, n int) *Segment {
+	for _, s := range m.segs {
+		if s.fields[0] == name {
+			if n--; n <= 0 {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// Get returns the decoded value at a terser path such as "PID-5",
+// "PID-3(2).1", "OBX(3)-5" or "PID-5.1.2", or "" when there is none.
+//
+// Terser semantics: unspecified repetition, component and subcomponent mean
+// the first one, so Get always yields one leaf value — Get("PID-5") is the
+// family name, not "DOE^JOHN". Use Raw for the encoded text of a whole
+// field or component. MSH-1 and MSH-2 return the delimiter characters as is.
+func (m *Message) Get(path string) string {
+	v, _ := m.Lookup(path)
+	return v
+}
+
+// Lookup is Get that also reports whether the path exists. A present but
+// empty value is ("", true); a segment, field, repetition or component
+// beyond what the message has, or a malformed path, is ("", false).
+func (m *Message) Lookup(path string) (string, bool) {
+	l, err := ParsePath(path)
+	if err != nil {
+		return "", false
+	}
+	s := m.Segment(l.Segment, max(l.SegmentIndex, 1))
+	if s == nil {
+		return "", false
+	}
+	if l.Field == 0 {
+		return "", true
+	}
+	return s.lookup(l, true)
+}
+
+// Raw returns the encoded text at a path, escapes and delimiters intact:
+// "PID-3" is the whole field with every repetition, "PID-3(2)" one
+// repetition, "PID-5.1" one component. A bare segment ID gives the whole
+// segment. Missing paths give "".
+func (m *Message) Raw(path string) string {
+	l, err := ParsePath(path)
+	if err != nil {
+		return ""
+	}
+	s := m.Segment(l.Segment, max(l.SegmentIndex, 1))
+	if s == nil {
+		return ""
+	}
+	if l.Field == 0 {
+		return s.Raw()
+	}
+	v, _ := s.lookup(l, false)
+	return v
+}
+
+// Segment is one segment of a Message. Field numbers are HL7's: for
+// MSH (and FHS/BHS) field 1 is the field separator itself and field 2 the
+// encoding characters.
+type Segment struct {
+	fields []string // fields[0] is the segment ID; fields[n] is field n, encoded
+	d      Delimiters
+	header bool // MSH/FHS/BHS numbering
+	seq    int  // occurrence among segments with the same ID, 1-based
+}
+
+// Name returns the segment ID, e.g. "PID".
+func (s *Segment) Name() string { return s.fields[0] }
+
+// Index returns the segment's occurrence number among segments with the
+// same ID (1 for the first OBX, 3 for the third).
+func (s *Segment) Index() int { return s.seq }
+
+// Location returns the segment's location, for problems and ACK errors.
+func (s *Segment) Location() Location { return Location{Segment: s.fields[0], SegmentIndex: s.seq} }
+
+// NumFields returns the number of the last field present (trailing empty
+// fields included, as written).
+func (s *Segment) NumFields() int { return len(s.fields) - 1 }
+
+// Field returns field n (1-based); a missing field is the zero Field.
+func (s *Segment) Field(n int) Field {
+	if n < 1 || n >= len(s.fields) {
+		return Field{}
+	}
+	if s.header && n <= 2 {
+		return Field{raw: s.fields[n]} // no delimiters: never split or unescaped
+	}
+	return Field{raw: s.fields[n], d: s.d}
+}
+
+// Fields iterates over the fields with their 1-based numbers.
+func (s *Segment) Fields() iter.Seq2[int, Field] {
+	return func(yield func(int, Field) bool) {
+		for n := 1; n < len(s.fields); n++ {
+			if !yield(n, s.Field(n)) {
+				return
+			}
+		}
+	}
+}
+
+// Get returns the decoded value at a path relative to the segment, such as
+// "5", "5.1", "3(2).1" or "5.1.2", with the terser semantics of Message.Get.
+func (s *Segment) Get(path string) string {
+	v, _ := s.Lookup(path)
+	return v
+}
+
+// Lookup is Get that also reports whether the path exists.
+func (s *Segment) Lookup(path string) (string, bool) {
+	var l Location
+	if parseFieldPath(path, &l) != nil {
+		return "", false
+	}
+	return s.lookup(l, true)
+}
+
+// Raw returns the encoded segment, without terminator.
+func (s *Segment) Raw() string { return string(s.appendTo(nil)) }
+
+// lookup resolves l's field part. leaf selects terser semantics (descend to
+// the first leaf and unescape); otherwise the encoded text at the deepest
+// level named is returned.
+func (s *Segment) lookup(l Location, leaf bool) (string, bool) {
+	if l.Field < 1 || l.Field >= len(s.fields) {
+		return "", false
+	}
+	f := s.Field(l.Field)
+	r, c, sc := levels(l, leaf)
+	v, ok := f.raw, true
+	if r > 0 {
+		v, ok = nth(v, f.d.Repetition, r)
+	}
+	if ok && c > 0 {
+		v, ok = nth(v, f.d.Component, c)
+	}
+	if ok && sc > 0 {
+		v, ok = nth(v, f.d.Subcomponent, sc)
+	}
+	if !ok {
+		return "", false
+	}
+	if leaf {
+		v = f.d.UnescapeValue(v)
+	}
+	return v, true
+}
+
+// levels fills in the repetition, component and subcomponent a path means:
+// for leaf access every unspecified level is the first; for raw access only
+// the levels above the deepest one named are.
+func levels(l Location, leaf bool) (r, c, sc int) {
+	r, c, sc = l.Repetition, l.Component, l.Subcomponent
+	if leaf {
+		return max(r, 1), max(c, 1), max(sc, 1)
+	}
+	if sc > 0 && c == 0 {
+		c = 1
+	}
+	if c > 0 && r == 0 {
+		r = 1
+	}
+	return r, c, sc
+}
+
+// fieldOffset returns the byte offset of field n within the encoded segment.
+func (s *Segment) fieldOffset(n int) int {
+	off := len(s.fields[0])
+	for i := 1; i <= n && i < len(s.fields); i++ {
+		if !s.header || i > 2 {
+			off++ // separator before field i
+		}
+		if i < n {
+			off += len(s.fields[i])
+		}
+	}
+	return off
+}
+
+// nth returns the n-th (1-based) part of s split on sep, and whether it
+// exists. With sep 0 (no such delimiter) s is a single part.
+func nth(s string, sep byte, n int) (string, bool) {
+	if n < 1 {
+		return "", false
+	}
+	if sep == 0 {
+		return s, n == 1
+	}
+	for ; n > 1; n-- {
+		i := strings.IndexByte(s, sep)
+		if i < 0 {
+			return "", false
+		}
+		s = s[i+1:]
+	}
+	if i := strings.IndexByte(s, sep); i >= 0 {
+		s = s[:i]
+	}
+	return s, true
+}
+
+// count returns how many parts s has when split on sep; "" has none.
+func count(s string, sep byte) int {
+	switch {
+	case s == "":
+		return 0
+	case sep == 0:
+		return 1
+	}
+	return strings.Count(s, string(sep)) + 1
+}
+
+// parts iterates over the parts of s split on sep, numbered from 1.
+func parts(s string, sep byte, yield func(int, string) bool) {
+	if s == "" {
+		return
+	}
+	for n := 1; ; n++ {
+		i := -1
+		if sep != 0 {
+			i = strings.IndexByte(s, sep)
+		}
+		if i < 0 {
+			yield(n, s)
+			return
+		}
+		if !yield(n, s[:i]) {
+			return
+		}
+		s = s[i+1:]
+	}
+}
+
+// Null is HL7's explicit null, `""`: the sender asks the receiver to delete
+// the stored value, which differs from an empty field (leave it unchanged).
+// Values keep it verbatim; compare against Null or use IsNull.
+const Null = `""`
+
+// Field is one field of a segment, possibly with repetitions. It is a small
+// value (the encoded text plus delimiters) and costs nothing to copy.
+type Field struct {
+	raw string
+	d   Delimiters
+}
+
+// Raw returns the encoded field, repetitions and escapes intact.
+func (f Field) Raw() string { return f.raw }
+
+// Value returns the decoded first subcomponent of the first component of
+// the first repetition — the whole value for simple types like ST or ID.
+func (f Field) Value() string { return f.Repetition(1).Value() }
+
+// IsEmpty reports whether the field has no content.
+func (f Field) IsEmpty() bool { return f.raw == "" }
+
+// IsNull reports whether the field is the explicit null `""`.
+func (f Field) IsNull() bool { return f.raw == Null }
+
+// NumRepetitions returns the number of repetitions; 0 for an empty field.
+func (f Field) NumRepetitions() int { return count(f.raw, f.d.Repetition) }
+
+// Repetition returns repetition n (1-based), or the zero value.
+func (f Field) Repetition(n int) Repetition {
+	v, _ := nth(f.raw, f.d.Repetition, n)
+	return Repetition{raw: v, d: f.d}
+}
+
+// Component returns component n of the first repetition, a shortcut for
+// fields that do not repeat.
+func (f Field) Component(n int) Component { return f.Repetition(1).Component(n) }
+
+// Repetitions iterates over the repetitions, numbered from 1.
+func (f Field) Repetitions() iter.Seq2[int, Repetition] {
+	return func(yield func(int, Repetition) bool) {
+		parts(f.raw, f.d.Repetition, func(n int, s string) bool { return yield(n, Repetition{raw: s, d: f.d}) })
+	}
+}
+
+// Repetition is one occurrence of a repeating field.
+type Repetition struct {
+	raw string
+	d   Delimiters
+}
+
+// Raw returns the encoded repetition.
+func (r Repetition) Raw() string { return r.raw }
+
+// Value returns the decoded first subcomponent of the first component.
+func (r Repetition) Value() string { return r.Component(1).Value() }
+
+// IsEmpty reports whether the repetition has no content.
+func (r Repetition) IsEmpty() bool { return r.raw == "" }
+
+// NumComponents returns the number of components; 0 when empty.
+func (r Repetition) NumComponents() int { return count(r.raw, r.d.Component) }
+
+// Component returns component n (1-based), or the zero value.
+func (r Repetition) Component(n int) Component {
+	v, _ := nth(r.raw, r.d.Component, n)
+	return Component{raw: v, d: r.d}
+}
+
+// Components iterates over the components, numbered from 1.
+func (r Repetition) Components() iter.Seq2[int, Component] {
+	return func(yield func(int, Component) bool) {
+		parts(r.raw, r.d.Component, func(n int, s string) bool { return yield(n, Component{raw: s, d: r.d}) })
+	}
+}
+
+// Component is one component of a repetition.
+type Component struct {
+	raw string
+	d   Delimiters
+}
+
+// Raw returns the encoded component, subcomponent separators included.
+func (c Component) Raw() string { return c.raw }
+
+// Value returns the decoded first subcomponent.
+func (c Component) Value() string { return c.Subcomponent(1) }
+
+// IsEmpty reports whether the component has no content.
+func (c Component) IsEmpty() bool { return c.raw == "" }
+
+// NumSubcomponents returns the number of subcomponents; 0 when empty.
+func (c Component) NumSubcomponents() int { return count(c.raw, c.d.Subcomponent) }
+
+// Subcomponent returns subcomponent n (1-based), decoded, or "".
+func (c Component) Subcomponent(n int) string {
+	v, _ := nth(c.raw, c.d.Subcomponent, n)
+	return c.d.UnescapeValue(v)
+}
+
+// Subcomponents iterates over the decoded subcomponents, numbered from 1.
+func (c Component) Subcomponents() iter.Seq2[int, string] {
+	return func(yield func(int, string) bool) {
+		parts(c.raw, c.d.Subcomponent, func(n int, s string) bool { return yield(n, c.d.UnescapeValue(s)) })
+	}
+}
+
+// String implements fmt.Stringer for debugging: segments joined by "\n".
+func (m *Message) String() string {
+	var b strings.Builder
+	for i, s := range m.segs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.Write(s.appendTo(nil))
+	}
+	return b.String()
+}

@@ -1,0 +1,14 @@
+// Package temporaldev runs a complete Temporal server (frontend, history,
+// matching and worker services) plus the Temporal Web UI inside the current
+// process, persisting to PostgreSQL.
+//
+// It exists so that `interop dev` and the integration tests need nothing but a
+// PostgreSQL cluster: Start creates the server's databases and migrates their
+// schemas with the server's own schema tooling, starts the server, registers
+// the namespace and custom search attributes, and serves the UI. Everything is
+// idempotent, so a second Start on the same databases keeps all workflow
+// history.
+//
+// This is a development server: a single process, no TLS, no authorization,
+// archival and metrics disabled. Do not use it in production.
+package temporaldev

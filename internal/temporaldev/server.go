@@ -1,0 +1,198 @@
+package temporaldev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/temporal"
+)
+
+// Server is a running Temporal server and, optionally, its Web UI.
+type Server struct {
+	server    temporal.Server
+	ui        *webUI
+	frontend  string
+	namespace string
+	logger    *slog.Logger
+	// stopDynConfig ends the dynamic config file poller.
+	stopDynConfig chan any
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start prepares the databases, starts the server, waits until its frontend
+// answers, registers the namespace and search attributes, then starts the UI.
+// ctx bounds the waiting; Options.StartTimeout applies when ctx has no
+// deadline. On error everything started so far is stopped again.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("temporaldev options: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.StartTimeout)
+		defer cancel()
+	}
+	target, err := parseDatabaseURL(o.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	logger := newServerLogger(o.Logger, o.ServerLogLevel)
+
+	if err := ensureSchemas(target, o.DatabaseName, o.VisibilityDatabaseName, logger); err != nil {
+		return nil, fmt.Errorf("prepare databases: %w", err)
+	}
+	if err := forgetPreviousMembers(target, o.DatabaseName, logger); err != nil {
+		return nil, fmt.Errorf("reset cluster membership: %w", err)
+	}
+
+	ep, err := pickEndpoints(o.FrontendAddr)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		frontend:      ep.frontendDial,
+		namespace:     o.Namespace,
+		logger:        o.Logger,
+		stopDynConfig: make(chan any),
+	}
+	srv, err := newTemporalServer(o, target, ep, logger, s.stopDynConfig)
+	if err != nil {
+		close(s.stopDynConfig)
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		close(s.stopDynConfig)
+		return nil, fmt.Errorf("start temporal server: %w", err)
+	}
+	s.server = srv
+
+	if err := s.initialize(ctx, o); err != nil {
+		return nil, errors.Join(err, s.Stop())
+	}
+	return s, nil
+}
+
+func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger, done chan any) (temporal.Server, error) {
+	cfg := serverConfig(o, t, ep)
+	dc, err := newDynamicConfig(o, logger, done)
+	if err != nil {
+		return nil, err
+	}
+	// Authorization is off (noop authorizer and claim mapper from the empty
+	// config), which is what a laptop dev server wants.
+	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("create authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("create claim mapper: %w", err)
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(cfg),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dc),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create temporal server: %w", err)
+	}
+	return srv, nil
+}
+
+// initialize runs the post-start steps that need a live frontend.
+func (s *Server) initialize(ctx context.Context, o Options) error {
+	// Lazy, because the frontend may not accept connections yet; the health
+	// check below is what waits for it.
+	c, err := client.NewLazyClient(s.clientOptions(client.Options{Namespace: o.Namespace}))
+	if err != nil {
+		return fmt.Errorf("create temporal client: %w", err)
+	}
+	defer c.Close()
+
+	if err := waitForFrontend(ctx, c); err != nil {
+		return fmt.Errorf("wait for temporal frontend at %s: %w", s.frontend, err)
+	}
+	if err := ensureNamespace(ctx, c, o.Namespace, o.NamespaceRetention); err != nil {
+		return fmt.Errorf("register namespace %q: %w", o.Namespace, err)
+	}
+	if err := ensureSearchAttributes(ctx, c, o.Namespace, o.SearchAttributes); err != nil {
+		return fmt.Errorf("register search attributes on %q: %w", o.Namespace, err)
+	}
+	if o.uiEnabled() {
+		ui, err := startUI(o.UIAddr, s.frontend, o.Namespace, o.Logger)
+		if err != nil {
+			return fmt.Errorf("start temporal ui: %w", err)
+		}
+		s.ui = ui
+	}
+	return nil
+}
+
+// FrontendHostPort returns the host:port clients dial to reach the frontend.
+func (s *Server) FrontendHostPort() string { return s.frontend }
+
+// Namespace returns the namespace registered by Start.
+func (s *Server) Namespace() string { return s.namespace }
+
+// UIURL returns the Web UI's base URL, or "" when the UI is disabled.
+func (s *Server) UIURL() string {
+	if s.ui == nil {
+		return ""
+	}
+	return s.ui.url
+}
+
+// NewClient dials the server. HostPort is always this server's frontend;
+// Namespace defaults to the server's namespace and Logger to the server's
+// slog logger at warn level, so callers only set what they care about.
+func (s *Server) NewClient(ctx context.Context, opts client.Options) (client.Client, error) {
+	c, err := client.DialContext(ctx, s.clientOptions(opts))
+	if err != nil {
+		return nil, fmt.Errorf("dial temporal frontend at %s: %w", s.frontend, err)
+	}
+	return c, nil
+}
+
+func (s *Server) clientOptions(opts client.Options) client.Options {
+	opts.HostPort = s.frontend
+	if opts.Namespace == "" {
+		opts.Namespace = s.namespace
+	}
+	if opts.Logger == nil {
+		// The SDK logs every connection at info; warn keeps dev output calm.
+		opts.Logger = sdklog.NewStructuredLogger(slog.New(minLevelHandler{inner: s.logger.Handler(), min: slog.LevelWarn}))
+	}
+	return opts
+}
+
+// Stop stops the UI, then the server. It is safe to call more than once;
+// later calls return the first call's result.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		if s.ui != nil {
+			if err := s.ui.stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stop temporal ui: %w", err))
+			}
+		}
+		if err := s.server.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop temporal server: %w", err))
+		}
+		close(s.stopDynConfig)
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}

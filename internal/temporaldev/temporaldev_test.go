@@ -1,0 +1,230 @@
+package temporaldev_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/nhp/interop/internal/temporaldev"
+)
+
+const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+func searchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		"InteropTenant":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"InteropConnector":   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"InteropMessageType": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		"InteropStatus":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	}
+}
+
+func greet(ctx workflow.Context, name string) (string, error) {
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 10 * time.Second,
+	})
+	var out string
+	err := workflow.ExecuteLocalActivity(ctx, greeting, name).Get(ctx, &out)
+	return out, err
+}
+
+func greeting(_ context.Context, name string) (string, error) {
+	return "hello " + name, nil
+}
+
+func TestServerLifecycle(t *testing.T) {
+	dbURL := os.Getenv("TEST_DATABASE_URL")
+	if dbURL == "" {
+		dbURL = defaultTestDatabaseURL
+	}
+	admin := connectOrSkip(t, dbURL)
+
+	prefix := "itest_" + randomSuffix(t)
+	opts := temporaldev.Options{
+		DatabaseURL:            dbURL,
+		DatabaseName:           prefix + "_temporal",
+		VisibilityDatabaseName: prefix + "_temporal_visibility",
+		FrontendAddr:           "127.0.0.1:0",
+		UIAddr:                 "127.0.0.1:0",
+		SearchAttributes:       searchAttributes(),
+		Logger:                 slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, db := range []string{opts.DatabaseName, opts.VisibilityDatabaseName} {
+			_, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
+			require.NoError(t, err)
+		}
+		require.NoError(t, admin.Close(ctx))
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	began := time.Now()
+	srv, err := temporaldev.Start(ctx, opts)
+	require.NoError(t, err)
+	t.Logf("first start (empty databases) took %s", time.Since(began))
+	t.Cleanup(func() { _ = srv.Stop() })
+
+	require.Equal(t, "default", srv.Namespace())
+	require.NotEmpty(t, srv.UIURL())
+
+	c, err := srv.NewClient(ctx, client.Options{})
+	require.NoError(t, err)
+
+	requireNamespaceAndSearchAttributes(ctx, t, c)
+
+	run := runGreeting(ctx, t, c, "greet-"+prefix)
+	c.Close()
+
+	requireUIServesHTML(ctx, t, srv.UIURL())
+
+	began = time.Now()
+	require.NoError(t, srv.Stop())
+	t.Logf("stop took %s", time.Since(began))
+	require.NoError(t, srv.Stop(), "second Stop must be a no-op")
+
+	// Restart on the same databases: everything must still be there.
+	began = time.Now()
+	srv2, err := temporaldev.Start(ctx, opts)
+	require.NoError(t, err)
+	t.Logf("restart (existing databases) took %s", time.Since(began))
+	t.Cleanup(func() { _ = srv2.Stop() })
+
+	c2, err := srv2.NewClient(ctx, client.Options{})
+	require.NoError(t, err)
+	defer c2.Close()
+
+	desc, err := c2.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	require.NoError(t, err)
+	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
+
+	requireNamespaceAndSearchAttributes(ctx, t, c2)
+
+	// Visibility survived too, including the custom search attribute value.
+	require.Eventually(t, func() bool {
+		resp, err := c2.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: `InteropTenant = "acme"`,
+		})
+		return err == nil && len(resp.GetExecutions()) == 1 &&
+			resp.GetExecutions()[0].GetExecution().GetRunId() == run.GetRunID()
+	}, 30*time.Second, 200*time.Millisecond)
+
+	// The restarted server must also accept new work, not just serve reads.
+	runGreeting(ctx, t, c2, "greet-again-"+prefix)
+
+	requireUIServesHTML(ctx, t, srv2.UIURL())
+	t.Logf("checks after restart done")
+	began = time.Now()
+	require.NoError(t, srv2.Stop())
+	t.Logf("second stop took %s", time.Since(began))
+}
+
+func TestStartRejectsBadOptions(t *testing.T) {
+	ctx := context.Background()
+	_, err := temporaldev.Start(ctx, temporaldev.Options{})
+	require.ErrorContains(t, err, "database url is required")
+
+	_, err = temporaldev.Start(ctx, temporaldev.Options{DatabaseURL: "mysql://root@localhost/x"})
+	require.ErrorContains(t, err, "unsupported scheme")
+
+	_, err = temporaldev.Start(ctx, temporaldev.Options{
+		DatabaseURL:            defaultTestDatabaseURL,
+		DatabaseName:           "same",
+		VisibilityDatabaseName: "same",
+	})
+	require.ErrorContains(t, err, "must differ")
+}
+
+// runGreeting runs greet on a fresh worker and returns the completed run.
+func runGreeting(ctx context.Context, t *testing.T, c client.Client, id string) client.WorkflowRun {
+	t.Helper()
+	began := time.Now()
+	const taskQueue = "temporaldev-test"
+	w := worker.New(c, taskQueue, worker.Options{})
+	w.RegisterWorkflow(greet)
+	require.NoError(t, w.Start())
+	defer w.Stop()
+
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: taskQueue,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			temporal.NewSearchAttributeKeyKeyword("InteropTenant").ValueSet("acme"),
+		),
+	}, greet, "interop")
+	require.NoError(t, err)
+	var out string
+	require.NoError(t, run.Get(ctx, &out))
+	require.Equal(t, "hello interop", out)
+	t.Logf("workflow %s completed in %s", id, time.Since(began))
+	return run
+}
+
+func requireNamespaceAndSearchAttributes(ctx context.Context, t *testing.T, c client.Client) {
+	t.Helper()
+	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "default"})
+	require.NoError(t, err)
+	require.Equal(t, 72*time.Hour, ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration())
+
+	sa, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "default"})
+	require.NoError(t, err)
+	for name, typ := range searchAttributes() {
+		require.Equal(t, typ, sa.GetCustomAttributes()[name], "search attribute %s", name)
+	}
+}
+
+func requireUIServesHTML(ctx context.Context, t *testing.T, url string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+	require.Contains(t, strings.ToLower(string(body)), "<html")
+}
+
+func connectOrSkip(t *testing.T, dbURL string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", dbURL, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", dbURL, err)
+	}
+	return conn
+}
+
+func randomSuffix(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return hex.EncodeToString(b)
+}

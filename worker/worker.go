@@ -1,0 +1,44 @@
+// Package worker registers the workflows and activities on their task queue and sets the
+// worker options. Both `interop worker` and `interop dev` run it.
+package worker
+
+import (
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/nhp/interop/activities"
+	"github.com/nhp/interop/workflows"
+)
+
+// Options tune the worker's concurrency; zero values take the SDK's defaults.
+type Options struct {
+	MaxConcurrentActivities int
+	MaxConcurrentWorkflows  int
+	ActivityPollers         int
+	WorkflowPollers         int
+}
+
+// New returns a worker (not yet started) serving taskQueue with every workflow and activity.
+func New(c client.Client, taskQueue string, acts *activities.Activities, o Options) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
+		MaxConcurrentActivityTaskPollers:       o.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:       o.WorkflowPollers,
+		// A workflow that panics or turns non-deterministic after a deploy must stop and wait
+		// for a fix, not retry forever or corrupt state; support staff see it in the UI.
+		WorkflowPanicPolicy: sdkworker.BlockWorkflow,
+	})
+	Register(w, acts)
+	return w
+}
+
+// Register adds every workflow and activity to r; the replayer uses it too, so replay tests
+// see exactly what production registers.
+func Register(r sdkworker.Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.InboundHL7, workflow.RegisterOptions{Name: workflows.InboundHL7Name})
+	if acts != nil {
+		r.RegisterActivity(acts)
+	}
+}

@@ -1,0 +1,235 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/nhp/interop/activities"
+)
+
+// --- Contract -------------------------------------------------------------------------------
+
+// InboundHL7Name is the registered workflow type name.
+const InboundHL7Name = "InboundHL7"
+
+// InboundHL7Input names the stored message to process. Bodies never travel in the input:
+// the activities read them from the database.
+type InboundHL7Input struct {
+	MessageID   uuid.UUID
+	TenantID    string
+	ConnectorID uuid.UUID
+	// MessageType is MSH-9 as "ADT^A01", for the search attribute.
+	MessageType string
+}
+
+// InboundHL7Result is how a run ended.
+type InboundHL7Result struct {
+	Status    string
+	AttemptID uuid.UUID
+	Created   int
+	Updated   int
+	Unchanged int
+}
+
+// Status values of InboundHL7Result and of the InteropStatus search attribute; they are the
+// Hl7Message statuses.
+const (
+	StatusProcessing   = "processing"
+	StatusProcessed    = "processed"
+	StatusFailed       = "failed"
+	StatusDeadLettered = "dead_lettered"
+)
+
+// Search attributes of inbound runs, registered on the namespace at start-up, so support staff
+// can filter runs in the Temporal UI (e.g. `InteropStatus = "dead_lettered"`).
+var (
+	SearchAttrTenant      = temporal.NewSearchAttributeKeyKeyword("InteropTenant")
+	SearchAttrConnector   = temporal.NewSearchAttributeKeyKeyword("InteropConnector")
+	SearchAttrMessageType = temporal.NewSearchAttributeKeyKeyword("InteropMessageType")
+	SearchAttrStatus      = temporal.NewSearchAttributeKeyKeyword("InteropStatus")
+)
+
+// SearchAttributes lists every custom search attribute the workflows use, for registration.
+func SearchAttributes() map[string]enumspb.IndexedValueType {
+	return map[string]enumspb.IndexedValueType{
+		SearchAttrTenant.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrConnector.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrMessageType.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		SearchAttrStatus.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	}
+}
+
+// MessageKey is the business key of an inbound message: the dedup key of Hl7Message.
+type MessageKey struct {
+	TenantID    string
+	ConnectorID uuid.UUID
+	SendingApp  string
+	ControlID   string
+}
+
+const inboundPrefix = "HL7Message:"
+
+// InboundHL7WorkflowID is the readable, unique workflow id of a message:
+// HL7Message:<tenant>:<connector>:<MSH-3>:<MSH-10>. ':' and '%' inside MSH-3 and MSH-10 are
+// percent-encoded so that ParseInboundHL7WorkflowID can invert it.
+func InboundHL7WorkflowID(k MessageKey) string {
+	return inboundPrefix + k.TenantID + ":" + k.ConnectorID.String() + ":" + escapeIDPart(k.SendingApp) + ":" + escapeIDPart(k.ControlID)
+}
+
+// ParseInboundHL7WorkflowID inverts InboundHL7WorkflowID.
+func ParseInboundHL7WorkflowID(id string) (MessageKey, error) {
+	rest, ok := strings.CutPrefix(id, inboundPrefix)
+	if !ok {
+		return MessageKey{}, fmt.Errorf("workflow id %q: not an inbound HL7 id", id)
+	}
+	parts := strings.Split(rest, ":")
+	if len(parts) != 4 {
+		return MessageKey{}, fmt.Errorf("workflow id %q: want 4 parts after the prefix, got %d", id, len(parts))
+	}
+	conn, err := uuid.Parse(parts[1])
+	if err != nil {
+		return MessageKey{}, fmt.Errorf("workflow id %q: connector: %w", id, err)
+	}
+	app, err1 := url.PathUnescape(parts[2])
+	ctl, err2 := url.PathUnescape(parts[3])
+	if err := errors.Join(err1, err2); err != nil {
+		return MessageKey{}, fmt.Errorf("workflow id %q: %w", id, err)
+	}
+	return MessageKey{TenantID: parts[0], ConnectorID: conn, SendingApp: app, ControlID: ctl}, nil
+}
+
+func escapeIDPart(s string) string {
+	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(s)
+}
+
+// QueryProgress is the query name returning the step a run is at (for support staff).
+const QueryProgress = "progress"
+
+// --- Workflow -------------------------------------------------------------------------------
+
+// a is nil: workflows name activities through it, the worker registers the real struct.
+var a *activities.Activities
+
+// InboundHL7 processes one acknowledged message: Parse → Map → Route, recording an
+// Hl7ProcessingAttempt and ending the message processed or dead-lettered. Transient failures
+// retry with backoff inside the activities' retry policy; permanent ones stop at once.
+func InboundHL7(ctx workflow.Context, in InboundHL7Input) (InboundHL7Result, error) {
+	w := &inboundHL7{in: in, step: "starting"}
+	if err := w.setup(ctx); err != nil {
+		return InboundHL7Result{}, err
+	}
+	return w.run(ctx)
+}
+
+type inboundHL7 struct {
+	in   InboundHL7Input
+	step string
+	ref  activities.MessageRef
+}
+
+func (w *inboundHL7) setup(ctx workflow.Context) error {
+	if w.in.MessageID == uuid.Nil {
+		return temporal.NewNonRetryableApplicationError("input has no message id", "InvalidInput", nil)
+	}
+	w.ref.MessageID = w.in.MessageID
+	return workflow.SetQueryHandler(ctx, QueryProgress, func() (string, error) { return w.step, nil })
+}
+
+// RetryPolicy is the default activity retry policy of InboundHL7.
+var RetryPolicy = temporal.RetryPolicy{
+	InitialInterval:    time.Second,
+	BackoffCoefficient: 2,
+	MaximumInterval:    time.Minute,
+	MaximumAttempts:    10,
+	NonRetryableErrorTypes: []string{
+		activities.ErrTypeParse, activities.ErrTypeMapping, activities.ErrTypeRouting,
+		activities.ErrTypeOwnerRefused, activities.ErrTypeNotFound,
+	},
+}
+
+func (w *inboundHL7) run(ctx workflow.Context) (InboundHL7Result, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &RetryPolicy,
+	})
+	w.setStatus(ctx, StatusProcessing)
+
+	w.step = "start-attempt"
+	var started activities.StartAttemptResult
+	if err := workflow.ExecuteActivity(ctx, a.StartAttempt, w.in.MessageID).Get(ctx, &started); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.ref.AttemptID = started.AttemptID
+
+	w.step = "parse"
+	var parsed activities.ParseResult
+	if err := workflow.ExecuteActivity(ctx, a.ParseMessage, w.ref).Get(ctx, &parsed); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.step = "map"
+	var mapped activities.MapResult
+	if err := workflow.ExecuteActivity(ctx, a.MapMessage, w.ref).Get(ctx, &mapped); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.step = "route"
+	var routed activities.RouteResult
+	if err := workflow.ExecuteActivity(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.step = "complete"
+	if err := workflow.ExecuteActivity(ctx, a.CompleteMessage, w.ref).Get(ctx, nil); err != nil {
+		return w.fail(ctx, err)
+	}
+	w.step = "done"
+	w.setStatus(ctx, StatusProcessed)
+	return InboundHL7Result{
+		Status: StatusProcessed, AttemptID: w.ref.AttemptID,
+		Created: routed.Created, Updated: routed.Updated, Unchanged: routed.Unchanged,
+	}, nil
+}
+
+// fail dead-letters the message: the error is non-retryable or the activity's retries are spent.
+// The run then fails with the cause, so the Temporal UI shows it as failed.
+func (w *inboundHL7) fail(ctx workflow.Context, cause error) (InboundHL7Result, error) {
+	failedStep := w.step
+	w.step = "dead-letter"
+	code, detail := classify(cause)
+	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: failedStep + ": " + detail, DeadLetter: true}
+	// Recording the failure must outlive outages of the database: keep retrying it.
+	recordCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
+	if err := workflow.ExecuteActivity(recordCtx, a.FailMessage, in).Get(ctx, nil); err != nil {
+		return InboundHL7Result{}, fmt.Errorf("record dead letter after %s failed: %w", failedStep, err)
+	}
+	w.setStatus(ctx, StatusDeadLettered)
+	w.step = "dead-lettered"
+	return InboundHL7Result{Status: StatusDeadLettered, AttemptID: w.ref.AttemptID}, cause
+}
+
+// classify returns the application error type (or "Timeout"/"Unknown") and its message.
+func classify(err error) (code, detail string) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type(), appErr.Error()
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return "Timeout", timeoutErr.Error()
+	}
+	return "Unknown", err.Error()
+}
+
+func (w *inboundHL7) setStatus(ctx workflow.Context, status string) {
+	// Best effort: a search attribute that cannot be upserted must not fail processing.
+	_ = workflow.UpsertTypedSearchAttributes(ctx, SearchAttrStatus.ValueSet(status))
+}
