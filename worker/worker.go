@@ -34,11 +34,19 @@ func New(c client.Client, taskQueue string, acts *activities.Activities, o Optio
 	return w
 }
 
-// Register adds every workflow and activity to r; the replayer uses it too, so replay tests
-// see exactly what production registers.
+// Register adds every workflow and activity to r.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
+	RegisterWorkflows(r)
+	r.RegisterActivity(acts)
+}
+
+// WorkflowRegistry is what both a worker and a WorkflowReplayer offer.
+type WorkflowRegistry interface {
+	RegisterWorkflowWithOptions(w any, options workflow.RegisterOptions)
+}
+
+// RegisterWorkflows adds every workflow to r. The replayer uses it too, so replay tests see
+// exactly the workflows production registers, under the same names.
+func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.InboundHL7, workflow.RegisterOptions{Name: workflows.InboundHL7Name})
-	if acts != nil {
-		r.RegisterActivity(acts)
-	}
 }

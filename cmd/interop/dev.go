@@ -67,14 +67,16 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	temporalAddr := c.Temporal.Address
 	if temporalAddr == "" {
 		srv, err := temporaldev.Start(ctx, temporaldev.Options{
-			DatabaseURL:       c.DatabaseURL,
-			FrontendAddr:      c.Temporal.EmbeddedFrontendAddr,
-			UIAddr:            c.Temporal.EmbeddedUIAddr,
-			Namespace:         c.Temporal.Namespace,
-			SearchAttributes:  workflows.SearchAttributes(),
-			NumHistoryShards:  c.Temporal.HistoryShards,
-			DynamicConfigFile: c.Temporal.DynamicConfigFile,
-			Logger:            logger.With("component", "temporal-server"),
+			DatabaseURL:            c.DatabaseURL,
+			DatabaseName:           c.Temporal.EmbeddedDatabase,
+			VisibilityDatabaseName: c.Temporal.EmbeddedVisibilityDatabase,
+			FrontendAddr:           c.Temporal.EmbeddedFrontendAddr,
+			UIAddr:                 c.Temporal.EmbeddedUIAddr,
+			Namespace:              c.Temporal.Namespace,
+			SearchAttributes:       workflows.SearchAttributes(),
+			NumHistoryShards:       c.Temporal.HistoryShards,
+			DynamicConfigFile:      c.Temporal.DynamicConfigFile,
+			Logger:                 logger.With("component", "temporal-server"),
 		})
 		if err != nil {
 			return fmt.Errorf("start embedded temporal: %w", err)

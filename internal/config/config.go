@@ -46,6 +46,10 @@ type Temporal struct {
 	// The embedded server's frontend and UI addresses.
 	EmbeddedFrontendAddr string
 	EmbeddedUIAddr       string
+	// EmbeddedDatabase and EmbeddedVisibilityDatabase are the embedded server's own databases
+	// in the DATABASE_URL cluster.
+	EmbeddedDatabase           string
+	EmbeddedVisibilityDatabase string
 	// HistoryShards is fixed when the embedded server's database is created.
 	HistoryShards int32
 	// DynamicConfigFile is an optional YAML file of Temporal dynamic config for the embedded server.
@@ -64,11 +68,13 @@ func Default() Config {
 		LogFormat:   "json",
 		LogLevel:    "info",
 		Temporal: Temporal{
-			Namespace:            "default",
-			TaskQueue:            "interop",
-			EmbeddedFrontendAddr: "127.0.0.1:7233",
-			EmbeddedUIAddr:       "127.0.0.1:8233",
-			HistoryShards:        4,
+			Namespace:                  "default",
+			TaskQueue:                  "interop",
+			EmbeddedFrontendAddr:       "127.0.0.1:7233",
+			EmbeddedUIAddr:             "127.0.0.1:8233",
+			EmbeddedDatabase:           "temporal",
+			EmbeddedVisibilityDatabase: "temporal_visibility",
+			HistoryShards:              4,
 		},
 	}
 }
@@ -101,6 +107,8 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.Temporal.EmbeddedFrontendAddr, "INTEROP_TEMPORAL_FRONTEND_ADDR")
 	str(&c.Temporal.EmbeddedUIAddr, "INTEROP_TEMPORAL_UI_ADDR")
 	str(&c.Temporal.DynamicConfigFile, "INTEROP_TEMPORAL_DYNAMIC_CONFIG")
+	str(&c.Temporal.EmbeddedDatabase, "INTEROP_TEMPORAL_DB")
+	str(&c.Temporal.EmbeddedVisibilityDatabase, "INTEROP_TEMPORAL_VISIBILITY_DB")
 	str(&c.Temporal.UIBaseURL, "INTEROP_TEMPORAL_UI_URL")
 	if v, ok := lookup("INTEROP_TEMPORAL_HISTORY_SHARDS"); ok && v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)

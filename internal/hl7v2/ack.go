@@ -8,191 +8,6 @@ import (
 	"time"
 )
 
-// AckCode is MSA-1, the acknowledgment code (HL7 table 0008).
-type AckCode string
-
-// Acknowledgment codes. The A* codes answer in original mode and at the
-// application level of enhanced mode; the C* codes are enhanced mode's
-// accept ("commit") acknowledgments: the receiver has safely stored the
-// message, nothing more.
-const (
-	AppAccept    AckCode = "AA" // application accept
-	AppError     AckCode = "AE" // application error: processing failed, sender may fix and resend
-	AppReject    AckCode = "AR" // application reject: message unacceptable (type, version, structure)
-	CommitAccept AckCode = "CA" // commit accept: stored
-	CommitError  AckCode = "CE" // commit error: could not store, try again
-	CommitReject AckCode = "CR" // commit reject: will not store (e.g. unsupported type or version)
-)
-
-// Valid reports whether c is one of the six table 0008 codes.
-func (c AckCode) Valid() bool {
-	switch c {
-	case AppAccept, AppError, AppReject, CommitAccept, CommitError, CommitReject:
-		return true
-	}
-	return false
-}
-
-// Accepted reports whether c is positive (AA or CA).
-func (c AckCode) Accepted() bool { return c == AppAccept || c == CommitAccept }
-
-// Outcome is what the receiver did with a message, independent of the
-// acknowledgment mode; ChooseAck turns it into an AckCode.
-type Outcome uint8
-
-// Outcomes. The zero value is deliberately not "accepted": an outcome left
-// unset must never acknowledge a message positively.
-const (
-	OutcomeAccepted Outcome = iota + 1 // stored or processed
-	OutcomeError                       // failed for a reason that may go away (e.g. storage down)
-	OutcomeRejected                    // will never be accepted as sent
-)
-
-// AckMode is the acknowledgment protocol a message asks for.
-type AckMode uint8
-
-// Acknowledgment modes.
-const (
-	// AckModeOriginal: MSH-15 and MSH-16 both empty; one application-level
-	// acknowledgment (AA/AE/AR) answers each message.
-	AckModeOriginal AckMode = iota + 1
-	// AckModeEnhanced: MSH-15 or MSH-16 valued; an accept acknowledgment
-	// (CA/CE/CR) as MSH-15 asks, an application acknowledgment as MSH-16 asks.
-	AckModeEnhanced
-)
-
-// ModeOf returns the acknowledgment mode h asks for. HL7 v2 (chapter 2,
-// acknowledgment rules): enhanced mode as soon as either MSH-15 or MSH-16
-// is valued; original mode when both are empty.
-func ModeOf(h Header) AckMode {
-	if h.AcceptAckType != "" || h.ApplicationAckType != "" {
-		return AckModeEnhanced
-	}
-	return AckModeOriginal
-}
-
-// IsAck reports whether h describes an acknowledgment (MSH-9.1 "ACK").
-// Acknowledgments are never acknowledged: two engines doing so would ping-pong
-// forever.
-func IsAck(h Header) bool { return strings.EqualFold(strings.TrimSpace(h.Type.Code), "ACK") }
-
-// ChooseAck picks the acknowledgment a receiver that has just stored (or
-// failed to store) a message should send at once, and whether to send one:
-//
-//   - MSH-15 valued (enhanced mode, accept level): CA, CE or CR, sent when
-//     MSH-15 asks for it — AL always, NE never, ER only on error or
-//     reject, SU only on success.
-//   - MSH-15 empty: the message gets the application-level code AA, AE or
-//     AR. In original mode (MSH-16 empty too) it is always sent; in
-//     enhanced mode with only MSH-16 valued, MSH-16 decides as above — the
-//     receiver acts as the application, since it has no accept step to
-//     report.
-//
-// Unknown MSH-15/16 values are treated as AL: a sender waiting for an ACK
-// that never comes is worse than one receiving an ACK it did not ask for.
-// An acknowledgment is never acknowledged (send is false). An unknown
-// Outcome is treated as OutcomeError.
-func ChooseAck(h Header, o Outcome) (code AckCode, send bool) {
-	if IsAck(h) {
-		return "", false
-	}
-	if h.AcceptAckType != "" {
-		return pick(o, CommitAccept, CommitError, CommitReject), wanted(h.AcceptAckType, o)
-	}
-	code = pick(o, AppAccept, AppError, AppReject)
-	if h.ApplicationAckType == "" {
-		return code, true
-	}
-	return code, wanted(h.ApplicationAckType, o)
-}
-
-func pick(o Outcome, accept, errCode, reject AckCode) AckCode {
-	switch o {
-	case OutcomeAccepted:
-		return accept
-	case OutcomeRejected:
-		return reject
-	}
-	return errCode
-}
-
-// wanted applies HL7 table 0155 (accept/application acknowledgment
-// conditions).
-func wanted(condition string, o Outcome) bool {
-	switch strings.ToUpper(strings.TrimSpace(condition)) {
-	case "NE":
-		return false
-	case "ER":
-		return o != OutcomeAccepted
-	case "SU":
-		return o == OutcomeAccepted
-	}
-	return true
-}
-
-// ErrorCode is an HL7 table 0357 message error condition code, for ERR-3.
-type ErrorCode int
-
-// Table 0357 codes.
-const (
-	ErrorCodeAccepted               ErrorCode = 0   // Message accepted
-	ErrorCodeSegmentSequence        ErrorCode = 100 // Segment sequence error
-	ErrorCodeRequiredFieldMissing   ErrorCode = 101 // Required field missing
-	ErrorCodeDataType               ErrorCode = 102 // Data type error
-	ErrorCodeTableValueNotFound     ErrorCode = 103 // Table value not found
-	ErrorCodeValueTooLong           ErrorCode = 104 // Value too long (v2.6+)
-	ErrorCodeUnsupportedMessageType ErrorCode = 200 // Unsupported message type
-	ErrorCodeUnsupportedEventCode   ErrorCode = 201 // Unsupported event code
-	ErrorCodeUnsupportedProcessing  ErrorCode = 202 // Unsupported processing id
-	ErrorCodeUnsupportedVersion     ErrorCode = 203 // Unsupported version id
-	ErrorCodeUnknownKey             ErrorCode = 204 // Unknown key identifier
-	ErrorCodeDuplicateKey           ErrorCode = 205 // Duplicate key identifier
-	ErrorCodeRecordLocked           ErrorCode = 206 // Application record locked
-	ErrorCodeInternal               ErrorCode = 207 // Application internal error
-)
-
-var errorCodeText = map[ErrorCode]string{
-	ErrorCodeAccepted:               "Message accepted",
-	ErrorCodeSegmentSequence:        "Segment sequence error",
-	ErrorCodeRequiredFieldMissing:   "Required field missing",
-	ErrorCodeDataType:               "Data type error",
-	ErrorCodeTableValueNotFound:     "Table value not found",
-	ErrorCodeValueTooLong:           "Value too long",
-	ErrorCodeUnsupportedMessageType: "Unsupported message type",
-	ErrorCodeUnsupportedEventCode:   "Unsupported event code",
-	ErrorCodeUnsupportedProcessing:  "Unsupported processing id",
-	ErrorCodeUnsupportedVersion:     "Unsupported version id",
-	ErrorCodeUnknownKey:             "Unknown key identifier",
-	ErrorCodeDuplicateKey:           "Duplicate key identifier",
-	ErrorCodeRecordLocked:           "Application record locked",
-	ErrorCodeInternal:               "Application internal error",
-}
-
-// Text returns the table 0357 description, or "" for codes outside the table.
-func (c ErrorCode) Text() string { return errorCodeText[c] }
-
-// ErrorCodeFor maps an error from Parse or ReadHeader to the table 0357 code
-// a NAK should carry:
-//
-//   - ErrNoMSH → 100 Segment sequence error: the first segment must be MSH.
-//   - ErrShortMSH → 101 Required field missing: MSH-1/MSH-2 are absent.
-//   - ErrBadDelimiters → 102 Data type error: MSH-1/MSH-2 are present but
-//     not valid delimiter characters.
-//   - anything else → 207 Application internal error; nil → 0.
-func ErrorCodeFor(err error) ErrorCode {
-	switch {
-	case err == nil:
-		return ErrorCodeAccepted
-	case errors.Is(err, ErrNoMSH):
-		return ErrorCodeSegmentSequence
-	case errors.Is(err, ErrShortMSH):
-		return ErrorCodeRequiredFieldMissing
-	case errors.Is(err, ErrBadDelimiters):
-		return ErrorCodeDataType
-	}
-	return ErrorCodeInternal
-}
-
 // AckError describes one error reported in an ERR segment.
 type AckError struct {
 	Location    Location  // ERR-2, error location (ERL); zero when not tied to a place
@@ -210,9 +25,8 @@ type AckInput struct {
 	Errors    []AckError // one ERR segment each
 	ControlID string     // MSH-10 of the ACK itself; required
 	Now       time.Time  // MSH-7; zero means time.Now()
-	// Application and Facility override the ACK's MSH-3/MSH-4, which
-	// otherwise echo the original MSH-5/MSH-6 (empty when the sender left
-	// them empty).
+	// Application and Facility, when set, override the ACK's MSH-3 and
+	// MSH-4, which otherwise echo the original MSH-5 and MSH-6.
 	Application HD
 	Facility    HD
 }
@@ -236,8 +50,11 @@ func NewAck(h Header, in AckInput) (*Message, error) {
 		return nil, fmt.Errorf("new ack: %w", ErrNoControlID)
 	}
 	app, fac := in.Application, in.Facility
-	if app.IsZero() && fac.IsZero() {
-		app, fac = h.ReceivingApplication, h.ReceivingFacility
+	if app.IsZero() {
+		app = h.ReceivingApplication
+	}
+	if fac.IsZero() {
+		fac = h.ReceivingFacility
 	}
 	return buildAck(Header{
 		Delimiters:           h.Delimiters,
@@ -380,16 +197,16 @@ func (m *Message) addERR(e AckError, legacy bool) {
 	if l.Segment != "" {
 		segIdx = num(max(l.SegmentIndex, 1))
 	}
-	err, _ := m.AddSegment("ERR")
+	seg, _ := m.AddSegment("ERR")
 	if legacy { // ELD: segment^sequence^field^code&text&HL70357
-		_ = err.SetRaw("1", joinTrim(d.Component, d.EscapeValue(l.Segment), segIdx, num(l.Field),
+		_ = seg.SetRaw("1", joinTrim(d.Component, d.EscapeValue(l.Segment), segIdx, num(l.Field),
 			enc(d.Subcomponent, code, codeText, "HL70357")))
 	}
-	_ = err.SetRaw("2", enc(d.Component, l.Segment, segIdx, num(l.Field), num(l.Repetition), num(l.Component), num(l.Subcomponent)))
-	_ = err.SetRaw("3", enc(d.Component, code, codeText, "HL70357"))
-	_ = err.Set("4", e.Severity.Code())
-	_ = err.Set("7", e.Diagnostic)
-	_ = err.Set("8", e.UserMessage)
+	_ = seg.SetRaw("2", enc(d.Component, l.Segment, segIdx, num(l.Field), num(l.Repetition), num(l.Component), num(l.Subcomponent)))
+	_ = seg.SetRaw("3", enc(d.Component, code, codeText, "HL70357"))
+	_ = seg.Set("4", e.Severity.Code())
+	_ = seg.Set("7", e.Diagnostic)
+	_ = seg.Set("8", e.UserMessage)
 }
 
 // versionAtLeast compares an HL7 version ID like "2.3.1" with want.

@@ -34,8 +34,16 @@ func (d Delimiters) EncodingCharacters() string {
 // Validate reports whether the delimiters can encode a message unambiguously:
 // each must be printable ASCII punctuation (so it can never appear inside a
 // UTF-8 multi-byte sequence or be confused with data letters) and all must
-// differ. Truncation may be 0.
+// differ. Truncation may be 0. The error wraps ErrBadDelimiters.
 func (d Delimiters) Validate() error {
+	if why := d.invalid(); why != "" {
+		return fmt.Errorf("%s: %w", why, ErrBadDelimiters)
+	}
+	return nil
+}
+
+// invalid returns why the delimiters are unusable, or "".
+func (d Delimiters) invalid() string {
 	chars := [...]byte{d.Field, d.Component, d.Repetition, d.Escape, d.Subcomponent, d.Truncation}
 	names := [...]string{"field", "component", "repetition", "escape", "subcomponent", "truncation"}
 	for i, c := range chars {
@@ -43,15 +51,15 @@ func (d Delimiters) Validate() error {
 			continue
 		}
 		if !isDelimiterChar(c) {
-			return fmt.Errorf("%s separator %q: %w", names[i], c, ErrBadDelimiters)
+			return fmt.Sprintf("%s separator %q is not printable ASCII punctuation", names[i], c)
 		}
 		for j := 0; j < i; j++ {
 			if chars[j] == c {
-				return fmt.Errorf("%s and %s separators are both %q: %w", names[j], names[i], c, ErrBadDelimiters)
+				return fmt.Sprintf("%s and %s separators are both %q", names[j], names[i], c)
 			}
 		}
 	}
-	return nil
+	return ""
 }
 
 func isDelimiterChar(c byte) bool {
@@ -69,13 +77,13 @@ func (d Delimiters) isSpecial(c byte) bool {
 }
 
 // readDelimiters reads MSH-1 and MSH-2 from a header segment line ("MSH",
-// "FHS" or "BHS" followed by the field separator). It returns the delimiters
-// and problems found; the caller adds offsets. Fatal conditions return a
-// *ParseError with an offset relative to line.
-func readDelimiters(line string) (Delimiters, []Problem, error) {
+// "FHS" or "BHS" followed by the field separator) found at offset base of
+// the input. It returns the delimiters and the problems found, or a
+// *ParseError when no usable delimiters can be read.
+func readDelimiters(line string, base int) (Delimiters, []Problem, *ParseError) {
 	name := line[:3]
 	if len(line) < 4 {
-		return Delimiters{}, nil, &ParseError{Err: ErrShortMSH, Location: Location{Segment: name, Field: 1}, Offset: len(line)}
+		return Delimiters{}, nil, &ParseError{Err: ErrShortMSH, Location: Location{Segment: name, Field: 1}, Offset: base + len(line)}
 	}
 	d := DefaultDelimiters
 	d.Field = line[3]
@@ -92,35 +100,25 @@ func readDelimiters(line string) (Delimiters, []Problem, error) {
 	// Reading the second backslash as the subcomponent separator would make
 	// escape and subcomponent equal, so drop it.
 	if len(enc) >= 4 && enc[2] == enc[3] {
-		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemDoubledEscape,
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: base + 4, Code: ProblemDoubledEscape,
 			Message: fmt.Sprintf("MSH-2 %q repeats the escape character; read as %q", enc, enc[:3]+enc[4:])})
 		enc = enc[:3] + enc[4:]
 	}
 	switch {
 	case len(enc) < 4:
-		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemShortEncoding,
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: base + 4, Code: ProblemShortEncoding,
 			Message: fmt.Sprintf("MSH-2 %q has %d of 4 encoding characters; defaults used for the rest", enc, len(enc))})
 	case len(enc) > 5:
-		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: 4, Code: ProblemLongEncoding,
+		probs = append(probs, Problem{Severity: SeverityWarning, Location: loc, Offset: base + 4, Code: ProblemLongEncoding,
 			Message: fmt.Sprintf("MSH-2 %q has more than 5 encoding characters; extra ignored", enc)})
 	}
 	targets := [...]*byte{&d.Component, &d.Repetition, &d.Escape, &d.Subcomponent, &d.Truncation}
 	for i := 0; i < len(enc) && i < len(targets); i++ {
 		*targets[i] = enc[i]
 	}
-	if err := d.Validate(); err != nil {
-		return Delimiters{}, probs, &ParseError{Err: ErrBadDelimiters, Location: loc, Offset: 3, Detail: fmt.Sprintf("MSH-1 %q, MSH-2 %q: %v", d.Field, enc, trimSentinel(err))}
+	if why := d.invalid(); why != "" {
+		return Delimiters{}, probs, &ParseError{Err: ErrBadDelimiters, Location: loc, Offset: base + 3,
+			Detail: fmt.Sprintf("MSH-1 %q, MSH-2 %q: %s", d.Field, enc, why)}
 	}
 	return d, probs, nil
-}
-
-// trimSentinel drops the wrapped sentinel's text so ParseError does not
-// print it twice.
-func trimSentinel(err error) string {
-	s := err.Error()
-	const suffix = ": " + "hl7v2: invalid delimiters in MSH-1/MSH-2"
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)]
-	}
-	return s
 }

@@ -94,6 +94,9 @@ func (m *Message) AddSegment(name string) (*Segment, error) {
 	if !validSegmentName(name) {
 		return nil, fmt.Errorf("add segment %q: %w", name, ErrBadValue)
 	}
+	if len(m.segs) == 0 {
+		return nil, fmt.Errorf("add segment %q: use NewMessage first: %w", name, ErrNoMSH)
+	}
 	seq := 1
 	for _, s := range m.segs {
 		if s.fields[0] == name {

@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"bytes"
 	"strings"
 	"time"
 )
@@ -63,13 +64,10 @@ func ReadHeader(data []byte) (Header, error) {
 	if err != nil {
 		return Header{}, err
 	}
-	sep := data[min(start+3, len(data)-1)]
-	end, _, _ := lineEnd(data, start, sep)
-	line := string(data[start:end])
-	d, _, err := readDelimiters(line)
-	if err != nil {
-		err.(*ParseError).Offset += start
-		return Header{}, err
+	line := string(data[start:mshEnd(data, start)])
+	d, _, perr := readDelimiters(line, start)
+	if perr != nil {
+		return Header{}, perr
 	}
 	var buf [19]string // MSH-0 .. MSH-18
 	fields := append(buf[:0], "MSH", line[3:4])
@@ -86,8 +84,51 @@ func ReadHeader(data []byte) (Header, error) {
 	return headerFromFields(fields, d), nil
 }
 
+// mshEnd returns the end of the MSH segment starting at start. MSH almost
+// always ends at the first CR, found at memchr speed; only an LF before it
+// needs the general rule.
+func mshEnd(data []byte, start int) int {
+	end := len(data)
+	if i := bytes.IndexByte(data[start:], '\r'); i >= 0 {
+		end = start + i
+	}
+	if bytes.IndexByte(data[start:end], '\n') < 0 {
+		return end
+	}
+	end, _, _ = lineEnd(data, start, data[min(start+3, len(data)-1)])
+	return end
+}
+
+// firstSub returns the encoded first subcomponent of component c of the
+// first repetition of a field in a single pass, cheaper than three nth
+// calls on the short values of MSH.
+func firstSub(raw string, d Delimiters, c int) string {
+	comp, start := 1, 0
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case d.Component:
+			if comp == c {
+				return raw[start:i]
+			}
+			comp++
+			start = i + 1
+		case d.Subcomponent, d.Repetition:
+			if comp == c {
+				return raw[start:i]
+			}
+			if raw[i] == d.Repetition {
+				return ""
+			}
+		}
+	}
+	if comp == c {
+		return raw[start:]
+	}
+	return ""
+}
+
 // Header returns the message header (from the first segment, which is MSH).
-func (m *Message) Header() Header { return headerFromFields(m.segs[0].fields, m.d) }
+func (m *Message) Header() Header { return headerFromFields(m.msh().fields, m.d) }
 
 // headerFromFields decodes an MSH segment given as encoded fields indexed
 // by field number.
@@ -96,10 +137,7 @@ func headerFromFields(fields []string, d Delimiters) Header {
 		if n >= len(fields) {
 			return ""
 		}
-		v, _ := nth(fields[n], d.Repetition, 1)
-		v, _ = nth(v, d.Component, c)
-		v, _ = nth(v, d.Subcomponent, 1)
-		return d.UnescapeValue(v)
+		return d.UnescapeValue(firstSub(fields[n], d, c))
 	}
 	hd := func(n int) HD { return HD{comp(n, 1), comp(n, 2), comp(n, 3)} }
 	h := Header{
@@ -127,9 +165,18 @@ func headerFromFields(fields []string, d Delimiters) Header {
 	return h
 }
 
+// msh returns the header segment; the zero Message gets an empty one so
+// the typed accessors return "" instead of panicking.
+func (m *Message) msh() *Segment {
+	if len(m.segs) == 0 {
+		return &Segment{fields: []string{"MSH"}, header: true}
+	}
+	return m.segs[0]
+}
+
 // mshValue returns the decoded MSH-n.c (first repetition, first subcomponent).
 func (m *Message) mshValue(n, c int) string {
-	v, _ := m.segs[0].lookup(Location{Field: n, Component: c}, true)
+	v, _ := m.msh().lookup(Location{Field: n, Component: c}, true)
 	return v
 }
 

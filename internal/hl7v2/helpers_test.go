@@ -46,7 +46,10 @@ next:
 	return out
 }
 
-var lineSplit = regexp.MustCompile(`\r\n|\r|\n`)
+var (
+	lineSplit = regexp.MustCompile(`\r\n|\r|\n`)
+	blankLine = regexp.MustCompile(`^[ \t]*$`)
+)
 
 // normalize is an independent model of what Encode should produce for a
 // well-formed input: BOM and leading whitespace dropped, any terminator
@@ -57,7 +60,7 @@ func normalize(b []byte) []byte {
 	}
 	var out []byte
 	for _, l := range lineSplit.Split(string(b), -1) {
-		if regexp.MustCompile(`^[ \t]*$`).MatchString(l) {
+		if blankLine.MatchString(l) {
 			continue
 		}
 		out = append(out, l...)

@@ -64,15 +64,11 @@ func Parse(data []byte, opts ...Option) (*Message, error) {
 	p := parser{m: m, s: s}
 	p.problems = probs
 	end, _, _ := lineEnd(s, start, s[min(start+3, len(s)-1)])
-	d, dprobs, err := readDelimiters(s[start:end])
-	for _, pr := range dprobs {
-		pr.Offset += start
-		p.problems = append(p.problems, pr)
+	d, dprobs, perr := readDelimiters(s[start:end], start)
+	if perr != nil {
+		return nil, perr
 	}
-	if err != nil {
-		err.(*ParseError).Offset += start
-		return nil, err
-	}
+	p.problems = append(p.problems, dprobs...)
 	m.d = d
 	p.run(start)
 	m.problems = p.problems
@@ -121,6 +117,7 @@ func isSpaceOrNewline(c byte) bool {
 // offset of the terminator (end), where the next segment starts (next), and
 // whether bare LFs were kept inside the segment (see Parse).
 func lineEnd[T ~string | ~[]byte](s T, from int, sep byte) (end, next int, embedded bool) {
+	blank := true // a blank line has no field to carry a newline
 	for i := from; i < len(s); i++ {
 		switch s[i] {
 		case '\r':
@@ -129,10 +126,13 @@ func lineEnd[T ~string | ~[]byte](s T, from int, sep byte) (end, next int, embed
 			}
 			return i, i + 1, embedded
 		case '\n':
-			if startsSegment(s, i+1, sep) {
+			if blank || startsSegment(s, i+1, sep) {
 				return i, i + 1, embedded
 			}
 			embedded = true
+		case ' ', '\t':
+		default:
+			blank = false
 		}
 	}
 	return len(s), len(s), embedded
@@ -280,12 +280,18 @@ func (p *parser) segment(line string, off int, embedded bool) Segment {
 	if !hasEsc && !embedded {
 		return seg
 	}
+	foff := off + seg.fieldOffset(1) // advanced field by field below
 	for f := 1; f < len(seg.fields); f++ {
+		raw := seg.fields[f]
+		if f > 1 {
+			foff += len(seg.fields[f-1])
+			if !header || f > 2 {
+				foff++ // the separator
+			}
+		}
 		if header && f <= 2 {
 			continue
 		}
-		raw := seg.fields[f]
-		foff := off + seg.fieldOffset(f)
 		if embedded {
 			if k := strings.IndexByte(raw, '\n'); k >= 0 {
 				l := locateIn(raw, k, d, loc, f)
@@ -326,7 +332,7 @@ func (p *parser) count(name string) int {
 // them a receiver cannot route (MSH-9), acknowledge (MSH-10) or interpret
 // (MSH-11, MSH-12) the message.
 func (p *parser) checkHeader() {
-	msh := p.m.segs[0]
+	msh := p.m.msh()
 	for _, f := range [...]int{9, 10, 11, 12} {
 		if msh.Field(f).IsEmpty() {
 			p.add(Problem{Severity: SeverityWarning, Location: Location{Segment: "MSH", Field: f}, Offset: -1,

@@ -72,7 +72,7 @@ func Dial(ctx context.Context, addr string, opts ...DialOption) (*Client, error)
 		conn, err = cfg.dialer.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dial mllp %s: %w", addr, err)
+		return nil, fmt.Errorf("mllp dial: %w", err)
 	}
 	return NewClient(conn, cfg.maxSize), nil
 }
@@ -87,10 +87,12 @@ func NewClient(conn net.Conn, maxSize int) *Client {
 // received. ctx bounds the whole exchange: its deadline becomes the
 // connection's, and cancelling it interrupts the exchange. A server that
 // sends no reply makes Send wait until ctx ends, so give ctx a deadline.
+// Junk received before the reply is skipped.
 //
-// A msg containing a frame delimiter fails with [ErrInvalidPayload] before
-// anything is written and leaves the Client usable; any other failure
-// leaves it unusable (see [Client]). If ctx ended, the error matches
+// A msg containing a frame delimiter fails with [ErrInvalidPayload], and a
+// ctx already done fails with its error, before anything is written and
+// leaving the Client usable; any other failure leaves it unusable (see
+// [Client]). If ctx ended, the error matches
 // ctx.Err() with errors.Is.
 func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	if err := ValidatePayload(msg); err != nil {
@@ -100,6 +102,10 @@ func (c *Client) Send(ctx context.Context, msg []byte) ([]byte, error) {
 	defer c.mu.Unlock()
 	if c.err != nil {
 		return nil, fmt.Errorf("mllp client unusable after earlier error: %w", c.err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Nothing was sent, so the connection is still in step.
+		return nil, fmt.Errorf("mllp send: %w", err)
 	}
 	reply, err := c.exchange(ctx, msg)
 	if err != nil {
@@ -127,9 +133,6 @@ func contextError(ctx context.Context, err error) error {
 }
 
 func (c *Client) exchange(ctx context.Context, msg []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	deadline, _ := ctx.Deadline() // zero when none: clears an earlier one
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		return nil, fmt.Errorf("set deadline: %w", err)

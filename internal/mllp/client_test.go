@@ -75,17 +75,19 @@ func TestClientContextAlreadyDone(t *testing.T) {
 	cancel()
 	_, err := c.Send(ctx, []byte("1"))
 	require.ErrorIs(t, err, context.Canceled)
+	require.Equal(t, "ACK|2", send(t, c, "2"), "nothing was sent, so the client is still usable")
 }
 
 func TestClientDeadlineClearedBetweenSends(t *testing.T) {
 	addr := serve(t, &Server{Handler: ackHandler()})
 	c := dialClient(t, addr)
-	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	deadline := time.Now().Add(500 * time.Millisecond)
+	ctx, cancel := context.WithDeadline(t.Context(), deadline)
 	reply, err := c.Send(ctx, []byte("1"))
 	cancel()
 	require.NoError(t, err)
 	require.Equal(t, "ACK|1", string(reply))
-	time.Sleep(100 * time.Millisecond) // past the first deadline
+	time.Sleep(time.Until(deadline) + 50*time.Millisecond)
 	reply, err = c.Send(context.Background(), []byte("2"))
 	require.NoError(t, err)
 	require.Equal(t, "ACK|2", string(reply))

@@ -113,7 +113,23 @@ func (c *serverConn) reportJunk(log *slog.Logger, r *Reader, err error) {
 	if n == 0 || errors.Is(err, ErrTooMuchJunk) {
 		return
 	}
+	if int64(len(junk)) == n && isBlank(junk) {
+		// Some senders end frames with an extra line feed or pad them
+		// with blanks: harmless, and too frequent to audit.
+		log.Debug("mllp blank bytes between frames discarded", "bytes", n)
+		return
+	}
 	c.frameError(log, &FrameError{Err: ErrJunk, Partial: junk, Size: n})
+}
+
+// isBlank reports whether b holds only line endings, spaces and tabs.
+func isBlank(b []byte) bool {
+	for _, c := range b {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }
 
 // readFailed reports a read error and returns why the connection closes.

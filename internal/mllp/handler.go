@@ -9,9 +9,9 @@ import (
 
 // Handler responds to MLLP messages received by a [Server].
 //
-// ServeMLLP is called once per message, and never concurrently for the same
-// connection: the next message on a connection is read only after the
-// previous reply has been written. msg is the frame payload; it is owned by
+// ServeMLLP is called once per message. It is called concurrently for
+// different connections but never for the same one: the next message on a
+// connection is read only after the previous reply has been written. msg is the frame payload; it is owned by
 // the handler, which may keep it. The returned reply is written back as one
 // frame; a nil reply sends nothing, while an empty non-nil reply sends an
 // empty frame. The server does not keep the reply after writing it.

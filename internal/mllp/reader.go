@@ -82,8 +82,10 @@ func (r *Reader) Discarded() (n int64, junk []byte) { return r.junkN, r.junk }
 // I/O error is returned as is. Otherwise the error is a [*FrameError]:
 //
 //   - [ErrFrameTooLarge] as soon as the payload exceeds the maximum size;
-//     Partial holds the first maximum-size bytes. The next call skips the
-//     rest of the frame, up to the next start block, as junk.
+//     Partial holds the first maximum-size bytes. The following calls skip
+//     the rest of the frame, up to the next start block, as junk (and, if
+//     that rest is larger than the maximum size, return ErrTooMuchJunk
+//     along the way).
 //   - [ErrIncompleteFrame] if the stream ends or fails inside a frame;
 //     Partial holds the bytes received after the start block.
 //   - [ErrTooMuchJunk] once more than the maximum size has been discarded

@@ -42,11 +42,16 @@ const maxAcceptDelay = time.Second
 // # Frame errors
 //
 // Junk bytes are reported to OnFrameError with [ErrJunk] and the
-// connection carries on. An oversized frame ([ErrFrameTooLarge]), a frame
-// cut short ([ErrIncompleteFrame]) or too much junk ([ErrTooMuchJunk]) is
-// reported and the connection is closed: the sender is still transmitting
-// a message the server will not accept, and waiting for its end could take
-// unbounded time. Closing gives the sender a clear failure.
+// connection carries on; junk made only of CR, LF, spaces and tabs, which
+// some senders add after each frame, is skipped without a report.
+//
+// An oversized frame ([ErrFrameTooLarge]), a frame cut short
+// ([ErrIncompleteFrame], also when ReadTimeout expires inside a frame) or
+// too much junk ([ErrTooMuchJunk]) is reported and the connection is
+// closed without a reply. For an oversized frame, the sender is still
+// transmitting a message the server will not accept, and waiting for its
+// end could take unbounded time; closing gives the sender a prompt, clear
+// failure instead of a wait for an acknowledgement that never comes.
 //
 // # Shutdown
 //
@@ -73,10 +78,12 @@ type Server struct {
 	WriteTimeout time.Duration
 	// MaxConnections bounds the open connections; 0 means no limit.
 	MaxConnections int
-	// OnFrameError, if set, is called on the connection's goroutine for
-	// junk and for frames that cannot be delivered, with the bytes
-	// concerned (also in err's [FrameError.Partial]) so that the owner can
-	// keep them for audit. err is a [*FrameError].
+	// OnFrameError, if set, is called for junk and for frames that cannot
+	// be delivered, with the bytes concerned (also in err's
+	// [FrameError.Partial], owned by the callee) so that the owner can keep
+	// them for audit. err is a [*FrameError]. It runs on the connection's
+	// goroutine, so it may be called concurrently for different
+	// connections, and it delays that connection while it runs.
 	OnFrameError func(conn ConnInfo, err error, partial []byte)
 	// Logger receives the server's logs; nil means slog.Default(). Message
 	// contents are never logged, only sizes and connection identifiers.
@@ -112,7 +119,7 @@ func (s *Server) ListenAndServe() error {
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("mllp listen: %w", err)
 	}
 	return s.Serve(l)
 }
@@ -123,7 +130,7 @@ func (s *Server) ListenAndServe() error {
 // errors are retried with back-off.
 func (s *Server) Serve(l net.Listener) error {
 	l = &onceCloseListener{Listener: l}
-	defer l.Close() //nolint:errcheck // nothing useful to do with it
+	defer func() { _ = l.Close() }()
 	if !s.trackListener(l, true) {
 		return ErrServerClosed
 	}
@@ -142,7 +149,7 @@ func (s *Server) Serve(l net.Listener) error {
 				return ErrServerClosed
 			}
 			if !isTemporary(err) {
-				return fmt.Errorf("accept: %w", err)
+				return fmt.Errorf("mllp accept: %w", err)
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
 			log.Warn("mllp accept failed, retrying", "err", err, "retry_in", delay)
@@ -178,7 +185,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.Close() //nolint:errcheck // always nil
+		_ = s.Close() // always nil
 		return ctx.Err()
 	}
 }

@@ -304,8 +304,11 @@ func TestServerMaxConnections(t *testing.T) {
 	}, testTimeout, 10*time.Millisecond)
 }
 
+// The read timeouts below are short for speed but long enough that a
+// loaded machine does not trip them between a test's dial and first write.
+
 func TestServerReadTimeout(t *testing.T) {
-	addr := serve(t, &Server{Handler: ackHandler(), ReadTimeout: 100 * time.Millisecond})
+	addr := serve(t, &Server{Handler: ackHandler(), ReadTimeout: 300 * time.Millisecond})
 	c := dialRaw(t, addr)
 	c.send("1")
 	require.Equal(t, "ACK|1", c.readFrame())
@@ -314,10 +317,10 @@ func TestServerReadTimeout(t *testing.T) {
 
 func TestServerReadTimeoutExcludesHandler(t *testing.T) {
 	h := HandlerFunc(func(_ context.Context, _ ConnInfo, msg []byte) []byte {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(900 * time.Millisecond)
 		return append([]byte("ACK|"), msg...)
 	})
-	addr := serve(t, &Server{Handler: h, ReadTimeout: 100 * time.Millisecond})
+	addr := serve(t, &Server{Handler: h, ReadTimeout: 300 * time.Millisecond})
 	c := dialRaw(t, addr)
 	c.send("1")
 	require.Equal(t, "ACK|1", c.readFrame())
@@ -327,7 +330,7 @@ func TestServerReadTimeoutExcludesHandler(t *testing.T) {
 
 func TestServerReadTimeoutInsideFrame(t *testing.T) {
 	fe := newFrameErrors()
-	addr := serve(t, &Server{Handler: ackHandler(), ReadTimeout: 100 * time.Millisecond, OnFrameError: fe.hook})
+	addr := serve(t, &Server{Handler: ackHandler(), ReadTimeout: 300 * time.Millisecond, OnFrameError: fe.hook})
 	c := dialRaw(t, addr)
 	c.write("\vMSH|stalled")
 	call := fe.next(t)
@@ -350,6 +353,21 @@ func TestServerFrameErrors(t *testing.T) {
 		require.ErrorAs(t, call.err, &ferr)
 		require.Equal(t, int64(18), ferr.Size)
 		require.NotZero(t, call.conn.ID)
+	})
+	t.Run("blank junk is not reported", func(t *testing.T) {
+		fe := newFrameErrors()
+		addr := serve(t, &Server{Handler: ackHandler(), OnFrameError: fe.hook})
+		c := dialRaw(t, addr)
+		c.write("\vMSH|1\x1c\r\n")
+		require.Equal(t, "ACK|MSH|1", c.readFrame())
+		c.write(" \t\r\n\vMSH|2\x1c\r")
+		require.Equal(t, "ACK|MSH|2", c.readFrame())
+		c.write("\n.\vMSH|3\x1c\r")
+		require.Equal(t, "ACK|MSH|3", c.readFrame())
+		call := fe.next(t)
+		require.ErrorIs(t, call.err, ErrJunk)
+		require.Equal(t, "\n.", string(call.partial), "only junk that is not blank is reported")
+		require.Empty(t, fe.ch)
 	})
 	t.Run("oversize frame closes the connection", func(t *testing.T) {
 		fe := newFrameErrors()

@@ -9,6 +9,18 @@
 // idempotent, so a second Start on the same databases keeps all workflow
 // history.
 //
+// Typical use:
+//
+//	srv, err := temporaldev.Start(ctx, temporaldev.Options{
+//		DatabaseURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
+//		SearchAttributes: map[string]enumspb.IndexedValueType{
+//			"InteropTenant": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+//		},
+//	})
+//	if err != nil { ... }
+//	defer srv.Stop()
+//	c, err := srv.NewClient(ctx, client.Options{})
+//
 // This is a development server: a single process, no TLS, no authorization,
 // archival and metrics disabled. Do not use it in production.
 package temporaldev

@@ -20,8 +20,8 @@ import (
 const readyPollInterval = 200 * time.Millisecond
 
 // waitForFrontend blocks until the frontend's health check passes. The
-// server's Start returns once the services are started, which is before the
-// frontend accepts traffic for a namespace-less health check.
+// server's Start returns once its services are started, but the frontend
+// reports itself unhealthy until it has joined the membership ring.
 func waitForFrontend(ctx context.Context, c client.Client) error {
 	return retry(ctx, func(ctx context.Context) error {
 		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})

@@ -5,26 +5,32 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
-	"net/url"
-	"strconv"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/server/common/config"
-	"go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
 )
 
 // Defaults applied by Start to zero-valued Options fields.
 const (
-	DefaultDatabaseName           = "temporal"
+	// DefaultDatabaseName is the default Options.DatabaseName.
+	DefaultDatabaseName = "temporal"
+	// DefaultVisibilityDatabaseName is the default
+	// Options.VisibilityDatabaseName.
 	DefaultVisibilityDatabaseName = "temporal_visibility"
-	DefaultFrontendAddr           = "127.0.0.1:7233"
-	DefaultUIAddr                 = "127.0.0.1:8233"
-	DefaultNamespace              = "default"
-	DefaultNamespaceRetention     = 72 * time.Hour
-	DefaultNumHistoryShards       = int32(4)
-	DefaultStartTimeout           = 2 * time.Minute
+	// DefaultFrontendAddr is the default Options.FrontendAddr, the port
+	// Temporal tooling (CLI, SDK defaults) expects.
+	DefaultFrontendAddr = "127.0.0.1:7233"
+	// DefaultUIAddr is the default Options.UIAddr, the port the Temporal
+	// CLI's dev server uses for its UI.
+	DefaultUIAddr = "127.0.0.1:8233"
+	// DefaultNamespace is the default Options.Namespace.
+	DefaultNamespace = "default"
+	// DefaultNamespaceRetention is the default Options.NamespaceRetention.
+	DefaultNamespaceRetention = 72 * time.Hour
+	// DefaultNumHistoryShards is the default Options.NumHistoryShards.
+	DefaultNumHistoryShards = int32(4)
+	// DefaultStartTimeout is the default Options.StartTimeout.
+	DefaultStartTimeout = 2 * time.Minute
 )
 
 // Options configures Start. The zero value of every field except DatabaseURL
@@ -36,19 +42,22 @@ type Options struct {
 	// databases; query parameters are passed to the driver (sslmode, ...).
 	DatabaseURL string
 	// DatabaseName is the database holding the server's core state.
-	// Defaults to DefaultDatabaseName.
+	// Defaults to DefaultDatabaseName. Only one server may use a database
+	// pair at a time: Start clears the cluster membership table in it.
 	DatabaseName string
 	// VisibilityDatabaseName is the database holding the visibility store
 	// (workflow listing and search attributes). Defaults to
 	// DefaultVisibilityDatabaseName.
 	VisibilityDatabaseName string
 
-	// FrontendAddr is the host:port the frontend gRPC service binds to.
+	// FrontendAddr is the host:port the frontend gRPC service binds to. The
+	// host must be an IPv4 address, "localhost" or empty (all interfaces);
+	// the internal services always stay on loopback (or on that address).
 	// Port 0 picks a free port; FrontendHostPort reports the result.
 	// Defaults to DefaultFrontendAddr.
 	FrontendAddr string
 	// UIAddr is the host:port the Web UI binds to; port 0 picks a free port.
-	// Defaults to DefaultUIAddr unless DisableUI is set.
+	// An empty UIAddr means DefaultUIAddr; use DisableUI to turn the UI off.
 	UIAddr string
 	// DisableUI turns the Web UI off.
 	DisableUI bool
@@ -85,7 +94,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ServerLogLevel is the minimum level of server-internal logs forwarded
 	// to Logger. Defaults to slog.LevelWarn because the server is chatty at
-	// info level.
+	// info level. Server logs are dropped once Stop begins, and the server's
+	// Panic and Fatal levels are logged as errors without panicking or
+	// exiting.
 	ServerLogLevel slog.Leveler
 
 	// StartTimeout bounds how long Start waits for the frontend and for the
@@ -162,77 +173,4 @@ func (o Options) validate() error {
 // uiEnabled reports whether the UI is wanted; DisableUI wins over UIAddr.
 func (o Options) uiEnabled() bool {
 	return !o.DisableUI && o.UIAddr != ""
-}
-
-// pgTarget is a parsed DatabaseURL.
-type pgTarget struct {
-	// base carries connection settings; DatabaseName is filled per use.
-	base config.SQL
-	// maintenanceDB is where CREATE DATABASE is issued from.
-	maintenanceDB string
-}
-
-// parseDatabaseURL turns a libpq-style URL into the server's SQL config for
-// the postgres12 plugin, which builds its own DSN from these fields.
-func parseDatabaseURL(raw string) (pgTarget, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return pgTarget{}, fmt.Errorf("parse database url: %w", err)
-	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return pgTarget{}, fmt.Errorf("database url: unsupported scheme %q, want postgres", u.Scheme)
-	}
-	host := u.Hostname()
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return pgTarget{}, fmt.Errorf("database url: invalid port %q", port)
-	}
-	user := u.User.Username()
-	if user == "" {
-		user = "postgres"
-	}
-	password, _ := u.User.Password()
-	maintenanceDB := u.Path
-	if len(maintenanceDB) > 0 && maintenanceDB[0] == '/' {
-		maintenanceDB = maintenanceDB[1:]
-	}
-	if maintenanceDB == "" {
-		maintenanceDB = "postgres"
-	}
-	attrs := map[string]string{}
-	for k, vs := range u.Query() {
-		if len(vs) > 0 {
-			attrs[k] = vs[len(vs)-1]
-		}
-	}
-	return pgTarget{
-		base: config.SQL{
-			PluginName:        postgresql.PluginName,
-			User:              user,
-			Password:          password,
-			ConnectAddr:       net.JoinHostPort(host, port),
-			ConnectProtocol:   "tcp",
-			ConnectAttributes: attrs,
-			// Every service opens its own pools, so the server's default of
-			// unlimited connections can exhaust max_connections (100 by
-			// default) when dev servers and test runs share one cluster.
-			MaxConns:     10,
-			MaxIdleConns: 5,
-		},
-		maintenanceDB: maintenanceDB,
-	}, nil
-}
-
-// sqlConfig returns a copy of the base config pointed at database name.
-func (t pgTarget) sqlConfig(name string) *config.SQL {
-	c := t.base
-	c.DatabaseName = name
-	c.ConnectAttributes = maps.Clone(t.base.ConnectAttributes)
-	return &c
 }

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -23,6 +26,10 @@ type Server struct {
 	logger    *slog.Logger
 	// stopDynConfig ends the dynamic config file poller.
 	stopDynConfig chan any
+	// muteServerLogs silences server logs once Stop begins: the services
+	// leave the membership ring one by one and the remaining ones log dozens
+	// of errors about unreachable peers, none of them actionable.
+	muteServerLogs *atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -46,40 +53,64 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger := newServerLogger(o.Logger, o.ServerLogLevel)
+	muted := new(atomic.Bool)
+	logger := newServerLogger(o.Logger, o.ServerLogLevel, muted)
 
-	if err := ensureSchemas(target, o.DatabaseName, o.VisibilityDatabaseName, logger); err != nil {
-		return nil, fmt.Errorf("prepare databases: %w", err)
-	}
-	if err := forgetPreviousMembers(target, o.DatabaseName, logger); err != nil {
-		return nil, fmt.Errorf("reset cluster membership: %w", err)
-	}
-
+	// Ports first: a second `interop dev` must fail on the taken port before
+	// it touches the databases the running one is using.
 	ep, err := pickEndpoints(o.FrontendAddr)
 	if err != nil {
 		return nil, err
 	}
+	var uiListener net.Listener
+	if o.uiEnabled() {
+		if uiListener, err = listenUI(o.UIAddr); err != nil {
+			return nil, err
+		}
+	}
+
+	began := time.Now()
+	if err := ensureSchemas(target, o.DatabaseName, o.VisibilityDatabaseName, logger); err != nil {
+		closeListener(uiListener)
+		return nil, fmt.Errorf("prepare databases: %w", err)
+	}
+	if err := forgetPreviousMembers(target, o.DatabaseName, logger); err != nil {
+		closeListener(uiListener)
+		return nil, fmt.Errorf("reset cluster membership: %w", err)
+	}
+	o.Logger.Debug("temporal databases ready", "elapsed", time.Since(began))
 	s := &Server{
-		frontend:      ep.frontendDial,
-		namespace:     o.Namespace,
-		logger:        o.Logger,
-		stopDynConfig: make(chan any),
+		frontend:       ep.frontendDial,
+		namespace:      o.Namespace,
+		logger:         o.Logger,
+		stopDynConfig:  make(chan any),
+		muteServerLogs: muted,
 	}
 	srv, err := newTemporalServer(o, target, ep, logger, s.stopDynConfig)
+	if err == nil {
+		if err = srv.Start(); err != nil {
+			err = fmt.Errorf("start temporal server: %w", err)
+		}
+	}
 	if err != nil {
 		close(s.stopDynConfig)
+		closeListener(uiListener)
 		return nil, err
 	}
-	if err := srv.Start(); err != nil {
-		close(s.stopDynConfig)
-		return nil, fmt.Errorf("start temporal server: %w", err)
-	}
 	s.server = srv
+	o.Logger.Debug("temporal server started", "elapsed", time.Since(began), "frontend", s.frontend)
 
-	if err := s.initialize(ctx, o); err != nil {
+	if err := s.initialize(ctx, o, uiListener); err != nil {
 		return nil, errors.Join(err, s.Stop())
 	}
+	o.Logger.Debug("temporal server ready", "elapsed", time.Since(began), "namespace", s.namespace, "ui", s.UIURL())
 	return s, nil
+}
+
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		_ = ln.Close() // never served, nothing to flush
+	}
 }
 
 func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger, done chan any) (temporal.Server, error) {
@@ -112,8 +143,16 @@ func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger,
 	return srv, nil
 }
 
-// initialize runs the post-start steps that need a live frontend.
-func (s *Server) initialize(ctx context.Context, o Options) error {
+// initialize runs the post-start steps that need a live frontend, then
+// serves the UI on uiListener when it is not nil (it always takes ownership
+// of uiListener).
+func (s *Server) initialize(ctx context.Context, o Options, uiListener net.Listener) error {
+	served := false
+	defer func() {
+		if !served {
+			closeListener(uiListener)
+		}
+	}()
 	// Lazy, because the frontend may not accept connections yet; the health
 	// check below is what waits for it.
 	c, err := client.NewLazyClient(s.clientOptions(client.Options{Namespace: o.Namespace}))
@@ -131,8 +170,9 @@ func (s *Server) initialize(ctx context.Context, o Options) error {
 	if err := ensureSearchAttributes(ctx, c, o.Namespace, o.SearchAttributes); err != nil {
 		return fmt.Errorf("register search attributes on %q: %w", o.Namespace, err)
 	}
-	if o.uiEnabled() {
-		ui, err := startUI(o.UIAddr, s.frontend, o.Namespace, o.Logger)
+	if uiListener != nil {
+		served = true // startUI owns the listener from here, even on error
+		ui, err := startUI(uiListener, s.frontend, o.Namespace, o.Logger)
 		if err != nil {
 			return fmt.Errorf("start temporal ui: %w", err)
 		}
@@ -182,6 +222,7 @@ func (s *Server) clientOptions(opts client.Options) client.Options {
 // later calls return the first call's result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
+		s.muteServerLogs.Store(true)
 		var errs []error
 		if s.ui != nil {
 			if err := s.ui.stop(); err != nil {

@@ -3,6 +3,7 @@ package temporaldev
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"go.temporal.io/server/common/log"
 	"go.temporal.io/server/common/log/tag"
@@ -24,9 +25,10 @@ var (
 	_ slog.Handler    = minLevelHandler{}
 )
 
-// newServerLogger returns a server logger dropping records below level.
-func newServerLogger(l *slog.Logger, level slog.Leveler) serverLogger {
-	return serverLogger{log: slog.New(minLevelHandler{inner: l.Handler(), min: level})}
+// newServerLogger returns a server logger dropping records below level, and
+// all records while muted is set.
+func newServerLogger(l *slog.Logger, level slog.Leveler, muted *atomic.Bool) serverLogger {
+	return serverLogger{log: slog.New(minLevelHandler{inner: l.Handler(), min: level, muted: muted})}
 }
 
 func (s serverLogger) Debug(msg string, tags ...tag.Tag) { s.emit(slog.LevelDebug, msg, tags) }
@@ -35,7 +37,8 @@ func (s serverLogger) Warn(msg string, tags ...tag.Tag)  { s.emit(slog.LevelWarn
 func (s serverLogger) Error(msg string, tags ...tag.Tag) { s.emit(slog.LevelError, msg, tags) }
 
 // DPanic, Panic and Fatal only log: a library must not panic or exit the
-// host process, and the server handles the failures that follow itself.
+// host process. The server's Fatal calls mostly guard failed binds, which
+// Start rules out up front by checking the ports it hands out.
 func (s serverLogger) DPanic(msg string, tags ...tag.Tag) { s.emit(slog.LevelError, msg, tags) }
 func (s serverLogger) Panic(msg string, tags ...tag.Tag)  { s.emit(slog.LevelError, msg, tags) }
 func (s serverLogger) Fatal(msg string, tags ...tag.Tag)  { s.emit(slog.LevelError, msg, tags) }
@@ -74,13 +77,18 @@ func attrsAsAny(tags []tag.Tag) []any {
 }
 
 // minLevelHandler drops records below min before they reach inner, so a
-// debug-level application handler still gets a quiet server.
+// debug-level application handler still gets a quiet server. While muted
+// (optional) is set it drops everything.
 type minLevelHandler struct {
 	inner slog.Handler
 	min   slog.Leveler
+	muted *atomic.Bool
 }
 
 func (h minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	if h.muted != nil && h.muted.Load() {
+		return false
+	}
 	return level >= h.min.Level() && h.inner.Enabled(ctx, level)
 }
 
@@ -89,9 +97,9 @@ func (h minLevelHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevelHandler{inner: h.inner.WithAttrs(attrs), min: h.min}
+	return minLevelHandler{inner: h.inner.WithAttrs(attrs), min: h.min, muted: h.muted}
 }
 
 func (h minLevelHandler) WithGroup(name string) slog.Handler {
-	return minLevelHandler{inner: h.inner.WithGroup(name), min: h.min}
+	return minLevelHandler{inner: h.inner.WithGroup(name), min: h.min, muted: h.muted}
 }

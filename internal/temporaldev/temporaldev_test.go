@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,6 +59,7 @@ func TestServerLifecycle(t *testing.T) {
 	admin := connectOrSkip(t, dbURL)
 
 	prefix := "itest_" + randomSuffix(t)
+	logs := newRecordingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts := temporaldev.Options{
 		DatabaseURL:            dbURL,
 		DatabaseName:           prefix + "_temporal",
@@ -64,7 +67,7 @@ func TestServerLifecycle(t *testing.T) {
 		FrontendAddr:           "127.0.0.1:0",
 		UIAddr:                 "127.0.0.1:0",
 		SearchAttributes:       searchAttributes(),
-		Logger:                 slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:                 slog.New(logs),
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -103,12 +106,17 @@ func TestServerLifecycle(t *testing.T) {
 	t.Logf("stop took %s", time.Since(began))
 	require.NoError(t, srv.Stop(), "second Stop must be a no-op")
 
-	// Restart on the same databases: everything must still be there.
+	// Restart on the same databases: everything must still be there. The
+	// shard count cannot change after creation; the stored one must win.
+	restart := opts
+	restart.NumHistoryShards = 8
 	began = time.Now()
-	srv2, err := temporaldev.Start(ctx, opts)
+	srv2, err := temporaldev.Start(ctx, restart)
 	require.NoError(t, err)
 	t.Logf("restart (existing databases) took %s", time.Since(began))
 	t.Cleanup(func() { _ = srv2.Stop() })
+
+	require.True(t, logs.saw("mismatches persisted cluster metadata"), "shard count mismatch must be logged")
 
 	c2, err := srv2.NewClient(ctx, client.Options{})
 	require.NoError(t, err)
@@ -132,8 +140,16 @@ func TestServerLifecycle(t *testing.T) {
 	// The restarted server must also accept new work, not just serve reads.
 	runGreeting(ctx, t, c2, "greet-again-"+prefix)
 
+	// A second server on a taken port fails fast and leaves the running one
+	// (and its databases) alone.
+	clash := opts
+	clash.FrontendAddr = srv2.FrontendHostPort()
+	_, err = temporaldev.Start(ctx, clash)
+	require.ErrorContains(t, err, "is not free")
+	_, err = c2.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	require.NoError(t, err)
+
 	requireUIServesHTML(ctx, t, srv2.UIURL())
-	t.Logf("checks after restart done")
 	began = time.Now()
 	require.NoError(t, srv2.Stop())
 	t.Logf("second stop took %s", time.Since(began))
@@ -205,6 +221,72 @@ func requireUIServesHTML(ctx context.Context, t *testing.T, url string) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, resp.Header.Get("Content-Type"), "text/html")
 	require.Contains(t, strings.ToLower(string(body)), "<html")
+
+	// The UI's API proxy must reach the frontend, or the page stays empty.
+	req, err = http.NewRequestWithContext(ctx, http.MethodGet, url+"/api/v1/namespaces/default", nil)
+	require.NoError(t, err)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var ns struct {
+		NamespaceInfo struct {
+			Name         string
+			Capabilities struct {
+				EagerWorkflowStart bool
+				SyncUpdate         bool
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal(body, &ns))
+	require.Equal(t, "default", ns.NamespaceInfo.Name)
+	// Capabilities reflect our default dynamic config.
+	require.True(t, ns.NamespaceInfo.Capabilities.EagerWorkflowStart, "eager workflow start enabled")
+	require.True(t, ns.NamespaceInfo.Capabilities.SyncUpdate, "update workflow enabled")
+}
+
+// recordingHandler passes records on and remembers their messages, so the
+// test can assert on what the server logged.
+type recordingHandler struct {
+	slog.Handler
+	log *messageLog
+}
+
+type messageLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newRecordingHandler(inner slog.Handler) *recordingHandler {
+	return &recordingHandler{Handler: inner, log: &messageLog{}}
+}
+
+func (h *recordingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.log.mu.Lock()
+	h.log.msgs = append(h.log.msgs, r.Message)
+	h.log.mu.Unlock()
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *recordingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &recordingHandler{Handler: h.Handler.WithAttrs(attrs), log: h.log}
+}
+
+func (h *recordingHandler) WithGroup(name string) slog.Handler {
+	return &recordingHandler{Handler: h.Handler.WithGroup(name), log: h.log}
+}
+
+func (h *recordingHandler) saw(substr string) bool {
+	h.log.mu.Lock()
+	defer h.log.mu.Unlock()
+	for _, m := range h.log.msgs {
+		if strings.Contains(m, substr) {
+			return true
+		}
+	}
+	return false
 }
 
 func connectOrSkip(t *testing.T, dbURL string) *pgx.Conn {

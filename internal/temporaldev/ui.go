@@ -43,13 +43,19 @@ type webUI struct {
 	done chan struct{}
 }
 
-// startUI binds addr and serves the UI, pointed at the frontend, in the
-// background.
-func startUI(addr, frontend, namespace string, logger *slog.Logger) (*webUI, error) {
+// listenUI binds the UI address. Start calls it before starting the server
+// so that a taken port fails fast instead of after the whole startup.
+func listenUI(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on ui addr %q: %w", addr, err)
 	}
+	return ln, nil
+}
+
+// startUI serves the UI on ln, pointed at the frontend, in the background.
+// It takes ownership of ln.
+func startUI(ln net.Listener, frontend, namespace string, logger *slog.Logger) (*webUI, error) {
 	ui, err := newWebUI(frontend, namespace)
 	if err != nil {
 		_ = ln.Close()

@@ -1,0 +1,80 @@
+# Interop Service. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+GO        ?= go
+BIN       := bin/interop
+PKGS      := ./...
+# The cluster's maintenance URL, from scripts/ensure-postgres.sh (which starts or installs
+# PostgreSQL when none answers). The service uses its own database `interop` in that cluster;
+# tests create and drop databases of their own.
+PG_URL     = $(shell scripts/ensure-postgres.sh)
+SERVICE_DB ?= interop
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: check-go
+check-go:
+	@command -v $(GO) >/dev/null || { echo "Go 1.26+ is needed: https://go.dev/dl/ (or apt-get install golang-go on a recent Debian)"; exit 1; }
+
+.PHONY: build
+build: check-go ## Build bin/interop
+	$(GO) build -o $(BIN) ./cmd/interop
+
+.PHONY: run
+run: build ## Start the whole service (embedded Temporal + UI, gateway, worker, MLLP on :2575)
+	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
+	export DATABASE_URL="$$(echo "$$url" | sed -E 's#/[^/?]*(\?|$$)#/$(SERVICE_DB)\1#')"; \
+	echo "DATABASE_URL=$$DATABASE_URL"; \
+	exec ./$(BIN) dev
+
+.PHONY: test
+test: check-go ## Run every test (real PostgreSQL, embedded Temporal, real sockets)
+	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
+	export TEST_DATABASE_URL="$$url"; \
+	$(GO) test -count=1 -timeout 20m $(PKGS) && \
+	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/...
+
+.PHONY: bench
+bench: check-go ## Run the benchmarks
+	@url="$(PG_URL)"; export TEST_DATABASE_URL="$$url"; \
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./gateway/...
+
+.PHONY: fuzz
+fuzz: check-go ## Fuzz the parsers for 60 s each
+	$(GO) test ./internal/mllp -run '^$$' -fuzz FuzzReader -fuzztime 60s
+	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+.PHONY: lint
+lint: check-go ## go vet, gofmt and workflowcheck (workflow determinism)
+	$(GO) vet $(PKGS)
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; [ -z "$$out" ] || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) tool workflowcheck ./workflows/...
+
+.PHONY: generate
+generate: check-go ## Regenerate sqlc code from db/queries and migrations
+	$(GO) tool sqlc generate
+
+.PHONY: verify
+verify: check-go ## Check generated code is current (sqlc diff, sqlc vet)
+	$(GO) tool sqlc diff
+	$(GO) tool sqlc vet
+
+.PHONY: db/migrate
+db/migrate: build ## Apply migrations to DATABASE_URL (or the local service database)
+	@url="$${DATABASE_URL:-}"; if [ -z "$$url" ]; then url="$$(echo "$(PG_URL)" | sed -E 's#/[^/?]*(\?|$$)#/$(SERVICE_DB)\1#')"; fi; \
+	DATABASE_URL="$$url" ./$(BIN) migrate up --create-database
+
+.PHONY: db/new-migration
+db/new-migration: ## Create migrations/NNNNNN_<name>.{up,down}.sql (name=...)
+	@[ -n "$(name)" ] || { echo "usage: make db/new-migration name=add_something"; exit 1; }
+	@last=$$(ls migrations/*.up.sql | sed -E 's#.*/([0-9]{6})_.*#\1#' | sort | tail -1); \
+	next=$$(printf '%06d' $$((10#$$last + 1))); \
+	touch migrations/$${next}_$(name).up.sql migrations/$${next}_$(name).down.sql; \
+	echo "created migrations/$${next}_$(name).{up,down}.sql"
+
+.PHONY: clean
+clean: ## Remove build output (keeps .data)
+	rm -rf bin

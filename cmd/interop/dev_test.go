@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/config"
+	"github.com/nhp/interop/internal/dbtest"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mllp"
+)
+
+var recordHistory = flag.Bool("record-history", false, "write the InboundHL7 history of TestDevEndToEnd to workflows/testdata/histories")
+
+// TestDevEndToEnd runs `interop dev` in-process against a real PostgreSQL and the embedded
+// Temporal server, sends an ADT^A01 over a real MLLP socket and follows it to the FHIR API.
+// It then stops the service and starts it again on the same databases: nothing is lost.
+func TestDevEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the embedded Temporal server")
+	}
+	ctx := context.Background()
+	name := dbtest.UniqueName("e2e")
+	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, db := range []string{name, name + "_temporal", name + "_visibility"} {
+			dbtest.DropDatabase(t, db)
+		}
+	})
+
+	cfg := config.Default()
+	cfg.DatabaseURL = serviceURL
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.MLLPAddr = freeAddr(t)
+	cfg.DataDir = t.TempDir()
+	cfg.LogFormat = "text"
+	cfg.LogLevel = "warn"
+	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
+	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
+	cfg.Temporal.HistoryShards = 1
+	base := "http://" + cfg.HTTPAddr
+
+	stop := startDev(t, cfg)
+	waitReady(t, base)
+
+	raw := loadFixture(t, "adt_a01.hl7")
+	ack := sendMLLP(t, cfg.MLLPAddr, raw)
+	require.Equal(t, hl7v2.AppAccept, ack.Code, "ACK text: %s", ack.Text)
+	require.Equal(t, "MSG00001", ack.ControlID)
+
+	secret, err := auth.DevSecret(cfg.DataDir)
+	require.NoError(t, err)
+	token, err := auth.HS256{Secret: secret}.Issue("e2e", "default", "system/*.cruds interop/admin", time.Hour)
+	require.NoError(t, err)
+
+	search := base + "/fhir/Patient?identifier=" + url.QueryEscape("urn:id:test1|PATID1234")
+	patient := waitForTotal(t, search, token, 1)
+	require.Contains(t, patient, `"family":"EVERYMAN"`)
+
+	// A resend is a duplicate: the stored ACK is replayed and nothing is processed again.
+	again := sendMLLP(t, cfg.MLLPAddr, raw)
+	require.Equal(t, hl7v2.AppAccept, again.Code)
+	require.Equal(t, ack.Header.ControlID, again.Header.ControlID, "the very same ACK is replayed")
+
+	// Bytes without an MSH are refused with an AR that says why.
+	nak := sendMLLP(t, cfg.MLLPAddr, []byte("this is not HL7\r"))
+	require.Equal(t, hl7v2.AppReject, nak.Code)
+	require.NotEmpty(t, nak.Errors)
+
+	// The message ends processed (a step after the Patient write), with its events in order.
+	var events string
+	require.Eventually(t, func() bool {
+		events = getJSON(t, base+"/admin/events", token)
+		return strings.Contains(events, `"Hl7MessageProcessed"`)
+	}, 30*time.Second, 100*time.Millisecond, "Hl7MessageProcessed is published")
+	require.Less(t, strings.Index(events, `"Hl7MessageReceived"`), strings.Index(events, `"Hl7MessageProcessed"`))
+	require.Equal(t, 1, strings.Count(events, `"Hl7MessageReceived"`), "the duplicate raised no second event")
+
+	// The run is in Temporal, searchable by its business id and search attributes.
+	tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
+	require.NoError(t, err)
+	defer tc.Close()
+	var wfID string
+	require.Eventually(t, func() bool {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: cfg.Temporal.Namespace, Query: `InteropTenant = "default" AND InteropStatus = "processed"`,
+		})
+		if err != nil || len(resp.Executions) != 1 {
+			return false
+		}
+		wfID = resp.Executions[0].Execution.WorkflowId
+		return true
+	}, 30*time.Second, 200*time.Millisecond, "the processed run is visible by search attribute")
+	require.True(t, strings.HasPrefix(wfID, "HL7Message:default:"), wfID)
+	require.True(t, strings.HasSuffix(wfID, ":ADTApp:MSG00001"), wfID)
+	if *recordHistory {
+		writeHistory(t, tc, wfID)
+	}
+	ui, err := http.Get("http://" + cfg.Temporal.EmbeddedUIAddr + "/")
+	require.NoError(t, err)
+	ui.Body.Close()
+	require.Equal(t, http.StatusOK, ui.StatusCode, "the Temporal UI answers")
+	tc.Close()
+
+	// Stop, start again: the patient and the workflow history are still there.
+	stop()
+	stop = startDev(t, cfg)
+	defer stop()
+	waitReady(t, base)
+	waitForTotal(t, search, token, 1)
+	tc2, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
+	require.NoError(t, err)
+	defer tc2.Close()
+	desc, err := tc2.DescribeWorkflowExecution(ctx, wfID, "")
+	require.NoError(t, err)
+	require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.WorkflowExecutionInfo.Status)
+}
+
+func startDev(t *testing.T, cfg config.Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- devCmd{}.Run(ctx, &cfg) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err, "interop dev stops cleanly")
+		case <-time.After(60 * time.Second):
+			t.Error("interop dev did not stop within 60 s")
+		}
+	}
+	// Registered after the databases' drop, so it runs before it: never drop under a live server.
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 90*time.Second, 100*time.Millisecond, "interop dev becomes ready")
+}
+
+func waitForTotal(t *testing.T, u, token string, total int) string {
+	t.Helper()
+	var body string
+	require.Eventually(t, func() bool {
+		body = getJSON(t, u, token)
+		var b struct {
+			Total int `json:"total"`
+		}
+		return json.Unmarshal([]byte(body), &b) == nil && b.Total == total
+	}, 60*time.Second, 100*time.Millisecond, "search %s reaches total %d", u, total)
+	return body
+}
+
+func getJSON(t *testing.T, u, token string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	return string(b)
+}
+
+func sendMLLP(t *testing.T, addr string, msg []byte) hl7v2.AckInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := mllp.Dial(ctx, addr)
+	require.NoError(t, err)
+	defer c.Close()
+	reply, err := c.Send(ctx, msg)
+	require.NoError(t, err)
+	ack, err := hl7v2.ParseAck(reply)
+	require.NoError(t, err)
+	return ack
+}
+
+func loadFixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	require.NoError(t, err)
+	msgs := splitMessages(b)
+	require.Len(t, msgs, 1)
+	return msgs[0]
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func writeHistory(t *testing.T, tc client.Client, wfID string) {
+	t.Helper()
+	ctx := context.Background()
+	iter := tc.GetWorkflowHistory(ctx, wfID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	hist := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		require.NoError(t, err)
+		hist.Events = append(hist.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
+	require.NoError(t, err)
+	path := filepath.Join("..", "..", "workflows", "testdata", "histories", "inbound_hl7_processed.json")
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	require.NoError(t, os.WriteFile(path, b, 0o644))
+	fmt.Println("recorded", path)
+}

@@ -1,0 +1,813 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/dbtest"
+	"github.com/nhp/interop/internal/outbox"
+	"github.com/nhp/interop/internal/routing"
+	"github.com/nhp/interop/internal/store"
+)
+
+const (
+	testBaseURL = "http://example.test"
+	tenantA     = "tenant-a"
+	tenantB     = "tenant-b"
+	mrnSystem   = "urn:oid:1.2.3.4.5"
+	rwScope     = "system/Patient.cruds system/Observation.cruds"
+)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+type testServer struct {
+	t      *testing.T
+	e      *echo.Echo
+	pool   *pgxpool.Pool
+	signer auth.HS256
+	reg    *prometheus.Registry
+}
+
+// newTestServer builds the gateway on a fresh database; mod adjusts the Deps before New.
+func newTestServer(t *testing.T, mod func(*Deps)) *testServer {
+	t.Helper()
+	_, pool := dbtest.New(t)
+	reg := prometheus.NewRegistry()
+	signer := auth.HS256{Secret: testSecret}
+	d := Deps{
+		Pool:         pool,
+		Store:        &store.Store{Pool: pool},
+		Auth:         signer,
+		DefaultOwner: routing.Builtin,
+		BaseURL:      testBaseURL,
+		Metrics:      NewMetrics(reg),
+		Gatherer:     reg,
+		Logger:       slog.New(slog.DiscardHandler),
+	}
+	if mod != nil {
+		mod(&d)
+	}
+	return &testServer{t: t, e: New(d), pool: pool, signer: signer, reg: reg}
+}
+
+func (s *testServer) token(tenant, scope string) string {
+	s.t.Helper()
+	tok, err := s.signer.Issue("test-client", tenant, scope, time.Hour)
+	require.NoError(s.t, err)
+	return tok
+}
+
+type request struct {
+	method, path, token string
+	body                io.Reader
+	header              map[string]string
+}
+
+func (s *testServer) do(r request) *httptest.ResponseRecorder {
+	s.t.Helper()
+	if r.method == "" {
+		r.method = http.MethodGet
+	}
+	req := httptest.NewRequest(r.method, r.path, r.body)
+	if r.token != "" {
+		req.Header.Set(echo.HeaderAuthorization, "Bearer "+r.token)
+	}
+	if r.body != nil && req.Header.Get(echo.HeaderContentType) == "" {
+		req.Header.Set(echo.HeaderContentType, "application/fhir+json")
+	}
+	for k, v := range r.header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	s.e.ServeHTTP(rec, req)
+	return rec
+}
+
+func (s *testServer) get(path, token string) *httptest.ResponseRecorder {
+	s.t.Helper()
+	return s.do(request{path: path, token: token})
+}
+
+func (s *testServer) post(path, token, body string, header map[string]string) *httptest.ResponseRecorder {
+	s.t.Helper()
+	return s.do(request{method: http.MethodPost, path: path, token: token, body: strings.NewReader(body), header: header})
+}
+
+func decodeJSON(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), "body: %s", rec.Body.String())
+	return m
+}
+
+func requireFHIRJSON(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderContentType), "application/fhir+json"),
+		"content type %q", rec.Header().Get(echo.HeaderContentType))
+}
+
+// requireOutcome checks that rec is an OperationOutcome with status and the first issue's code.
+func requireOutcome(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) map[string]any {
+	t.Helper()
+	require.Equal(t, status, rec.Code, "body: %s", rec.Body.String())
+	requireFHIRJSON(t, rec)
+	require.NotContains(t, strings.ToLower(rec.Body.String()), "<html", "never an HTML body")
+	m := decodeJSON(t, rec)
+	require.Equal(t, "OperationOutcome", m["resourceType"], "body: %s", rec.Body.String())
+	issues, ok := m["issue"].([]any)
+	require.True(t, ok && len(issues) > 0, "body: %s", rec.Body.String())
+	issue := issues[0].(map[string]any)
+	require.Equal(t, code, issue["code"], "body: %s", rec.Body.String())
+	require.NotEmpty(t, issue["severity"])
+	return m
+}
+
+func patientJSON(system, value string) string {
+	return `{"resourceType":"Patient","identifier":[{"system":"` + system + `","value":"` + value + `"}],"name":[{"family":"Doe"}]}`
+}
+
+// createPatient POSTs a Patient and returns its id.
+func (s *testServer) createPatient(token, system, value string) string {
+	s.t.Helper()
+	rec := s.post("/fhir/Patient", token, patientJSON(system, value), nil)
+	require.Equal(s.t, http.StatusCreated, rec.Code, rec.Body.String())
+	id, _ := decodeJSON(s.t, rec)["id"].(string)
+	require.NotEmpty(s.t, id)
+	return id
+}
+
+func searchset(t *testing.T, rec *httptest.ResponseRecorder) (total int, entries []map[string]any) {
+	t.Helper()
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	requireFHIRJSON(t, rec)
+	b := decodeJSON(t, rec)
+	require.Equal(t, "Bundle", b["resourceType"])
+	require.Equal(t, "searchset", b["type"])
+	tot, ok := b["total"].(float64)
+	require.True(t, ok, "a searchset carries total: %s", rec.Body.String())
+	if raw, ok := b["entry"].([]any); ok {
+		for _, e := range raw {
+			entries = append(entries, e.(map[string]any))
+		}
+	}
+	return int(tot), entries
+}
+
+func TestMetadataIsOpen(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+
+	rec := s.get("/fhir/metadata", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	requireFHIRJSON(t, rec)
+	cs := decodeJSON(t, rec)
+	require.Equal(t, "CapabilityStatement", cs["resourceType"])
+	require.Equal(t, "4.0.1", cs["fhirVersion"])
+	require.Equal(t, "instance", cs["kind"])
+	require.Equal(t, testBaseURL+"/fhir", cs["implementation"].(map[string]any)["url"])
+	rest := cs["rest"].([]any)[0].(map[string]any)
+	require.Equal(t, "server", rest["mode"])
+	var types []string
+	for _, r := range rest["resource"].([]any) {
+		types = append(types, r.(map[string]any)["type"].(string))
+	}
+	require.Contains(t, types, "Patient")
+
+	// A token, even a bad one, does not matter here.
+	require.Equal(t, http.StatusOK, s.do(request{path: "/fhir/metadata", header: map[string]string{"Authorization": "Bearer junk"}}).Code)
+	requireOutcome(t, s.get("/fhir/metadata?_format=xml", ""), http.StatusNotAcceptable, "not-supported")
+	require.Equal(t, http.StatusOK, s.get("/fhir/metadata?_format=json", "").Code)
+}
+
+func TestAuthenticationFailures(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	scope := rwScope + " " + auth.AdminScope
+
+	expired, err := auth.HS256{Secret: testSecret, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}.
+		Issue("c", tenantA, scope, time.Hour)
+	require.NoError(t, err)
+	notYet, err := auth.HS256{Secret: testSecret, Now: func() time.Time { return time.Now().Add(time.Hour) }}.
+		Issue("c", tenantA, scope, time.Hour)
+	require.NoError(t, err)
+	otherSecret, err := auth.HS256{Secret: []byte("another-secret-another-secret-00")}.Issue("c", tenantA, scope, time.Hour)
+	require.NoError(t, err)
+	sign := func(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+		tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
+		require.NoError(t, err)
+		return tok
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	algNone := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
+		jwt.MapClaims{"iss": auth.Issuer, "tenant": tenantA, "scope": scope, "exp": exp})
+	otherIssuer := sign(jwt.SigningMethodHS256, testSecret,
+		jwt.MapClaims{"iss": "someone-else", "tenant": tenantA, "scope": scope, "exp": exp})
+	noTenant := sign(jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"iss": auth.Issuer, "scope": scope, "exp": exp})
+	noExpiry := sign(jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"iss": auth.Issuer, "tenant": tenantA, "scope": scope})
+	valid := s.token(tenantA, scope)
+	tampered := valid[:len(valid)-4] + "AAAA"
+
+	cases := map[string]string{
+		"no header":          "",
+		"empty bearer":       "Bearer ",
+		"basic scheme":       "Basic dXNlcjpwYXNz",
+		"bare token":         valid,
+		"malformed":          "Bearer not.a.jwt",
+		"garbage":            "Bearer %%%",
+		"expired":            "Bearer " + expired,
+		"not yet valid":      "Bearer " + notYet,
+		"other secret":       "Bearer " + otherSecret,
+		"tampered signature": "Bearer " + tampered,
+		"alg none":           "Bearer " + algNone,
+		"other issuer":       "Bearer " + otherIssuer,
+		"no tenant":          "Bearer " + noTenant,
+		"no expiry":          "Bearer " + noExpiry,
+	}
+	targets := []struct{ method, path, body string }{
+		{http.MethodGet, "/fhir/Patient", ""},
+		{http.MethodGet, "/fhir/Patient/some-id", ""},
+		{http.MethodPost, "/fhir/Patient", patientJSON(mrnSystem, "1")},
+		{http.MethodPost, "/fhir/Patient/_search", "identifier=x"},
+		{http.MethodGet, "/admin/events", ""},
+		{http.MethodGet, "/admin/messages/" + uuid.NewString(), ""},
+	}
+	for name, header := range cases {
+		for _, tg := range targets {
+			r := request{method: tg.method, path: tg.path, header: map[string]string{}}
+			if header != "" {
+				r.header["Authorization"] = header
+			}
+			if tg.body != "" {
+				r.body = strings.NewReader(tg.body)
+				if strings.HasSuffix(tg.path, "_search") {
+					r.header["Content-Type"] = echo.MIMEApplicationForm
+				}
+			}
+			rec := s.do(r)
+			t.Logf("%s %s %s → %d", name, tg.method, tg.path, rec.Code)
+			requireOutcome(t, rec, http.StatusUnauthorized, "login")
+			require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderWWWAuthenticate), "Bearer "),
+				"%s %s %s: WWW-Authenticate %q", name, tg.method, tg.path, rec.Header().Get(echo.HeaderWWWAuthenticate))
+		}
+	}
+
+	// The POSTs above stored nothing.
+	total, _ := searchset(t, s.get("/fhir/Patient", valid))
+	require.Zero(t, total)
+
+	// The valid token itself is accepted, whatever the case of the scheme (RFC 7235 §2.1).
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		rec := s.do(request{path: "/fhir/Patient", header: map[string]string{"Authorization": scheme + " " + valid}})
+		require.Equal(t, http.StatusOK, rec.Code, "%s: %s", scheme, rec.Body.String())
+	}
+}
+
+func TestScopesLimitInteractions(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	readOnly := s.token(tenantA, "system/Patient.rs")
+
+	rec := s.post("/fhir/Patient", readOnly, patientJSON(mrnSystem, "1"), nil)
+	requireOutcome(t, rec, http.StatusForbidden, "forbidden")
+	rec = s.post("/fhir/Patient", readOnly, patientJSON(mrnSystem, "1"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|1"})
+	requireOutcome(t, rec, http.StatusForbidden, "forbidden")
+
+	total, _ := searchset(t, s.get("/fhir/Patient", readOnly))
+	require.Zero(t, total, "the refused create stored nothing")
+	requireOutcome(t, s.get("/fhir/Patient/missing", readOnly), http.StatusNotFound, "not-found")
+
+	// The scope names Patient only.
+	requireOutcome(t, s.get("/fhir/Observation", readOnly), http.StatusForbidden, "forbidden")
+	// Search without read is not read.
+	searchOnly := s.token(tenantA, "system/Patient.s")
+	id := s.createPatient(s.token(tenantA, "system/Patient.c"), mrnSystem, "2")
+	searchset(t, s.get("/fhir/Patient", searchOnly))
+	requireOutcome(t, s.get("/fhir/Patient/"+id, searchOnly), http.StatusForbidden, "forbidden")
+	// The admin scope grants no FHIR data, and FHIR scopes grant no admin API.
+	requireOutcome(t, s.get("/fhir/Patient", s.token(tenantA, auth.AdminScope)), http.StatusForbidden, "forbidden")
+	requireOutcome(t, s.get("/admin/events", s.token(tenantA, "system/*.cruds")), http.StatusForbidden, "forbidden")
+	// user/ and patient/ scopes are not accepted.
+	requireOutcome(t, s.get("/fhir/Patient", s.token(tenantA, "user/Patient.rs patient/*.rs")), http.StatusForbidden, "forbidden")
+	// A wildcard v2 scope and a v1 scope both work.
+	searchset(t, s.get("/fhir/Patient", s.token(tenantA, "system/*.rs")))
+	searchset(t, s.get("/fhir/Patient", s.token(tenantA, "system/Patient.read")))
+}
+
+func TestCreateAndReadRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(tenantA, rwScope)
+	body := `{"resourceType":"Patient","id":"ignored","identifier":[{"system":"` + mrnSystem + `","value":"rt-1"}],` +
+		`"name":[{"family":"Müller","given":["Anna"]}],"birthDate":"1970-01-01","active":true}`
+
+	rec := s.post("/fhir/Patient", tok, body, nil)
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	requireFHIRJSON(t, rec)
+	created := decodeJSON(t, rec)
+	id := created["id"].(string)
+	require.NotEqual(t, "ignored", id)
+	require.Equal(t, testBaseURL+"/fhir/Patient/"+id+"/_history/1", rec.Header().Get(echo.HeaderLocation))
+	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
+	lastModified, err := http.ParseTime(rec.Header().Get("Last-Modified"))
+	require.NoError(t, err)
+	require.WithinDuration(t, time.Now(), lastModified, time.Minute)
+	meta := created["meta"].(map[string]any)
+	require.Equal(t, "1", meta["versionId"])
+	require.Equal(t, "Müller", created["name"].([]any)[0].(map[string]any)["family"])
+	require.Equal(t, true, created["active"])
+
+	rec = s.get("/fhir/Patient/"+id, tok)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	requireFHIRJSON(t, rec)
+	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
+	readLastModified, err := http.ParseTime(rec.Header().Get("Last-Modified"))
+	require.NoError(t, err)
+	require.True(t, readLastModified.Equal(lastModified))
+	require.JSONEq(t, mustMarshal(t, created), rec.Body.String())
+
+	// Prefer: return=minimal answers headers only.
+	rec = s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "rt-2"), map[string]string{"Prefer": "return=minimal"})
+	require.Equal(t, http.StatusCreated, rec.Code)
+	require.Empty(t, rec.Body.String())
+	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderLocation), testBaseURL+"/fhir/Patient/"))
+	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
+
+	// Another resource type goes through the same path.
+	rec = s.post("/fhir/Observation", tok, `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`, nil)
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	obsID := decodeJSON(t, rec)["id"].(string)
+	require.Equal(t, http.StatusOK, s.get("/fhir/Observation/"+obsID, tok).Code)
+	requireOutcome(t, s.get("/fhir/Patient/"+obsID, tok), http.StatusNotFound, "not-found")
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestConditionalCreate(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(tenantA, rwScope)
+	cond := map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|cc-1"}
+
+	first := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"), cond)
+	require.Equal(t, http.StatusCreated, first.Code, first.Body.String())
+	id := decodeJSON(t, first)["id"].(string)
+	require.Equal(t, testBaseURL+"/fhir/Patient/"+id+"/_history/1", first.Header().Get(echo.HeaderLocation))
+
+	second := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"), cond)
+	require.Equal(t, http.StatusOK, second.Code, second.Body.String())
+	requireFHIRJSON(t, second)
+	require.Equal(t, id, decodeJSON(t, second)["id"])
+	require.Equal(t, first.Header().Get(echo.HeaderLocation), second.Header().Get(echo.HeaderLocation))
+	require.Equal(t, `W/"1"`, second.Header().Get("ETag"))
+
+	// A leading '?' is accepted too, and finds the same resource.
+	third := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"),
+		map[string]string{"If-None-Exist": "?identifier=" + url.QueryEscape(mrnSystem+"|cc-1")})
+	require.Equal(t, http.StatusOK, third.Code, third.Body.String())
+	require.Equal(t, id, decodeJSON(t, third)["id"])
+
+	total, _ := searchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|cc-1"), tok))
+	require.Equal(t, 1, total)
+
+	// Conditions the facade does not support are refused, not ignored.
+	for bad, code := range map[string]string{
+		"name=Doe":                      "not-supported",
+		"identifier=a&name=b":           "not-supported",
+		"identifier=" + mrnSystem + "|": "value",
+		"identifier=":                   "not-supported",
+		"%zz":                           "invalid",
+	} {
+		rec := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-2"), map[string]string{"If-None-Exist": bad})
+		t.Logf("If-None-Exist %q → %d", bad, rec.Code)
+		requireOutcome(t, rec, http.StatusBadRequest, code)
+	}
+	total, _ = searchset(t, s.get("/fhir/Patient?identifier=cc-2", tok))
+	require.Zero(t, total, "a refused condition creates nothing")
+
+	// Two resources with the identifier: the condition is ambiguous (412) and nothing is created.
+	s.createPatient(tok, mrnSystem, "dup")
+	s.createPatient(tok, mrnSystem, "dup")
+	rec := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "dup"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|dup"})
+	requireOutcome(t, rec, http.StatusPreconditionFailed, "duplicate")
+	total, _ = searchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|dup"), tok))
+	require.Equal(t, 2, total)
+}
+
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(tenantA, rwScope)
+	id1 := s.createPatient(tok, mrnSystem, "s-1")
+	id2 := s.createPatient(tok, "urn:other", "s-1")
+	id3 := s.createPatient(tok, mrnSystem, "s-3")
+
+	t.Run("identifier with system", func(t *testing.T) {
+		rec := s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|s-1"), tok)
+		total, entries := searchset(t, rec)
+		require.Equal(t, 1, total)
+		require.Len(t, entries, 1)
+		require.Equal(t, testBaseURL+"/fhir/Patient/"+id1, entries[0]["fullUrl"])
+		require.Equal(t, id1, entries[0]["resource"].(map[string]any)["id"])
+		require.Equal(t, "match", entries[0]["search"].(map[string]any)["mode"])
+		link := decodeJSON(t, rec)["link"].([]any)[0].(map[string]any)
+		require.Equal(t, "self", link["relation"])
+		require.True(t, strings.HasPrefix(link["url"].(string), testBaseURL+"/fhir/Patient?"), link["url"])
+	})
+	t.Run("identifier under any system", func(t *testing.T) {
+		total, entries := searchset(t, s.get("/fhir/Patient?identifier=s-1", tok))
+		require.Equal(t, 2, total)
+		var got []string
+		for _, e := range entries {
+			got = append(got, e["resource"].(map[string]any)["id"].(string))
+		}
+		require.ElementsMatch(t, []string{id1, id2}, got)
+	})
+	t.Run("_id", func(t *testing.T) {
+		total, entries := searchset(t, s.get("/fhir/Patient?_id="+id3, tok))
+		require.Equal(t, 1, total)
+		require.Equal(t, testBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
+		total, entries = searchset(t, s.get("/fhir/Patient?_id=nope", tok))
+		require.Zero(t, total)
+		require.Empty(t, entries)
+	})
+	t.Run("_count", func(t *testing.T) {
+		total, entries := searchset(t, s.get("/fhir/Patient?_count=2", tok))
+		require.Equal(t, 3, total)
+		require.Len(t, entries, 2)
+		total, entries = searchset(t, s.get("/fhir/Patient?_count=0", tok))
+		require.Equal(t, 3, total, "_count=0 still reports the total")
+		require.Empty(t, entries)
+		total, entries = searchset(t, s.get("/fhir/Patient", tok))
+		require.Equal(t, 3, total)
+		require.Len(t, entries, 3)
+	})
+	t.Run("POST _search", func(t *testing.T) {
+		rec := s.post("/fhir/Patient/_search", tok, "identifier="+url.QueryEscape(mrnSystem+"|s-3"),
+			map[string]string{"Content-Type": echo.MIMEApplicationForm})
+		total, entries := searchset(t, rec)
+		require.Equal(t, 1, total)
+		require.Equal(t, testBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
+		rec = s.post("/fhir/Patient/_search", tok, `{"identifier":"x"}`, nil)
+		requireOutcome(t, rec, http.StatusUnsupportedMediaType, "not-supported")
+	})
+	t.Run("refused parameters", func(t *testing.T) {
+		for _, q := range []string{
+			"name=Doe", "identifier:exact=x", "_sort=_id", "_count=abc", "_count=-1", "_count=1.5",
+			"identifier=a&identifier=b", "_id=bad%20id!", "identifier=" + url.QueryEscape(mrnSystem+"|"),
+		} {
+			rec := s.get("/fhir/Patient?"+q, tok)
+			require.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", q, rec.Body.String())
+			requireFHIRJSON(t, rec)
+			require.Equal(t, "OperationOutcome", decodeJSON(t, rec)["resourceType"], q)
+		}
+		requireOutcome(t, s.get("/fhir/Patient?name=Doe", tok), http.StatusBadRequest, "not-supported")
+		requireOutcome(t, s.get("/fhir/Patient?_count=abc", tok), http.StatusBadRequest, "value")
+	})
+	t.Run("_format", func(t *testing.T) {
+		requireOutcome(t, s.get("/fhir/Patient?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
+		requireOutcome(t, s.get("/fhir/Patient?_format=application/fhir%2Bxml", tok), http.StatusNotAcceptable, "not-supported")
+		requireOutcome(t, s.get("/fhir/Patient/"+id1+"?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
+		total, _ := searchset(t, s.get("/fhir/Patient?_format=json", tok))
+		require.Equal(t, 3, total)
+		total, _ = searchset(t, s.get("/fhir/Patient?_format="+url.QueryEscape("application/fhir+json"), tok))
+		require.Equal(t, 3, total)
+	})
+	t.Run("unknown type", func(t *testing.T) {
+		requireOutcome(t, s.get("/fhir/patient", tok), http.StatusNotFound, "not-supported")
+		requireOutcome(t, s.get("/fhir/patient/"+id1, tok), http.StatusNotFound, "not-supported")
+	})
+}
+
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tokA := s.token(tenantA, rwScope)
+	tokB := s.token(tenantB, rwScope)
+	idA := s.createPatient(tokA, mrnSystem, "iso-1")
+	require.Equal(t, http.StatusOK, s.get("/fhir/Patient/"+idA, tokA).Code)
+
+	foreign := s.get("/fhir/Patient/"+idA, tokB)
+	requireOutcome(t, foreign, http.StatusNotFound, "not-found")
+	const missingID = "00000000-0000-0000-0000-000000000000"
+	missing := s.get("/fhir/Patient/"+missingID, tokB)
+	requireOutcome(t, missing, http.StatusNotFound, "not-found")
+	// Another tenant's id and no id at all are answered alike: nothing tells B that idA exists.
+	require.Equal(t, strings.ReplaceAll(missing.Body.String(), missingID, "ID"), strings.ReplaceAll(foreign.Body.String(), idA, "ID"))
+	require.Equal(t, missing.Header().Get(echo.HeaderContentType), foreign.Header().Get(echo.HeaderContentType))
+	require.Empty(t, foreign.Header().Get("ETag"))
+
+	for _, q := range []string{"", "?identifier=" + url.QueryEscape(mrnSystem+"|iso-1"), "?identifier=iso-1", "?_id=" + idA} {
+		total, entries := searchset(t, s.get("/fhir/Patient"+q, tokB))
+		require.Zero(t, total, q)
+		require.Empty(t, entries, q)
+	}
+
+	// B's conditional create with A's identifier makes B's own resource.
+	rec := s.post("/fhir/Patient", tokB, patientJSON(mrnSystem, "iso-1"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|iso-1"})
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	idB := decodeJSON(t, rec)["id"].(string)
+	require.NotEqual(t, idA, idB)
+	requireOutcome(t, s.get("/fhir/Patient/"+idB, tokA), http.StatusNotFound, "not-found")
+	total, entries := searchset(t, s.get("/fhir/Patient?identifier=iso-1", tokA))
+	require.Equal(t, 1, total)
+	require.Equal(t, testBaseURL+"/fhir/Patient/"+idA, entries[0]["fullUrl"])
+}
+
+func TestRequestBodies(t *testing.T) {
+	t.Parallel()
+	const limit = 512
+	s := newTestServer(t, func(d *Deps) { d.MaxBodyBytes = limit })
+	tok := s.token(tenantA, rwScope)
+
+	rec := s.post("/fhir/Patient", tok, `{"resourceType":"Observation","status":"final"}`, nil)
+	requireOutcome(t, rec, http.StatusBadRequest, "invalid")
+	for _, body := range []string{`{"resourceType":"Patient"`, `not json`, ``, `[]`, `{"resourceType":"Patient","id":"bad id!"}`} {
+		rec = s.post("/fhir/Patient", tok, body, nil)
+		require.Equal(t, http.StatusBadRequest, rec.Code, "%q: %s", body, rec.Body.String())
+		requireFHIRJSON(t, rec)
+		require.Equal(t, "OperationOutcome", decodeJSON(t, rec)["resourceType"])
+	}
+
+	big := `{"resourceType":"Patient","text":{"div":"` + strings.Repeat("x", 2*limit) + `"}}`
+	// With a Content-Length the body is refused before it is read ...
+	requireOutcome(t, s.post("/fhir/Patient", tok, big, nil), http.StatusRequestEntityTooLarge, "too-long")
+	// ... and without one (chunked), when reading passes the limit.
+	chunked := httptest.NewRequest(http.MethodPost, "/fhir/Patient", io.MultiReader(strings.NewReader(big)))
+	chunked.ContentLength = -1
+	chunked.Header.Set(echo.HeaderAuthorization, "Bearer "+tok)
+	chunked.Header.Set(echo.HeaderContentType, "application/fhir+json")
+	rec = httptest.NewRecorder()
+	s.e.ServeHTTP(rec, chunked)
+	requireOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
+	// Admin requests have the limit too.
+	requireOutcome(t, s.do(request{path: "/admin/events", token: s.token(tenantA, auth.AdminScope), body: strings.NewReader(big)}),
+		http.StatusRequestEntityTooLarge, "too-long")
+
+	total, _ := searchset(t, s.get("/fhir/Patient", tok))
+	require.Zero(t, total, "no refused body was stored")
+
+	// A body under the limit is fine.
+	s.createPatient(tok, mrnSystem, "small")
+}
+
+func TestUnknownRoutes(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	tok := s.token(tenantA, rwScope)
+
+	for _, path := range []string{"/nope", "/", "/fhir/Patient/x/y/z", "/admin/nope"} {
+		token := tok
+		if strings.HasPrefix(path, "/admin") {
+			token = s.token(tenantA, auth.AdminScope)
+		}
+		rec := s.get(path, token)
+		requireOutcome(t, rec, http.StatusNotFound, "not-found")
+	}
+	requireOutcome(t, s.get("/nope", ""), http.StatusNotFound, "not-found")
+
+	// A known path with a method it does not serve.
+	rec := s.do(request{method: http.MethodDelete, path: "/fhir/Patient/x", token: tok})
+	requireOutcome(t, rec, http.StatusMethodNotAllowed, "not-supported")
+}
+
+func TestExternalOwnerIsNotServedHere(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	_, err := s.pool.Exec(context.Background(), `INSERT INTO fhir_routing_rules (tenant_id, resource_type, owner_url)
+		VALUES ($1, 'Observation', 'https://owner.example')`, tenantA)
+	require.NoError(t, err)
+	tokA := s.token(tenantA, rwScope)
+
+	requireOutcome(t, s.get("/fhir/Observation", tokA), http.StatusNotImplemented, "not-supported")
+	requireOutcome(t, s.post("/fhir/Observation", tokA, `{"resourceType":"Observation","status":"final"}`, nil),
+		http.StatusNotImplemented, "not-supported")
+	// Other types and other tenants still go to the built-in store.
+	searchset(t, s.get("/fhir/Patient", tokA))
+	searchset(t, s.get("/fhir/Observation", s.token(tenantB, rwScope)))
+}
+
+type eventsPage struct {
+	Events []struct {
+		Cursor        string          `json:"cursor"`
+		EventID       string          `json:"eventId"`
+		Type          string          `json:"type"`
+		AggregateType string          `json:"aggregateType"`
+		AggregateID   string          `json:"aggregateId"`
+		OccurredAt    time.Time       `json:"occurredAt"`
+		Payload       json.RawMessage `json:"payload"`
+	} `json:"events"`
+	Next string `json:"next"`
+}
+
+func (s *testServer) events(token, query string) eventsPage {
+	s.t.Helper()
+	rec := s.get("/admin/events"+query, token)
+	require.Equal(s.t, http.StatusOK, rec.Code, rec.Body.String())
+	var p eventsPage
+	require.NoError(s.t, json.Unmarshal(rec.Body.Bytes(), &p), rec.Body.String())
+	require.NotNil(s.t, p.Events, "events is a list, never null: %s", rec.Body.String())
+	return p
+}
+
+func aggregateIDs(p eventsPage) []string {
+	out := make([]string, len(p.Events))
+	for i, e := range p.Events {
+		out[i] = e.AggregateID
+	}
+	return out
+}
+
+func TestAdminEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestServer(t, nil)
+	adminA := s.token(tenantA, auth.AdminScope)
+	adminB := s.token(tenantB, auth.AdminScope)
+
+	requireOutcome(t, s.get("/admin/events", s.token(tenantA, rwScope)), http.StatusForbidden, "forbidden")
+
+	emit := func(tenant, aggregateID string) {
+		t.Helper()
+		require.NoError(t, db.InTx(ctx, s.pool, func(q *db.Queries) error {
+			return outbox.Emit(ctx, q, tenant, outbox.Hl7MessageReceived, aggregateID, map[string]any{"n": aggregateID})
+		}))
+	}
+	emit(tenantA, "a1")
+	emit(tenantB, "b1")
+	emit(tenantA, "a2")
+	emit(tenantA, "a3")
+	// A rolled-back change raises no event.
+	require.Error(t, db.InTx(ctx, s.pool, func(q *db.Queries) error {
+		require.NoError(t, outbox.Emit(ctx, q, tenantA, outbox.Hl7MessageFailed, "rolled-back", nil))
+		return errors.New("abort")
+	}))
+
+	// Events become visible once no older transaction is running anywhere in the cluster
+	// (other tests' databases share it), so wait for them rather than assume.
+	var all eventsPage
+	require.Eventually(t, func() bool {
+		all = s.events(adminA, "")
+		return len(all.Events) >= 3
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, []string{"a1", "a2", "a3"}, aggregateIDs(all), "only the caller tenant's events, in commit order")
+	require.Equal(t, all.Events[2].Cursor, all.Next)
+	for _, e := range all.Events {
+		require.Equal(t, string(outbox.Hl7MessageReceived), e.Type)
+		require.Equal(t, "Hl7Message", e.AggregateType)
+		require.NotEmpty(t, e.EventID)
+		require.NotEmpty(t, e.Cursor)
+		require.False(t, e.OccurredAt.IsZero())
+		require.JSONEq(t, `{"n":"`+e.AggregateID+`","tenantId":"`+tenantA+`"}`, string(e.Payload))
+	}
+	require.Eventually(t, func() bool { return len(s.events(adminB, "").Events) == 1 }, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, []string{"b1"}, aggregateIDs(s.events(adminB, "")))
+
+	// Paging: next, passed back as after, continues where the page ended.
+	page1 := s.events(adminA, "?limit=2")
+	require.Equal(t, []string{"a1", "a2"}, aggregateIDs(page1))
+	require.Equal(t, page1.Events[1].Cursor, page1.Next)
+	page2 := s.events(adminA, "?limit=2&after="+url.QueryEscape(page1.Next))
+	require.Equal(t, []string{"a3"}, aggregateIDs(page2))
+	require.Equal(t, all.Next, page2.Next)
+	page3 := s.events(adminA, "?after="+url.QueryEscape(page2.Next))
+	require.Empty(t, page3.Events)
+	require.Equal(t, page2.Next, page3.Next, "an empty page keeps the cursor")
+
+	// Another tenant's cursor reveals nothing of this tenant's events beyond it.
+	require.Empty(t, s.events(adminB, "?after="+url.QueryEscape(page2.Next)).Events)
+
+	for _, q := range []string{"?after=garbage", "?after=1", "?after=a-1", "?after=1-b", "?after=-1-2", "?limit=0", "?limit=1001", "?limit=abc"} {
+		requireOutcome(t, s.get("/admin/events"+q, adminA), http.StatusBadRequest, "value")
+	}
+}
+
+func TestAdminMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newTestServer(t, func(d *Deps) {
+		d.TemporalUIURL = "http://temporal.test"
+		d.TemporalNamespace = "default"
+	})
+	q := db.New(s.pool)
+	port := int32(32001)
+	conn, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
+		TenantID: tenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMllp,
+		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, ListenPort: &port, Settings: []byte(`{}`),
+	})
+	require.NoError(t, err)
+	raw := []byte("MSH|^~\\&|LAB|FAC|||20240101||ORU^R01|C1|P|2.5\r")
+	sum := sha256.Sum256(raw)
+	msg, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
+		TenantID: tenantA, ConnectorID: conn.ID, MessageControlID: "C1", SendingApp: "LAB", SendingFacility: "FAC",
+		MessageCode: "ORU", TriggerEvent: "R01", Hl7Version: "2.5", Raw: raw, RawSHA256: sum[:],
+		AckCode: "AA", Ack: []byte("MSH|ack"), WorkflowID: "hl7-C1",
+	})
+	require.NoError(t, err)
+	attempt, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{WorkflowID: "hl7-C1", RunID: "run-1", MessageID: msg.ID})
+	require.NoError(t, err)
+	require.NoError(t, q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
+		TenantID: tenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceType: "Patient", ResourceID: "p1",
+		Action: "created", Owner: routing.Builtin,
+	}))
+
+	adminA := s.token(tenantA, auth.AdminScope)
+	rec := s.get("/admin/messages/"+msg.ID.String(), adminA)
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	m := decodeJSON(t, rec)
+	require.Equal(t, msg.ID.String(), m["id"])
+	require.Equal(t, conn.ID.String(), m["connectorId"])
+	require.Equal(t, "pending", m["status"])
+	require.Equal(t, "C1", m["messageControlId"])
+	require.Equal(t, "ORU^R01", m["messageType"])
+	require.Equal(t, float64(len(raw)), m["sizeBytes"])
+	require.Equal(t, "http://temporal.test/namespaces/default/workflows/hl7-C1", m["temporalUrl"])
+	require.NotContains(t, m, "raw", "the message body (PHI) is not part of the summary")
+	attempts := m["attempts"].([]any)
+	require.Len(t, attempts, 1)
+	require.Equal(t, "run-1", attempts[0].(map[string]any)["runId"])
+	links := m["resourceLinks"].([]any)
+	require.Len(t, links, 1)
+	require.Equal(t, "p1", links[0].(map[string]any)["resourceId"])
+
+	// Another tenant's admin sees no such message: the same answer as for an unknown id.
+	foreign := s.get("/admin/messages/"+msg.ID.String(), s.token(tenantB, auth.AdminScope))
+	requireOutcome(t, foreign, http.StatusNotFound, "not-found")
+	unknown := s.get("/admin/messages/"+uuid.NewString(), s.token(tenantB, auth.AdminScope))
+	requireOutcome(t, unknown, http.StatusNotFound, "not-found")
+	require.Equal(t, unknown.Body.String(), foreign.Body.String())
+	requireOutcome(t, s.get("/admin/messages/not-a-uuid", adminA), http.StatusNotFound, "not-found")
+	// Without the admin scope even the owner tenant is refused.
+	requireOutcome(t, s.get("/admin/messages/"+msg.ID.String(), s.token(tenantA, rwScope)), http.StatusForbidden, "forbidden")
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, func(d *Deps) {
+		d.Ready = func(context.Context) error { return errors.New("temporal unreachable") }
+	})
+	rec := s.get("/healthz", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	require.JSONEq(t, `{"status":"ok"}`, rec.Body.String())
+
+	rec = s.get("/readyz", "")
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Equal(t, "unavailable", decodeJSON(t, rec)["status"])
+
+	ready := newTestServer(t, func(d *Deps) { d.Ready = func(context.Context) error { return nil } })
+	rec = ready.get("/readyz", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	require.Equal(t, "ready", decodeJSON(t, rec)["status"])
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, nil)
+	require.Equal(t, http.StatusOK, s.get("/healthz", "").Code)
+	require.Equal(t, http.StatusOK, s.get("/fhir/metadata", "").Code)
+	require.Equal(t, http.StatusUnauthorized, s.get("/fhir/Patient", "").Code)
+	require.Equal(t, http.StatusNotFound, s.get("/nope", "").Code)
+
+	rec := s.get("/metrics", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	body := rec.Body.String()
+	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/healthz",status="200"} 1`)
+	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/fhir/metadata",status="200"} 1`)
+	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/fhir/:type",status="401"} 1`)
+	require.Contains(t, body, `status="404"`)
+	require.Contains(t, body, `interop_http_request_duration_seconds_bucket{method="GET",route="/healthz"`)
+
+	// The registry passed in is the one served.
+	families, err := s.reg.Gather()
+	require.NoError(t, err)
+	var found bool
+	for _, f := range families {
+		if f.GetName() == "interop_http_requests_total" {
+			found = true
+		}
+	}
+	require.True(t, found)
+}

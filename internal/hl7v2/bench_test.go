@@ -1,0 +1,100 @@
+package hl7v2
+
+import (
+	"testing"
+	"time"
+)
+
+func benchInputs(b *testing.B) []struct {
+	name string
+	data []byte
+} {
+	return []struct {
+		name string
+		data []byte
+	}{
+		{"ORU_R01_10KB", readFixture(b, "bench/oru_r01_cbc.hl7")},
+		{"ADT_A01_2KB", readFixture(b, "bench/adt_a01.hl7")},
+	}
+}
+
+func BenchmarkParse(b *testing.B) {
+	for _, in := range benchInputs(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseAndWalk parses and then decodes every leaf, the cost a
+// full mapping pass pays on top of Parse.
+func BenchmarkParseAndWalk(b *testing.B) {
+	for _, in := range benchInputs(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				m, _ := Parse(in.data)
+				for _, s := range m.segs {
+					for _, f := range s.Fields() {
+						for _, r := range f.Repetitions() {
+							for _, c := range r.Components() {
+								for range c.Subcomponents() {
+								}
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkReadHeader(b *testing.B) {
+	for _, in := range benchInputs(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ReadHeader(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	data := readFixture(b, "bench/oru_r01_cbc.hl7")
+	m, _ := Parse(data)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.Encode()
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	m, _ := Parse(readFixture(b, "bench/oru_r01_cbc.hl7"))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.Get("OBX(10)-3.2")
+	}
+}
+
+func BenchmarkBuildAck(b *testing.B) {
+	h, _ := ReadHeader(readFixture(b, "bench/oru_r01_cbc.hl7"))
+	in := AckInput{Code: CommitAccept, ControlID: "ACK1", Now: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := BuildAck(h, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package workflows_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/nhp/interop/activities"
+	"github.com/nhp/interop/workflows"
+)
+
+var a *activities.Activities
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterActivity(a)
+	return env
+}
+
+func input() workflows.InboundHL7Input {
+	return workflows.InboundHL7Input{MessageID: uuid.New(), TenantID: "t1", ConnectorID: uuid.New(), MessageType: "ADT^A01"}
+}
+
+func TestInboundHL7Processes(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{MessageType: "ADT^A01^ADT_A01"}, nil).Once()
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil).Once()
+	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
+	env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.InboundHL7Result
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.InboundHL7Result{Status: workflows.StatusProcessed, AttemptID: attempt, Created: 1}, res)
+	env.AssertExpectations(t)
+
+	progress, err := env.QueryWorkflow(workflows.QueryProgress)
+	require.NoError(t, err)
+	var step string
+	require.NoError(t, progress.Get(&step))
+	require.Equal(t, "done", step)
+}
+
+// An unparseable message is dead-lettered at once: no retries, no Map, no Route.
+func TestInboundHL7DeadLettersPermanentErrors(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{},
+		temporal.NewNonRetryableApplicationError("no MSH segment", activities.ErrTypeParse, nil)).Once()
+	var failed activities.FailInput
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		failed = args.Get(1).(activities.FailInput)
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(env.GetWorkflowError(), &appErr))
+	require.Equal(t, activities.ErrTypeParse, appErr.Type())
+	require.Equal(t, ref, failed.MessageRef)
+	require.True(t, failed.DeadLetter)
+	require.Equal(t, activities.ErrTypeParse, failed.ErrorCode)
+	require.Contains(t, failed.Detail, "parse: ")
+	env.AssertExpectations(t)
+}
+
+// A transient failure is retried by policy, and the message completes when it clears.
+func TestInboundHL7RetriesTransientErrors(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil)
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil)
+	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{}, errors.New("owner answered 503")).Times(2)
+	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Updated: 1}, nil).Once()
+	env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.InboundHL7Result
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.StatusProcessed, res.Status)
+	require.Equal(t, 1, res.Updated)
+	env.AssertExpectations(t)
+}
+
+// Retries are bounded: after MaximumAttempts the message is dead-lettered, not retried forever.
+func TestInboundHL7DeadLettersWhenRetriesAreSpent(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil)
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil)
+	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{}, errors.New("connection refused")).
+		Times(int(workflows.RetryPolicy.MaximumAttempts))
+	var failed activities.FailInput
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		failed = args.Get(1).(activities.FailInput)
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.Error(t, env.GetWorkflowError())
+	require.True(t, failed.DeadLetter)
+	require.Contains(t, failed.Detail, "route: ")
+	env.AssertExpectations(t)
+}
+
+func TestRejectsInputWithoutMessageID(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	env.ExecuteWorkflow(workflows.InboundHL7, workflows.InboundHL7Input{TenantID: "t1"})
+	require.ErrorContains(t, env.GetWorkflowError(), "no message id")
+}
+
+func TestWorkflowIDRoundTrip(t *testing.T) {
+	t.Parallel()
+	keys := []workflows.MessageKey{
+		{TenantID: "default", ConnectorID: uuid.New(), SendingApp: "ADTApp", ControlID: "MSG00001"},
+		{TenantID: "t-2", ConnectorID: uuid.New(), SendingApp: "EPIC^1.2.840:x^ISO", ControlID: "a:b%c"},
+		{TenantID: "t", ConnectorID: uuid.New(), SendingApp: "", ControlID: "1"},
+	}
+	for _, k := range keys {
+		id := workflows.InboundHL7WorkflowID(k)
+		got, err := workflows.ParseInboundHL7WorkflowID(id)
+		require.NoError(t, err, id)
+		require.Equal(t, k, got, id)
+	}
+	require.Equal(t, "HL7Message:default:"+keys[0].ConnectorID.String()+":ADTApp:MSG00001", workflows.InboundHL7WorkflowID(keys[0]),
+		"ids stay readable in the Temporal UI")
+	for _, bad := range []string{"", "BulkExport:t:1", "HL7Message:t:not-a-uuid:a:b", "HL7Message:t:a:b"} {
+		_, err := workflows.ParseInboundHL7WorkflowID(bad)
+		require.Error(t, err, bad)
+	}
+}
