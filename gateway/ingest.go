@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"log/slog"
