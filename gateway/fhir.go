@@ -140,6 +140,9 @@ func searchValues(c echo.Context) (url.Values, error) {
 			return nil, newOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "POST _search needs application/x-www-form-urlencoded")
 		}
 		form, err := c.FormParams()
+		if isBodyTooLarge(err) {
+			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		}
 		if err != nil {
 			return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable form body")
 		}

@@ -19,8 +19,9 @@ const principalKey = "principal"
 func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		header := c.Request().Header.Get(echo.HeaderAuthorization)
-		token, ok := strings.CutPrefix(header, "Bearer ")
-		if !ok || token == "" {
+		// The auth scheme is case-insensitive (RFC 7235 §2.1): "bearer" is as good as "Bearer".
+		scheme, token, ok := strings.Cut(header, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="interop"`)
 			return newOutcome(http.StatusUnauthorized, fhir.IssueLogin, "missing bearer token: send Authorization: Bearer <token> (see `interop token`)")
 		}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/internal/temporaldev"
+	"github.com/nhp/interop/workflows"
 )
 
 func envSet(key string) bool {
@@ -73,6 +75,9 @@ func (workerCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer tc.Close()
+	if err := temporaldev.EnsureSearchAttributes(ctx, tc, c.Temporal.Namespace, workflows.SearchAttributes()); err != nil {
+		return fmt.Errorf("register search attributes on namespace %s: %w", c.Temporal.Namespace, err)
+	}
 	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
 	w := s.newWorker()
 	logger.Info("worker running", "task_queue", c.Temporal.TaskQueue, "temporal", temporalAddress(c))

@@ -57,7 +57,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Metrics: metrics, Logger: s.logger,
 	}
 	ingestor := &gateway.Ingestor{Pool: s.pool, Starter: starter, Metrics: metrics, Logger: s.logger}
-	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: "127.0.0.1"}
+	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
 
 	e := gateway.New(gateway.Deps{
 		Pool: s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,

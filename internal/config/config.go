@@ -23,6 +23,8 @@ type Config struct {
 	PublicURL string
 	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
 	MLLPAddr string
+	// MLLPBindHost is the listen host of connectors that name none (0.0.0.0 in containers).
+	MLLPBindHost string
 	// DataDir holds export files, dev signing keys and logs.
 	DataDir string
 	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
@@ -61,12 +63,13 @@ type Temporal struct {
 // Default is the configuration of a laptop running `interop dev`.
 func Default() Config {
 	return Config{
-		DatabaseURL: "postgres://postgres@127.0.0.1:5432/interop?sslmode=disable",
-		HTTPAddr:    "127.0.0.1:8080",
-		MLLPAddr:    "127.0.0.1:2575",
-		DataDir:     ".data",
-		LogFormat:   "json",
-		LogLevel:    "info",
+		DatabaseURL:  "postgres://postgres@127.0.0.1:5432/interop?sslmode=disable",
+		HTTPAddr:     "127.0.0.1:8080",
+		MLLPAddr:     "127.0.0.1:2575",
+		MLLPBindHost: "127.0.0.1",
+		DataDir:      ".data",
+		LogFormat:    "json",
+		LogLevel:     "info",
 		Temporal: Temporal{
 			Namespace:                  "default",
 			TaskQueue:                  "interop",
@@ -98,6 +101,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.PublicURL, "INTEROP_PUBLIC_URL")
 	str(&c.MLLPAddr, "INTEROP_MLLP_ADDR")
 	str(&c.DataDir, "INTEROP_DATA_DIR")
+	str(&c.MLLPBindHost, "INTEROP_MLLP_BIND_HOST")
 	str(&c.LogFormat, "INTEROP_LOG_FORMAT")
 	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
 	str(&c.JWTSecret, "INTEROP_JWT_SECRET")

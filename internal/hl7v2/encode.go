@@ -197,6 +197,9 @@ func (s *Segment) set(l Location, raw string, leaf bool) error {
 			return nil
 		}
 	}
+	if s.header && len(s.fields) < 3 { // MSH-1 and MSH-2 are never empty
+		s.fields = append(s.fields[:1], string(s.d.Field), s.d.EncodingCharacters())
+	}
 	for len(s.fields) <= l.Field {
 		s.fields = append(s.fields, "")
 	}

@@ -245,7 +245,10 @@ func (p *parser) segment(line string, off int, embedded bool) Segment {
 	if i >= 0 {
 		name = line[:i]
 	}
-	header := i == 3 && isHeaderName(name)
+	// A bare "MSH" line is still a header segment: its fields, once
+	// added, follow MSH numbering, so reading it otherwise would not survive
+	// a Set and re-parse.
+	header := isHeaderName(name)
 	first := len(p.fields)
 	p.fields = append(p.fields, name)
 	if i >= 0 {

@@ -45,11 +45,16 @@ type humanName struct {
 	Suffix []string `json:"suffix,omitempty"`
 }
 
-// v2 table 0001 (administrative sex) → FHIR administrative-gender.
-var genders = map[string]string{"M": "male", "F": "female", "O": "other", "A": "other", "N": "unknown", "U": "unknown"}
+// v2 table 0001 (administrative sex) → FHIR administrative-gender: the V2-to-FHIR IG ConceptMap
+// AdministrativeSex (N "not applicable" is "other", not "unknown").
+var genders = map[string]string{"M": "male", "F": "female", "O": "other", "A": "other", "N": "other", "U": "unknown"}
 
-// v2 table 0200 (name type) → FHIR name-use, the common codes.
-var nameUses = map[string]string{"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "anonymous", "B": "old", "C": "old"}
+// v2 table 0200 (name type) → FHIR name-use: the V2-to-FHIR IG ConceptMap NameType. Codes it
+// leaves unmapped (A assigned/alias, B birth, C adopted, …) get no use rather than a guess.
+var nameUses = map[string]string{
+	"L": "official", "R": "official", "D": "usual", "M": "maiden", "N": "nickname",
+	"MSK": "anonymous", "BAD": "old", "NAV": "temp", "TEMP": "temp",
+}
 
 const maxRepetitions = 100
 

@@ -170,3 +170,9 @@ func retry(ctx context.Context, fn func(context.Context) error, retryable func(e
 		}
 	}
 }
+
+// EnsureSearchAttributes adds the custom search attributes of want that namespace lacks. The
+// worker calls it against external clusters too, so a fresh cluster needs no manual step.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, want map[string]enumspb.IndexedValueType) error {
+	return ensureSearchAttributes(ctx, c, namespace, want)
+}

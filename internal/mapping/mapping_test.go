@@ -1,0 +1,291 @@
+package mapping_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the current mapping")
+
+// TestGolden maps every testdata/<case>.hl7 (real public messages, see testdata/README.md) and
+// compares the Bundle with testdata/<case>.golden.json. After an intended mapping change, run
+// `go test ./internal/mapping -update` and review the diff of the golden files.
+func TestGolden(t *testing.T) {
+	cases, err := filepath.Glob(filepath.Join("testdata", "*.hl7"))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(cases), 5, "golden cases missing")
+	for _, path := range cases {
+		name := strings.TrimSuffix(filepath.Base(path), ".hl7")
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			require.NoError(t, err)
+			bundle := mapFile(t, raw)
+			checkTransaction(t, bundle)
+
+			got, err := json.MarshalIndent(bundle, "", "  ")
+			require.NoError(t, err)
+			got = append(got, '\n')
+			golden := filepath.Join("testdata", name+".golden.json")
+			if *update {
+				require.NoError(t, os.WriteFile(golden, got, 0o644))
+				return
+			}
+			want, err := os.ReadFile(golden)
+			require.NoError(t, err, "run `go test ./internal/mapping -update` to create it")
+			require.Equal(t, string(want), string(got), "mapping of %s changed; if intended, rerun with -update", path)
+		})
+	}
+}
+
+// TestMapDeterministic: mapping the same message twice, even from two parses, gives the same
+// bytes, fullUrls included — the Map activity may be retried and replayed.
+func TestMapDeterministic(t *testing.T) {
+	cases, err := filepath.Glob(filepath.Join("testdata", "*.hl7"))
+	require.NoError(t, err)
+	for _, path := range cases {
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		first, err := json.Marshal(mapFile(t, raw))
+		require.NoError(t, err)
+		second, err := json.Marshal(mapFile(t, raw))
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(first, second), "%s: two mappings differ", path)
+	}
+}
+
+func TestIdentifierSystem(t *testing.T) {
+	for _, tc := range []struct {
+		name, cx, system string
+	}{
+		{"ISO OID without namespace", "123^^^&2.16.840.1.113883.3.72&ISO^MR", "urn:oid:2.16.840.1.113883.3.72"},
+		{"ISO OID beside a namespace", "123^^^HOSP&2.16.840.1.113883.3.72&ISO^MR", "urn:oid:2.16.840.1.113883.3.72"},
+		{"ISO in lower case", "123^^^HOSP&1.2.3&iso^MR", "urn:oid:1.2.3"},
+		{"namespace only", "123^^^HOSP^MR", "urn:id:HOSP"},
+		{"namespace with a non-ISO universal id", "123^^^HOSP&1.2.3&L^MR", "urn:id:HOSP"},
+		{"URI universal id", "123^^^&https://ids.example.org/mrn&URI^MR", "https://ids.example.org/mrn"},
+		{"no assigning authority", "123^^^^MR", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mapPID(t, "PID|1||"+tc.cx+"||DOE^JOHN||19700101|M")
+			p := patientOf(t, b)
+			require.Len(t, p.Identifier, 1)
+			require.Equal(t, tc.system, p.Identifier[0].System)
+			require.Equal(t, "123", p.Identifier[0].Value)
+			require.Equal(t, "identifier="+url.QueryEscape(tc.system+"|123"), b.Entry[0].Request.IfNoneExist)
+		})
+	}
+}
+
+// The medical record number is the conditional key wherever it stands in PID-3; without one
+// the first identifier is. Every identifier is kept, in order, with its v2-0203 type.
+func TestConditionalKey(t *testing.T) {
+	t.Run("MR among others", func(t *testing.T) {
+		b := mapPID(t, "PID|1||987-65-4320^^^SSA^SS~^^^EMPTY^PI~M1^^^HOSP^MR~M2^^^OTHER^MR||DOE^JOHN")
+		p := patientOf(t, b)
+		require.Equal(t, "identifier="+url.QueryEscape("urn:id:HOSP|M1"), b.Entry[0].Request.IfNoneExist)
+		require.Equal(t, []wantIdent{
+			{System: "urn:id:SSA", Value: "987-65-4320", Type: "SS"},
+			{Use: "usual", System: "urn:id:HOSP", Value: "M1", Type: "MR"},
+			{Use: "usual", System: "urn:id:OTHER", Value: "M2", Type: "MR"},
+		}, p.idents(t), "a repetition without a value is skipped")
+	})
+	t.Run("no MR", func(t *testing.T) {
+		b := mapPID(t, "PID|1||P1^^^LAB^PI~S1^^^SSA^SS||DOE^JOHN")
+		require.Equal(t, "identifier="+url.QueryEscape("urn:id:LAB|P1"), b.Entry[0].Request.IfNoneExist)
+	})
+	t.Run("no type code", func(t *testing.T) {
+		b := mapPID(t, "PID|1||X1^^^A~X2^^^B||DOE^JOHN")
+		require.Equal(t, "identifier="+url.QueryEscape("urn:id:A|X1"), b.Entry[0].Request.IfNoneExist)
+	})
+}
+
+func TestGender(t *testing.T) {
+	// The V2-to-FHIR IG ConceptMap AdministrativeSex (v2 table 0001 → administrative-gender).
+	for sex, want := range map[string]string{
+		"M": "male", "F": "female", "O": "other", "A": "other", "N": "other", "U": "unknown",
+		"f": "female", "M^Male^HL70001": "male", "X": "", "": "",
+	} {
+		p := patientOf(t, mapPID(t, "PID|1||1^^^H^MR||DOE^JO||19700101|"+sex))
+		require.Equal(t, want, p.Gender, "PID-8 %q", sex)
+		if want == "" {
+			require.NotContains(t, p.raw, "gender", "PID-8 %q: no gender rather than a guess", sex)
+		}
+	}
+}
+
+func TestBirthDate(t *testing.T) {
+	for dob, want := range map[string]string{
+		"1962":           "1962",
+		"196203":         "1962-03",
+		"19620320":       "1962-03-20",
+		"196203201230":   "1962-03-20",
+		"19620320233000": "1962-03-20",
+		// The date is the one written, in the sender's zone: converting to UTC would say the 21st.
+		"19620320233000-0500": "1962-03-20",
+		"19620320000000+0700": "1962-03-20",
+		"19620320^D":          "1962-03-20", // TS with its degree-of-precision component (v2.3)
+		"":                    "",
+	} {
+		p := patientOf(t, mapPID(t, "PID|1||1^^^H^MR||DOE^JO||"+dob+"|F"))
+		require.Equal(t, want, p.BirthDate, "PID-7 %q", dob)
+		if want == "" {
+			require.NotContains(t, p.raw, "birthDate")
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	b := mapPID(t, `PID|1||1^^^H^MR||EVERYMAN&&&&Aniston^ADAM^A^III^Dr.^MD^L~Josh^^stanley^^^^D~^^^^^^L~Nick^^^^^^N~Mai^Den^^^^^M~Al^Ias^^^^^A~Old^Birth^^^^^B`)
+	p := patientOf(t, b)
+	require.Equal(t, []wantName{
+		{Use: "official", Family: "EVERYMAN", Given: []string{"ADAM", "A"}, Prefix: []string{"Dr."}, Suffix: []string{"III"}},
+		{Use: "usual", Family: "Josh", Given: []string{"stanley"}},
+		{Use: "nickname", Family: "Nick"},
+		{Use: "maiden", Family: "Mai", Given: []string{"Den"}},
+		// Table 0200 A (assigned/alias) and B (birth name) have no name-use in the IG's ConceptMap.
+		{Family: "Al", Given: []string{"Ias"}},
+		{Family: "Old", Given: []string{"Birth"}},
+	}, p.Name, "a repetition with neither family nor given name is dropped")
+}
+
+func TestUnmappable(t *testing.T) {
+	for name, raw := range map[string]string{
+		"no PID":            msh + "MSA|AA|CTRL0\r",
+		"PID without PID-3": msh + "PID|1\r",
+		"PID-3 empty":       msh + "PID|1||\r",
+		"PID-3 no value":    msh + "PID|1||^^^HOSP^MR\r",
+		"PID-7 month 13":    msh + "PID|1||1^^^H^MR||DOE^JO||19621320|F\r",
+		"PID-7 30 February": msh + "PID|1||1^^^H^MR||DOE^JO||19620230|F\r",
+		"PID-7 ISO format":  msh + "PID|1||1^^^H^MR||DOE^JO||1962-03-20|F\r",
+		"PID-7 5 digits":    msh + "PID|1||1^^^H^MR||DOE^JO||19620|F\r",
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			b, err := mapping.Map(m)
+			require.ErrorIs(t, err, mapping.ErrUnmappable)
+			require.Nil(t, b)
+		})
+	}
+}
+
+// fullUrls are name-based: stable for one message, distinct across messages.
+func TestFullURL(t *testing.T) {
+	pid := "PID|1||1^^^H^MR||DOE^JO"
+	a := mapPID(t, pid)
+	m, err := hl7v2.Parse([]byte(strings.Replace(msh, "CTRL1", "CTRL2", 1) + pid + "\r"))
+	require.NoError(t, err)
+	b, err := mapping.Map(m)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(a.Entry[0].FullURL, "urn:uuid:"))
+	require.NotEqual(t, a.Entry[0].FullURL, b.Entry[0].FullURL)
+	require.Equal(t, a.Entry[0].Request, b.Entry[0].Request, "the conditional key depends on the patient only")
+}
+
+// --- helpers ---------------------------------------------------------------------------------
+
+const msh = "MSH|^~\\&|APP|FAC|RCV|RFAC|20240101120000||ADT^A01^ADT_A01|CTRL1|P|2.5.1\r"
+
+func mapFile(t *testing.T, raw []byte) *fhir.Bundle {
+	t.Helper()
+	m, err := hl7v2.Parse(raw)
+	require.NoError(t, err)
+	b, err := mapping.Map(m)
+	require.NoError(t, err)
+	return b
+}
+
+func mapPID(t *testing.T, pid string) *fhir.Bundle {
+	t.Helper()
+	b := mapFile(t, []byte(msh+pid+"\r"))
+	checkTransaction(t, b)
+	return b
+}
+
+// checkTransaction asserts the invariants every mapped Bundle keeps: a transaction whose
+// entries are all conditional creates with a urn:uuid fullUrl.
+func checkTransaction(t *testing.T, b *fhir.Bundle) {
+	t.Helper()
+	require.Equal(t, "Bundle", b.ResourceType)
+	require.Equal(t, fhir.BundleTransaction, b.Type)
+	require.NotEmpty(t, b.Entry)
+	for i, e := range b.Entry {
+		head, err := fhir.ReadHead(e.Resource)
+		require.NoError(t, err, "entry %d", i)
+		require.True(t, strings.HasPrefix(e.FullURL, "urn:uuid:"), "entry %d fullUrl %q", i, e.FullURL)
+		require.NotNil(t, e.Request, "entry %d", i)
+		require.Equal(t, "POST", e.Request.Method, "entry %d", i)
+		require.Equal(t, head.ResourceType, e.Request.URL, "entry %d", i)
+		q, err := url.ParseQuery(e.Request.IfNoneExist)
+		require.NoError(t, err, "entry %d", i)
+		require.Contains(t, q.Get("identifier"), "|", "entry %d: ifNoneExist %q", i, e.Request.IfNoneExist)
+	}
+}
+
+type wantIdent struct {
+	Use, System, Value, Type string
+}
+
+type wantName struct {
+	Use    string   `json:"use"`
+	Family string   `json:"family"`
+	Given  []string `json:"given"`
+	Prefix []string `json:"prefix"`
+	Suffix []string `json:"suffix"`
+}
+
+type patientJSON struct {
+	ResourceType string `json:"resourceType"`
+	Identifier   []struct {
+		Use    string `json:"use"`
+		System string `json:"system"`
+		Value  string `json:"value"`
+		Type   *struct {
+			Coding []struct {
+				System string `json:"system"`
+				Code   string `json:"code"`
+			} `json:"coding"`
+		} `json:"type"`
+	} `json:"identifier"`
+	Name      []wantName `json:"name"`
+	Gender    string     `json:"gender"`
+	BirthDate string     `json:"birthDate"`
+	raw       map[string]json.RawMessage
+}
+
+func (p patientJSON) idents(t *testing.T) []wantIdent {
+	t.Helper()
+	var out []wantIdent
+	for _, id := range p.Identifier {
+		w := wantIdent{Use: id.Use, System: id.System, Value: id.Value}
+		if id.Type != nil {
+			require.Len(t, id.Type.Coding, 1)
+			require.Equal(t, "http://terminology.hl7.org/CodeSystem/v2-0203", id.Type.Coding[0].System)
+			w.Type = id.Type.Coding[0].Code
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func patientOf(t *testing.T, b *fhir.Bundle) patientJSON {
+	t.Helper()
+	require.Len(t, b.Entry, 1)
+	var p patientJSON
+	require.NoError(t, json.Unmarshal(b.Entry[0].Resource, &p))
+	require.NoError(t, json.Unmarshal(b.Entry[0].Resource, &p.raw))
+	require.Equal(t, "Patient", p.ResourceType)
+	return p
+}
