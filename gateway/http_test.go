@@ -30,16 +30,16 @@ import (
 )
 
 const (
-	testBaseURL = "http://example.test"
-	tenantA     = "tenant-a"
-	tenantB     = "tenant-b"
-	mrnSystem   = "urn:oid:1.2.3.4.5"
-	rwScope     = "system/Patient.cruds system/Observation.cruds"
+	apiBaseURL = "http://example.test"
+	apiTenantA = "tenant-a"
+	apiTenantB = "tenant-b"
+	apiMRN     = "urn:oid:1.2.3.4.5"
+	apiRWScope = "system/Patient.cruds system/Observation.cruds"
 )
 
-var testSecret = []byte("0123456789abcdef0123456789abcdef")
+var apiSecret = []byte("0123456789abcdef0123456789abcdef")
 
-type testServer struct {
+type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
 	pool   *pgxpool.Pool
@@ -47,18 +47,18 @@ type testServer struct {
 	reg    *prometheus.Registry
 }
 
-// newTestServer builds the gateway on a fresh database; mod adjusts the Deps before New.
-func newTestServer(t *testing.T, mod func(*Deps)) *testServer {
+// newAPIServer builds the gateway on a fresh database; mod adjusts the Deps before New.
+func newAPIServer(t *testing.T, mod func(*Deps)) *apiServer {
 	t.Helper()
 	_, pool := dbtest.New(t)
 	reg := prometheus.NewRegistry()
-	signer := auth.HS256{Secret: testSecret}
+	signer := auth.HS256{Secret: apiSecret}
 	d := Deps{
 		Pool:         pool,
 		Store:        &store.Store{Pool: pool},
 		Auth:         signer,
 		DefaultOwner: routing.Builtin,
-		BaseURL:      testBaseURL,
+		BaseURL:      apiBaseURL,
 		Metrics:      NewMetrics(reg),
 		Gatherer:     reg,
 		Logger:       slog.New(slog.DiscardHandler),
@@ -66,23 +66,23 @@ func newTestServer(t *testing.T, mod func(*Deps)) *testServer {
 	if mod != nil {
 		mod(&d)
 	}
-	return &testServer{t: t, e: New(d), pool: pool, signer: signer, reg: reg}
+	return &apiServer{t: t, e: New(d), pool: pool, signer: signer, reg: reg}
 }
 
-func (s *testServer) token(tenant, scope string) string {
+func (s *apiServer) token(tenant, scope string) string {
 	s.t.Helper()
 	tok, err := s.signer.Issue("test-client", tenant, scope, time.Hour)
 	require.NoError(s.t, err)
 	return tok
 }
 
-type request struct {
+type apiRequest struct {
 	method, path, token string
 	body                io.Reader
 	header              map[string]string
 }
 
-func (s *testServer) do(r request) *httptest.ResponseRecorder {
+func (s *apiServer) do(r apiRequest) *httptest.ResponseRecorder {
 	s.t.Helper()
 	if r.method == "" {
 		r.method = http.MethodGet
@@ -102,36 +102,36 @@ func (s *testServer) do(r request) *httptest.ResponseRecorder {
 	return rec
 }
 
-func (s *testServer) get(path, token string) *httptest.ResponseRecorder {
+func (s *apiServer) get(path, token string) *httptest.ResponseRecorder {
 	s.t.Helper()
-	return s.do(request{path: path, token: token})
+	return s.do(apiRequest{path: path, token: token})
 }
 
-func (s *testServer) post(path, token, body string, header map[string]string) *httptest.ResponseRecorder {
+func (s *apiServer) post(path, token, body string, header map[string]string) *httptest.ResponseRecorder {
 	s.t.Helper()
-	return s.do(request{method: http.MethodPost, path: path, token: token, body: strings.NewReader(body), header: header})
+	return s.do(apiRequest{method: http.MethodPost, path: path, token: token, body: strings.NewReader(body), header: header})
 }
 
-func decodeJSON(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
+func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), "body: %s", rec.Body.String())
 	return m
 }
 
-func requireFHIRJSON(t *testing.T, rec *httptest.ResponseRecorder) {
+func requireFHIRContentType(t *testing.T, rec *httptest.ResponseRecorder) {
 	t.Helper()
 	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderContentType), "application/fhir+json"),
 		"content type %q", rec.Header().Get(echo.HeaderContentType))
 }
 
-// requireOutcome checks that rec is an OperationOutcome with status and the first issue's code.
-func requireOutcome(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) map[string]any {
+// requireAPIOutcome checks that rec is an OperationOutcome with status and the first issue's code.
+func requireAPIOutcome(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) map[string]any {
 	t.Helper()
 	require.Equal(t, status, rec.Code, "body: %s", rec.Body.String())
-	requireFHIRJSON(t, rec)
+	requireFHIRContentType(t, rec)
 	require.NotContains(t, strings.ToLower(rec.Body.String()), "<html", "never an HTML body")
-	m := decodeJSON(t, rec)
+	m := decodeBody(t, rec)
 	require.Equal(t, "OperationOutcome", m["resourceType"], "body: %s", rec.Body.String())
 	issues, ok := m["issue"].([]any)
 	require.True(t, ok && len(issues) > 0, "body: %s", rec.Body.String())
@@ -141,25 +141,25 @@ func requireOutcome(t *testing.T, rec *httptest.ResponseRecorder, status int, co
 	return m
 }
 
-func patientJSON(system, value string) string {
+func apiPatient(system, value string) string {
 	return `{"resourceType":"Patient","identifier":[{"system":"` + system + `","value":"` + value + `"}],"name":[{"family":"Doe"}]}`
 }
 
 // createPatient POSTs a Patient and returns its id.
-func (s *testServer) createPatient(token, system, value string) string {
+func (s *apiServer) createPatient(token, system, value string) string {
 	s.t.Helper()
-	rec := s.post("/fhir/Patient", token, patientJSON(system, value), nil)
+	rec := s.post("/fhir/Patient", token, apiPatient(system, value), nil)
 	require.Equal(s.t, http.StatusCreated, rec.Code, rec.Body.String())
-	id, _ := decodeJSON(s.t, rec)["id"].(string)
+	id, _ := decodeBody(s.t, rec)["id"].(string)
 	require.NotEmpty(s.t, id)
 	return id
 }
 
-func searchset(t *testing.T, rec *httptest.ResponseRecorder) (total int, entries []map[string]any) {
+func requireSearchset(t *testing.T, rec *httptest.ResponseRecorder) (total int, entries []map[string]any) {
 	t.Helper()
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	requireFHIRJSON(t, rec)
-	b := decodeJSON(t, rec)
+	requireFHIRContentType(t, rec)
+	b := decodeBody(t, rec)
 	require.Equal(t, "Bundle", b["resourceType"])
 	require.Equal(t, "searchset", b["type"])
 	tot, ok := b["total"].(float64)
@@ -172,18 +172,18 @@ func searchset(t *testing.T, rec *httptest.ResponseRecorder) (total int, entries
 	return int(tot), entries
 }
 
-func TestMetadataIsOpen(t *testing.T) {
+func TestFHIRMetadataIsOpen(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
+	s := newAPIServer(t, nil)
 
 	rec := s.get("/fhir/metadata", "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	requireFHIRJSON(t, rec)
-	cs := decodeJSON(t, rec)
+	requireFHIRContentType(t, rec)
+	cs := decodeBody(t, rec)
 	require.Equal(t, "CapabilityStatement", cs["resourceType"])
 	require.Equal(t, "4.0.1", cs["fhirVersion"])
 	require.Equal(t, "instance", cs["kind"])
-	require.Equal(t, testBaseURL+"/fhir", cs["implementation"].(map[string]any)["url"])
+	require.Equal(t, apiBaseURL+"/fhir", cs["implementation"].(map[string]any)["url"])
 	rest := cs["rest"].([]any)[0].(map[string]any)
 	require.Equal(t, "server", rest["mode"])
 	var types []string
@@ -193,23 +193,23 @@ func TestMetadataIsOpen(t *testing.T) {
 	require.Contains(t, types, "Patient")
 
 	// A token, even a bad one, does not matter here.
-	require.Equal(t, http.StatusOK, s.do(request{path: "/fhir/metadata", header: map[string]string{"Authorization": "Bearer junk"}}).Code)
-	requireOutcome(t, s.get("/fhir/metadata?_format=xml", ""), http.StatusNotAcceptable, "not-supported")
+	require.Equal(t, http.StatusOK, s.do(apiRequest{path: "/fhir/metadata", header: map[string]string{"Authorization": "Bearer junk"}}).Code)
+	requireAPIOutcome(t, s.get("/fhir/metadata?_format=xml", ""), http.StatusNotAcceptable, "not-supported")
 	require.Equal(t, http.StatusOK, s.get("/fhir/metadata?_format=json", "").Code)
 }
 
-func TestAuthenticationFailures(t *testing.T) {
+func TestHTTPAuthenticationFailures(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	scope := rwScope + " " + auth.AdminScope
+	s := newAPIServer(t, nil)
+	scope := apiRWScope + " " + auth.AdminScope
 
-	expired, err := auth.HS256{Secret: testSecret, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}.
-		Issue("c", tenantA, scope, time.Hour)
+	expired, err := auth.HS256{Secret: apiSecret, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}.
+		Issue("c", apiTenantA, scope, time.Hour)
 	require.NoError(t, err)
-	notYet, err := auth.HS256{Secret: testSecret, Now: func() time.Time { return time.Now().Add(time.Hour) }}.
-		Issue("c", tenantA, scope, time.Hour)
+	notYet, err := auth.HS256{Secret: apiSecret, Now: func() time.Time { return time.Now().Add(time.Hour) }}.
+		Issue("c", apiTenantA, scope, time.Hour)
 	require.NoError(t, err)
-	otherSecret, err := auth.HS256{Secret: []byte("another-secret-another-secret-00")}.Issue("c", tenantA, scope, time.Hour)
+	otherSecret, err := auth.HS256{Secret: []byte("another-secret-another-secret-00")}.Issue("c", apiTenantA, scope, time.Hour)
 	require.NoError(t, err)
 	sign := func(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
 		tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
@@ -218,12 +218,12 @@ func TestAuthenticationFailures(t *testing.T) {
 	}
 	exp := time.Now().Add(time.Hour).Unix()
 	algNone := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
-		jwt.MapClaims{"iss": auth.Issuer, "tenant": tenantA, "scope": scope, "exp": exp})
-	otherIssuer := sign(jwt.SigningMethodHS256, testSecret,
-		jwt.MapClaims{"iss": "someone-else", "tenant": tenantA, "scope": scope, "exp": exp})
-	noTenant := sign(jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"iss": auth.Issuer, "scope": scope, "exp": exp})
-	noExpiry := sign(jwt.SigningMethodHS256, testSecret, jwt.MapClaims{"iss": auth.Issuer, "tenant": tenantA, "scope": scope})
-	valid := s.token(tenantA, scope)
+		jwt.MapClaims{"iss": auth.Issuer, "tenant": apiTenantA, "scope": scope, "exp": exp})
+	otherIssuer := sign(jwt.SigningMethodHS256, apiSecret,
+		jwt.MapClaims{"iss": "someone-else", "tenant": apiTenantA, "scope": scope, "exp": exp})
+	noTenant := sign(jwt.SigningMethodHS256, apiSecret, jwt.MapClaims{"iss": auth.Issuer, "scope": scope, "exp": exp})
+	noExpiry := sign(jwt.SigningMethodHS256, apiSecret, jwt.MapClaims{"iss": auth.Issuer, "tenant": apiTenantA, "scope": scope})
+	valid := s.token(apiTenantA, scope)
 	tampered := valid[:len(valid)-4] + "AAAA"
 
 	cases := map[string]string{
@@ -245,14 +245,14 @@ func TestAuthenticationFailures(t *testing.T) {
 	targets := []struct{ method, path, body string }{
 		{http.MethodGet, "/fhir/Patient", ""},
 		{http.MethodGet, "/fhir/Patient/some-id", ""},
-		{http.MethodPost, "/fhir/Patient", patientJSON(mrnSystem, "1")},
+		{http.MethodPost, "/fhir/Patient", apiPatient(apiMRN, "1")},
 		{http.MethodPost, "/fhir/Patient/_search", "identifier=x"},
 		{http.MethodGet, "/admin/events", ""},
 		{http.MethodGet, "/admin/messages/" + uuid.NewString(), ""},
 	}
 	for name, header := range cases {
 		for _, tg := range targets {
-			r := request{method: tg.method, path: tg.path, header: map[string]string{}}
+			r := apiRequest{method: tg.method, path: tg.path, header: map[string]string{}}
 			if header != "" {
 				r.header["Authorization"] = header
 			}
@@ -264,68 +264,68 @@ func TestAuthenticationFailures(t *testing.T) {
 			}
 			rec := s.do(r)
 			t.Logf("%s %s %s → %d", name, tg.method, tg.path, rec.Code)
-			requireOutcome(t, rec, http.StatusUnauthorized, "login")
+			requireAPIOutcome(t, rec, http.StatusUnauthorized, "login")
 			require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderWWWAuthenticate), "Bearer "),
 				"%s %s %s: WWW-Authenticate %q", name, tg.method, tg.path, rec.Header().Get(echo.HeaderWWWAuthenticate))
 		}
 	}
 
 	// The POSTs above stored nothing.
-	total, _ := searchset(t, s.get("/fhir/Patient", valid))
+	total, _ := requireSearchset(t, s.get("/fhir/Patient", valid))
 	require.Zero(t, total)
 
 	// The valid token itself is accepted, whatever the case of the scheme (RFC 7235 §2.1).
 	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
-		rec := s.do(request{path: "/fhir/Patient", header: map[string]string{"Authorization": scheme + " " + valid}})
+		rec := s.do(apiRequest{path: "/fhir/Patient", header: map[string]string{"Authorization": scheme + " " + valid}})
 		require.Equal(t, http.StatusOK, rec.Code, "%s: %s", scheme, rec.Body.String())
 	}
 }
 
-func TestScopesLimitInteractions(t *testing.T) {
+func TestFHIRScopesLimitInteractions(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	readOnly := s.token(tenantA, "system/Patient.rs")
+	s := newAPIServer(t, nil)
+	readOnly := s.token(apiTenantA, "system/Patient.rs")
 
-	rec := s.post("/fhir/Patient", readOnly, patientJSON(mrnSystem, "1"), nil)
-	requireOutcome(t, rec, http.StatusForbidden, "forbidden")
-	rec = s.post("/fhir/Patient", readOnly, patientJSON(mrnSystem, "1"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|1"})
-	requireOutcome(t, rec, http.StatusForbidden, "forbidden")
+	rec := s.post("/fhir/Patient", readOnly, apiPatient(apiMRN, "1"), nil)
+	requireAPIOutcome(t, rec, http.StatusForbidden, "forbidden")
+	rec = s.post("/fhir/Patient", readOnly, apiPatient(apiMRN, "1"), map[string]string{"If-None-Exist": "identifier=" + apiMRN + "|1"})
+	requireAPIOutcome(t, rec, http.StatusForbidden, "forbidden")
 
-	total, _ := searchset(t, s.get("/fhir/Patient", readOnly))
+	total, _ := requireSearchset(t, s.get("/fhir/Patient", readOnly))
 	require.Zero(t, total, "the refused create stored nothing")
-	requireOutcome(t, s.get("/fhir/Patient/missing", readOnly), http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, s.get("/fhir/Patient/missing", readOnly), http.StatusNotFound, "not-found")
 
 	// The scope names Patient only.
-	requireOutcome(t, s.get("/fhir/Observation", readOnly), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/fhir/Observation", readOnly), http.StatusForbidden, "forbidden")
 	// Search without read is not read.
-	searchOnly := s.token(tenantA, "system/Patient.s")
-	id := s.createPatient(s.token(tenantA, "system/Patient.c"), mrnSystem, "2")
-	searchset(t, s.get("/fhir/Patient", searchOnly))
-	requireOutcome(t, s.get("/fhir/Patient/"+id, searchOnly), http.StatusForbidden, "forbidden")
+	searchOnly := s.token(apiTenantA, "system/Patient.s")
+	id := s.createPatient(s.token(apiTenantA, "system/Patient.c"), apiMRN, "2")
+	requireSearchset(t, s.get("/fhir/Patient", searchOnly))
+	requireAPIOutcome(t, s.get("/fhir/Patient/"+id, searchOnly), http.StatusForbidden, "forbidden")
 	// The admin scope grants no FHIR data, and FHIR scopes grant no admin API.
-	requireOutcome(t, s.get("/fhir/Patient", s.token(tenantA, auth.AdminScope)), http.StatusForbidden, "forbidden")
-	requireOutcome(t, s.get("/admin/events", s.token(tenantA, "system/*.cruds")), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/fhir/Patient", s.token(apiTenantA, auth.AdminScope)), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/admin/events", s.token(apiTenantA, "system/*.cruds")), http.StatusForbidden, "forbidden")
 	// user/ and patient/ scopes are not accepted.
-	requireOutcome(t, s.get("/fhir/Patient", s.token(tenantA, "user/Patient.rs patient/*.rs")), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/fhir/Patient", s.token(apiTenantA, "user/Patient.rs patient/*.rs")), http.StatusForbidden, "forbidden")
 	// A wildcard v2 scope and a v1 scope both work.
-	searchset(t, s.get("/fhir/Patient", s.token(tenantA, "system/*.rs")))
-	searchset(t, s.get("/fhir/Patient", s.token(tenantA, "system/Patient.read")))
+	requireSearchset(t, s.get("/fhir/Patient", s.token(apiTenantA, "system/*.rs")))
+	requireSearchset(t, s.get("/fhir/Patient", s.token(apiTenantA, "system/Patient.read")))
 }
 
-func TestCreateAndReadRoundTrip(t *testing.T) {
+func TestFHIRCreateAndReadRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	tok := s.token(tenantA, rwScope)
-	body := `{"resourceType":"Patient","id":"ignored","identifier":[{"system":"` + mrnSystem + `","value":"rt-1"}],` +
+	s := newAPIServer(t, nil)
+	tok := s.token(apiTenantA, apiRWScope)
+	body := `{"resourceType":"Patient","id":"ignored","identifier":[{"system":"` + apiMRN + `","value":"rt-1"}],` +
 		`"name":[{"family":"Müller","given":["Anna"]}],"birthDate":"1970-01-01","active":true}`
 
 	rec := s.post("/fhir/Patient", tok, body, nil)
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
-	requireFHIRJSON(t, rec)
-	created := decodeJSON(t, rec)
+	requireFHIRContentType(t, rec)
+	created := decodeBody(t, rec)
 	id := created["id"].(string)
 	require.NotEqual(t, "ignored", id)
-	require.Equal(t, testBaseURL+"/fhir/Patient/"+id+"/_history/1", rec.Header().Get(echo.HeaderLocation))
+	require.Equal(t, apiBaseURL+"/fhir/Patient/"+id+"/_history/1", rec.Header().Get(echo.HeaderLocation))
 	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
 	lastModified, err := http.ParseTime(rec.Header().Get("Last-Modified"))
 	require.NoError(t, err)
@@ -337,108 +337,108 @@ func TestCreateAndReadRoundTrip(t *testing.T) {
 
 	rec = s.get("/fhir/Patient/"+id, tok)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	requireFHIRJSON(t, rec)
+	requireFHIRContentType(t, rec)
 	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
 	readLastModified, err := http.ParseTime(rec.Header().Get("Last-Modified"))
 	require.NoError(t, err)
 	require.True(t, readLastModified.Equal(lastModified))
-	require.JSONEq(t, mustMarshal(t, created), rec.Body.String())
+	require.JSONEq(t, mustJSONString(t, created), rec.Body.String())
 
 	// Prefer: return=minimal answers headers only.
-	rec = s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "rt-2"), map[string]string{"Prefer": "return=minimal"})
+	rec = s.post("/fhir/Patient", tok, apiPatient(apiMRN, "rt-2"), map[string]string{"Prefer": "return=minimal"})
 	require.Equal(t, http.StatusCreated, rec.Code)
 	require.Empty(t, rec.Body.String())
-	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderLocation), testBaseURL+"/fhir/Patient/"))
+	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderLocation), apiBaseURL+"/fhir/Patient/"))
 	require.Equal(t, `W/"1"`, rec.Header().Get("ETag"))
 
 	// Another resource type goes through the same path.
 	rec = s.post("/fhir/Observation", tok, `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`, nil)
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
-	obsID := decodeJSON(t, rec)["id"].(string)
+	obsID := decodeBody(t, rec)["id"].(string)
 	require.Equal(t, http.StatusOK, s.get("/fhir/Observation/"+obsID, tok).Code)
-	requireOutcome(t, s.get("/fhir/Patient/"+obsID, tok), http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, s.get("/fhir/Patient/"+obsID, tok), http.StatusNotFound, "not-found")
 }
 
-func mustMarshal(t *testing.T, v any) string {
+func mustJSONString(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
 }
 
-func TestConditionalCreate(t *testing.T) {
+func TestFHIRConditionalCreate(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	tok := s.token(tenantA, rwScope)
-	cond := map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|cc-1"}
+	s := newAPIServer(t, nil)
+	tok := s.token(apiTenantA, apiRWScope)
+	cond := map[string]string{"If-None-Exist": "identifier=" + apiMRN + "|cc-1"}
 
-	first := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"), cond)
+	first := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "cc-1"), cond)
 	require.Equal(t, http.StatusCreated, first.Code, first.Body.String())
-	id := decodeJSON(t, first)["id"].(string)
-	require.Equal(t, testBaseURL+"/fhir/Patient/"+id+"/_history/1", first.Header().Get(echo.HeaderLocation))
+	id := decodeBody(t, first)["id"].(string)
+	require.Equal(t, apiBaseURL+"/fhir/Patient/"+id+"/_history/1", first.Header().Get(echo.HeaderLocation))
 
-	second := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"), cond)
+	second := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "cc-1"), cond)
 	require.Equal(t, http.StatusOK, second.Code, second.Body.String())
-	requireFHIRJSON(t, second)
-	require.Equal(t, id, decodeJSON(t, second)["id"])
+	requireFHIRContentType(t, second)
+	require.Equal(t, id, decodeBody(t, second)["id"])
 	require.Equal(t, first.Header().Get(echo.HeaderLocation), second.Header().Get(echo.HeaderLocation))
 	require.Equal(t, `W/"1"`, second.Header().Get("ETag"))
 
 	// A leading '?' is accepted too, and finds the same resource.
-	third := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-1"),
-		map[string]string{"If-None-Exist": "?identifier=" + url.QueryEscape(mrnSystem+"|cc-1")})
+	third := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "cc-1"),
+		map[string]string{"If-None-Exist": "?identifier=" + url.QueryEscape(apiMRN+"|cc-1")})
 	require.Equal(t, http.StatusOK, third.Code, third.Body.String())
-	require.Equal(t, id, decodeJSON(t, third)["id"])
+	require.Equal(t, id, decodeBody(t, third)["id"])
 
-	total, _ := searchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|cc-1"), tok))
+	total, _ := requireSearchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(apiMRN+"|cc-1"), tok))
 	require.Equal(t, 1, total)
 
 	// Conditions the facade does not support are refused, not ignored.
 	for bad, code := range map[string]string{
-		"name=Doe":                      "not-supported",
-		"identifier=a&name=b":           "not-supported",
-		"identifier=" + mrnSystem + "|": "value",
-		"identifier=":                   "not-supported",
-		"%zz":                           "invalid",
+		"name=Doe":                   "not-supported",
+		"identifier=a&name=b":        "not-supported",
+		"identifier=" + apiMRN + "|": "value",
+		"identifier=":                "not-supported",
+		"%zz":                        "invalid",
 	} {
-		rec := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "cc-2"), map[string]string{"If-None-Exist": bad})
+		rec := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "cc-2"), map[string]string{"If-None-Exist": bad})
 		t.Logf("If-None-Exist %q → %d", bad, rec.Code)
-		requireOutcome(t, rec, http.StatusBadRequest, code)
+		requireAPIOutcome(t, rec, http.StatusBadRequest, code)
 	}
-	total, _ = searchset(t, s.get("/fhir/Patient?identifier=cc-2", tok))
+	total, _ = requireSearchset(t, s.get("/fhir/Patient?identifier=cc-2", tok))
 	require.Zero(t, total, "a refused condition creates nothing")
 
 	// Two resources with the identifier: the condition is ambiguous (412) and nothing is created.
-	s.createPatient(tok, mrnSystem, "dup")
-	s.createPatient(tok, mrnSystem, "dup")
-	rec := s.post("/fhir/Patient", tok, patientJSON(mrnSystem, "dup"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|dup"})
-	requireOutcome(t, rec, http.StatusPreconditionFailed, "duplicate")
-	total, _ = searchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|dup"), tok))
+	s.createPatient(tok, apiMRN, "dup")
+	s.createPatient(tok, apiMRN, "dup")
+	rec := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "dup"), map[string]string{"If-None-Exist": "identifier=" + apiMRN + "|dup"})
+	requireAPIOutcome(t, rec, http.StatusPreconditionFailed, "duplicate")
+	total, _ = requireSearchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(apiMRN+"|dup"), tok))
 	require.Equal(t, 2, total)
 }
 
-func TestSearch(t *testing.T) {
+func TestFHIRSearch(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	tok := s.token(tenantA, rwScope)
-	id1 := s.createPatient(tok, mrnSystem, "s-1")
+	s := newAPIServer(t, nil)
+	tok := s.token(apiTenantA, apiRWScope)
+	id1 := s.createPatient(tok, apiMRN, "s-1")
 	id2 := s.createPatient(tok, "urn:other", "s-1")
-	id3 := s.createPatient(tok, mrnSystem, "s-3")
+	id3 := s.createPatient(tok, apiMRN, "s-3")
 
 	t.Run("identifier with system", func(t *testing.T) {
-		rec := s.get("/fhir/Patient?identifier="+url.QueryEscape(mrnSystem+"|s-1"), tok)
-		total, entries := searchset(t, rec)
+		rec := s.get("/fhir/Patient?identifier="+url.QueryEscape(apiMRN+"|s-1"), tok)
+		total, entries := requireSearchset(t, rec)
 		require.Equal(t, 1, total)
 		require.Len(t, entries, 1)
-		require.Equal(t, testBaseURL+"/fhir/Patient/"+id1, entries[0]["fullUrl"])
+		require.Equal(t, apiBaseURL+"/fhir/Patient/"+id1, entries[0]["fullUrl"])
 		require.Equal(t, id1, entries[0]["resource"].(map[string]any)["id"])
 		require.Equal(t, "match", entries[0]["search"].(map[string]any)["mode"])
-		link := decodeJSON(t, rec)["link"].([]any)[0].(map[string]any)
+		link := decodeBody(t, rec)["link"].([]any)[0].(map[string]any)
 		require.Equal(t, "self", link["relation"])
-		require.True(t, strings.HasPrefix(link["url"].(string), testBaseURL+"/fhir/Patient?"), link["url"])
+		require.True(t, strings.HasPrefix(link["url"].(string), apiBaseURL+"/fhir/Patient?"), link["url"])
 	})
 	t.Run("identifier under any system", func(t *testing.T) {
-		total, entries := searchset(t, s.get("/fhir/Patient?identifier=s-1", tok))
+		total, entries := requireSearchset(t, s.get("/fhir/Patient?identifier=s-1", tok))
 		require.Equal(t, 2, total)
 		var got []string
 		for _, e := range entries {
@@ -447,114 +447,114 @@ func TestSearch(t *testing.T) {
 		require.ElementsMatch(t, []string{id1, id2}, got)
 	})
 	t.Run("_id", func(t *testing.T) {
-		total, entries := searchset(t, s.get("/fhir/Patient?_id="+id3, tok))
+		total, entries := requireSearchset(t, s.get("/fhir/Patient?_id="+id3, tok))
 		require.Equal(t, 1, total)
-		require.Equal(t, testBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
-		total, entries = searchset(t, s.get("/fhir/Patient?_id=nope", tok))
+		require.Equal(t, apiBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
+		total, entries = requireSearchset(t, s.get("/fhir/Patient?_id=nope", tok))
 		require.Zero(t, total)
 		require.Empty(t, entries)
 	})
 	t.Run("_count", func(t *testing.T) {
-		total, entries := searchset(t, s.get("/fhir/Patient?_count=2", tok))
+		total, entries := requireSearchset(t, s.get("/fhir/Patient?_count=2", tok))
 		require.Equal(t, 3, total)
 		require.Len(t, entries, 2)
-		total, entries = searchset(t, s.get("/fhir/Patient?_count=0", tok))
+		total, entries = requireSearchset(t, s.get("/fhir/Patient?_count=0", tok))
 		require.Equal(t, 3, total, "_count=0 still reports the total")
 		require.Empty(t, entries)
-		total, entries = searchset(t, s.get("/fhir/Patient", tok))
+		total, entries = requireSearchset(t, s.get("/fhir/Patient", tok))
 		require.Equal(t, 3, total)
 		require.Len(t, entries, 3)
 	})
 	t.Run("POST _search", func(t *testing.T) {
-		rec := s.post("/fhir/Patient/_search", tok, "identifier="+url.QueryEscape(mrnSystem+"|s-3"),
+		rec := s.post("/fhir/Patient/_search", tok, "identifier="+url.QueryEscape(apiMRN+"|s-3"),
 			map[string]string{"Content-Type": echo.MIMEApplicationForm})
-		total, entries := searchset(t, rec)
+		total, entries := requireSearchset(t, rec)
 		require.Equal(t, 1, total)
-		require.Equal(t, testBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
+		require.Equal(t, apiBaseURL+"/fhir/Patient/"+id3, entries[0]["fullUrl"])
 		rec = s.post("/fhir/Patient/_search", tok, `{"identifier":"x"}`, nil)
-		requireOutcome(t, rec, http.StatusUnsupportedMediaType, "not-supported")
+		requireAPIOutcome(t, rec, http.StatusUnsupportedMediaType, "not-supported")
 	})
 	t.Run("refused parameters", func(t *testing.T) {
 		for _, q := range []string{
 			"name=Doe", "identifier:exact=x", "_sort=_id", "_count=abc", "_count=-1", "_count=1.5",
-			"identifier=a&identifier=b", "_id=bad%20id!", "identifier=" + url.QueryEscape(mrnSystem+"|"),
+			"identifier=a&identifier=b", "_id=bad%20id!", "identifier=" + url.QueryEscape(apiMRN+"|"),
 		} {
 			rec := s.get("/fhir/Patient?"+q, tok)
 			require.Equal(t, http.StatusBadRequest, rec.Code, "%s: %s", q, rec.Body.String())
-			requireFHIRJSON(t, rec)
-			require.Equal(t, "OperationOutcome", decodeJSON(t, rec)["resourceType"], q)
+			requireFHIRContentType(t, rec)
+			require.Equal(t, "OperationOutcome", decodeBody(t, rec)["resourceType"], q)
 		}
-		requireOutcome(t, s.get("/fhir/Patient?name=Doe", tok), http.StatusBadRequest, "not-supported")
-		requireOutcome(t, s.get("/fhir/Patient?_count=abc", tok), http.StatusBadRequest, "value")
+		requireAPIOutcome(t, s.get("/fhir/Patient?name=Doe", tok), http.StatusBadRequest, "not-supported")
+		requireAPIOutcome(t, s.get("/fhir/Patient?_count=abc", tok), http.StatusBadRequest, "value")
 	})
 	t.Run("_format", func(t *testing.T) {
-		requireOutcome(t, s.get("/fhir/Patient?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
-		requireOutcome(t, s.get("/fhir/Patient?_format=application/fhir%2Bxml", tok), http.StatusNotAcceptable, "not-supported")
-		requireOutcome(t, s.get("/fhir/Patient/"+id1+"?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
-		total, _ := searchset(t, s.get("/fhir/Patient?_format=json", tok))
+		requireAPIOutcome(t, s.get("/fhir/Patient?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
+		requireAPIOutcome(t, s.get("/fhir/Patient?_format=application/fhir%2Bxml", tok), http.StatusNotAcceptable, "not-supported")
+		requireAPIOutcome(t, s.get("/fhir/Patient/"+id1+"?_format=xml", tok), http.StatusNotAcceptable, "not-supported")
+		total, _ := requireSearchset(t, s.get("/fhir/Patient?_format=json", tok))
 		require.Equal(t, 3, total)
-		total, _ = searchset(t, s.get("/fhir/Patient?_format="+url.QueryEscape("application/fhir+json"), tok))
+		total, _ = requireSearchset(t, s.get("/fhir/Patient?_format="+url.QueryEscape("application/fhir+json"), tok))
 		require.Equal(t, 3, total)
 	})
 	t.Run("unknown type", func(t *testing.T) {
-		requireOutcome(t, s.get("/fhir/patient", tok), http.StatusNotFound, "not-supported")
-		requireOutcome(t, s.get("/fhir/patient/"+id1, tok), http.StatusNotFound, "not-supported")
+		requireAPIOutcome(t, s.get("/fhir/patient", tok), http.StatusNotFound, "not-supported")
+		requireAPIOutcome(t, s.get("/fhir/patient/"+id1, tok), http.StatusNotFound, "not-supported")
 	})
 }
 
-func TestTenantIsolation(t *testing.T) {
+func TestFHIRTenantIsolation(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	tokA := s.token(tenantA, rwScope)
-	tokB := s.token(tenantB, rwScope)
-	idA := s.createPatient(tokA, mrnSystem, "iso-1")
+	s := newAPIServer(t, nil)
+	tokA := s.token(apiTenantA, apiRWScope)
+	tokB := s.token(apiTenantB, apiRWScope)
+	idA := s.createPatient(tokA, apiMRN, "iso-1")
 	require.Equal(t, http.StatusOK, s.get("/fhir/Patient/"+idA, tokA).Code)
 
 	foreign := s.get("/fhir/Patient/"+idA, tokB)
-	requireOutcome(t, foreign, http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, foreign, http.StatusNotFound, "not-found")
 	const missingID = "00000000-0000-0000-0000-000000000000"
 	missing := s.get("/fhir/Patient/"+missingID, tokB)
-	requireOutcome(t, missing, http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, missing, http.StatusNotFound, "not-found")
 	// Another tenant's id and no id at all are answered alike: nothing tells B that idA exists.
 	require.Equal(t, strings.ReplaceAll(missing.Body.String(), missingID, "ID"), strings.ReplaceAll(foreign.Body.String(), idA, "ID"))
 	require.Equal(t, missing.Header().Get(echo.HeaderContentType), foreign.Header().Get(echo.HeaderContentType))
 	require.Empty(t, foreign.Header().Get("ETag"))
 
-	for _, q := range []string{"", "?identifier=" + url.QueryEscape(mrnSystem+"|iso-1"), "?identifier=iso-1", "?_id=" + idA} {
-		total, entries := searchset(t, s.get("/fhir/Patient"+q, tokB))
+	for _, q := range []string{"", "?identifier=" + url.QueryEscape(apiMRN+"|iso-1"), "?identifier=iso-1", "?_id=" + idA} {
+		total, entries := requireSearchset(t, s.get("/fhir/Patient"+q, tokB))
 		require.Zero(t, total, q)
 		require.Empty(t, entries, q)
 	}
 
 	// B's conditional create with A's identifier makes B's own resource.
-	rec := s.post("/fhir/Patient", tokB, patientJSON(mrnSystem, "iso-1"), map[string]string{"If-None-Exist": "identifier=" + mrnSystem + "|iso-1"})
+	rec := s.post("/fhir/Patient", tokB, apiPatient(apiMRN, "iso-1"), map[string]string{"If-None-Exist": "identifier=" + apiMRN + "|iso-1"})
 	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
-	idB := decodeJSON(t, rec)["id"].(string)
+	idB := decodeBody(t, rec)["id"].(string)
 	require.NotEqual(t, idA, idB)
-	requireOutcome(t, s.get("/fhir/Patient/"+idB, tokA), http.StatusNotFound, "not-found")
-	total, entries := searchset(t, s.get("/fhir/Patient?identifier=iso-1", tokA))
+	requireAPIOutcome(t, s.get("/fhir/Patient/"+idB, tokA), http.StatusNotFound, "not-found")
+	total, entries := requireSearchset(t, s.get("/fhir/Patient?identifier=iso-1", tokA))
 	require.Equal(t, 1, total)
-	require.Equal(t, testBaseURL+"/fhir/Patient/"+idA, entries[0]["fullUrl"])
+	require.Equal(t, apiBaseURL+"/fhir/Patient/"+idA, entries[0]["fullUrl"])
 }
 
-func TestRequestBodies(t *testing.T) {
+func TestFHIRRequestBodies(t *testing.T) {
 	t.Parallel()
 	const limit = 512
-	s := newTestServer(t, func(d *Deps) { d.MaxBodyBytes = limit })
-	tok := s.token(tenantA, rwScope)
+	s := newAPIServer(t, func(d *Deps) { d.MaxBodyBytes = limit })
+	tok := s.token(apiTenantA, apiRWScope)
 
 	rec := s.post("/fhir/Patient", tok, `{"resourceType":"Observation","status":"final"}`, nil)
-	requireOutcome(t, rec, http.StatusBadRequest, "invalid")
+	requireAPIOutcome(t, rec, http.StatusBadRequest, "invalid")
 	for _, body := range []string{`{"resourceType":"Patient"`, `not json`, ``, `[]`, `{"resourceType":"Patient","id":"bad id!"}`} {
 		rec = s.post("/fhir/Patient", tok, body, nil)
 		require.Equal(t, http.StatusBadRequest, rec.Code, "%q: %s", body, rec.Body.String())
-		requireFHIRJSON(t, rec)
-		require.Equal(t, "OperationOutcome", decodeJSON(t, rec)["resourceType"])
+		requireFHIRContentType(t, rec)
+		require.Equal(t, "OperationOutcome", decodeBody(t, rec)["resourceType"])
 	}
 
 	big := `{"resourceType":"Patient","text":{"div":"` + strings.Repeat("x", 2*limit) + `"}}`
 	// With a Content-Length the body is refused before it is read ...
-	requireOutcome(t, s.post("/fhir/Patient", tok, big, nil), http.StatusRequestEntityTooLarge, "too-long")
+	requireAPIOutcome(t, s.post("/fhir/Patient", tok, big, nil), http.StatusRequestEntityTooLarge, "too-long")
 	// ... and without one (chunked), when reading passes the limit.
 	chunked := httptest.NewRequest(http.MethodPost, "/fhir/Patient", io.MultiReader(strings.NewReader(big)))
 	chunked.ContentLength = -1
@@ -562,10 +562,10 @@ func TestRequestBodies(t *testing.T) {
 	chunked.Header.Set(echo.HeaderContentType, "application/fhir+json")
 	rec = httptest.NewRecorder()
 	s.e.ServeHTTP(rec, chunked)
-	requireOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
+	requireAPIOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
 	// The same holds for a POST _search form body.
 	form := "identifier=" + strings.Repeat("x", 2*limit)
-	requireOutcome(t, s.post("/fhir/Patient/_search", tok, form, map[string]string{"Content-Type": echo.MIMEApplicationForm}),
+	requireAPIOutcome(t, s.post("/fhir/Patient/_search", tok, form, map[string]string{"Content-Type": echo.MIMEApplicationForm}),
 		http.StatusRequestEntityTooLarge, "too-long")
 	chunked = httptest.NewRequest(http.MethodPost, "/fhir/Patient/_search", io.MultiReader(strings.NewReader(form)))
 	chunked.ContentLength = -1
@@ -573,57 +573,57 @@ func TestRequestBodies(t *testing.T) {
 	chunked.Header.Set(echo.HeaderContentType, echo.MIMEApplicationForm)
 	rec = httptest.NewRecorder()
 	s.e.ServeHTTP(rec, chunked)
-	requireOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
+	requireAPIOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
 	// Admin requests have the limit too.
-	requireOutcome(t, s.do(request{path: "/admin/events", token: s.token(tenantA, auth.AdminScope), body: strings.NewReader(big)}),
+	requireAPIOutcome(t, s.do(apiRequest{path: "/admin/events", token: s.token(apiTenantA, auth.AdminScope), body: strings.NewReader(big)}),
 		http.StatusRequestEntityTooLarge, "too-long")
 
-	total, _ := searchset(t, s.get("/fhir/Patient", tok))
+	total, _ := requireSearchset(t, s.get("/fhir/Patient", tok))
 	require.Zero(t, total, "no refused body was stored")
 
 	// A body under the limit is fine.
-	s.createPatient(tok, mrnSystem, "small")
+	s.createPatient(tok, apiMRN, "small")
 }
 
-func TestUnknownRoutes(t *testing.T) {
+func TestHTTPUnknownRoutes(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
-	tok := s.token(tenantA, rwScope)
+	s := newAPIServer(t, nil)
+	tok := s.token(apiTenantA, apiRWScope)
 
 	for _, path := range []string{"/nope", "/", "/fhir/Patient/x/y/z", "/admin/nope"} {
 		token := tok
 		if strings.HasPrefix(path, "/admin") {
-			token = s.token(tenantA, auth.AdminScope)
+			token = s.token(apiTenantA, auth.AdminScope)
 		}
 		rec := s.get(path, token)
-		requireOutcome(t, rec, http.StatusNotFound, "not-found")
+		requireAPIOutcome(t, rec, http.StatusNotFound, "not-found")
 	}
-	requireOutcome(t, s.get("/nope", ""), http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, s.get("/nope", ""), http.StatusNotFound, "not-found")
 
 	// A known path with a method it does not serve. The /fhir group's catch-all route answers
 	// before echo's 405 can, so this is a 404; either way it must be an OperationOutcome.
-	rec := s.do(request{method: http.MethodDelete, path: "/fhir/Patient/x", token: tok})
+	rec := s.do(apiRequest{method: http.MethodDelete, path: "/fhir/Patient/x", token: tok})
 	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed}, rec.Code, rec.Body.String())
-	requireOutcome(t, rec, rec.Code, string(issueForStatus(rec.Code)))
+	requireAPIOutcome(t, rec, rec.Code, string(issueForStatus(rec.Code)))
 }
 
-func TestExternalOwnerIsNotServedHere(t *testing.T) {
+func TestFHIRExternalOwnerIsNotServedHere(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
+	s := newAPIServer(t, nil)
 	_, err := s.pool.Exec(context.Background(), `INSERT INTO fhir_routing_rules (tenant_id, resource_type, owner_url)
-		VALUES ($1, 'Observation', 'https://owner.example')`, tenantA)
+		VALUES ($1, 'Observation', 'https://owner.example')`, apiTenantA)
 	require.NoError(t, err)
-	tokA := s.token(tenantA, rwScope)
+	tokA := s.token(apiTenantA, apiRWScope)
 
-	requireOutcome(t, s.get("/fhir/Observation", tokA), http.StatusNotImplemented, "not-supported")
-	requireOutcome(t, s.post("/fhir/Observation", tokA, `{"resourceType":"Observation","status":"final"}`, nil),
+	requireAPIOutcome(t, s.get("/fhir/Observation", tokA), http.StatusNotImplemented, "not-supported")
+	requireAPIOutcome(t, s.post("/fhir/Observation", tokA, `{"resourceType":"Observation","status":"final"}`, nil),
 		http.StatusNotImplemented, "not-supported")
 	// Other types and other tenants still go to the built-in store.
-	searchset(t, s.get("/fhir/Patient", tokA))
-	searchset(t, s.get("/fhir/Observation", s.token(tenantB, rwScope)))
+	requireSearchset(t, s.get("/fhir/Patient", tokA))
+	requireSearchset(t, s.get("/fhir/Observation", s.token(apiTenantB, apiRWScope)))
 }
 
-type eventsPage struct {
+type apiEventsPage struct {
 	Events []struct {
 		Cursor        string          `json:"cursor"`
 		EventID       string          `json:"eventId"`
@@ -636,17 +636,17 @@ type eventsPage struct {
 	Next string `json:"next"`
 }
 
-func (s *testServer) events(token, query string) eventsPage {
+func (s *apiServer) events(token, query string) apiEventsPage {
 	s.t.Helper()
 	rec := s.get("/admin/events"+query, token)
 	require.Equal(s.t, http.StatusOK, rec.Code, rec.Body.String())
-	var p eventsPage
+	var p apiEventsPage
 	require.NoError(s.t, json.Unmarshal(rec.Body.Bytes(), &p), rec.Body.String())
 	require.NotNil(s.t, p.Events, "events is a list, never null: %s", rec.Body.String())
 	return p
 }
 
-func aggregateIDs(p eventsPage) []string {
+func eventAggregateIDs(p apiEventsPage) []string {
 	out := make([]string, len(p.Events))
 	for i, e := range p.Events {
 		out[i] = e.AggregateID
@@ -657,11 +657,11 @@ func aggregateIDs(p eventsPage) []string {
 func TestAdminEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newTestServer(t, nil)
-	adminA := s.token(tenantA, auth.AdminScope)
-	adminB := s.token(tenantB, auth.AdminScope)
+	s := newAPIServer(t, nil)
+	adminA := s.token(apiTenantA, auth.AdminScope)
+	adminB := s.token(apiTenantB, auth.AdminScope)
 
-	requireOutcome(t, s.get("/admin/events", s.token(tenantA, rwScope)), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/admin/events", s.token(apiTenantA, apiRWScope)), http.StatusForbidden, "forbidden")
 
 	emit := func(tenant, aggregateID string) {
 		t.Helper()
@@ -669,24 +669,24 @@ func TestAdminEvents(t *testing.T) {
 			return outbox.Emit(ctx, q, tenant, outbox.Hl7MessageReceived, aggregateID, map[string]any{"n": aggregateID})
 		}))
 	}
-	emit(tenantA, "a1")
-	emit(tenantB, "b1")
-	emit(tenantA, "a2")
-	emit(tenantA, "a3")
+	emit(apiTenantA, "a1")
+	emit(apiTenantB, "b1")
+	emit(apiTenantA, "a2")
+	emit(apiTenantA, "a3")
 	// A rolled-back change raises no event.
 	require.Error(t, db.InTx(ctx, s.pool, func(q *db.Queries) error {
-		require.NoError(t, outbox.Emit(ctx, q, tenantA, outbox.Hl7MessageFailed, "rolled-back", nil))
+		require.NoError(t, outbox.Emit(ctx, q, apiTenantA, outbox.Hl7MessageFailed, "rolled-back", nil))
 		return errors.New("abort")
 	}))
 
 	// Events become visible once no older transaction is running anywhere in the cluster
 	// (other tests' databases share it), so wait for them rather than assume.
-	var all eventsPage
+	var all apiEventsPage
 	require.Eventually(t, func() bool {
 		all = s.events(adminA, "")
 		return len(all.Events) >= 3
 	}, 2*time.Minute, 50*time.Millisecond)
-	require.Equal(t, []string{"a1", "a2", "a3"}, aggregateIDs(all), "only the caller tenant's events, in commit order")
+	require.Equal(t, []string{"a1", "a2", "a3"}, eventAggregateIDs(all), "only the caller tenant's events, in commit order")
 	require.Equal(t, all.Events[2].Cursor, all.Next)
 	for _, e := range all.Events {
 		require.Equal(t, string(outbox.Hl7MessageReceived), e.Type)
@@ -694,17 +694,17 @@ func TestAdminEvents(t *testing.T) {
 		require.NotEmpty(t, e.EventID)
 		require.NotEmpty(t, e.Cursor)
 		require.False(t, e.OccurredAt.IsZero())
-		require.JSONEq(t, `{"n":"`+e.AggregateID+`","tenantId":"`+tenantA+`"}`, string(e.Payload))
+		require.JSONEq(t, `{"n":"`+e.AggregateID+`","tenantId":"`+apiTenantA+`"}`, string(e.Payload))
 	}
 	require.Eventually(t, func() bool { return len(s.events(adminB, "").Events) == 1 }, 2*time.Minute, 50*time.Millisecond)
-	require.Equal(t, []string{"b1"}, aggregateIDs(s.events(adminB, "")))
+	require.Equal(t, []string{"b1"}, eventAggregateIDs(s.events(adminB, "")))
 
 	// Paging: next, passed back as after, continues where the page ended.
 	page1 := s.events(adminA, "?limit=2")
-	require.Equal(t, []string{"a1", "a2"}, aggregateIDs(page1))
+	require.Equal(t, []string{"a1", "a2"}, eventAggregateIDs(page1))
 	require.Equal(t, page1.Events[1].Cursor, page1.Next)
 	page2 := s.events(adminA, "?limit=2&after="+url.QueryEscape(page1.Next))
-	require.Equal(t, []string{"a3"}, aggregateIDs(page2))
+	require.Equal(t, []string{"a3"}, eventAggregateIDs(page2))
 	require.Equal(t, all.Next, page2.Next)
 	page3 := s.events(adminA, "?after="+url.QueryEscape(page2.Next))
 	require.Empty(t, page3.Events)
@@ -714,28 +714,28 @@ func TestAdminEvents(t *testing.T) {
 	require.Empty(t, s.events(adminB, "?after="+url.QueryEscape(page2.Next)).Events)
 
 	for _, q := range []string{"?after=garbage", "?after=1", "?after=a-1", "?after=1-b", "?after=-1-2", "?limit=0", "?limit=1001", "?limit=abc"} {
-		requireOutcome(t, s.get("/admin/events"+q, adminA), http.StatusBadRequest, "value")
+		requireAPIOutcome(t, s.get("/admin/events"+q, adminA), http.StatusBadRequest, "value")
 	}
 }
 
 func TestAdminMessage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := newTestServer(t, func(d *Deps) {
+	s := newAPIServer(t, func(d *Deps) {
 		d.TemporalUIURL = "http://temporal.test"
 		d.TemporalNamespace = "default"
 	})
 	q := db.New(s.pool)
 	port := int32(32001)
 	conn, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: tenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMllp,
+		TenantID: apiTenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMllp,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, ListenPort: &port, Settings: []byte(`{}`),
 	})
 	require.NoError(t, err)
 	raw := []byte("MSH|^~\\&|LAB|FAC|||20240101||ORU^R01|C1|P|2.5\r")
 	sum := sha256.Sum256(raw)
 	msg, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
-		TenantID: tenantA, ConnectorID: conn.ID, MessageControlID: "C1", SendingApp: "LAB", SendingFacility: "FAC",
+		TenantID: apiTenantA, ConnectorID: conn.ID, MessageControlID: "C1", SendingApp: "LAB", SendingFacility: "FAC",
 		MessageCode: "ORU", TriggerEvent: "R01", Hl7Version: "2.5", Raw: raw, RawSHA256: sum[:],
 		AckCode: "AA", Ack: []byte("MSH|ack"), WorkflowID: "hl7-C1",
 	})
@@ -743,14 +743,14 @@ func TestAdminMessage(t *testing.T) {
 	attempt, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{WorkflowID: "hl7-C1", RunID: "run-1", MessageID: msg.ID})
 	require.NoError(t, err)
 	require.NoError(t, q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
-		TenantID: tenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceType: "Patient", ResourceID: "p1",
+		TenantID: apiTenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceType: "Patient", ResourceID: "p1",
 		Action: "created", Owner: routing.Builtin,
 	}))
 
-	adminA := s.token(tenantA, auth.AdminScope)
+	adminA := s.token(apiTenantA, auth.AdminScope)
 	rec := s.get("/admin/messages/"+msg.ID.String(), adminA)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	m := decodeJSON(t, rec)
+	m := decodeBody(t, rec)
 	require.Equal(t, msg.ID.String(), m["id"])
 	require.Equal(t, conn.ID.String(), m["connectorId"])
 	require.Equal(t, "pending", m["status"])
@@ -767,19 +767,19 @@ func TestAdminMessage(t *testing.T) {
 	require.Equal(t, "p1", links[0].(map[string]any)["resourceId"])
 
 	// Another tenant's admin sees no such message: the same answer as for an unknown id.
-	foreign := s.get("/admin/messages/"+msg.ID.String(), s.token(tenantB, auth.AdminScope))
-	requireOutcome(t, foreign, http.StatusNotFound, "not-found")
-	unknown := s.get("/admin/messages/"+uuid.NewString(), s.token(tenantB, auth.AdminScope))
-	requireOutcome(t, unknown, http.StatusNotFound, "not-found")
+	foreign := s.get("/admin/messages/"+msg.ID.String(), s.token(apiTenantB, auth.AdminScope))
+	requireAPIOutcome(t, foreign, http.StatusNotFound, "not-found")
+	unknown := s.get("/admin/messages/"+uuid.NewString(), s.token(apiTenantB, auth.AdminScope))
+	requireAPIOutcome(t, unknown, http.StatusNotFound, "not-found")
 	require.Equal(t, unknown.Body.String(), foreign.Body.String())
-	requireOutcome(t, s.get("/admin/messages/not-a-uuid", adminA), http.StatusNotFound, "not-found")
+	requireAPIOutcome(t, s.get("/admin/messages/not-a-uuid", adminA), http.StatusNotFound, "not-found")
 	// Without the admin scope even the owner tenant is refused.
-	requireOutcome(t, s.get("/admin/messages/"+msg.ID.String(), s.token(tenantA, rwScope)), http.StatusForbidden, "forbidden")
+	requireAPIOutcome(t, s.get("/admin/messages/"+msg.ID.String(), s.token(apiTenantA, apiRWScope)), http.StatusForbidden, "forbidden")
 }
 
-func TestHealthAndReadiness(t *testing.T) {
+func TestHTTPHealthAndReadiness(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, func(d *Deps) {
+	s := newAPIServer(t, func(d *Deps) {
 		d.Ready = func(context.Context) error { return errors.New("temporal unreachable") }
 	})
 	rec := s.get("/healthz", "")
@@ -788,17 +788,17 @@ func TestHealthAndReadiness(t *testing.T) {
 
 	rec = s.get("/readyz", "")
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
-	require.Equal(t, "unavailable", decodeJSON(t, rec)["status"])
+	require.Equal(t, "unavailable", decodeBody(t, rec)["status"])
 
-	ready := newTestServer(t, func(d *Deps) { d.Ready = func(context.Context) error { return nil } })
+	ready := newAPIServer(t, func(d *Deps) { d.Ready = func(context.Context) error { return nil } })
 	rec = ready.get("/readyz", "")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	require.Equal(t, "ready", decodeJSON(t, rec)["status"])
+	require.Equal(t, "ready", decodeBody(t, rec)["status"])
 }
 
-func TestMetrics(t *testing.T) {
+func TestHTTPMetrics(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, nil)
+	s := newAPIServer(t, nil)
 	require.Equal(t, http.StatusOK, s.get("/healthz", "").Code)
 	require.Equal(t, http.StatusOK, s.get("/fhir/metadata", "").Code)
 	require.Equal(t, http.StatusUnauthorized, s.get("/fhir/Patient", "").Code)

@@ -92,19 +92,42 @@ func setup(t testing.TB) *ingestEnv {
 	return env
 }
 
-// insertActiveConnector inserts an inbound mllp connector and activates it.
+// insertActiveConnector inserts an inbound mllp connector on 127.0.0.1:port and activates it.
 func insertActiveConnector(t testing.TB, q *db.Queries, tenant, facility, name string, port int32) db.InteropConnector {
 	t.Helper()
-	ctx := context.Background()
 	host := "127.0.0.1"
+	return insertConnector(t, q, connectorSpec{Tenant: tenant, Facility: facility, Name: name, Host: &host, Port: port, Status: db.ConnectorStatusActive})
+}
+
+type connectorSpec struct {
+	Tenant, Facility, Name string
+	Host                   *string // nil: the Listeners' DefaultHost
+	Port                   int32
+	Status                 db.ConnectorStatus // draft when empty
+	Direction              db.ConnectorDirection
+	Settings               string
+}
+
+// insertConnector inserts an mllp connector as a draft, then moves it to spec.Status.
+func insertConnector(t testing.TB, q *db.Queries, spec connectorSpec) db.InteropConnector {
+	t.Helper()
+	ctx := context.Background()
+	if spec.Direction == "" {
+		spec.Direction = db.ConnectorDirectionInbound
+	}
+	if spec.Settings == "" {
+		spec.Settings = "{}"
+	}
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: tenant, FacilityID: facility, Name: name, Protocol: db.ConnectorProtocolMllp,
-		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
-		ListenHost: &host, ListenPort: &port, Settings: []byte(`{}`),
+		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMllp,
+		Direction: spec.Direction, Status: db.ConnectorStatusDraft,
+		ListenHost: spec.Host, ListenPort: &spec.Port, Settings: []byte(spec.Settings),
 	})
 	require.NoError(t, err)
-	c, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: tenant, ID: c.ID, Status: db.ConnectorStatusActive})
-	require.NoError(t, err)
+	if spec.Status != "" && spec.Status != db.ConnectorStatusDraft {
+		c, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: spec.Tenant, ID: c.ID, Status: spec.Status})
+		require.NoError(t, err)
+	}
 	return c
 }
 

@@ -107,15 +107,12 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	defer w.Stop()
 
-	go func() {
-		// Announce once the listeners have had their first reconciliation.
-		time.Sleep(300 * time.Millisecond)
+	return s.runGateway(ctx, readiness(pool, tc), func() {
 		logger.Info("interop dev is up",
 			"startup_seconds", strconv.FormatFloat(time.Since(started).Seconds(), 'f', 2, 64),
 			"fhir", c.BaseURL()+"/fhir", "admin", c.BaseURL()+"/admin",
 			"mllp", c.MLLPAddr, "temporal", temporalAddr, "temporal_ui", c.TemporalUIURL())
-	}()
-	return s.runGateway(ctx, readiness(pool, tc))
+	})
 }
 
 // seedDefaultConnector makes sure the default tenant has an active inbound MLLP connector on

@@ -25,6 +25,7 @@ type cli struct {
 	Migrate migrateCmd `cmd:"" help:"Apply or revert the embedded database migrations."`
 	Token   tokenCmd   `cmd:"" help:"Print a signed bearer token for a tenant and scopes."`
 	Send    sendCmd    `cmd:"" help:"Send HL7 v2 messages over MLLP and print one line per ACK."`
+	Replay  replayCmd  `cmd:"" help:"Replay workflow histories against this build to catch non-determinism before deploying."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

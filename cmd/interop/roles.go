@@ -51,7 +51,7 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	defer tc.Close()
 	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
-	return s.runGateway(ctx, readiness(pool, tc))
+	return s.runGateway(ctx, readiness(pool, tc), nil)
 }
 
 type workerCmd struct{}

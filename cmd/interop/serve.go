@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -46,7 +47,8 @@ func (s *services) newWorker() sdkworker.Worker {
 // runGateway serves HTTP, the MLLP listeners and the workflow starter until ctx ends, then
 // drains them: HTTP first, then listeners (in-flight messages finish and are acknowledged),
 // then the starter.
-func (s *services) runGateway(ctx context.Context, ready func(context.Context) error) error {
+// announce, if not nil, is called once HTTP and the MLLP listeners are bound.
+func (s *services) runGateway(ctx context.Context, ready func(context.Context) error, announce func()) error {
 	verifier, err := signer(s.cfg)
 	if err != nil {
 		return err
@@ -65,6 +67,14 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
 	})
 	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	// Bind before serving so that a taken port is an error of this call, not a log line.
+	httpLn, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http gateway: listen on %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if err := s.listeners.Reconcile(ctx); err != nil {
+		s.logger.Error("open mllp listeners", "error", err)
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -73,7 +83,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		if err := httpSrv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server on %s: %w", s.cfg.HTTPAddr, err)
 			cancel()
 		}
@@ -87,6 +97,9 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		starter.Run(runCtx)
 	}()
 	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr)
+	if announce != nil {
+		announce()
+	}
 
 	<-runCtx.Done()
 	shutdownCtx, done := context.WithTimeout(context.Background(), config.ShutdownGrace)

@@ -118,7 +118,7 @@ func readDelimiters(line string, base int) (Delimiters, []Problem, *ParseError) 
 	}
 	if why := d.invalid(); why != "" {
 		return Delimiters{}, probs, &ParseError{Err: ErrBadDelimiters, Location: loc, Offset: base + 3,
-			Detail: fmt.Sprintf("MSH-1 %q, MSH-2 %q: %s", d.Field, enc, why)}
+			Detail: fmt.Sprintf("MSH-1 %q, MSH-2 %q: %s", d.Field, truncate(enc, 12), why)}
 	}
 	return d, probs, nil
 }

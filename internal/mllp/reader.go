@@ -151,22 +151,26 @@ func (r *Reader) readPayload() ([]byte, error) {
 		if end >= 0 {
 			scan = b[:end]
 		}
-		restart := bytes.IndexByte(scan, StartBlock)
-		n := len(scan)
-		if restart >= 0 {
-			n = restart
-		}
-		if len(frame)+n > r.max {
-			take := r.max - len(frame)
-			frame = append(frame, b[:take]...)
-			r.skip(take)
-			return nil, &FrameError{Err: ErrFrameTooLarge, Partial: frame, Size: int64(len(frame))}
-		}
-		frame = append(frame, b[:n]...)
-		r.skip(n)
-
-		switch {
-		case restart >= 0:
+		// Handle every start block before the end block within this one
+		// scan for the end block: rescanning the buffer after each start
+		// block would make a stream of start blocks cost quadratic time.
+		for {
+			restart := bytes.IndexByte(scan, StartBlock)
+			n := len(scan)
+			if restart >= 0 {
+				n = restart
+			}
+			if len(frame)+n > r.max {
+				take := r.max - len(frame)
+				frame = append(frame, scan[:take]...)
+				r.skip(take)
+				return nil, &FrameError{Err: ErrFrameTooLarge, Partial: frame, Size: int64(len(frame))}
+			}
+			frame = append(frame, scan[:n]...)
+			r.skip(n)
+			if restart < 0 {
+				break
+			}
 			// A new start block: the frame so far, with its own start
 			// block, is junk and the new one begins.
 			r.discard([]byte{StartBlock})
@@ -178,20 +182,23 @@ func (r *Reader) readPayload() ([]byte, error) {
 			}
 			r.skip(1)
 			frame = frame[:0]
-		case end >= 0:
-			done, err := r.endBlock(&frame)
-			if err != nil {
-				return nil, err
-			}
-			if done {
-				if frame == nil {
-					frame = []byte{}
-				}
-				return frame, nil
-			}
+			scan = scan[restart+1:]
 		}
-		// No delimiter in the buffer: everything was consumed as payload,
-		// so loop to fill the buffer again.
+		if end < 0 {
+			// No end block in the buffer: everything was consumed as
+			// payload, so loop to fill the buffer again.
+			continue
+		}
+		done, err := r.endBlock(&frame)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			if frame == nil {
+				frame = []byte{}
+			}
+			return frame, nil
+		}
 	}
 }
 

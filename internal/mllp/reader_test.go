@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -407,4 +408,39 @@ func TestFrameErrorUnwrap(t *testing.T) {
 	require.ErrorIs(t, e, ErrFrameTooLarge)
 	require.NotErrorIs(t, e, ErrIncompleteFrame)
 	require.Equal(t, "mllp: frame exceeds maximum size (6 bytes)", e.Error())
+}
+
+// TestReadFrameAdversarialStreamsAreLinear feeds streams made of delimiters,
+// for which a naive scanner rescans its whole buffer for every byte: with
+// 16 MiB of input that would take minutes instead of milliseconds.
+func TestReadFrameAdversarialStreamsAreLinear(t *testing.T) {
+	const size = 16 << 20
+	tests := []struct {
+		name    string
+		pattern string
+	}{
+		{"start blocks", "\v"},
+		{"end blocks as data", "\x1cX"},
+		{"empty frames without CR", "\v\x1c"},
+		{"junk", "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stream := append(bytes.Repeat([]byte(tt.pattern), size/len(tt.pattern)), "\vlast\x1c\r"...)
+			r := NewReader(bytes.NewReader(stream), 0)
+			start := time.Now()
+			var last []byte
+			for {
+				f, err := r.ReadFrame()
+				if err == io.EOF {
+					break
+				}
+				if err == nil {
+					last = f
+				}
+			}
+			require.Equal(t, "last", string(last))
+			require.Less(t, time.Since(start), 10*time.Second, "reading is not linear in the input")
+		})
+	}
 }
