@@ -136,14 +136,16 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	if err != nil {
 		// Not stored, so not acknowledged: the sender must resend.
 		in.Logger.Error("store inbound message", "connector_id", c.ID, "message_control_id", h.ControlID, "error", err)
-		return accept, code
 		return in.reply(h, hl7v2.OutcomeError, "message not stored; resend it",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeInternal})
 	}
 	if duplicate != nil {
 		if [32]byte(duplicate.RawSHA256) == sum {
 			in.Logger.Info("duplicate message: replayed its ACK", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", duplicate.ID)
-			return accept, "duplicate"
+			if len(duplicate.Ack) == 0 {
+				return nil, "duplicate"
+			}
+			return duplicate.Ack, "duplicate"
 		}
 		in.Logger.Warn("same control id, different content: rejected", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", duplicate.ID)
 		return in.reply(h, hl7v2.OutcomeRejected, "MSH-10 "+h.ControlID+" was already received from this sender with different content",

@@ -45,7 +45,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
 	say "DATABASE_URL is set but does not answer; looking for another server"
 fi
 
-LOCAL_URL="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+LOCAL_URL="${INTEROP_PG_LOCAL_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}"
 if answers "$LOCAL_URL"; then
 	say "using the PostgreSQL on 127.0.0.1:5432"
 	echo "$LOCAL_URL"

@@ -156,6 +156,25 @@ func (r *Reader) readPayload() ([]byte, error) {
 		// block would make a stream of start blocks cost quadratic time.
 		for {
 			restart := bytes.IndexByte(scan, StartBlock)
+			if restart >= 0 {
+				// Restarts that keep the junk within its budget cannot
+				// cross the size limit either (each abandoned frame is
+				// shorter than the budget), so they are all handled in
+				// one step, up to the last of them: a stream of start
+				// blocks then costs about as much as payload.
+				budget := int64(r.max) - r.junkN - 1 - int64(len(frame))
+				if int64(restart) <= budget {
+					window := scan[:min(int64(len(scan)), budget+1)]
+					last := bytes.LastIndexByte(window, StartBlock)
+					r.discard([]byte{StartBlock})
+					r.discard(frame)
+					r.discard(scan[:last])
+					r.skip(last + 1)
+					frame = frame[:0]
+					scan = scan[last+1:]
+					continue
+				}
+			}
 			n := len(scan)
 			if restart >= 0 {
 				n = restart
@@ -171,8 +190,9 @@ func (r *Reader) readPayload() ([]byte, error) {
 			if restart < 0 {
 				break
 			}
-			// A new start block: the frame so far, with its own start
-			// block, is junk and the new one begins.
+			// A start block over the junk budget: the frame so far, with
+			// its own start block, is junk, and the new one begins in the
+			// next call.
 			r.discard([]byte{StartBlock})
 			r.discard(frame)
 			if r.junkN > int64(r.max) {
