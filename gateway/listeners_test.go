@@ -203,10 +203,9 @@ func TestListenersApplySettings(t *testing.T) {
 	addr := l.Addr(c.ID)
 	requireListening(t, addr)
 
-	// maxConnections 1: while one connection is open, another is closed at once.
-	first := dial(t, addr)
-	_, ack := sendOn(t, first, message(t, "S-1"))
-	require.Equal(t, hl7v2.AppAccept, ack.Code)
+	// maxConnections 1: while one connection is open, another is closed at once. (The
+	// server frees a slot only once it has seen a closed connection's EOF, hence servedClient.)
+	first := servedClient(t, addr, "S-1")
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_, err = dial(t, addr).Send(sctx, message(t, "S-2"))
 	cancel()
@@ -217,23 +216,7 @@ func TestListenersApplySettings(t *testing.T) {
 	// maxMessageSize 400: a bigger message is not acknowledged, and is kept for audit.
 	big := withMSH(t, message(t, "S-3"), 8, "SECURITY-"+strings.Repeat("x", 500))
 	require.Greater(t, len(big), 400)
-	// The first connection's slot frees asynchronously: retry until a new one is served.
-	var c2 *mllp.Client
-	for deadline := time.Now().Add(5 * time.Second); c2 == nil; {
-		c := dial(t, addr)
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		reply, err := c.Send(sctx, message(t, "S-4"))
-		cancel()
-		if err != nil {
-			require.True(t, time.Now().Before(deadline), "no connection served after the first closed: %v", err)
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		ack, err := hl7v2.ParseAck(reply)
-		require.NoError(t, err)
-		require.Equal(t, hl7v2.AppAccept, ack.Code)
-		c2 = c
-	}
+	c2 := servedClient(t, addr, "S-4")
 	sctx, cancel = context.WithTimeout(ctx, 5*time.Second)
 	_, err = c2.Send(sctx, big)
 	cancel()
@@ -243,6 +226,30 @@ func TestListenersApplySettings(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return count(t, pool, "SELECT count(*) FROM hl7_rejected_inputs WHERE reason = $1", mllp.ErrFrameTooLarge.Error()) == 1
 	}, 5*time.Second, 10*time.Millisecond)
+}
+
+// servedClient dials addr until a connection is served (accepted and not closed at once for
+// lack of a slot), and returns it after its message id was accepted.
+func servedClient(t testing.TB, addr, id string) *mllp.Client {
+	t.Helper()
+	msg := message(t, id)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c := dial(t, addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		reply, err := c.Send(ctx, msg)
+		cancel()
+		if err != nil {
+			_ = c.Close()
+			require.True(t, time.Now().Before(deadline), "no connection served: %v", err)
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		ack, err := hl7v2.ParseAck(reply)
+		require.NoError(t, err)
+		require.Equal(t, hl7v2.AppAccept, ack.Code)
+		require.Equal(t, id, ack.ControlID)
+		return c
+	}
 }
 
 func TestListenersRun(t *testing.T) {

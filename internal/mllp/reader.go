@@ -190,19 +190,13 @@ func (r *Reader) readPayload() ([]byte, error) {
 			if restart < 0 {
 				break
 			}
-			// A start block over the junk budget: the frame so far, with
-			// its own start block, is junk, and the new one begins in the
-			// next call.
+			// A start block beyond the junk budget: the frame so far, with
+			// its own start block, is junk, and exceeds the budget. Leave
+			// the start block unread so that the next call begins the new
+			// frame with it.
 			r.discard([]byte{StartBlock})
 			r.discard(frame)
-			if r.junkN > int64(r.max) {
-				// Leave the start block unread so the next call begins
-				// the new frame with it.
-				return nil, r.tooMuchJunk()
-			}
-			r.skip(1)
-			frame = frame[:0]
-			scan = scan[restart+1:]
+			return nil, r.tooMuchJunk()
 		}
 		if end < 0 {
 			// No end block in the buffer: everything was consumed as

@@ -716,3 +716,91 @@ func TestServerNeverLogsPayloads(t *testing.T) {
 	require.Contains(t, out, "mllp frame error")
 	require.Contains(t, out, "mllp message handled")
 }
+
+// flakyListener fails its first Accept calls with errs.
+type flakyListener struct {
+	net.Listener
+	mu   sync.Mutex
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		l.mu.Unlock()
+		return nil, err
+	}
+	l.mu.Unlock()
+	return l.Listener.Accept()
+}
+
+// temporaryError is what the net package returns for EMFILE and the like.
+type temporaryError struct{}
+
+func (temporaryError) Error() string   { return "too many open files" }
+func (temporaryError) Timeout() bool   { return false }
+func (temporaryError) Temporary() bool { return true }
+
+func TestServerAcceptErrors(t *testing.T) {
+	t.Run("temporary errors are retried", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		fl := &flakyListener{Listener: l, errs: []error{
+			&net.OpError{Op: "accept", Net: "tcp", Err: temporaryError{}},
+			&net.OpError{Op: "accept", Net: "tcp", Err: temporaryError{}},
+		}}
+		s := &Server{Handler: ackHandler(), Logger: slog.New(slog.DiscardHandler)}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(fl) }()
+		c := dialClient(t, l.Addr().String())
+		require.Equal(t, "ACK|1", send(t, c, "1"))
+		require.NoError(t, s.Close())
+		require.ErrorIs(t, <-served, ErrServerClosed)
+	})
+	t.Run("other errors stop Serve", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		boom := errors.New("boom")
+		s := &Server{Handler: ackHandler(), Logger: slog.New(slog.DiscardHandler)}
+		err = s.Serve(&flakyListener{Listener: l, errs: []error{boom}})
+		require.ErrorIs(t, err, boom)
+		_, err = l.Accept()
+		require.ErrorIs(t, err, net.ErrClosed, "Serve closes its listener")
+	})
+}
+
+func TestConnInfoLogValue(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	ci := ConnInfo{
+		ID:         7,
+		RemoteAddr: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 4000},
+		LocalAddr:  &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 2575},
+	}
+	log.Info("x", "conn", ci)
+	require.Contains(t, buf.String(), "conn.id=7 conn.remote_addr=10.0.0.1:4000 conn.local_addr=10.0.0.2:2575")
+	buf.Reset()
+	log.Info("x", "conn", ConnInfo{ID: 1})
+	require.Contains(t, buf.String(), `conn.remote_addr="" conn.local_addr=""`)
+}
+
+func TestServerWriteTimeout(t *testing.T) {
+	// A reply larger than the socket buffers, to a peer that does not
+	// read it, must not block the connection forever.
+	big := bytes.Repeat([]byte("x"), 32<<20)
+	var logs syncBuffer
+	s := &Server{
+		Handler:      HandlerFunc(func(context.Context, ConnInfo, []byte) []byte { return big }),
+		WriteTimeout: 200 * time.Millisecond,
+		Logger:       slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	addr := serve(t, s)
+	c := dialRaw(t, addr)
+	c.send("1")
+	require.Eventually(t, func() bool {
+		return bytes.Contains([]byte(logs.String()), []byte("reason=\"write error\""))
+	}, testTimeout, 10*time.Millisecond)
+	require.Contains(t, logs.String(), "mllp reply write failed")
+}

@@ -71,14 +71,23 @@ func (s *Store) Search(ctx context.Context, tenant, typ string, q Query) (Search
 	}
 	count = min(count, MaxCount)
 	queries := db.New(s.Pool)
+	noSystem := q.Identifier != nil && q.Identifier.System == "" && !q.AnySystem
+	fetch := count
+	if noSystem {
+		fetch = MaxCount // filtered below: containment cannot say "has no system"
+	}
 	rows, err := queries.FhirResourceSearch(ctx, db.FhirResourceSearchParams{
-		TenantID: tenant, ResourceType: typ, Containment: containment, MaxRows: int32(count),
+		TenantID: tenant, ResourceType: typ, Containment: containment, MaxRows: int32(fetch),
 	})
 	if err != nil {
 		return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
 	}
 	total := len(rows)
-	if total == count {
+	if noSystem {
+		rows = exactIdentifierMatches(rows, *q.Identifier)
+		total = len(rows)
+		rows = rows[:min(len(rows), count)]
+	} else if total == count {
 		n, err := queries.FhirResourceCount(ctx, db.FhirResourceCountParams{TenantID: tenant, ResourceType: typ, Containment: containment})
 		if err != nil {
 			return SearchResult{}, fmt.Errorf("count %s: %w", typ, err)

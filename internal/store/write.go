@@ -60,11 +60,12 @@ func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ide
 		}
 		matches, err := q.FhirResourceSearch(ctx, db.FhirResourceSearchParams{
 			TenantID: tenant, ResourceType: head.ResourceType,
-			Containment: identifierContainment(ident, false), MaxRows: 2,
+			Containment: identifierContainment(ident, false), MaxRows: candidateRows(ident),
 		})
 		if err != nil {
 			return fmt.Errorf("search by identifier: %w", err)
 		}
+		matches = exactIdentifierMatches(matches, ident)
 		switch {
 		case len(matches) > 1:
 			return ErrMultipleMatches
@@ -167,6 +168,32 @@ func mustJSON(v any) json.RawMessage {
 		panic(errors.Join(errors.New("marshal of a plain value failed"), err)) // strings and maps of RawMessage always marshal
 	}
 	return b
+}
+
+// candidateRows is how many containment matches a conditional write inspects: 2 tell "one or
+// several" apart; an identifier without a system also matches every system's identifier of
+// that value in JSONB containment, so those candidates are filtered in Go (see
+// exactIdentifierMatches) and more are read.
+func candidateRows(ident fhir.Identifier) int32 {
+	if ident.System == "" {
+		return MaxCount
+	}
+	return 2
+}
+
+// exactIdentifierMatches keeps the rows carrying ident exactly: for "|value" (no system) only
+// identifiers that have no system, as FHIR token search defines it.
+func exactIdentifierMatches(rows []db.FhirResource, ident fhir.Identifier) []db.FhirResource {
+	if ident.System != "" {
+		return rows
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if hasIdentifier(fromRow(r), ident, false) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func identifierContainment(ident fhir.Identifier, anySystem bool) []byte {
