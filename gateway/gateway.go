@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,7 +37,8 @@ type Deps struct {
 	TemporalUIURL string
 	// TemporalNamespace is the namespace of the workflow runs linked to.
 	TemporalNamespace string
-	// Ready reports whether the dependencies needed to serve (database, Temporal) answer.
+	// Ready reports whether the dependencies needed to serve (database, Temporal) answer. Its
+	// error starts with the failing component ("database: …"); only that name is shown.
 	Ready   func(ctx context.Context) error
 	Metrics *Metrics
 	// Gatherer is served on /metrics; nil means the Prometheus default.
@@ -104,7 +106,9 @@ func (h *handlers) readyz(c echo.Context) error {
 	if h.d.Ready != nil {
 		if err := h.d.Ready(ctx); err != nil {
 			h.d.Logger.Warn("not ready", "error", err)
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			// Name the failing dependency, never the error text: /readyz is unauthenticated.
+			failing, _, _ := strings.Cut(err.Error(), ":")
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "failing": failing})
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})

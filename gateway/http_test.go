@@ -445,6 +445,9 @@ func TestFHIRSearch(t *testing.T) {
 			got = append(got, e["resource"].(map[string]any)["id"].(string))
 		}
 		require.ElementsMatch(t, []string{id1, id2}, got)
+		// "|value" is an identifier without a system, and both of these have one.
+		total, _ = requireSearchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape("|s-1"), tok))
+		require.Zero(t, total)
 	})
 	t.Run("_id", func(t *testing.T) {
 		total, entries := requireSearchset(t, s.get("/fhir/Patient?_id="+id3, tok))

@@ -522,6 +522,43 @@ func TestIngestDuplicateReplaysStoredAck(t *testing.T) {
 	require.Equal(t, first, e.storedMessage(t, "DUP1").Ack)
 }
 
+// The same message arriving on several connections at once (a sender retrying on a new
+// connection while the first is still waiting) is stored once, and every copy gets the one
+// stored ACK.
+func TestIngestConcurrentDuplicatesStoredOnce(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	msg := message(t, "RACE1")
+	const senders = 8
+
+	clients := make([]*mllp.Client, senders)
+	for i := range clients {
+		clients[i] = dial(t, e.addr)
+	}
+	replies := make([][]byte, senders)
+	errs := make([]error, senders)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), ingestSendWait)
+			defer cancel()
+			replies[i], errs[i] = c.Send(ctx, msg)
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+
+	stored := e.storedMessage(t, "RACE1").Ack
+	for i, r := range replies {
+		require.Equal(t, stored, r, "sender %d", i)
+	}
+	require.Equal(t, 1, e.messageCount(t))
+	require.Equal(t, 1, e.eventCount(t))
+}
+
 func TestIngestSameKeyDifferentContentRejected(t *testing.T) {
 	t.Parallel()
 	e := setup(t)

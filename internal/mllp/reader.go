@@ -137,6 +137,10 @@ func (r *Reader) seekStart() error {
 // readPayload consumes a frame's payload and end block; the start block has
 // been consumed. It processes events in stream order: whichever comes
 // first of the size limit, a start block or an end block decides.
+//
+// Each buffered byte is scanned a bounded number of times, whatever the
+// input: a peer must not be able to make the server rescan its buffer for
+// every delimiter it sends.
 func (r *Reader) readPayload() ([]byte, error) {
 	// frame starts nil so that a payload found in a single scan (the
 	// common case) costs exactly one allocation of the right size.
@@ -146,73 +150,95 @@ func (r *Reader) readPayload() ([]byte, error) {
 		if err != nil {
 			return nil, r.incomplete(frame, err)
 		}
-		end := bytes.IndexByte(b, EndBlock)
-		scan := b
-		if end >= 0 {
-			scan = b[:end]
-		}
-		// Handle every start block before the end block within this one
-		// scan for the end block: rescanning the buffer after each start
-		// block would make a stream of start blocks cost quadratic time.
-		for {
-			restart := bytes.IndexByte(scan, StartBlock)
-			if restart >= 0 {
-				// Restarts that keep the junk within its budget cannot
-				// cross the size limit either (each abandoned frame is
-				// shorter than the budget), so they are all handled in
-				// one step, up to the last of them: a stream of start
-				// blocks then costs about as much as payload.
-				budget := int64(r.max) - r.junkN - 1 - int64(len(frame))
-				if int64(restart) <= budget {
-					window := scan[:min(int64(len(scan)), budget+1)]
-					last := bytes.LastIndexByte(window, StartBlock)
-					r.discard([]byte{StartBlock})
-					r.discard(frame)
-					r.discard(scan[:last])
-					r.skip(last + 1)
-					frame = frame[:0]
-					scan = scan[last+1:]
-					continue
+		for len(b) > 0 {
+			end := bytes.IndexByte(b, EndBlock)
+			if end < 0 {
+				if frame, err = r.payloadRun(frame, b); err != nil {
+					return nil, err
 				}
+				break // b consumed: read more
 			}
-			n := len(scan)
-			if restart >= 0 {
-				n = restart
+			if frame, err = r.payloadRun(frame, b[:end]); err != nil {
+				return nil, err
 			}
-			if len(frame)+n > r.max {
-				take := r.max - len(frame)
-				frame = append(frame, scan[:take]...)
-				r.skip(take)
-				return nil, &FrameError{Err: ErrFrameTooLarge, Partial: frame, Size: int64(len(frame))}
+			b = b[end:]
+			if len(b) == 1 {
+				// The byte after the end block is not buffered yet.
+				done, err := r.endBlock(&frame)
+				if err != nil {
+					return nil, err
+				}
+				if done {
+					return finish(frame), nil
+				}
+				break // b is stale after endBlock's read
 			}
-			frame = append(frame, scan[:n]...)
-			r.skip(n)
-			if restart < 0 {
-				break
+			switch b[1] {
+			case CarriageReturn:
+				r.skip(2)
+				return finish(frame), nil
+			case StartBlock:
+				// The CR is missing; the next frame has begun. Leave its
+				// start block for the next call.
+				r.skip(1)
+				return finish(frame), nil
 			}
-			// A start block beyond the junk budget: the frame so far, with
-			// its own start block, is junk, and exceeds the budget. Leave
-			// the start block unread so that the next call begins the new
-			// frame with it.
-			r.discard([]byte{StartBlock})
-			r.discard(frame)
-			return nil, r.tooMuchJunk()
+			// An end block followed by anything else is payload.
+			if len(frame)+1 > r.max {
+				return nil, tooLarge(frame)
+			}
+			frame = append(frame, EndBlock)
+			r.skip(1)
+			b = b[1:]
 		}
-		if end < 0 {
-			// No end block in the buffer: everything was consumed as
-			// payload, so loop to fill the buffer again.
-			continue
-		}
-		done, err := r.endBlock(&frame)
-		if err != nil {
-			return nil, err
-		}
-		if done {
-			if frame == nil {
-				frame = []byte{}
+	}
+}
+
+// payloadRun appends run, buffered bytes free of end blocks, to frame and
+// consumes it, handling the start blocks in it and the size limit.
+func (r *Reader) payloadRun(frame, run []byte) ([]byte, error) {
+	for {
+		restart := bytes.IndexByte(run, StartBlock)
+		if restart >= 0 {
+			// Restarts that keep the junk within its budget cannot cross
+			// the size limit either (each abandoned frame is shorter than
+			// the budget), so they are all handled in one step, up to the
+			// last of them: a stream of start blocks then costs about as
+			// much as payload.
+			budget := int64(r.max) - r.junkN - 1 - int64(len(frame))
+			if int64(restart) <= budget {
+				window := run[:min(int64(len(run)), budget+1)]
+				last := bytes.LastIndexByte(window, StartBlock)
+				r.discard([]byte{StartBlock})
+				r.discard(frame)
+				r.discard(run[:last])
+				r.skip(last + 1)
+				frame = frame[:0]
+				run = run[last+1:]
+				continue
 			}
+		}
+		n := len(run)
+		if restart >= 0 {
+			n = restart
+		}
+		if len(frame)+n > r.max {
+			take := r.max - len(frame)
+			frame = append(frame, run[:take]...)
+			r.skip(take)
+			return nil, tooLarge(frame)
+		}
+		frame = append(frame, run[:n]...)
+		r.skip(n)
+		if restart < 0 {
 			return frame, nil
 		}
+		// A start block beyond the junk budget: the frame so far, with its
+		// own start block, is junk, and exceeds the budget. Leave the start
+		// block unread so that the next call begins the new frame with it.
+		r.discard([]byte{StartBlock})
+		r.discard(frame)
+		return nil, r.tooMuchJunk()
 	}
 }
 
@@ -232,7 +258,7 @@ func (r *Reader) endBlock(frame *[]byte) (done bool, err error) {
 		return true, nil
 	case len(nb) == 2:
 		if len(*frame)+1 > r.max {
-			return false, &FrameError{Err: ErrFrameTooLarge, Partial: *frame, Size: int64(len(*frame))}
+			return false, tooLarge(*frame)
 		}
 		*frame = append(*frame, EndBlock)
 		r.skip(1)
@@ -272,6 +298,18 @@ func (r *Reader) discard(p []byte) {
 	if room := r.max - len(r.junk); room > 0 {
 		r.junk = append(r.junk, p[:min(room, len(p))]...)
 	}
+}
+
+// finish returns a complete payload, which is never nil.
+func finish(frame []byte) []byte {
+	if frame == nil {
+		return []byte{}
+	}
+	return frame
+}
+
+func tooLarge(partial []byte) error {
+	return &FrameError{Err: ErrFrameTooLarge, Partial: partial, Size: int64(len(partial))}
 }
 
 func (r *Reader) tooMuchJunk() error {
