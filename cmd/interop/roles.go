@@ -33,58 +33,55 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if g.HTTPAddr != "" {
 		c.HTTPAddr = g.HTTPAddr
 	}
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	logger := newLogger(c)
-	pool, err := openPool(ctx, c)
+	s, closeAll, err := connect(ctx, c)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	reg := newRegistry()
-	sdkMetrics, closeMetrics := temporalMetrics(reg)
-	defer closeMetrics()
-	tc, err := dialTemporal(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
-	return s.runGateway(ctx, readiness(pool, tc), nil)
+	defer closeAll()
+	return s.runGateway(ctx, readiness(s.pool, s.temporal), nil)
 }
 
 type workerCmd struct{}
 
 func (workerCmd) Run(ctx context.Context, cfg *config.Config) error {
-	c := *cfg
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	logger := newLogger(c)
-	pool, err := openPool(ctx, c)
+	s, closeAll, err := connect(ctx, *cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	reg := newRegistry()
-	sdkMetrics, closeMetrics := temporalMetrics(reg)
-	defer closeMetrics()
-	tc, err := dialTemporal(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
-	if err != nil {
-		return err
+	defer closeAll()
+	ns := s.cfg.Temporal.Namespace
+	if err := temporaldev.EnsureSearchAttributes(ctx, s.temporal, ns, workflows.SearchAttributes()); err != nil {
+		return fmt.Errorf("register search attributes on namespace %s: %w", ns, err)
 	}
-	defer tc.Close()
-	if err := temporaldev.EnsureSearchAttributes(ctx, tc, c.Temporal.Namespace, workflows.SearchAttributes()); err != nil {
-		return fmt.Errorf("register search attributes on namespace %s: %w", c.Temporal.Namespace, err)
-	}
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
 	w := s.newWorker()
-	logger.Info("worker running", "task_queue", c.Temporal.TaskQueue, "temporal", temporalAddress(c))
+	s.logger.Info("worker running", "task_queue", s.cfg.Temporal.TaskQueue, "temporal", temporalAddress(s.cfg))
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	<-ctx.Done()
 	w.Stop()
 	return nil
+}
+
+// connect validates c and opens what the production roles share: the database pool, the
+// metrics registry and a client of the external Temporal cluster. closeAll releases them.
+func connect(ctx context.Context, c config.Config) (s *services, closeAll func(), err error) {
+	if err := c.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	logger := newLogger(c)
+	pool, err := openPool(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := newRegistry()
+	sdkMetrics, closeMetrics := temporalMetrics(reg)
+	tc, err := dialTemporal(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
+	if err != nil {
+		closeMetrics()
+		pool.Close()
+		return nil, nil, err
+	}
+	s = &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
+	return s, func() { tc.Close(); closeMetrics(); pool.Close() }, nil
 }
