@@ -93,7 +93,8 @@ func routes(e *echo.Echo, h *handlers) {
 
 	admin := e.Group("/admin", bodyLimit(h.d.MaxBodyBytes), h.authenticate, requireScope(auth.AdminScope))
 	admin.GET("/events", h.listEvents)
-	admin.GET("/messages/:id", h.getMessage)
+	messageRoutes(admin, h)
+	connectorRoutes(admin, h)
 }
 
 func (h *handlers) healthz(c echo.Context) error {
