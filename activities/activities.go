@@ -34,3 +34,10 @@ const (
 	ErrTypeOwnerRefused = "FhirOwnerRejected"
 	ErrTypeNotFound     = "MessageNotFound"
 )
+
+func (a *Activities) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}

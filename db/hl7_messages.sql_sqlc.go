@@ -12,6 +12,18 @@ import (
 	"github.com/google/uuid"
 )
 
+const hl7MessageConnectorSettings = `-- name: Hl7MessageConnectorSettings :one
+SELECT c.settings FROM interop_connectors c JOIN hl7_messages m ON m.connector_id = c.id WHERE m.id = $1
+`
+
+// The settings of the connector a message arrived on (its retry policy, among others).
+func (q *Queries) Hl7MessageConnectorSettings(ctx context.Context, messageID uuid.UUID) ([]byte, error) {
+	row := q.db.QueryRow(ctx, hl7MessageConnectorSettings, messageID)
+	var settings []byte
+	err := row.Scan(&settings)
+	return settings, err
+}
+
 const hl7MessageGet = `-- name: Hl7MessageGet :one
 SELECT id, tenant_id, connector_id, direction, message_control_id, sending_app, sending_facility, message_code, trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, duplicate_of, status, ack_code, ack, workflow_id, remote_addr, last_error_code, last_error, received_at, status_changed_at, processed_at FROM hl7_messages WHERE id = $1
 `
@@ -192,6 +204,114 @@ func (q *Queries) Hl7MessageInsert(ctx context.Context, arg Hl7MessageInsertPara
 	return i, err
 }
 
+const hl7MessageList = `-- name: Hl7MessageList :many
+SELECT id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+       trigger_event, hl7_version, status, ack_code, last_error_code, last_error, workflow_id,
+       received_at, status_changed_at, processed_at, octet_length(raw)::int AS size_bytes,
+       duplicate_of
+FROM hl7_messages
+WHERE tenant_id = $1
+  AND ($2::hl7_message_status IS NULL OR status = $2)
+  AND ($3::text IS NULL OR message_code = $3)
+  AND ($4::text IS NULL OR trigger_event = $4)
+  AND ($5::uuid IS NULL OR connector_id = $5)
+  AND ($6::text IS NULL OR message_control_id = $6)
+  AND ($7::timestamptz IS NULL OR received_at >= $7)
+  AND ($8::timestamptz IS NULL OR received_at < $8)
+  AND ($9::timestamptz IS NULL
+       OR (received_at, id) < ($9::timestamptz, $10::uuid))
+ORDER BY received_at DESC, id DESC
+LIMIT $11
+`
+
+type Hl7MessageListParams struct {
+	TenantID     string
+	Status       *Hl7MessageStatus
+	MessageCode  *string
+	TriggerEvent *string
+	ConnectorID  *uuid.UUID
+	ControlID    *string
+	ReceivedFrom *time.Time
+	ReceivedTo   *time.Time
+	BeforeAt     *time.Time
+	BeforeID     *uuid.UUID
+	MaxRows      int32
+}
+
+type Hl7MessageListRow struct {
+	ID               uuid.UUID
+	ConnectorID      uuid.UUID
+	MessageControlID string
+	SendingApp       string
+	SendingFacility  string
+	MessageCode      string
+	TriggerEvent     string
+	Hl7Version       string
+	Status           Hl7MessageStatus
+	AckCode          string
+	LastErrorCode    string
+	LastError        string
+	WorkflowID       string
+	ReceivedAt       time.Time
+	StatusChangedAt  time.Time
+	ProcessedAt      *time.Time
+	SizeBytes        int32
+	DuplicateOf      *uuid.UUID
+}
+
+// Support staff's message log, newest first, with optional filters and keyset paging on
+// (received_at, id).
+func (q *Queries) Hl7MessageList(ctx context.Context, arg Hl7MessageListParams) ([]Hl7MessageListRow, error) {
+	rows, err := q.db.Query(ctx, hl7MessageList,
+		arg.TenantID,
+		arg.Status,
+		arg.MessageCode,
+		arg.TriggerEvent,
+		arg.ConnectorID,
+		arg.ControlID,
+		arg.ReceivedFrom,
+		arg.ReceivedTo,
+		arg.BeforeAt,
+		arg.BeforeID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Hl7MessageListRow{}
+	for rows.Next() {
+		var i Hl7MessageListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.ConnectorID,
+			&i.MessageControlID,
+			&i.SendingApp,
+			&i.SendingFacility,
+			&i.MessageCode,
+			&i.TriggerEvent,
+			&i.Hl7Version,
+			&i.Status,
+			&i.AckCode,
+			&i.LastErrorCode,
+			&i.LastError,
+			&i.WorkflowID,
+			&i.ReceivedAt,
+			&i.StatusChangedAt,
+			&i.ProcessedAt,
+			&i.SizeBytes,
+			&i.DuplicateOf,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const hl7MessageListStale = `-- name: Hl7MessageListStale :many
 SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id
 FROM hl7_messages
@@ -244,6 +364,22 @@ func (q *Queries) Hl7MessageListStale(ctx context.Context, arg Hl7MessageListSta
 		return nil, err
 	}
 	return items, nil
+}
+
+const hl7MessageRaw = `-- name: Hl7MessageRaw :one
+SELECT raw FROM hl7_messages WHERE tenant_id = $1 AND id = $2
+`
+
+type Hl7MessageRawParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+func (q *Queries) Hl7MessageRaw(ctx context.Context, arg Hl7MessageRawParams) ([]byte, error) {
+	row := q.db.QueryRow(ctx, hl7MessageRaw, arg.TenantID, arg.ID)
+	var raw []byte
+	err := row.Scan(&raw)
+	return raw, err
 }
 
 const hl7MessageSetStatus = `-- name: Hl7MessageSetStatus :one

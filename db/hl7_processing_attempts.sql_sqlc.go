@@ -36,7 +36,7 @@ func (q *Queries) Hl7ProcessingAttemptFinish(ctx context.Context, arg Hl7Process
 }
 
 const hl7ProcessingAttemptGet = `-- name: Hl7ProcessingAttemptGet :one
-SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at FROM hl7_processing_attempts WHERE id = $1
+SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try FROM hl7_processing_attempts WHERE id = $1
 `
 
 func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl7ProcessingAttempt, error) {
@@ -55,6 +55,7 @@ func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl
 		&i.ErrorDetail,
 		&i.AttemptAt,
 		&i.FinishedAt,
+		&i.RunTry,
 	)
 	return i, err
 }
@@ -126,7 +127,7 @@ SELECT m.tenant_id, m.id,
        coalesce((SELECT max(a.attempt_number) FROM hl7_processing_attempts a WHERE a.message_id = m.id), 0) + 1,
        $1, $2
 FROM hl7_messages m WHERE m.id = $3
-ON CONFLICT (message_id, run_id) DO UPDATE SET status = hl7_processing_attempts.status
+ON CONFLICT (message_id, run_id, run_try) DO UPDATE SET status = hl7_processing_attempts.status
 RETURNING id, attempt_number
 `
 
@@ -145,6 +146,41 @@ type Hl7ProcessingAttemptStartRow struct {
 func (q *Queries) Hl7ProcessingAttemptStart(ctx context.Context, arg Hl7ProcessingAttemptStartParams) (Hl7ProcessingAttemptStartRow, error) {
 	row := q.db.QueryRow(ctx, hl7ProcessingAttemptStart, arg.WorkflowID, arg.RunID, arg.MessageID)
 	var i Hl7ProcessingAttemptStartRow
+	err := row.Scan(&i.ID, &i.AttemptNumber)
+	return i, err
+}
+
+const hl7ProcessingAttemptStartTry = `-- name: Hl7ProcessingAttemptStartTry :one
+INSERT INTO hl7_processing_attempts (tenant_id, message_id, attempt_number, workflow_id, run_id, run_try)
+SELECT m.tenant_id, m.id,
+       coalesce((SELECT max(a.attempt_number) FROM hl7_processing_attempts a WHERE a.message_id = m.id), 0) + 1,
+       $1, $2, $3
+FROM hl7_messages m WHERE m.id = $4
+ON CONFLICT (message_id, run_id, run_try) DO UPDATE SET status = hl7_processing_attempts.status
+RETURNING id, attempt_number
+`
+
+type Hl7ProcessingAttemptStartTryParams struct {
+	WorkflowID string
+	RunID      string
+	RunTry     int32
+	MessageID  uuid.UUID
+}
+
+type Hl7ProcessingAttemptStartTryRow struct {
+	ID            uuid.UUID
+	AttemptNumber int32
+}
+
+// Idempotent per (run, try): an activity retry gets the attempt it already opened.
+func (q *Queries) Hl7ProcessingAttemptStartTry(ctx context.Context, arg Hl7ProcessingAttemptStartTryParams) (Hl7ProcessingAttemptStartTryRow, error) {
+	row := q.db.QueryRow(ctx, hl7ProcessingAttemptStartTry,
+		arg.WorkflowID,
+		arg.RunID,
+		arg.RunTry,
+		arg.MessageID,
+	)
+	var i Hl7ProcessingAttemptStartTryRow
 	err := row.Scan(&i.ID, &i.AttemptNumber)
 	return i, err
 }

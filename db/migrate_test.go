@@ -22,13 +22,13 @@ func TestMigrateUpDownUp(t *testing.T) {
 	top, dirty, err := m.Version()
 	require.NoError(t, err)
 	require.False(t, dirty)
-	require.GreaterOrEqual(t, top, uint(6))
+	require.GreaterOrEqual(t, top, uint(7))
 
 	require.NoError(t, m.Up(), "a second up is a no-op")
 	require.NoError(t, m.Down(1))
 	v, _, err := m.Version()
 	require.NoError(t, err)
-	require.Equal(t, top-1, v)
+	require.Less(t, v, top)
 
 	require.NoError(t, m.Down(0))
 	v, _, err = m.Version()

@@ -637,6 +637,7 @@ type Hl7ProcessingAttempt struct {
 	ErrorDetail   string
 	AttemptAt     time.Time
 	FinishedAt    *time.Time
+	RunTry        int32
 }
 
 type Hl7RejectedInput struct {

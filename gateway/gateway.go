@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/store"
@@ -39,8 +40,11 @@ type Deps struct {
 	TemporalNamespace string
 	// Ready reports whether the dependencies needed to serve (database, Temporal) answer. Its
 	// error starts with the failing component ("database: …"); only that name is shown.
-	Ready   func(ctx context.Context) error
-	Metrics *Metrics
+	Ready func(ctx context.Context) error
+	// Temporal and TaskQueue start reprocessing runs from the admin API.
+	Temporal  client.Client
+	TaskQueue string
+	Metrics   *Metrics
 	// Gatherer is served on /metrics; nil means the Prometheus default.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger

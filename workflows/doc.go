@@ -9,7 +9,7 @@
 // reordering activities or timers, changing their options) is guarded with workflow.GetVersion,
 // so runs started by the previous build replay unchanged. The committed histories in
 // testdata/histories are replayed by TestReplay; a change that breaks replay fails CI. When a
-// change is deployed, record a new history with `go test ./workflows -run TestRecordHistory
-// -record` and commit it beside the old ones; remove a GetVersion branch only once no run
+// change is deployed, record a new history with `go test ./cmd/interop -run TestDevEndToEnd
+// -record-history inbound_hl7_vN_<outcome>` and commit it beside the old ones; remove a GetVersion branch only once no run
 // older than the namespace retention can still be open.
 package workflows

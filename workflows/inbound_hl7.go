@@ -28,6 +28,9 @@ type InboundHL7Input struct {
 	ConnectorID uuid.UUID
 	// MessageType is MSH-9 as "ADT^A01", for the search attribute.
 	MessageType string
+	// ReprocessOf is the run id this run re-processes, set when support staff reprocess a
+	// message; empty for the first run.
+	ReprocessOf string `json:",omitempty"`
 }
 
 // InboundHL7Result is how a run ended.
@@ -155,7 +158,20 @@ var RetryPolicy = temporal.RetryPolicy{
 	},
 }
 
+// versionPipelineTries marks the change from one pipeline try per run (activities retried
+// up to RetryPolicy) to several tries per run, each its own Hl7ProcessingAttempt, with the
+// message `failed` while the next try waits on a durable timer.
+const versionPipelineTries = "pipeline-tries"
+
 func (w *inboundHL7) run(ctx workflow.Context) (InboundHL7Result, error) {
+	if workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return w.runOnce(ctx)
+	}
+	return w.runTries(ctx)
+}
+
+// runOnce is the pipeline of runs started before versionPipelineTries; kept so they replay.
+func (w *inboundHL7) runOnce(ctx workflow.Context) (InboundHL7Result, error) {
 	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &RetryPolicy,
@@ -203,17 +219,21 @@ func (w *inboundHL7) fail(ctx workflow.Context, cause error) (InboundHL7Result, 
 	w.step = "dead-letter"
 	code, detail := classify(cause)
 	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: failedStep + ": " + detail, DeadLetter: true}
-	// Recording the failure must outlive outages of the database: keep retrying it.
-	recordCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
-	if err := workflow.ExecuteActivity(recordCtx, a.FailMessage, in).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(recordContext(ctx), a.FailMessage, in).Get(ctx, nil); err != nil {
 		return InboundHL7Result{}, fmt.Errorf("record dead letter after %s failed: %w", failedStep, err)
 	}
 	w.setStatus(ctx, StatusDeadLettered)
 	w.step = "dead-lettered"
 	return InboundHL7Result{Status: StatusDeadLettered, AttemptID: w.ref.AttemptID}, cause
+}
+
+// recordContext is for recording outcomes, which must outlive database outages: its activity
+// retries without a limit.
+func recordContext(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+	})
 }
 
 // classify returns the application error type (or "Timeout"/"Unknown") and its message.

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/mock"
@@ -34,7 +35,7 @@ func TestInboundHL7Processes(t *testing.T) {
 	in := input()
 	attempt := uuid.New()
 	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
-	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
 	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{MessageType: "ADT^A01^ADT_A01"}, nil).Once()
 	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil).Once()
 	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
@@ -62,7 +63,7 @@ func TestInboundHL7DeadLettersPermanentErrors(t *testing.T) {
 	in := input()
 	attempt := uuid.New()
 	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
-	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil)
 	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{},
 		temporal.NewNonRetryableApplicationError("no MSH segment", activities.ErrTypeParse, nil)).Once()
 	var failed activities.FailInput
@@ -89,7 +90,7 @@ func TestInboundHL7RetriesTransientErrors(t *testing.T) {
 	in := input()
 	attempt := uuid.New()
 	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
-	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil)
 	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil)
 	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil)
 	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{}, errors.New("owner answered 503")).Times(2)
@@ -105,27 +106,70 @@ func TestInboundHL7RetriesTransientErrors(t *testing.T) {
 	env.AssertExpectations(t)
 }
 
-// Retries are bounded: after MaximumAttempts the message is dead-lettered, not retried forever.
-func TestInboundHL7DeadLettersWhenRetriesAreSpent(t *testing.T) {
+// A try whose activity retries are spent marks the message failed, waits on a timer, and tries
+// again as a new attempt; the message completes when the owner is back.
+func TestInboundHL7TriesAgainAfterAWait(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	in := input()
-	attempt := uuid.New()
-	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
-	env.OnActivity(a.StartAttempt, mock.Anything, in.MessageID).Return(activities.StartAttemptResult{AttemptID: attempt, AttemptNumber: 1}, nil)
-	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil)
-	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil)
-	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{}, errors.New("connection refused")).
-		Times(int(workflows.RetryPolicy.MaximumAttempts))
-	var failed activities.FailInput
+	first, second := uuid.New(), uuid.New()
+	ref1 := activities.MessageRef{MessageID: in.MessageID, AttemptID: first}
+	ref2 := activities.MessageRef{MessageID: in.MessageID, AttemptID: second}
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: first, AttemptNumber: 1}, nil).Once()
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 2}).Return(activities.StartTryResult{AttemptID: second, AttemptNumber: 2}, nil).Once()
+	env.OnActivity(a.ParseMessage, mock.Anything, mock.Anything).Return(activities.ParseResult{}, nil)
+	env.OnActivity(a.MapMessage, mock.Anything, mock.Anything).Return(activities.MapResult{Entries: 1}, nil)
+	env.OnActivity(a.RouteBundle, mock.Anything, ref1).Return(activities.RouteResult{}, errors.New("owner answered 503")).
+		Times(int(workflows.TryRetryPolicy.MaximumAttempts))
+	env.OnActivity(a.RouteBundle, mock.Anything, ref2).Return(activities.RouteResult{Created: 1}, nil).Once()
+	env.OnActivity(a.CompleteMessage, mock.Anything, ref2).Return(nil).Once()
+	var failed []activities.FailInput
 	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
-		failed = args.Get(1).(activities.FailInput)
-	}).Return(nil).Once()
+		failed = append(failed, args.Get(1).(activities.FailInput))
+	}).Return(nil)
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.InboundHL7Result
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.StatusProcessed, res.Status)
+	require.Equal(t, second, res.AttemptID)
+	require.Len(t, failed, 1)
+	require.False(t, failed[0].DeadLetter, "a try that will be retried leaves the message failed, not dead-lettered")
+	require.Equal(t, first, failed[0].AttemptID)
+	require.Contains(t, failed[0].Detail, "route: ")
+	env.AssertExpectations(t)
+}
+
+// Tries are bounded by the connector's policy: after the last one the message is dead-lettered.
+func TestInboundHL7DeadLettersWhenTriesAreSpent(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	policy := activities.PipelinePolicy{MaxAttempts: 3, InitialIntervalSeconds: 60, MaxIntervalSeconds: 60}
+	for try := 1; try <= 3; try++ {
+		env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: try}).
+			Return(activities.StartTryResult{AttemptID: uuid.New(), AttemptNumber: int32(try), Policy: policy}, nil).Once()
+	}
+	env.OnActivity(a.ParseMessage, mock.Anything, mock.Anything).Return(activities.ParseResult{}, nil)
+	env.OnActivity(a.MapMessage, mock.Anything, mock.Anything).Return(activities.MapResult{Entries: 1}, nil)
+	env.OnActivity(a.RouteBundle, mock.Anything, mock.Anything).Return(activities.RouteResult{}, errors.New("connection refused"))
+	var failed []activities.FailInput
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		failed = append(failed, args.Get(1).(activities.FailInput))
+	}).Return(nil)
+	start := env.Now()
 
 	env.ExecuteWorkflow(workflows.InboundHL7, in)
 	require.Error(t, env.GetWorkflowError())
-	require.True(t, failed.DeadLetter)
-	require.Contains(t, failed.Detail, "route: ")
+	require.Len(t, failed, 3)
+	require.False(t, failed[0].DeadLetter)
+	require.False(t, failed[1].DeadLetter)
+	require.True(t, failed[2].DeadLetter)
+	// Two waits of 60 s ± 20 % jitter sit between the three tries.
+	waited := env.Now().Sub(start)
+	require.GreaterOrEqual(t, waited, 96*time.Second)
+	require.LessOrEqual(t, waited, 150*time.Second)
 	env.AssertExpectations(t)
 }
 

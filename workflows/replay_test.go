@@ -13,7 +13,7 @@ import (
 
 // TestReplay replays every committed workflow history against today's workflow code. A change
 // that would make a running workflow non-deterministic fails here, before it is deployed.
-// Record a new history with: go test ./cmd/interop -run TestDevEndToEnd -record-history
+// Record a new history with: go test ./cmd/interop -run TestDevEndToEnd -record-history <name>
 func TestReplay(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))

@@ -29,7 +29,7 @@ import (
 	"github.com/nhp/interop/internal/mllp"
 )
 
-var recordHistory = flag.Bool("record-history", false, "write the InboundHL7 history of TestDevEndToEnd to workflows/testdata/histories")
+var recordHistory = flag.String("record-history", "", "write the InboundHL7 history of TestDevEndToEnd to workflows/testdata/histories/<name>.json")
 
 // TestDevEndToEnd runs `interop dev` in-process against a real PostgreSQL and the embedded
 // Temporal server, sends an ADT^A01 over a real MLLP socket and follows it to the FHIR API.
@@ -115,8 +115,8 @@ func TestDevEndToEnd(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the processed run is visible by search attribute")
 	require.True(t, strings.HasPrefix(wfID, "HL7Message:default:"), wfID)
 	require.True(t, strings.HasSuffix(wfID, ":ADTApp:MSG00001"), wfID)
-	if *recordHistory {
-		writeHistory(t, tc, wfID)
+	if *recordHistory != "" {
+		writeHistory(t, tc, wfID, *recordHistory)
 	}
 	ui, err := http.Get("http://" + cfg.Temporal.EmbeddedUIAddr + "/")
 	require.NoError(t, err)
@@ -232,7 +232,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func writeHistory(t *testing.T, tc client.Client, wfID string) {
+func writeHistory(t *testing.T, tc client.Client, wfID, name string) {
 	t.Helper()
 	ctx := context.Background()
 	iter := tc.GetWorkflowHistory(ctx, wfID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -244,7 +244,7 @@ func writeHistory(t *testing.T, tc client.Client, wfID string) {
 	}
 	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(hist)
 	require.NoError(t, err)
-	path := filepath.Join("..", "..", "workflows", "testdata", "histories", "inbound_hl7_processed.json")
+	path := filepath.Join("..", "..", "workflows", "testdata", "histories", name+".json")
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 	fmt.Println("recorded", path)

@@ -65,6 +65,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Pool: s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
+		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
 	})
 	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	// Bind before serving so that a taken port is an error of this call, not a log line.

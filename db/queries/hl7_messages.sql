@@ -43,3 +43,31 @@ LIMIT @max_rows;
 INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason, remote_addr)
 VALUES (@tenant_id, @connector_id, @raw, @reason, @remote_addr)
 RETURNING id;
+
+-- name: Hl7MessageList :many
+-- Support staff's message log, newest first, with optional filters and keyset paging on
+-- (received_at, id).
+SELECT id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+       trigger_event, hl7_version, status, ack_code, last_error_code, last_error, workflow_id,
+       received_at, status_changed_at, processed_at, octet_length(raw)::int AS size_bytes,
+       duplicate_of
+FROM hl7_messages
+WHERE tenant_id = @tenant_id
+  AND (sqlc.narg(status)::hl7_message_status IS NULL OR status = sqlc.narg(status))
+  AND (sqlc.narg(message_code)::text IS NULL OR message_code = sqlc.narg(message_code))
+  AND (sqlc.narg(trigger_event)::text IS NULL OR trigger_event = sqlc.narg(trigger_event))
+  AND (sqlc.narg(connector_id)::uuid IS NULL OR connector_id = sqlc.narg(connector_id))
+  AND (sqlc.narg(control_id)::text IS NULL OR message_control_id = sqlc.narg(control_id))
+  AND (sqlc.narg(received_from)::timestamptz IS NULL OR received_at >= sqlc.narg(received_from))
+  AND (sqlc.narg(received_to)::timestamptz IS NULL OR received_at < sqlc.narg(received_to))
+  AND (sqlc.narg(before_at)::timestamptz IS NULL
+       OR (received_at, id) < (sqlc.narg(before_at)::timestamptz, sqlc.narg(before_id)::uuid))
+ORDER BY received_at DESC, id DESC
+LIMIT @max_rows;
+
+-- name: Hl7MessageRaw :one
+SELECT raw FROM hl7_messages WHERE tenant_id = @tenant_id AND id = @id;
+
+-- name: Hl7MessageConnectorSettings :one
+-- The settings of the connector a message arrived on (its retry policy, among others).
+SELECT c.settings FROM interop_connectors c JOIN hl7_messages m ON m.connector_id = c.id WHERE m.id = @message_id;

@@ -5,7 +5,7 @@ SELECT m.tenant_id, m.id,
        coalesce((SELECT max(a.attempt_number) FROM hl7_processing_attempts a WHERE a.message_id = m.id), 0) + 1,
        @workflow_id, @run_id
 FROM hl7_messages m WHERE m.id = @message_id
-ON CONFLICT (message_id, run_id) DO UPDATE SET status = hl7_processing_attempts.status
+ON CONFLICT (message_id, run_id, run_try) DO UPDATE SET status = hl7_processing_attempts.status
 RETURNING id, attempt_number;
 
 -- name: Hl7ProcessingAttemptGet :one
@@ -22,3 +22,13 @@ WHERE id = @id;
 -- name: Hl7ProcessingAttemptListByMessage :many
 SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at
 FROM hl7_processing_attempts WHERE message_id = @message_id ORDER BY attempt_number;
+
+-- name: Hl7ProcessingAttemptStartTry :one
+-- Idempotent per (run, try): an activity retry gets the attempt it already opened.
+INSERT INTO hl7_processing_attempts (tenant_id, message_id, attempt_number, workflow_id, run_id, run_try)
+SELECT m.tenant_id, m.id,
+       coalesce((SELECT max(a.attempt_number) FROM hl7_processing_attempts a WHERE a.message_id = m.id), 0) + 1,
+       @workflow_id, @run_id, @run_try
+FROM hl7_messages m WHERE m.id = @message_id
+ON CONFLICT (message_id, run_id, run_try) DO UPDATE SET status = hl7_processing_attempts.status
+RETURNING id, attempt_number;

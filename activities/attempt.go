@@ -1,0 +1,73 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/nhp/interop/db"
+)
+
+// PipelinePolicy is a connector's retry policy for whole pipeline tries, from its settings
+// (`retry`: maxAttempts, initialIntervalSeconds, maxIntervalSeconds). Zero fields take the
+// workflow's defaults.
+type PipelinePolicy struct {
+	MaxAttempts            int `json:"maxAttempts,omitempty"`
+	InitialIntervalSeconds int `json:"initialIntervalSeconds,omitempty"`
+	MaxIntervalSeconds     int `json:"maxIntervalSeconds,omitempty"`
+}
+
+// StartTryInput names one try of the pipeline within a workflow run.
+type StartTryInput struct {
+	MessageID uuid.UUID
+	// Try counts the pipeline tries of this run, from 1.
+	Try int
+}
+
+// StartTryResult is the attempt opened for the try, and the connector's policy.
+type StartTryResult struct {
+	AttemptID     uuid.UUID
+	AttemptNumber int32
+	Policy        PipelinePolicy
+}
+
+// StartTry marks the message processing and opens the Hl7ProcessingAttempt of this try; a
+// retry of the activity gets the same attempt back.
+func (a *Activities) StartTry(ctx context.Context, in StartTryInput) (StartTryResult, error) {
+	info := activity.GetInfo(ctx)
+	var res StartTryResult
+	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+		if _, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: in.MessageID, Status: db.Hl7MessageStatusProcessing}); err != nil {
+			return fmt.Errorf("mark message processing: %w", db.Interpret(err))
+		}
+		row, err := q.Hl7ProcessingAttemptStartTry(ctx, db.Hl7ProcessingAttemptStartTryParams{
+			MessageID: in.MessageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, RunTry: int32(in.Try),
+		})
+		if err != nil {
+			return fmt.Errorf("open processing attempt: %w", err)
+		}
+		res.AttemptID, res.AttemptNumber = row.ID, row.AttemptNumber
+		settings, err := q.Hl7MessageConnectorSettings(ctx, in.MessageID)
+		if err != nil {
+			return fmt.Errorf("read connector settings: %w", err)
+		}
+		var s struct {
+			Retry PipelinePolicy `json:"retry"`
+		}
+		if err := json.Unmarshal(settings, &s); err != nil {
+			// A malformed policy must not block processing: the defaults apply.
+			a.logger().Warn("connector retry policy unreadable; using defaults", "message_id", in.MessageID, "error", err)
+		}
+		res.Policy = s.Retry
+		return nil
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return res, temporal.NewNonRetryableApplicationError("message "+in.MessageID.String()+" does not exist", ErrTypeNotFound, err)
+	}
+	return res, err
+}

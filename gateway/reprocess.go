@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/workflows"
+)
+
+// maxReprocessBatch bounds one reprocess-by-filter call, so one click cannot flood Temporal.
+const maxReprocessBatch = 1000
+
+// reprocessable is the set of statuses a reprocess may start from without force: the message
+// has no live run and did not succeed.
+var reprocessable = map[db.Hl7MessageStatus]bool{
+	db.Hl7MessageStatusFailed: true, db.Hl7MessageStatusDeadLettered: true, db.Hl7MessageStatusPending: true,
+}
+
+type reprocessResult struct {
+	MessageID   uuid.UUID `json:"messageId"`
+	WorkflowID  string    `json:"workflowId"`
+	RunID       string    `json:"runId,omitempty"`
+	ReprocessOf string    `json:"reprocessOf,omitempty"`
+	TemporalURL string    `json:"temporalUrl,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// reprocessMessage starts a new InboundHL7 run for one stored message (same workflow id, new
+// run, linked to the previous run). ?force=true also re-runs a processed message, which is
+// safe because every write is conditional.
+func (h *handlers) reprocessMessage(c echo.Context) error {
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil {
+		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+	}
+	ctx := c.Request().Context()
+	m, err := db.New(h.d.Pool).Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
+	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+	}
+	if err != nil {
+		return fmt.Errorf("get message: %w", err)
+	}
+	if !reprocessable[m.Status] && !(m.Status == db.Hl7MessageStatusProcessed && c.QueryParam("force") == "true") {
+		return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf("message is %s; only failed, dead_lettered or pending messages are reprocessed (processed ones with ?force=true)", m.Status))
+	}
+	res, err := h.startReprocess(ctx, m)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, res)
+}
+
+// reprocessMessages reprocesses every failed or dead-lettered message matching a filter
+// (JSON body: status, messageType, connectorId, controlId, receivedFrom, receivedTo, limit).
+func (h *handlers) reprocessMessages(c echo.Context) error {
+	var body struct {
+		messageFilter
+		Limit int `json:"limit"`
+	}
+	if err := c.Bind(&body); err != nil {
+		return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "body must be a JSON filter")
+	}
+	if body.Status == "" {
+		body.Status = string(db.Hl7MessageStatusDeadLettered)
+	}
+	if !reprocessable[db.Hl7MessageStatus(body.Status)] {
+		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered or pending")
+	}
+	if body.Limit <= 0 || body.Limit > maxReprocessBatch {
+		body.Limit = maxReprocessBatch
+	}
+	tenant := principal(c).Tenant
+	params, err := body.params(tenant)
+	if err != nil {
+		return err
+	}
+	params.MaxRows = int32(body.Limit)
+	ctx := c.Request().Context()
+	q := db.New(h.d.Pool)
+	rows, err := q.Hl7MessageList(ctx, params)
+	if err != nil {
+		return fmt.Errorf("list messages: %w", err)
+	}
+	out := struct {
+		Matched int               `json:"matched"`
+		Started int               `json:"started"`
+		Results []reprocessResult `json:"results"`
+	}{Matched: len(rows), Results: make([]reprocessResult, 0, len(rows))}
+	for _, r := range rows {
+		m, err := q.Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: tenant, ID: r.ID})
+		if err != nil {
+			return fmt.Errorf("get message: %w", err)
+		}
+		res, err := h.startReprocess(ctx, m)
+		if err != nil {
+			var oe *outcomeError
+			if !errors.As(err, &oe) {
+				return err
+			}
+			res.Error = oe.message
+		} else {
+			out.Started++
+		}
+		out.Results = append(out.Results, res)
+	}
+	return c.JSON(http.StatusAccepted, out)
+}
+
+func (h *handlers) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessResult, error) {
+	res := reprocessResult{MessageID: m.ID, WorkflowID: m.WorkflowID}
+	if h.d.Temporal == nil {
+		return res, newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "workflow engine not configured")
+	}
+	attempts, err := db.New(h.d.Pool).Hl7ProcessingAttemptListByMessage(ctx, m.ID)
+	if err != nil {
+		return res, fmt.Errorf("list attempts: %w", err)
+	}
+	if n := len(attempts); n > 0 {
+		res.ReprocessOf = attempts[n-1].RunID
+	}
+	run, err := h.d.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:        m.WorkflowID,
+		TaskQueue: h.d.TaskQueue,
+		// A new run of the same id: the history of earlier runs stays visible beside it.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		Memo:                     map[string]any{"reprocessOf": res.ReprocessOf},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SearchAttrTenant.ValueSet(m.TenantID),
+			workflows.SearchAttrConnector.ValueSet(m.ConnectorID.String()),
+			workflows.SearchAttrMessageType.ValueSet(joinType(m.MessageCode, m.TriggerEvent)),
+			workflows.SearchAttrStatus.ValueSet(workflows.StatusProcessing),
+		),
+	}, workflows.InboundHL7Name, workflows.InboundHL7Input{
+		MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID,
+		MessageType: joinType(m.MessageCode, m.TriggerEvent), ReprocessOf: res.ReprocessOf,
+	})
+	if isAlreadyStarted(err) {
+		return res, newOutcome(http.StatusConflict, fhir.IssueConflict, "a run of this message is in progress")
+	}
+	if err != nil {
+		return res, newOutcome(http.StatusBadGateway, fhir.IssueTransient, "could not start the reprocessing run; try again")
+	}
+	res.RunID = run.GetRunID()
+	if h.d.TemporalUIURL != "" {
+		res.TemporalURL = h.d.TemporalUIURL + "/namespaces/" + url.PathEscape(h.d.TemporalNamespace) + "/workflows/" + url.PathEscape(m.WorkflowID) + "/" + url.PathEscape(res.RunID)
+	}
+	return res, nil
+}

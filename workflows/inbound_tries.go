@@ -1,0 +1,142 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/nhp/interop/activities"
+)
+
+// DefaultPipelinePolicy applies where a connector's `retry` settings are silent: 8 tries,
+// waiting 10 s, 20 s, 40 s … up to 5 min between them (about 17 minutes in all), so a
+// restarting owner is ridden out without a person, and a lasting outage dead-letters.
+var DefaultPipelinePolicy = activities.PipelinePolicy{MaxAttempts: 8, InitialIntervalSeconds: 10, MaxIntervalSeconds: 300}
+
+// TryRetryPolicy retries one activity within a try, for blips shorter than a try's wait.
+var TryRetryPolicy = temporal.RetryPolicy{
+	InitialInterval:        time.Second,
+	BackoffCoefficient:     2,
+	MaximumInterval:        10 * time.Second,
+	MaximumAttempts:        3,
+	NonRetryableErrorTypes: RetryPolicy.NonRetryableErrorTypes,
+}
+
+// jitterFraction spreads the waits of many messages failing together by ±20 %, so they do not
+// all hit a recovering owner in the same second.
+const jitterFraction = 0.2
+
+func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
+	actCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &TryRetryPolicy,
+	})
+	policy := DefaultPipelinePolicy
+	w.setStatus(ctx, StatusProcessing)
+	for try := 1; ; try++ {
+		w.step = "start-attempt"
+		var started activities.StartTryResult
+		if err := workflow.ExecuteActivity(actCtx, a.StartTry, activities.StartTryInput{MessageID: w.in.MessageID, Try: try}).Get(ctx, &started); err != nil {
+			return w.fail(ctx, err)
+		}
+		w.ref.AttemptID = started.AttemptID
+		if try == 1 {
+			policy = mergePolicy(policy, started.Policy)
+		}
+		routed, err := w.pipeline(actCtx)
+		if err == nil {
+			w.step = "done"
+			w.setStatus(ctx, StatusProcessed)
+			return InboundHL7Result{
+				Status: StatusProcessed, AttemptID: w.ref.AttemptID,
+				Created: routed.Created, Updated: routed.Updated, Unchanged: routed.Unchanged,
+			}, nil
+		}
+		if isPermanent(err) || try >= policy.MaxAttempts {
+			return w.fail(ctx, err)
+		}
+		if err := w.recordFailedTry(ctx, err); err != nil {
+			return InboundHL7Result{}, err
+		}
+		delay := w.backoff(ctx, policy, try)
+		w.step = fmt.Sprintf("waiting %s before try %d of %d", delay, try+1, policy.MaxAttempts)
+		if err := workflow.Sleep(ctx, delay); err != nil {
+			return InboundHL7Result{}, err
+		}
+		w.setStatus(ctx, StatusProcessing)
+	}
+}
+
+// pipeline runs one try: Parse → Map → Route → Complete.
+func (w *inboundHL7) pipeline(ctx workflow.Context) (activities.RouteResult, error) {
+	var routed activities.RouteResult
+	w.step = "parse"
+	if err := workflow.ExecuteActivity(ctx, a.ParseMessage, w.ref).Get(ctx, nil); err != nil {
+		return routed, err
+	}
+	w.step = "map"
+	if err := workflow.ExecuteActivity(ctx, a.MapMessage, w.ref).Get(ctx, nil); err != nil {
+		return routed, err
+	}
+	w.step = "route"
+	if err := workflow.ExecuteActivity(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
+		return routed, err
+	}
+	w.step = "complete"
+	return routed, workflow.ExecuteActivity(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
+}
+
+// recordFailedTry marks the message failed (not dead-lettered) while the next try waits.
+func (w *inboundHL7) recordFailedTry(ctx workflow.Context, cause error) error {
+	code, detail := classify(cause)
+	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: w.step + ": " + detail}
+	if err := workflow.ExecuteActivity(recordContext(ctx), a.FailMessage, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("record failed try at %s: %w", w.step, err)
+	}
+	w.setStatus(ctx, StatusFailed)
+	return nil
+}
+
+// backoff is the wait after try: initial × 2^(try-1), capped, with jitter drawn once through a
+// side effect so that replay sees the same wait.
+func (w *inboundHL7) backoff(ctx workflow.Context, p activities.PipelinePolicy, try int) time.Duration {
+	base := float64(p.InitialIntervalSeconds) * math.Pow(2, float64(try-1))
+	base = math.Min(base, float64(p.MaxIntervalSeconds))
+	var jitter float64
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any {
+		return (rand.Float64()*2 - 1) * jitterFraction
+	}).Get(&jitter); err != nil {
+		jitter = 0
+	}
+	return time.Duration(base * (1 + jitter) * float64(time.Second)).Round(time.Second)
+}
+
+func mergePolicy(def, p activities.PipelinePolicy) activities.PipelinePolicy {
+	if p.MaxAttempts > 0 {
+		def.MaxAttempts = p.MaxAttempts
+	}
+	if p.InitialIntervalSeconds > 0 {
+		def.InitialIntervalSeconds = p.InitialIntervalSeconds
+	}
+	if p.MaxIntervalSeconds > 0 {
+		def.MaxIntervalSeconds = p.MaxIntervalSeconds
+	}
+	def.MaxIntervalSeconds = max(def.MaxIntervalSeconds, def.InitialIntervalSeconds)
+	return def
+}
+
+// isPermanent reports whether retrying cannot help: a non-retryable application error, or one
+// whose type the policy lists as non-retryable.
+func isPermanent(err error) bool {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return false
+	}
+	return appErr.NonRetryable() || slices.Contains(RetryPolicy.NonRetryableErrorTypes, appErr.Type())
+}
