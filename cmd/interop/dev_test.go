@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/dbtest"
@@ -124,6 +127,10 @@ func TestDevEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, ui.StatusCode, "the Temporal UI answers")
 	tc.Close()
 
+	t.Run("owner down, dead letter, reprocess", func(t *testing.T) {
+		ownerDownThenReprocess(t, cfg, base, token)
+	})
+
 	// Stop, start again: the patient and the workflow history are still there.
 	stop()
 	stop = startDev(t, cfg)
@@ -138,11 +145,22 @@ func TestDevEndToEnd(t *testing.T) {
 	require.Equal(t, enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.WorkflowExecutionInfo.Status)
 }
 
+// devProcess is one in-process `interop dev`.
+type devProcess struct {
+	done   chan struct{}
+	err    error
+	cancel context.CancelFunc
+}
+
 func startDev(t *testing.T, cfg config.Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- devCmd{}.Run(ctx, &cfg) }()
+	p := &devProcess{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(p.done)
+		p.err = devCmd{}.Run(ctx, &cfg)
+	}()
+	running[cfg.HTTPAddr] = p
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -151,8 +169,8 @@ func startDev(t *testing.T, cfg config.Config) (stop func()) {
 		stopped = true
 		cancel()
 		select {
-		case err := <-done:
-			require.NoError(t, err, "interop dev stops cleanly")
+		case <-p.done:
+			require.NoError(t, p.err, "interop dev stops cleanly")
 		case <-time.After(60 * time.Second):
 			t.Error("interop dev did not stop within 60 s")
 		}
@@ -162,16 +180,29 @@ func startDev(t *testing.T, cfg config.Config) (stop func()) {
 	return stop
 }
 
+// running maps an HTTP address to its dev process, so waitReady can fail fast when it exited.
+var running = map[string]*devProcess{}
+
 func waitReady(t *testing.T, base string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(base + "/readyz")
-		if err != nil {
-			return false
+	p := running[strings.TrimPrefix(base, "http://")]
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("interop dev exited before it was ready: %v", p.err)
+		default:
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 90*time.Second, 100*time.Millisecond, "interop dev becomes ready")
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("interop dev did not become ready within 90 s")
 }
 
 func waitForTotal(t *testing.T, u, token string, total int) string {
@@ -248,4 +279,119 @@ func writeHistory(t *testing.T, tc client.Client, wfID, name string) {
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, b, 0o644))
 	fmt.Println("recorded", path)
+}
+
+// ownerDownThenReprocess routes Patient to an owner that answers 503: the message is retried
+// as new attempts, then dead-lettered when the connector's tries are spent; once the owner is
+// back, a reprocess from the admin API processes it.
+func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string) {
+	ctx := context.Background()
+	var ownerUp atomic.Bool
+	var requests atomic.Int32
+	owner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if !ownerUp.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Location", "http://owner.test/fhir/Patient/ext-1/_history/1")
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer owner.Close()
+
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `INSERT INTO fhir_routing_rules (tenant_id, resource_type, owner_url) VALUES ('default', 'Patient', $1)`, owner.URL+"/fhir")
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `UPDATE interop_connectors SET settings = settings || '{"retry":{"maxAttempts":2,"initialIntervalSeconds":1,"maxIntervalSeconds":1}}' WHERE tenant_id = 'default'`)
+	require.NoError(t, err)
+	defer func() {
+		_, _ = pool.Exec(ctx, `DELETE FROM fhir_routing_rules WHERE tenant_id = 'default' AND resource_type = 'Patient'`)
+	}()
+
+	msg := strings.ReplaceAll(string(loadFixture(t, "adt_a01.hl7")), "MSG00001", "MSG-OWNER-DOWN")
+	msg = strings.ReplaceAll(msg, "PATID1234", "PATID-DOWN")
+	// The listener reopens when the connector's settings change: resend until it answers.
+	var ack hl7v2.AckInfo
+	require.Eventually(t, func() bool {
+		a, err := trySendMLLP(cfg.MLLPAddr, []byte(msg))
+		ack = a
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond)
+	require.Equal(t, hl7v2.AppAccept, ack.Code)
+
+	var list struct {
+		Messages []struct {
+			ID        string `json:"id"`
+			Status    string `json:"status"`
+			LastError string `json:"lastError"`
+		} `json:"messages"`
+	}
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(getJSON(t, base+"/admin/messages?controlId=MSG-OWNER-DOWN", token)), &list))
+		return len(list.Messages) == 1 && list.Messages[0].Status == "dead_lettered"
+	}, 90*time.Second, 250*time.Millisecond, "the message is dead-lettered once its tries are spent")
+	require.Contains(t, list.Messages[0].LastError, "503")
+	require.GreaterOrEqual(t, requests.Load(), int32(2), "the owner was asked on every try")
+	id := list.Messages[0].ID
+
+	var detail struct {
+		Attempts []struct {
+			Status string `json:"status"`
+		} `json:"attempts"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(getJSON(t, base+"/admin/messages/"+id, token)), &detail))
+	require.Len(t, detail.Attempts, 2, "each try is an Hl7ProcessingAttempt")
+
+	raw := getBody(t, base+"/admin/messages/"+id+"/raw", token)
+	require.Equal(t, msg, raw, "the raw message is returned byte for byte")
+
+	ownerUp.Store(true)
+	req, err := http.NewRequest(http.MethodPost, base+"/admin/messages/"+id+"/reprocess", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, string(body))
+	require.Contains(t, string(body), `"reprocessOf"`)
+
+	require.Eventually(t, func() bool {
+		require.NoError(t, json.Unmarshal([]byte(getJSON(t, base+"/admin/messages?controlId=MSG-OWNER-DOWN", token)), &list))
+		return len(list.Messages) == 1 && list.Messages[0].Status == "processed"
+	}, 60*time.Second, 250*time.Millisecond, "the reprocessed message is processed")
+	require.NoError(t, json.Unmarshal([]byte(getJSON(t, base+"/admin/messages/"+id, token)), &detail))
+	require.Len(t, detail.Attempts, 3)
+	require.Contains(t, getJSON(t, base+"/admin/messages/"+id, token), `"resourceId":"ext-1"`)
+}
+
+func trySendMLLP(addr string, msg []byte) (hl7v2.AckInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := mllp.Dial(ctx, addr)
+	if err != nil {
+		return hl7v2.AckInfo{}, err
+	}
+	defer c.Close()
+	reply, err := c.Send(ctx, msg)
+	if err != nil {
+		return hl7v2.AckInfo{}, err
+	}
+	return hl7v2.ParseAck(reply)
+}
+
+func getBody(t *testing.T, u, token string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	return string(b)
 }
