@@ -12,6 +12,50 @@ import (
 	"github.com/google/uuid"
 )
 
+const hl7MessageBacklog = `-- name: Hl7MessageBacklog :many
+SELECT c.tenant_id, c.name AS connector, m.status, count(*)::bigint AS messages,
+       extract(epoch FROM now() - min(m.received_at))::float8 AS oldest_seconds
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.status IN ('pending', 'processing', 'failed')
+GROUP BY c.tenant_id, c.name, m.status
+`
+
+type Hl7MessageBacklogRow struct {
+	TenantID      string
+	Connector     string
+	Status        Hl7MessageStatus
+	Messages      int64
+	OldestSeconds float64
+}
+
+// Messages not yet done, per connector and status, with the age of the oldest: the backlog
+// metrics. Served by the partial index hl7_messages_backlog.
+func (q *Queries) Hl7MessageBacklog(ctx context.Context) ([]Hl7MessageBacklogRow, error) {
+	rows, err := q.db.Query(ctx, hl7MessageBacklog)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Hl7MessageBacklogRow{}
+	for rows.Next() {
+		var i Hl7MessageBacklogRow
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.Connector,
+			&i.Status,
+			&i.Messages,
+			&i.OldestSeconds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const hl7MessageConnectorSettings = `-- name: Hl7MessageConnectorSettings :one
 SELECT c.settings FROM interop_connectors c JOIN hl7_messages m ON m.connector_id = c.id WHERE m.id = $1
 `

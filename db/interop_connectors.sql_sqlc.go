@@ -11,8 +11,139 @@ import (
 	"github.com/google/uuid"
 )
 
+const connectorActiveInSlot = `-- name: ConnectorActiveInSlot :one
+SELECT id, name FROM interop_connectors
+WHERE tenant_id = $1 AND facility_id = $2 AND protocol = $3
+  AND direction = $4 AND status = 'active'
+`
+
+type ConnectorActiveInSlotParams struct {
+	TenantID   string
+	FacilityID string
+	Protocol   ConnectorProtocol
+	Direction  ConnectorDirection
+}
+
+type ConnectorActiveInSlotRow struct {
+	ID   uuid.UUID
+	Name string
+}
+
+// The active connector holding a (tenant, facility, protocol, direction) slot, to name it when
+// another cannot take the slot.
+func (q *Queries) ConnectorActiveInSlot(ctx context.Context, arg ConnectorActiveInSlotParams) (ConnectorActiveInSlotRow, error) {
+	row := q.db.QueryRow(ctx, connectorActiveInSlot,
+		arg.TenantID,
+		arg.FacilityID,
+		arg.Protocol,
+		arg.Direction,
+	)
+	var i ConnectorActiveInSlotRow
+	err := row.Scan(&i.ID, &i.Name)
+	return i, err
+}
+
+const connectorActiveOnPort = `-- name: ConnectorActiveOnPort :one
+SELECT id, tenant_id, name FROM interop_connectors
+WHERE listen_port = $1 AND status = 'active'
+`
+
+type ConnectorActiveOnPortRow struct {
+	ID       uuid.UUID
+	TenantID string
+	Name     string
+}
+
+// The active connector listening on a port, of any tenant (the caller names it only to its
+// own tenant).
+func (q *Queries) ConnectorActiveOnPort(ctx context.Context, listenPort *int32) (ConnectorActiveOnPortRow, error) {
+	row := q.db.QueryRow(ctx, connectorActiveOnPort, listenPort)
+	var i ConnectorActiveOnPortRow
+	err := row.Scan(&i.ID, &i.TenantID, &i.Name)
+	return i, err
+}
+
+const connectorCreate = `-- name: ConnectorCreate :one
+INSERT INTO interop_connectors (
+    id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port,
+    settings, auth_ciphertext, auth_key_id
+) VALUES (
+    $1, $2, $3, $4, $5, $6, 'draft', $7, $8,
+    $9, $10, $11
+)
+RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version
+`
+
+type ConnectorCreateParams struct {
+	ID             uuid.UUID
+	TenantID       string
+	FacilityID     string
+	Name           string
+	Protocol       ConnectorProtocol
+	Direction      ConnectorDirection
+	ListenHost     *string
+	ListenPort     *int32
+	Settings       []byte
+	AuthCiphertext []byte
+	AuthKeyID      *string
+}
+
+// The admin API's create. The caller chooses the id: it is part of the associated data the
+// credentials are sealed with, so it must be known before the row exists.
+func (q *Queries) ConnectorCreate(ctx context.Context, arg ConnectorCreateParams) (InteropConnector, error) {
+	row := q.db.QueryRow(ctx, connectorCreate,
+		arg.ID,
+		arg.TenantID,
+		arg.FacilityID,
+		arg.Name,
+		arg.Protocol,
+		arg.Direction,
+		arg.ListenHost,
+		arg.ListenPort,
+		arg.Settings,
+		arg.AuthCiphertext,
+		arg.AuthKeyID,
+	)
+	var i InteropConnector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.FacilityID,
+		&i.Name,
+		&i.Protocol,
+		&i.Direction,
+		&i.Status,
+		&i.ListenHost,
+		&i.ListenPort,
+		&i.Settings,
+		&i.AuthCiphertext,
+		&i.AuthKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const connectorDeleteDraft = `-- name: ConnectorDeleteDraft :execrows
+DELETE FROM interop_connectors WHERE tenant_id = $1 AND id = $2 AND status = 'draft'
+`
+
+type ConnectorDeleteDraftParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+func (q *Queries) ConnectorDeleteDraft(ctx context.Context, arg ConnectorDeleteDraftParams) (int64, error) {
+	result, err := q.db.Exec(ctx, connectorDeleteDraft, arg.TenantID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const connectorGet = `-- name: ConnectorGet :one
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at FROM interop_connectors WHERE tenant_id = $1 AND id = $2
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 AND id = $2
 `
 
 type ConnectorGetParams struct {
@@ -38,12 +169,13 @@ func (q *Queries) ConnectorGet(ctx context.Context, arg ConnectorGetParams) (Int
 		&i.AuthKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Version,
 	)
 	return i, err
 }
 
 const connectorGetByID = `-- name: ConnectorGetByID :one
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at FROM interop_connectors WHERE id = $1
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE id = $1
 `
 
 // For the listener side, which is given a connector id and finds its tenant from it.
@@ -65,12 +197,13 @@ func (q *Queries) ConnectorGetByID(ctx context.Context, id uuid.UUID) (InteropCo
 		&i.AuthKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Version,
 	)
 	return i, err
 }
 
 const connectorGetByName = `-- name: ConnectorGetByName :one
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at FROM interop_connectors WHERE tenant_id = $1 AND name = $2
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 AND name = $2
 `
 
 type ConnectorGetByNameParams struct {
@@ -96,14 +229,66 @@ func (q *Queries) ConnectorGetByName(ctx context.Context, arg ConnectorGetByName
 		&i.AuthKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Version,
 	)
 	return i, err
+}
+
+const connectorGetForUpdate = `-- name: ConnectorGetForUpdate :one
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+`
+
+type ConnectorGetForUpdateParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+// Locks the connector for the rest of the transaction: the admin API decides a change on the
+// row it locked, so two concurrent changes are serialised, never interleaved.
+func (q *Queries) ConnectorGetForUpdate(ctx context.Context, arg ConnectorGetForUpdateParams) (InteropConnector, error) {
+	row := q.db.QueryRow(ctx, connectorGetForUpdate, arg.TenantID, arg.ID)
+	var i InteropConnector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.FacilityID,
+		&i.Name,
+		&i.Protocol,
+		&i.Direction,
+		&i.Status,
+		&i.ListenHost,
+		&i.ListenPort,
+		&i.Settings,
+		&i.AuthCiphertext,
+		&i.AuthKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const connectorHasMessages = `-- name: ConnectorHasMessages :one
+SELECT EXISTS (
+    SELECT 1 FROM hl7_messages m WHERE m.connector_id = $1::uuid
+    UNION ALL
+    SELECT 1 FROM hl7_rejected_inputs r WHERE r.connector_id = $1::uuid
+) AS has_messages
+`
+
+// Whether anything was ever received on the connector (stored or rejected): such a connector
+// keeps its message log and cannot be deleted.
+func (q *Queries) ConnectorHasMessages(ctx context.Context, id uuid.UUID) (bool, error) {
+	row := q.db.QueryRow(ctx, connectorHasMessages, id)
+	var has_messages bool
+	err := row.Scan(&has_messages)
+	return has_messages, err
 }
 
 const connectorInsert = `-- name: ConnectorInsert :one
 INSERT INTO interop_connectors (tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at
+RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version
 `
 
 type ConnectorInsertParams struct {
@@ -146,12 +331,13 @@ func (q *Queries) ConnectorInsert(ctx context.Context, arg ConnectorInsertParams
 		&i.AuthKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Version,
 	)
 	return i, err
 }
 
 const connectorList = `-- name: ConnectorList :many
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at FROM interop_connectors WHERE tenant_id = $1 ORDER BY created_at, id
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 ORDER BY created_at, id
 `
 
 func (q *Queries) ConnectorList(ctx context.Context, tenantID string) ([]InteropConnector, error) {
@@ -178,6 +364,7 @@ func (q *Queries) ConnectorList(ctx context.Context, tenantID string) ([]Interop
 			&i.AuthKeyID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Version,
 		); err != nil {
 			return nil, err
 		}
@@ -190,7 +377,7 @@ func (q *Queries) ConnectorList(ctx context.Context, tenantID string) ([]Interop
 }
 
 const connectorListActiveListeners = `-- name: ConnectorListActiveListeners :many
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at FROM interop_connectors
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors
 WHERE status = 'active' AND protocol = 'mllp' AND direction IN ('inbound', 'bidirectional')
 ORDER BY listen_port
 `
@@ -220,6 +407,68 @@ func (q *Queries) ConnectorListActiveListeners(ctx context.Context) ([]InteropCo
 			&i.AuthKeyID,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const connectorSearch = `-- name: ConnectorSearch :many
+SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors
+WHERE tenant_id = $1
+  AND ($2::connector_status IS NULL OR status = $2::connector_status)
+  AND ($3::connector_protocol IS NULL OR protocol = $3::connector_protocol)
+  AND ($4::connector_direction IS NULL OR direction = $4::connector_direction)
+  AND ($5::text IS NULL OR facility_id = $5::text)
+ORDER BY created_at, id
+`
+
+type ConnectorSearchParams struct {
+	TenantID   string
+	Status     *ConnectorStatus
+	Protocol   *ConnectorProtocol
+	Direction  *ConnectorDirection
+	FacilityID *string
+}
+
+// A tenant's connectors, each filter applying only when given.
+func (q *Queries) ConnectorSearch(ctx context.Context, arg ConnectorSearchParams) ([]InteropConnector, error) {
+	rows, err := q.db.Query(ctx, connectorSearch,
+		arg.TenantID,
+		arg.Status,
+		arg.Protocol,
+		arg.Direction,
+		arg.FacilityID,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []InteropConnector{}
+	for rows.Next() {
+		var i InteropConnector
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.FacilityID,
+			&i.Name,
+			&i.Protocol,
+			&i.Direction,
+			&i.Status,
+			&i.ListenHost,
+			&i.ListenPort,
+			&i.Settings,
+			&i.AuthCiphertext,
+			&i.AuthKeyID,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Version,
 		); err != nil {
 			return nil, err
 		}
@@ -249,7 +498,7 @@ func (q *Queries) ConnectorSetListenAddr(ctx context.Context, arg ConnectorSetLi
 const connectorSetStatus = `-- name: ConnectorSetStatus :one
 UPDATE interop_connectors SET status = $1
 WHERE tenant_id = $2 AND id = $3
-RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at
+RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version
 `
 
 type ConnectorSetStatusParams struct {
@@ -276,6 +525,67 @@ func (q *Queries) ConnectorSetStatus(ctx context.Context, arg ConnectorSetStatus
 		&i.AuthKeyID,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const connectorUpdate = `-- name: ConnectorUpdate :one
+UPDATE interop_connectors
+SET name = $1, facility_id = $2, protocol = $3, direction = $4,
+    listen_host = $5, listen_port = $6, settings = $7,
+    auth_ciphertext = $8, auth_key_id = $9
+WHERE tenant_id = $10 AND id = $11
+RETURNING id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version
+`
+
+type ConnectorUpdateParams struct {
+	Name           string
+	FacilityID     string
+	Protocol       ConnectorProtocol
+	Direction      ConnectorDirection
+	ListenHost     *string
+	ListenPort     *int32
+	Settings       []byte
+	AuthCiphertext []byte
+	AuthKeyID      *string
+	TenantID       string
+	ID             uuid.UUID
+}
+
+// Replaces every mutable field (the admin API's PUT, on a row it locked); status changes go
+// through ConnectorSetStatus only.
+func (q *Queries) ConnectorUpdate(ctx context.Context, arg ConnectorUpdateParams) (InteropConnector, error) {
+	row := q.db.QueryRow(ctx, connectorUpdate,
+		arg.Name,
+		arg.FacilityID,
+		arg.Protocol,
+		arg.Direction,
+		arg.ListenHost,
+		arg.ListenPort,
+		arg.Settings,
+		arg.AuthCiphertext,
+		arg.AuthKeyID,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i InteropConnector
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.FacilityID,
+		&i.Name,
+		&i.Protocol,
+		&i.Direction,
+		&i.Status,
+		&i.ListenHost,
+		&i.ListenPort,
+		&i.Settings,
+		&i.AuthCiphertext,
+		&i.AuthKeyID,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
 	)
 	return i, err
 }

@@ -677,4 +677,5 @@ type InteropConnector struct {
 	AuthKeyID      *string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	Version        int64
 }

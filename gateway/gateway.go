@@ -50,6 +50,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	// MaxBodyBytes limits request bodies; 0 means 16 MiB.
 	MaxBodyBytes int64
+	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
+	// requests that carry credentials with 503.
+	Sealer Sealer
 }
 
 // New builds the HTTP server with every route.

@@ -100,7 +100,11 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
+	sealer, err := connectorSealer(c, true, logger)
+	if err != nil {
+		return err
+	}
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer}
 	w := s.newWorker()
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

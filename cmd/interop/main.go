@@ -25,6 +25,7 @@ type cli struct {
 	Migrate migrateCmd `cmd:"" help:"Apply or revert the embedded database migrations."`
 	Token   tokenCmd   `cmd:"" help:"Print a signed bearer token for a tenant and scopes."`
 	Send    sendCmd    `cmd:"" help:"Send HL7 v2 messages over MLLP and print one line per ACK."`
+	HL7     hl7Cmd     `cmd:"" name:"hl7" help:"Lint HL7 v2 files or print the FHIR Bundles they map to, offline."`
 	Replay  replayCmd  `cmd:"" help:"Replay workflow histories against this build to catch non-determinism before deploying."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
@@ -51,7 +52,16 @@ func run(args []string) int {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		parser.FatalIfErrorf(err)
+		// What FatalIfErrorf does, but usage errors exit 2 (kong's is 80),
+		// as Unix tools do, so that 1 can mean "ran, and found something
+		// wrong" (`hl7 lint`, `send`).
+		var perr *kong.ParseError
+		if errors.As(err, &perr) {
+			_ = perr.Context.PrintUsage(false)
+			fmt.Fprintln(parser.Stdout)
+		}
+		parser.Errorf("%s", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -59,37 +58,18 @@ func (s sendCmd) Run(ctx context.Context) error {
 	return nil
 }
 
-// splitMessages cuts a file into messages at each MSH segment, normalising segment ends to CR
-// and dropping batch envelope segments (FHS, BHS, BTS, FTS).
+// splitMessages cuts a file into its messages with the batch splitter, which finds segments as
+// Parse does: each message is its segments as written, CR-terminated, without the batch envelope
+// (FHS, BHS, BTS, FTS). Envelope problems (counts, missing trailers) are `interop hl7 lint`'s
+// business: every message is sent. It returns nil when the file holds no MSH.
 func splitMessages(data []byte) [][]byte {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\r"))
-	data = bytes.ReplaceAll(data, []byte("\n"), []byte("\r"))
-	var msgs [][]byte
-	var cur []byte
-	for _, seg := range bytes.Split(data, []byte("\r")) {
-		seg = bytes.TrimRight(seg, " \t")
-		if len(seg) == 0 {
-			continue
-		}
-		name := string(seg[:min(3, len(seg))])
-		switch name {
-		case "FHS", "BHS", "BTS", "FTS":
-			continue
-		case "MSH":
-			if cur != nil {
-				msgs = append(msgs, cur)
-			}
-			cur = []byte{}
-		}
-		if cur == nil {
-			continue // bytes before the first MSH
-		}
-		cur = append(cur, seg...)
-		cur = append(cur, '\r')
+	bf, err := hl7v2.SplitBatch(data)
+	if err != nil {
+		return nil
 	}
-	if cur != nil {
-		msgs = append(msgs, cur)
+	msgs := make([][]byte, len(bf.Messages))
+	for i, m := range bf.Messages {
+		msgs[i] = m.Data
 	}
 	return msgs
 }

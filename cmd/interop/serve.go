@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway"
 	"github.com/nhp/interop/internal/config"
+	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 	"github.com/nhp/interop/worker"
@@ -34,6 +36,8 @@ type services struct {
 	store    *store.Store
 	// listenerAddrs is filled in by runGateway so callers (and tests) can learn bound ports.
 	listeners *gateway.Listeners
+	// sealer seals connector credentials; runGateway loads it when the role has not.
+	sealer *crypto.Sealer
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -53,7 +57,13 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	if err != nil {
 		return err
 	}
+	if s.sealer == nil {
+		if s.sealer, err = connectorSealer(s.cfg, false, s.logger); err != nil {
+			return err
+		}
+	}
 	metrics := gateway.NewMetrics(s.registry)
+	s.registry.MustRegister(&gateway.BacklogCollector{Pool: s.pool, Logger: s.logger})
 	starter := &gateway.Starter{
 		Client: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue, Queries: db.New(s.pool),
 		Metrics: metrics, Logger: s.logger,
@@ -66,6 +76,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
+		Sealer: s.sealer,
 	})
 	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	// Bind before serving so that a taken port is an error of this call, not a log line.
@@ -128,6 +139,40 @@ func readiness(pool *pgxpool.Pool, c client.Client) func(context.Context) error 
 		}
 		return nil
 	}
+}
+
+// connectorSealer loads the keyset that seals connector credentials: INTEROP_KEYSET_FILE when
+// set, else the development keyset under the data directory, which only `interop dev`
+// (createDev) creates. A gateway without either refuses to start, saying what to do.
+func connectorSealer(cfg config.Config, createDev bool, logger *slog.Logger) (*crypto.Sealer, error) {
+	if cfg.KeysetFile != "" {
+		s, err := crypto.LoadCleartextKeysetFile(cfg.KeysetFile)
+		if err != nil {
+			return nil, fmt.Errorf("INTEROP_KEYSET_FILE: %w", err)
+		}
+		logger.Info("connector credentials keyset loaded", "keyset_file", cfg.KeysetFile, "primary_key_id", s.KeyID())
+		return s, nil
+	}
+	path := crypto.DevKeysetPath(cfg.DataDir)
+	if createDev {
+		s, err := crypto.DevKeyset(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("development keyset: %w", err)
+		}
+		return s, nil
+	}
+	s, err := crypto.LoadCleartextKeysetFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no keyset for connector credentials: set INTEROP_KEYSET_FILE to a cleartext Tink JSON "+
+			"keyset of AEAD keys (e.g. `tinkey create-keyset --key-template AES256_GCM --out-format json --out keyset.json`), "+
+			"or, for development only, run `interop dev` once so that it creates %s", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("development keyset: %w", err)
+	}
+	logger.Warn("sealing connector credentials with the development keyset; set INTEROP_KEYSET_FILE in production",
+		"keyset_file", path)
+	return s, nil
 }
 
 // openPool connects to the service database.

@@ -71,3 +71,12 @@ SELECT raw FROM hl7_messages WHERE tenant_id = @tenant_id AND id = @id;
 -- name: Hl7MessageConnectorSettings :one
 -- The settings of the connector a message arrived on (its retry policy, among others).
 SELECT c.settings FROM interop_connectors c JOIN hl7_messages m ON m.connector_id = c.id WHERE m.id = @message_id;
+
+-- name: Hl7MessageBacklog :many
+-- Messages not yet done, per connector and status, with the age of the oldest: the backlog
+-- metrics. Served by the partial index hl7_messages_backlog.
+SELECT c.tenant_id, c.name AS connector, m.status, count(*)::bigint AS messages,
+       extract(epoch FROM now() - min(m.received_at))::float8 AS oldest_seconds
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.status IN ('pending', 'processing', 'failed')
+GROUP BY c.tenant_id, c.name, m.status;

@@ -35,6 +35,11 @@ type Config struct {
 	// once and kept under DataDir.
 	JWTSecret string
 
+	// KeysetFile is a cleartext Tink JSON keyset of AEAD keys that seals connector credentials
+	// (INTEROP_KEYSET_FILE). Empty means the development keyset under DataDir, which only
+	// `interop dev` creates. (A KMS-wrapped keyset is the production next step.)
+	KeysetFile string
+
 	Temporal Temporal
 }
 
@@ -105,6 +110,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.LogFormat, "INTEROP_LOG_FORMAT")
 	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
 	str(&c.JWTSecret, "INTEROP_JWT_SECRET")
+	str(&c.KeysetFile, "INTEROP_KEYSET_FILE")
 	str(&c.Temporal.Address, "TEMPORAL_ADDRESS")
 	str(&c.Temporal.Namespace, "TEMPORAL_NAMESPACE")
 	str(&c.Temporal.TaskQueue, "INTEROP_TASK_QUEUE")

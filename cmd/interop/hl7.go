@@ -1,0 +1,292 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
+)
+
+// hl7Cmd groups the offline HL7 v2 tools: they read files and need no
+// database, Temporal or network.
+type hl7Cmd struct {
+	Lint hl7LintCmd `cmd:"" help:"Check HL7 v2 files (one message, several, or FHS/BHS batches) and print one line per problem."`
+	Map  hl7MapCmd  `cmd:"" help:"Print the FHIR transaction Bundle each message maps to, as the workflow's Map step would."`
+}
+
+// hl7LintCmd is `interop hl7 lint`.
+type hl7LintCmd struct {
+	Format      string   `enum:"text,json" default:"text" help:"Output: text lines, or JSON lines for tools (${enum})."`
+	MinSeverity string   `name:"min-severity" enum:"info,warning,error" default:"info" help:"Print only problems this grave or worse; the summary counts all (${enum})."`
+	Files       []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+
+	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
+}
+
+// lintFinding is one line of lint output: a problem of a message, of the
+// file around the messages (batch envelope, layout), or a failure to read.
+type lintFinding struct {
+	File     string `json:"file"`
+	Message  int    `json:"message,omitempty"` // 1-based; 0 for the file around the messages
+	Line     int    `json:"line,omitempty"`    // line in the file, known for file problems
+	Severity string `json:"severity"`
+	Code     string `json:"code"`
+	Location string `json:"location,omitempty"` // terser path, e.g. "PID-7" or "BTS-1"
+	Text     string `json:"text"`
+
+	grave hl7v2.Severity
+}
+
+// String formats the finding as FILE:MSG#: SEVERITY CODE at LOCATION: TEXT,
+// with "file" in place of the message number for problems of the file.
+func (f lintFinding) String() string {
+	where := "file"
+	if f.Message > 0 {
+		where = strconv.Itoa(f.Message)
+	}
+	var at string
+	if f.Location != "" {
+		at = " at " + f.Location
+	}
+	if f.Line > 0 {
+		at += fmt.Sprintf(" (line %d)", f.Line)
+	}
+	return fmt.Sprintf("%s:%s: %s %s%s: %s", f.File, where, f.Severity, f.Code, at, f.Text)
+}
+
+// lintSummary is the last line of lint output.
+type lintSummary struct {
+	Messages int `json:"messages"`
+	Errors   int `json:"errors"`
+	Warnings int `json:"warnings"`
+	Files    int `json:"files"`
+}
+
+// Run lints every file. It exits 1 when any message failed to parse or has
+// a problem of Error severity, or the batch envelope has one.
+func (c hl7LintCmd) Run() error {
+	out := writerOr(c.Stdout, os.Stdout)
+	minimum := map[string]hl7v2.Severity{"info": hl7v2.SeverityInfo, "warning": hl7v2.SeverityWarning, "error": hl7v2.SeverityError}[c.MinSeverity]
+	var sum lintSummary
+	emit := func(f lintFinding) error {
+		switch {
+		case f.grave >= hl7v2.SeverityError:
+			sum.Errors++
+		case f.grave == hl7v2.SeverityWarning:
+			sum.Warnings++
+		}
+		if f.grave < minimum {
+			return nil
+		}
+		return c.print(out, f)
+	}
+	for _, path := range c.Files {
+		sum.Files++
+		n, err := lintFile(path, emit)
+		sum.Messages += n
+		if err != nil {
+			return err
+		}
+	}
+	if err := c.print(out, sum); err != nil {
+		return err
+	}
+	if sum.Errors > 0 {
+		return exitError{code: 1, msg: fmt.Sprintf("lint: %d errors in %d files", sum.Errors, sum.Files)}
+	}
+	return nil
+}
+
+// print writes a finding or the summary in the chosen format.
+func (c hl7LintCmd) print(w io.Writer, v any) error {
+	var err error
+	switch v := v.(type) {
+	case lintFinding:
+		if c.Format == "json" {
+			err = json.NewEncoder(w).Encode(struct {
+				Kind string `json:"kind"`
+				lintFinding
+			}{"problem", v})
+		} else {
+			_, err = fmt.Fprintln(w, v)
+		}
+	case lintSummary:
+		if c.Format == "json" {
+			err = json.NewEncoder(w).Encode(struct {
+				Kind string `json:"kind"`
+				lintSummary
+			}{"summary", v})
+		} else {
+			_, err = fmt.Fprintf(w, "%d messages, %d errors, %d warnings in %d files\n", v.Messages, v.Errors, v.Warnings, v.Files)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+// lintFile splits one file, parses each message and reports every problem
+// through emit. It returns the number of messages; its error is emit's.
+func lintFile(path string, emit func(lintFinding) error) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, emit(lintFinding{File: path, Severity: "fatal", Code: "unreadable", Text: err.Error(), grave: hl7v2.SeverityFatal})
+	}
+	bf, splitErr := hl7v2.SplitBatch(data)
+	for _, p := range bf.Problems {
+		if err := emit(problemFinding(path, 0, bf.Line(p.Offset), p)); err != nil {
+			return 0, err
+		}
+	}
+	if splitErr != nil {
+		return 0, emit(failureFinding(path, 0, splitErr))
+	}
+	for i, m := range bf.Messages {
+		msg, err := hl7v2.Parse(m.Data)
+		if err != nil {
+			err = emit(failureFinding(path, i+1, err))
+		} else {
+			for _, p := range msg.Problems() {
+				if err = emit(problemFinding(path, i+1, 0, p)); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(bf.Messages), nil
+}
+
+func problemFinding(path string, msg, line int, p hl7v2.Problem) lintFinding {
+	f := lintFinding{File: path, Message: msg, Line: line, Severity: p.Severity.String(), Code: string(p.Code), Text: p.Message, grave: p.Severity}
+	if p.Location != (hl7v2.Location{}) {
+		f.Location = p.Location.String()
+	}
+	return f
+}
+
+// failureFinding reports a message (or file) that could not be read at
+// all, with the failure kind as its code.
+func failureFinding(path string, msg int, err error) lintFinding {
+	f := lintFinding{File: path, Message: msg, Severity: hl7v2.SeverityFatal.String(), Code: "parse-failed", Text: err.Error(), grave: hl7v2.SeverityFatal}
+	for _, k := range []struct {
+		err  error
+		code string
+	}{{hl7v2.ErrNoMSH, "no-msh"}, {hl7v2.ErrShortMSH, "short-msh"}, {hl7v2.ErrBadDelimiters, "bad-delimiters"}} {
+		if errors.Is(err, k.err) {
+			f.Code = k.code
+		}
+	}
+	var pe *hl7v2.ParseError
+	if errors.As(err, &pe) {
+		f.Location = pe.Location.String()
+		f.Text = strings.TrimPrefix(pe.Err.Error(), "hl7v2: ")
+		if pe.Detail != "" {
+			f.Text += ": " + pe.Detail
+		}
+	}
+	return f
+}
+
+// hl7MapCmd is `interop hl7 map`.
+type hl7MapCmd struct {
+	Array bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
+	Files []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+
+	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
+	Stderr io.Writer `kong:"-"` // nil means os.Stderr
+}
+
+// Run maps every message with mapping.Map, after hl7v2.Parse with default
+// options: the code path of the workflow's Parse and Map activities. A
+// message that cannot be parsed or mapped is reported on stderr and makes
+// the exit status 1; the others are still printed.
+func (c hl7MapCmd) Run() error {
+	out, errOut := writerOr(c.Stdout, os.Stdout), writerOr(c.Stderr, os.Stderr)
+	var bundles []*fhir.Bundle
+	total, failed, empty := 0, 0, 0
+	for _, path := range c.Files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		bf, err := hl7v2.SplitBatch(data)
+		if err != nil {
+			empty++
+			fmt.Fprintf(errOut, "%s: no message: %v\n", path, err)
+			continue
+		}
+		for i, m := range bf.Messages {
+			total++
+			b, err := mapMessage(m.Data)
+			if err != nil {
+				failed++
+				fmt.Fprintf(errOut, "%s:%d: %v\n", path, i+1, err)
+				continue
+			}
+			if c.Array {
+				bundles = append(bundles, b)
+				continue
+			}
+			if err := writeJSON(out, b); err != nil {
+				return err
+			}
+		}
+	}
+	if c.Array {
+		if bundles == nil {
+			bundles = []*fhir.Bundle{} // an empty array, not null
+		}
+		if err := writeJSON(out, bundles); err != nil {
+			return err
+		}
+	}
+	switch {
+	case empty > 0:
+		return exitError{code: 1, msg: fmt.Sprintf("map: %d of %d messages could not be mapped; %d files hold no message", failed, total, empty)}
+	case failed > 0:
+		return exitError{code: 1, msg: fmt.Sprintf("map: %d of %d messages could not be mapped", failed, total)}
+	}
+	return nil
+}
+
+// mapMessage parses and maps one message.
+func mapMessage(data []byte) (*fhir.Bundle, error) {
+	msg, err := hl7v2.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse: %w", err)
+	}
+	b, err := mapping.Map(msg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot map: %w", err)
+	}
+	return b, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode bundle: %w", err)
+	}
+	if _, err := w.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func writerOr(w, def io.Writer) io.Writer {
+	if w == nil {
+		return def
+	}
+	return w
+}
