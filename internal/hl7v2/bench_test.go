@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"bytes"
 	"testing"
 	"time"
 )
@@ -96,5 +97,49 @@ func BenchmarkBuildAck(b *testing.B) {
 		if _, err := BuildAck(h, in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkParseLatin1 is BenchmarkParse on the 10 KB ORU turned Latin-1
+// (about 2% non-ASCII bytes): declared in MSH-18, and undeclared, where
+// the windows-1252 fallback repairs it and reports a problem.
+func BenchmarkParseLatin1(b *testing.B) {
+	declared := latin1Fixture(b)
+	undeclared := bytes.Replace(declared, []byte("|8859/1|"), []byte("||"), 1)
+	for _, in := range []struct {
+		name string
+		data []byte
+	}{{"declared", declared}, {"undeclared", undeclared}} {
+		b.Run(in.name, func(b *testing.B) {
+			b.SetBytes(int64(len(in.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse(in.data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGroupsORU measures Groups alone on parsed ORUs: the 10 KB
+// CBC (one order, 30-odd observations) and the v2.9-style sample.
+func BenchmarkGroupsORU(b *testing.B) {
+	for _, in := range []struct{ name, file string }{
+		{"CBC_10KB", "bench/oru_r01_cbc.hl7"},
+		{"v29_sample", "messages/msft-oru-r01.hl7"},
+	} {
+		m, err := Parse(readFixture(b, in.file))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(in.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if g, _ := m.Groups(); g == nil {
+					b.Fatal("no tree")
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -23,6 +24,15 @@ func FuzzParse(f *testing.F) {
 		bom + " \nMSH|^~\\&#|A|\\P\\|\\X41\\|\\.sp 3\\",
 		"MSH|",
 		"MSH|^",
+		// Character sets: declared, undeclared, mislabelled, extended.
+		"MSH|^~\\&|A|H\xf4p||||||||2.5||||||8859/1\rPID|1||M\xfcller",
+		"MSH|^~\\&|A|B|||||ADT^A01|1|P|2.5\rPID|1||M\xfcller \x80\x81\\X\\|",
+		"MSH|^~\\&|A|Hôp||||||||2.5||||||8859/1\rPID|1||M\xfcller",
+		"MSH|^~\\&|A||||||||2.5||||||ISO IR6~ISO IR87\rPID|1||\x1b$B8=\x1b(B",
+		"MSH|^~\\&|A||||||||2.5||||||8859/3\rPID|1||\xa5\xc3\xa9",
+		// Groups: recovery and unexpected segments.
+		"MSH|^~\\&|A||||||ORU^R01|1|P|2.5\rPID|1\rPV1|1\rNK1|1\rOBX|1\rZZZ|1\rSPM|1\rPID|2\rORC|1",
+		"MSH|^~\\&|A||||||SIU^S12|1|P|2.5\rSCH|1\rAIG|1\rAIS|1\rRGS|1\rNTE|1",
 	} {
 		f.Add([]byte(s))
 	}
@@ -38,7 +48,32 @@ func FuzzParse(f *testing.F) {
 		if diff := cmp.Diff(m.Header(), h); diff != "" {
 			t.Fatalf("ReadHeader differs from Parse (-Parse +ReadHeader):\n%s", diff)
 		}
+		// The same holds with a connector charset, which changes decoding.
+		opt := WithCharset("8859/15")
+		if m15, err := Parse(data, opt); err != nil {
+			t.Fatalf("Parse with WithCharset: %v", err)
+		} else if h15, _ := ReadHeader(data, opt); !cmp.Equal(m15.Header(), h15) {
+			t.Fatalf("with WithCharset, ReadHeader differs from Parse:\n%s", cmp.Diff(m15.Header(), h15))
+		}
+		if m.Charset() == "" {
+			t.Fatal("Parse left Charset empty")
+		}
+		for _, p := range m.Problems() {
+			if p.Offset > len(data) {
+				t.Fatalf("problem offset %d beyond input (%d bytes): %v", p.Offset, len(data), p)
+			}
+		}
+		g, _ := m.Groups()
+		if msg := checkGroupTree(m, g); msg != "" {
+			t.Fatalf("Groups: %s\n%s", msg, g)
+		}
+		// Whatever the input charset, the message holds UTF-8, and
+		// encoding and re-parsing keep it (MSH-18 may still name a
+		// single-byte charset: valid UTF-8 is read as UTF-8 then).
 		enc := m.Encode()
+		if !utf8.Valid(enc) {
+			t.Fatalf("Encode is not UTF-8: %q", enc)
+		}
 		m2, err := Parse(enc)
 		if err != nil {
 			t.Fatalf("re-parse of %q: %v", enc, err)

@@ -59,7 +59,13 @@ type Header struct {
 // without) parsing it. It tolerates what Parse tolerates in front of and
 // inside MSH and fails the same way (a *ParseError wrapping ErrNoMSH,
 // ErrShortMSH or ErrBadDelimiters). Only the MSH line is copied.
-func ReadHeader(data []byte) (Header, error) {
+//
+// The values are UTF-8, decoded exactly as Parse with the same options
+// would decode them (only WithCharset matters here), so the header equals
+// Message.Header. MSH is nearly always ASCII; only when it is not does
+// ReadHeader look at the rest of data, which Parse's choice of decoding
+// depends on.
+func ReadHeader(data []byte, opts ...Option) (Header, error) {
 	start, _, err := findMSH(data)
 	if err != nil {
 		return Header{}, err
@@ -68,6 +74,12 @@ func ReadHeader(data []byte) (Header, error) {
 	d, _, perr := readDelimiters(line, start)
 	if perr != nil {
 		return Header{}, perr
+	}
+	if indexNonASCII(line, 0) >= 0 {
+		cfg := newConfig(opts)
+		if pl := planText(data, start, line, d, &cfg); pl.mode != keepText {
+			line, _ = pl.decode(line, 0)
+		}
 	}
 	var buf [19]string // MSH-0 .. MSH-18
 	fields := append(buf[:0], "MSH", line[3:4])

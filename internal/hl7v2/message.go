@@ -18,6 +18,7 @@ type Message struct {
 	segs     []*Segment
 	problems []Problem
 	loc      *time.Location
+	charset  string // canonical name of the charset Parse decoded with
 }
 
 // Delimiters returns the message's delimiters.

@@ -10,8 +10,18 @@ import (
 type Option func(*config)
 
 type config struct {
-	loc    *time.Location
-	strict bool
+	loc         *time.Location
+	strict      bool
+	charsetName string   // as given to WithCharset
+	charset     *charset // its table entry; nil when unknown
+}
+
+func newConfig(opts []Option) config {
+	cfg := config{loc: time.UTC}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg
 }
 
 // WithLocation sets the zone Message.Timestamp assumes for MSH-7 values that
@@ -48,20 +58,24 @@ const bom = "\xef\xbb\xbf"
 // is no MSH to start from or its delimiters are unusable; the error is a
 // *ParseError wrapping ErrNoMSH, ErrShortMSH or ErrBadDelimiters.
 //
+// The message holds UTF-8 text. Input that is ASCII or valid UTF-8 is used
+// as is; other input is decoded first, from the charset MSH-18 names or
+// the connector's (WithCharset), with the rules and problems described
+// there and in the package documentation. Problem offsets always refer to
+// the input bytes.
+//
 // Parse copies data once into a string and slices that for every field, so
 // the caller may reuse data afterwards and field access does not allocate.
+// Input that needs decoding costs a second copy.
 func Parse(data []byte, opts ...Option) (*Message, error) {
-	cfg := config{loc: time.UTC}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg := newConfig(opts)
 	s := string(data)
 	start, probs, err := findMSH(s)
 	if err != nil {
 		return nil, err
 	}
 	m := &Message{loc: cfg.loc}
-	p := parser{m: m, s: s}
+	p := parser{m: m}
 	p.problems = probs
 	end, _, _ := lineEnd(s, start, s[min(start+3, len(s)-1)])
 	d, dprobs, perr := readDelimiters(s[start:end], start)
@@ -70,7 +84,29 @@ func Parse(data []byte, opts ...Option) (*Message, error) {
 	}
 	p.problems = append(p.problems, dprobs...)
 	m.d = d
+
+	pl := planText(s, start, s[start:end], d, &cfg)
+	for _, mk := range pl.marks {
+		p.marks = append(p.marks, mark{len(p.problems) + mk.prob, mk.at})
+	}
+	p.problems = append(p.problems, pl.problems...)
+	raw := s
+	if pl.mode != keepText {
+		var u undefinedBytes
+		s, u = pl.decode(s, start)
+		if u.count > 0 {
+			p.marks = append(p.marks, mark{len(p.problems), u.out})
+			p.add(Problem{Severity: SeverityWarning, Offset: u.in, Code: ProblemCharsetUndefined,
+				Message: fmt.Sprintf("%d byte(s) undefined in %s, the first 0x%02X, replaced by U+FFFD", u.count, pl.cs.name, raw[u.in])})
+		}
+	}
+	m.charset = pl.name
+	p.s = s
+	runFrom := len(p.problems)
 	p.run(start)
+	if pl.mode != keepText {
+		pl.inputOffsets(raw, start, p.problems[runFrom:])
+	}
 	m.problems = p.problems
 	if cfg.strict {
 		for _, pr := range m.problems {
@@ -168,6 +204,7 @@ type parser struct {
 	problems []Problem
 	fields   []string // shared backing array for every segment's fields
 	seen     []nameCount
+	marks    []mark // problems whose Location is the segment text at an offset
 }
 
 type nameCount struct {
@@ -214,6 +251,11 @@ func (p *parser) run(start int) {
 				blankAt = -1
 			}
 			block = append(block, p.segment(line, pos, embedded))
+			for _, mk := range p.marks {
+				if mk.at >= pos && mk.at < end {
+					p.problems[mk.prob].Location = block[len(block)-1].locate(mk.at - pos)
+				}
+			}
 		}
 		pos = next
 	}
@@ -353,6 +395,29 @@ func validSegmentName(name string) bool {
 }
 
 func isUpperOrDigit(c byte) bool { return c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+
+// locate returns the Location of the byte at offset rel in the encoded
+// segment: the segment itself for its ID, otherwise down to the
+// subcomponent.
+func (s *Segment) locate(rel int) Location {
+	l := s.Location()
+	off := len(s.fields[0])
+	for f := 1; f < len(s.fields) && rel >= off; f++ {
+		if !s.header || f > 2 {
+			off++ // the separator before field f
+		}
+		end := off + len(s.fields[f])
+		if rel < end {
+			if s.header && f <= 2 {
+				l.Field = f
+				return l
+			}
+			return locateIn(s.fields[f], max(rel-off, 0), s.d, l, f)
+		}
+		off = end
+	}
+	return l
+}
 
 // locateIn turns an offset inside a raw field into a full Location by
 // counting the delimiters before it.

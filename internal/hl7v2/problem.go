@@ -165,6 +165,33 @@ const (
 	// ProblemUnsupportedEscape: a charset (\C..\, \M..\) or locally defined
 	// (\Z..\) escape; kept literally for now (Info).
 	ProblemUnsupportedEscape ProblemCode = "unsupported-escape"
+
+	// ProblemCharsetUnknown: MSH-18, or the connector's WithCharset, names
+	// a character set this package does not know; it is ignored (Warning).
+	ProblemCharsetUnknown ProblemCode = "charset-unknown"
+	// ProblemCharsetUnsupported: MSH-18 or WithCharset names a known
+	// character set that cannot be decoded here, such as UTF-16 (Warning).
+	ProblemCharsetUnsupported ProblemCode = "charset-unsupported"
+	// ProblemCharsetCodeExtension: MSH-18 repeats, declaring ISO 2022 code
+	// extensions, which are not interpreted (Info; Warning when the text
+	// contains ESC bytes).
+	ProblemCharsetCodeExtension ProblemCode = "charset-code-extension"
+	// ProblemCharsetAssumed: MSH-18 does not name the character set the
+	// non-ASCII text is in; it was read as valid UTF-8 or decoded with the
+	// connector's charset (Info). The location is the first non-ASCII
+	// character.
+	ProblemCharsetAssumed ProblemCode = "charset-assumed"
+	// ProblemCharsetUTF8: MSH-18 or the connector names a single-byte
+	// character set but the text is valid UTF-8, so it was read as UTF-8
+	// (Warning). The location is the first non-ASCII character.
+	ProblemCharsetUTF8 ProblemCode = "charset-utf8"
+	// ProblemCharsetFallback: the text is not valid UTF-8 although MSH-18
+	// is empty, ASCII or UTF-8; the invalid bytes were decoded with the
+	// fallback charset (Warning). The location is the first invalid byte.
+	ProblemCharsetFallback ProblemCode = "charset-fallback"
+	// ProblemCharsetUndefined: bytes the character set leaves undefined
+	// were replaced by U+FFFD (Warning). The location is the first one.
+	ProblemCharsetUndefined ProblemCode = "charset-undefined"
 )
 
 // Problem is one irregularity the lenient parser noticed and worked around.
