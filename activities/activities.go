@@ -23,6 +23,8 @@ type Activities struct {
 	// DefaultOwner owns resource types that no routing rule of the tenant names.
 	DefaultOwner string
 	Logger       *slog.Logger
+	// Metrics may be nil (tests).
+	Metrics *Metrics
 }
 
 // Error types of non-retryable application errors: the retry policy stops at these, and

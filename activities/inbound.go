@@ -115,11 +115,13 @@ func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v
 // CompleteMessage records success: the message is processed, the attempt succeeded, and one
 // Hl7MessageProcessed event per linked resource — all in one transaction.
 func (a *Activities) CompleteMessage(ctx context.Context, ref MessageRef) error {
-	return db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+	var tenant string
+	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		msg, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: ref.MessageID, Status: db.Hl7MessageStatusProcessed})
 		if err != nil {
 			return fmt.Errorf("mark message processed: %w", err)
 		}
+		tenant = msg.TenantID
 		if err := q.Hl7ProcessingAttemptFinish(ctx, db.Hl7ProcessingAttemptFinishParams{ID: ref.AttemptID, Status: db.Hl7AttemptStatusSucceeded}); err != nil {
 			return fmt.Errorf("finish attempt: %w", err)
 		}
@@ -136,6 +138,10 @@ func (a *Activities) CompleteMessage(ctx context.Context, ref MessageRef) error 
 		}
 		return nil
 	})
+	if err == nil {
+		a.countOutcome(tenant, string(db.Hl7MessageStatusProcessed))
+	}
+	return err
 }
 
 // FailInput says why a message's processing stopped.
@@ -154,13 +160,15 @@ func (a *Activities) FailMessage(ctx context.Context, in FailInput) error {
 	if in.DeadLetter {
 		status = db.Hl7MessageStatusDeadLettered
 	}
-	return db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+	var tenant string
+	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		msg, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{
 			ID: in.MessageID, Status: status, LastErrorCode: in.ErrorCode, LastError: in.Detail,
 		})
 		if err != nil {
 			return fmt.Errorf("mark message %s: %w", status, err)
 		}
+		tenant = msg.TenantID
 		if in.AttemptID != uuid.Nil {
 			if err := q.Hl7ProcessingAttemptFinish(ctx, db.Hl7ProcessingAttemptFinishParams{
 				ID: in.AttemptID, Status: db.Hl7AttemptStatusFailed, ErrorCode: in.ErrorCode, ErrorDetail: in.Detail,
@@ -179,4 +187,8 @@ func (a *Activities) FailMessage(ctx context.Context, in FailInput) error {
 		}
 		return nil
 	})
+	if err == nil {
+		a.countOutcome(tenant, string(status))
+	}
+	return err
 }

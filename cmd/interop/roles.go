@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/store"
@@ -54,12 +61,36 @@ func (workerCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("register search attributes on namespace %s: %w", ns, err)
 	}
 	w := s.newWorker()
-	s.logger.Info("worker running", "task_queue", s.cfg.Temporal.TaskQueue, "temporal", temporalAddress(s.cfg))
+	s.logger.Info("worker running", "task_queue", s.cfg.Temporal.TaskQueue, "temporal", temporalAddress(s.cfg), "metrics", s.cfg.MetricsAddr)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	<-ctx.Done()
-	w.Stop()
+	defer w.Stop()
+	return serveMetrics(ctx, s.cfg.MetricsAddr, s.registry)
+}
+
+// serveMetrics serves /metrics and /healthz for a role without the HTTP gateway, until ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics server: %w", err)
+	}
 	return nil
 }
 

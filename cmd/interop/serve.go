@@ -43,7 +43,7 @@ type services struct {
 func (s *services) newWorker() sdkworker.Worker {
 	acts := &activities.Activities{
 		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
-		DefaultOwner: routing.Builtin, Logger: s.logger,
+		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
 	}
 	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, acts, worker.Options{})
 }

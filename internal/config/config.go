@@ -23,6 +23,9 @@ type Config struct {
 	PublicURL string
 	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
 	MLLPAddr string
+	// MetricsAddr is where `interop worker` serves /metrics and /healthz (the gateway serves
+	// them on HTTPAddr).
+	MetricsAddr string
 	// MLLPBindHost is the listen host of connectors that name none (0.0.0.0 in containers).
 	MLLPBindHost string
 	// DataDir holds export files, dev signing keys and logs.
@@ -72,6 +75,7 @@ func Default() Config {
 		HTTPAddr:     "127.0.0.1:8080",
 		MLLPAddr:     "127.0.0.1:2575",
 		MLLPBindHost: "127.0.0.1",
+		MetricsAddr:  "127.0.0.1:9090",
 		DataDir:      ".data",
 		LogFormat:    "json",
 		LogLevel:     "info",
@@ -107,6 +111,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.MLLPAddr, "INTEROP_MLLP_ADDR")
 	str(&c.DataDir, "INTEROP_DATA_DIR")
 	str(&c.MLLPBindHost, "INTEROP_MLLP_BIND_HOST")
+	str(&c.MetricsAddr, "INTEROP_METRICS_ADDR")
 	str(&c.LogFormat, "INTEROP_LOG_FORMAT")
 	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
 	str(&c.JWTSecret, "INTEROP_JWT_SECRET")
