@@ -35,12 +35,16 @@ test: check-go ## Run every test (real PostgreSQL, embedded Temporal, real socke
 	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
 	export TEST_DATABASE_URL="$$url"; \
 	$(GO) test -count=1 -timeout 20m $(PKGS) && \
-	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/...
+	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/...
 
 .PHONY: bench
 bench: check-go ## Run the benchmarks
 	@url="$(PG_URL)"; export TEST_DATABASE_URL="$$url"; \
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./gateway/...
+
+.PHONY: bench-hl7
+bench-hl7: check-go ## HL7 v2 parser vs an independent Node parser on the same corpus (needs node + npm)
+	bash bench/hl7/run.sh
 
 .PHONY: fuzz
 fuzz: check-go ## Fuzz the parsers for 60 s each

@@ -12,6 +12,15 @@ import (
 	"github.com/google/uuid"
 )
 
+const allowPurge = `-- name: AllowPurge :exec
+SELECT set_config('interop.allow_purge', 'on', true)
+`
+
+func (q *Queries) AllowPurge(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, allowPurge)
+	return err
+}
+
 const hl7MessageBacklog = `-- name: Hl7MessageBacklog :many
 SELECT c.tenant_id, c.name AS connector, m.status, count(*)::bigint AS messages,
        extract(epoch FROM now() - min(m.received_at))::float8 AS oldest_seconds
@@ -408,6 +417,35 @@ func (q *Queries) Hl7MessageListStale(ctx context.Context, arg Hl7MessageListSta
 		return nil, err
 	}
 	return items, nil
+}
+
+const hl7MessagePruneProcessed = `-- name: Hl7MessagePruneProcessed :execrows
+DELETE FROM hl7_messages
+WHERE id IN (
+    SELECT m.id FROM hl7_messages m
+    WHERE m.status = 'processed' AND m.processed_at < $1
+      AND NOT EXISTS (SELECT 1 FROM hl7_messages d WHERE d.duplicate_of = m.id)
+    ORDER BY m.processed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+`
+
+type Hl7MessagePruneProcessedParams struct {
+	ProcessedBefore *time.Time
+	MaxRows         int32
+}
+
+// Deletes one batch of processed messages older than the retention age (attempts and links
+// go with them). Failed and dead-lettered messages are never pruned here, nor an original that
+// a flagged duplicate still points at. The immutability trigger allows the delete only with
+// interop.allow_purge set in the same transaction.
+func (q *Queries) Hl7MessagePruneProcessed(ctx context.Context, arg Hl7MessagePruneProcessedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, hl7MessagePruneProcessed, arg.ProcessedBefore, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const hl7MessageRaw = `-- name: Hl7MessageRaw :one

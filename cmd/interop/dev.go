@@ -110,6 +110,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	go s.runRetention(ctx)
 
 	return s.runGateway(ctx, readiness(pool, tc), func() {
 		logger.Info("interop dev is up",

@@ -66,6 +66,7 @@ func (workerCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	go s.runRetention(ctx)
 	return serveMetrics(ctx, s.cfg.MetricsAddr, s.registry)
 }
 

@@ -36,16 +36,49 @@ type services struct {
 	store    *store.Store
 	// listenerAddrs is filled in by runGateway so callers (and tests) can learn bound ports.
 	listeners *gateway.Listeners
+	acts      *activities.Activities
 	// sealer seals connector credentials; runGateway loads it when the role has not.
 	sealer *crypto.Sealer
 }
 
 func (s *services) newWorker() sdkworker.Worker {
-	acts := &activities.Activities{
+	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, s.activities(), worker.Options{})
+}
+
+func (s *services) activities() *activities.Activities {
+	if s.acts != nil {
+		return s.acts
+	}
+	s.acts = &activities.Activities{
 		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
 	}
-	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, acts, worker.Options{})
+	return s.acts
+}
+
+// runRetention prunes processed messages older than cfg.RetainProcessed until ctx ends. Every
+// worker may run it: the delete skips rows another replica has locked.
+func (s *services) runRetention(ctx context.Context) {
+	keep := s.cfg.RetainProcessed
+	if keep <= 0 {
+		return
+	}
+	every := min(max(keep/10, time.Minute), time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.activities().PruneProcessed(ctx, time.Now().Add(-keep), 1000)
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("retention: prune processed messages", "error", err)
+		} else if n > 0 {
+			s.logger.Info("retention: pruned processed messages", "count", n, "older_than", keep.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // runGateway serves HTTP, the MLLP listeners and the workflow starter until ctx ends, then

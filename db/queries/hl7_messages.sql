@@ -80,3 +80,21 @@ SELECT c.tenant_id, c.name AS connector, m.status, count(*)::bigint AS messages,
 FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
 WHERE m.status IN ('pending', 'processing', 'failed')
 GROUP BY c.tenant_id, c.name, m.status;
+
+-- name: Hl7MessagePruneProcessed :execrows
+-- Deletes one batch of processed messages older than the retention age (attempts and links
+-- go with them). Failed and dead-lettered messages are never pruned here, nor an original that
+-- a flagged duplicate still points at. The immutability trigger allows the delete only with
+-- interop.allow_purge set in the same transaction.
+DELETE FROM hl7_messages
+WHERE id IN (
+    SELECT m.id FROM hl7_messages m
+    WHERE m.status = 'processed' AND m.processed_at < @processed_before
+      AND NOT EXISTS (SELECT 1 FROM hl7_messages d WHERE d.duplicate_of = m.id)
+    ORDER BY m.processed_at
+    LIMIT @max_rows
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: AllowPurge :exec
+SELECT set_config('interop.allow_purge', 'on', true);

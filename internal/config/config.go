@@ -23,6 +23,9 @@ type Config struct {
 	PublicURL string
 	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
 	MLLPAddr string
+	// RetainProcessed is how long processed messages are kept; 0 keeps them forever. Failed and
+	// dead-lettered messages are never pruned by this schedule.
+	RetainProcessed time.Duration
 	// MetricsAddr is where `interop worker` serves /metrics and /healthz (the gateway serves
 	// them on HTTPAddr).
 	MetricsAddr string
@@ -131,6 +134,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS: %w", err))
 		}
 		c.Temporal.HistoryShards = int32(n)
+	}
+	if v, ok := lookup("INTEROP_RETENTION_PROCESSED"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("INTEROP_RETENTION_PROCESSED %q: want a duration like 720h", v))
+		}
+		c.RetainProcessed = d
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
