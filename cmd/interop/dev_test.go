@@ -220,16 +220,7 @@ func waitForTotal(t *testing.T, u, token string, total int) string {
 
 func getJSON(t *testing.T, u, token string) string {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
-	return string(b)
+	return getBody(t, u, token)
 }
 
 func sendMLLP(t *testing.T, addr string, msg []byte) hl7v2.AckInfo {
