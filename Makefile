@@ -47,9 +47,10 @@ bench-hl7: check-go ## HL7 v2 parser vs an independent Node parser on the same c
 	bash bench/hl7/run.sh
 
 .PHONY: fuzz
-fuzz: check-go ## Fuzz the parsers for 60 s each
-	$(GO) test ./internal/mllp -run '^$$' -fuzz FuzzReader -fuzztime 60s
-	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz FuzzParse -fuzztime 60s
+fuzz: check-go ## Fuzz the MLLP reader, HL7 parser and batch splitter (FUZZTIME each, default 60s)
+	$(GO) test ./internal/mllp -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(or $(FUZZTIME),60s)
+	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),60s)
+	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz '^FuzzSplitBatch$$' -fuzztime $(or $(FUZZTIME),60s)
 
 .PHONY: lint
 lint: check-go ## go vet, gofmt and workflowcheck (workflow determinism)

@@ -60,7 +60,10 @@ func (e *ParseError) Error() string {
 	if e.Detail != "" {
 		msg += ": " + e.Detail
 	}
-	return fmt.Sprintf("%s (at %s, offset %d)", msg, e.Location, e.Offset)
+	if loc := e.Location.String(); loc != "" {
+		return fmt.Sprintf("%s (at %s, offset %d)", msg, loc, e.Offset)
+	}
+	return fmt.Sprintf("%s (offset %d)", msg, e.Offset)
 }
 
 // Unwrap returns the sentinel error so errors.Is works.

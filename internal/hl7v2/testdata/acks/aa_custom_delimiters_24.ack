@@ -1,0 +1,1 @@
+MSH*%$!&*IOP*HUB*APP*FAC*20261126131415+0200**ACK%A04%ACK*ACK-aa_custom_delimiters_24*T*2.4MSA*AA*Z-9*ok|with^delimiters

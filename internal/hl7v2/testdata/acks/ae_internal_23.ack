@@ -1,0 +1,1 @@
+MSH|^~\&|IOP|HUB|LAB|FAC|20261126131415+0200||ACK^R01|ACK-ae_internal_23|P|2.3MSA|AE|C-77|message not stored; resend itERR|^^^207&Application internal error&HL70357||207^Application internal error^HL70357|E

@@ -1,0 +1,1 @@
+MSH|^~\&|IOP|HUB|ADTApp|GHH^1.2.3^ISO|20261126131415+0200||ACK^A01^ACK|ACK-ar_duplicate_251|P|2.5.1MSA|AR|MSG001|MSH-10 MSG001 was already received with different contentERR||MSH^1^10|205^Duplicate key identifier^HL70357|E

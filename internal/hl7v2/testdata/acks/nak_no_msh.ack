@@ -1,0 +1,1 @@
+MSH|^~\&|||||20261126131415+0200||ACK^^ACK|NAK-1|P|2.5MSA|AR||Segment sequence errorERR||MSH^1|100^Segment sequence error^HL70357|E|||hl7v2: no MSH segment at start of message (offset 0)|Segment sequence error
