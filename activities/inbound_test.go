@@ -54,10 +54,7 @@ func newHarness(t *testing.T) *harness {
 		Pool: pool, Store: &store.Store{Pool: pool}, DefaultOwner: "builtin",
 		Logger: slog.New(slog.DiscardHandler),
 	}
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(acts)
-	env.RegisterActivityWithOptions(runOfActivity, activity.RegisterOptions{Name: "runOfActivity"})
+	env := newActivityEnv(acts)
 	q := db.New(pool)
 	conn, err := q.ConnectorInsert(context.Background(), db.ConnectorInsertParams{
 		TenantID: tenant, FacilityID: "f1", Name: "adt-in", Protocol: db.ConnectorProtocolMllp,
@@ -65,6 +62,15 @@ func newHarness(t *testing.T) *harness {
 	})
 	require.NoError(t, err)
 	return &harness{t: t, pool: pool, q: q, acts: acts, env: env, conn: conn}
+}
+
+// newActivityEnv is a test activity environment with every activity of acts registered.
+func newActivityEnv(acts *Activities) *testsuite.TestActivityEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	env.RegisterActivityWithOptions(runOfActivity, activity.RegisterOptions{Name: "runOfActivity"})
+	return env
 }
 
 // runOfActivity reports the workflow execution an activity of the test environment belongs to.
@@ -328,13 +334,13 @@ func TestMapMessage(t *testing.T) {
 		require.Len(t, bundle.Entry, res.Entries)
 		for i, e := range bundle.Entry {
 			require.NotNil(t, e.Request, "entry %d", i)
-			require.NotEmpty(t, e.Request.IfNoneExist, "entry %d is not a conditional create", i)
-			require.Equal(t, "POST", e.Request.Method)
+			require.Equal(t, "PUT", e.Request.Method, "entry %d is not a conditional update", i)
+			require.Contains(t, e.Request.URL, "?identifier=", "entry %d is not a conditional update", i)
 		}
 		head, err := fhir.ReadHead(bundle.Entry[0].Resource)
 		require.NoError(t, err)
 		require.Equal(t, "Patient", head.ResourceType)
-		require.Equal(t, "identifier="+url.QueryEscape(fixtureKey), bundle.Entry[0].Request.IfNoneExist)
+		require.Equal(t, "Patient?identifier="+url.QueryEscape(fixtureKey), bundle.Entry[0].Request.URL)
 	})
 	t.Run("no PID", func(t *testing.T) {
 		h := h.at(t)
@@ -415,8 +421,8 @@ func TestRouteBundleBuiltin(t *testing.T) {
 
 // ownerCall is one request an external owner received.
 type ownerCall struct {
-	Method, Path, IfNoneExist string
-	Body                      []byte
+	Method, Path, Query, IfNoneExist string
+	Body                             []byte
 }
 
 // fakeOwner is an external FHIR owner answering every request with status, and with a Location
@@ -428,7 +434,7 @@ func fakeOwner(t *testing.T, status int, locationPath string) (*httptest.Server,
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
-		calls = append(calls, ownerCall{Method: r.Method, Path: r.URL.Path, IfNoneExist: r.Header.Get("If-None-Exist"), Body: body})
+		calls = append(calls, ownerCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, IfNoneExist: r.Header.Get("If-None-Exist"), Body: body})
 		mu.Unlock()
 		if locationPath != "" {
 			w.Header().Set("Location", "http://"+r.Host+locationPath)
@@ -462,9 +468,9 @@ func TestRouteBundleExternalOwner(t *testing.T) {
 		require.Equal(t, RouteResult{Created: 1}, routed)
 		got := calls()
 		require.Len(t, got, 1)
-		require.Equal(t, http.MethodPost, got[0].Method)
+		require.Equal(t, http.MethodPut, got[0].Method, "Patient is a conditional update")
 		require.Equal(t, "/fhir/Patient", got[0].Path)
-		require.Equal(t, "identifier="+url.QueryEscape(fixtureKey), got[0].IfNoneExist)
+		require.Equal(t, "identifier="+url.QueryEscape(fixtureKey), got[0].Query)
 		head, err := fhir.ReadHead(got[0].Body)
 		require.NoError(t, err)
 		require.Equal(t, "Patient", head.ResourceType)

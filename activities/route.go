@@ -22,6 +22,8 @@ type RouteResult struct {
 	Created   int
 	Updated   int
 	Unchanged int
+	// Stale counts updates not applied because the owner holds state from a newer event.
+	Stale int `json:",omitempty"`
 }
 
 // RouteBundle applies the attempt's mapped transaction Bundle entry by entry, each to the
@@ -54,7 +56,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResu
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("entry %d: %v", i, err), ErrTypeMapping, err)
 		}
-		ident, err := conditionalIdentifier(entry.Request)
+		write, err := conditionalWrite(entry.Request, head.ResourceType)
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("entry %d (%s): %v", i, head.ResourceType, err), ErrTypeMapping, err)
 		}
@@ -62,9 +64,12 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResu
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRouting, err)
 		}
-		id, action, err := a.conditionalCreate(ctx, attempt.TenantID, owner, head.ResourceType, body, ident)
+		id, action, stale, err := a.write(ctx, attempt.TenantID, owner, head.ResourceType, body, write)
 		if err != nil {
 			return res, err
+		}
+		if stale {
+			res.Stale++
 		}
 		if entry.FullURL != "" {
 			refs[entry.FullURL] = head.ResourceType + "/" + id
@@ -99,46 +104,82 @@ func (a *Activities) routingTable(ctx context.Context, tenant string) (routing.T
 	return t, nil
 }
 
-// conditionalCreate writes to the builtin store in-process, or to an external owner over HTTP.
-func (a *Activities) conditionalCreate(ctx context.Context, tenant, owner, typ string, body []byte, ident fhir.Identifier) (string, store.Action, error) {
-	if owner == routing.Builtin {
-		r, err := a.Store.ConditionalCreate(ctx, tenant, body, ident)
-		switch {
-		case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
-			return "", "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
-		case err != nil:
-			return "", "", fmt.Errorf("builtin store: %w", err)
-		}
-		return r.ID, r.Action, nil
-	}
-	c := fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
-	r, err := c.ConditionalCreate(ctx, typ, body, ident)
-	if fhirclient.IsPermanent(err) {
-		return "", "", temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s refused %s: %v", owner, typ, err), ErrTypeOwnerRefused, err)
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("owner %s: %w", owner, err)
-	}
-	if r.Created {
-		return r.ID, store.ActionCreated, nil
-	}
-	return r.ID, store.ActionUnchanged, nil
+// entryWrite is a transaction entry's conditional write: a create (POST + ifNoneExist) or an
+// update (PUT Type?identifier=…), both keyed on a business identifier.
+type entryWrite struct {
+	update bool
+	ident  fhir.Identifier
 }
 
-// conditionalIdentifier reads the identifier of an entry's ifNoneExist ("identifier=sys|val").
-// Every mapped entry must be conditional: an unconditional create would duplicate on replay.
-func conditionalIdentifier(req *fhir.EntryRequest) (fhir.Identifier, error) {
-	if req == nil || req.IfNoneExist == "" {
-		return fhir.Identifier{}, errors.New("entry is not a conditional create")
+// write applies one entry to the builtin store in-process, or to an external owner over HTTP.
+// External owners cannot be guarded by event time from here: a stale update is reported
+// only by the builtin store.
+func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body []byte, w entryWrite) (id string, action store.Action, stale bool, err error) {
+	if owner == routing.Builtin {
+		var r store.WriteResult
+		if w.update {
+			r, err = a.Store.ConditionalUpdate(ctx, tenant, body, w.ident)
+		} else {
+			r, err = a.Store.ConditionalCreate(ctx, tenant, body, w.ident)
+		}
+		switch {
+		case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
+			return "", "", false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
+		case err != nil:
+			return "", "", false, fmt.Errorf("builtin store: %w", err)
+		}
+		return r.ID, r.Action, r.Stale, nil
 	}
-	values, err := url.ParseQuery(req.IfNoneExist)
+	c := fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
+	var r fhirclient.WriteResult
+	if w.update {
+		r, err = c.ConditionalUpdate(ctx, typ, body, w.ident)
+	} else {
+		r, err = c.ConditionalCreate(ctx, typ, body, w.ident)
+	}
+	if fhirclient.IsPermanent(err) {
+		return "", "", false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s refused %s: %v", owner, typ, err), ErrTypeOwnerRefused, err)
+	}
 	if err != nil {
-		return fhir.Identifier{}, fmt.Errorf("ifNoneExist %q: %w", req.IfNoneExist, err)
+		return "", "", false, fmt.Errorf("owner %s: %w", owner, err)
+	}
+	switch {
+	case r.Created:
+		return r.ID, store.ActionCreated, false, nil
+	case w.update:
+		return r.ID, store.ActionUpdated, false, nil
+	}
+	return r.ID, store.ActionUnchanged, false, nil
+}
+
+// conditionalWrite reads an entry's business identifier: from ifNoneExist
+// ("identifier=sys|val") of a POST, or from the conditional URL of a PUT. Every mapped entry
+// must be conditional: an unconditional create would duplicate on replay.
+func conditionalWrite(req *fhir.EntryRequest, resourceType string) (entryWrite, error) {
+	if req == nil {
+		return entryWrite{}, errors.New("entry has no request")
+	}
+	var query string
+	switch {
+	case req.Method == "POST" && req.IfNoneExist != "":
+		query = req.IfNoneExist
+	case req.Method == "PUT":
+		path, q, ok := strings.Cut(req.URL, "?")
+		if !ok || path != resourceType {
+			return entryWrite{}, fmt.Errorf("PUT %q is not a conditional update of %s", req.URL, resourceType)
+		}
+		query = q
+	default:
+		return entryWrite{}, fmt.Errorf("%s entry is neither a conditional create nor a conditional update", req.Method)
+	}
+	values, err := url.ParseQuery(query)
+	if err != nil {
+		return entryWrite{}, fmt.Errorf("condition %q: %w", query, err)
 	}
 	token := values.Get("identifier")
-	if token == "" || !strings.Contains(token, "|") {
-		return fhir.Identifier{}, fmt.Errorf("ifNoneExist %q: want identifier=system|value", req.IfNoneExist)
+	if len(values) != 1 || token == "" || !strings.Contains(token, "|") {
+		return entryWrite{}, fmt.Errorf("condition %q: want identifier=system|value", query)
 	}
 	ident, _ := fhir.ParseToken(token)
-	return ident, nil
+	return entryWrite{update: req.Method == "PUT", ident: ident}, nil
 }

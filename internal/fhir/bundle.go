@@ -16,9 +16,10 @@ type Bundle struct {
 
 // Meta is Resource.meta, the parts the service sets.
 type Meta struct {
-	VersionID   string   `json:"versionId,omitempty"`
-	LastUpdated string   `json:"lastUpdated,omitempty"`
-	Profile     []string `json:"profile,omitempty"`
+	Extension   []Extension `json:"extension,omitempty"`
+	VersionID   string      `json:"versionId,omitempty"`
+	LastUpdated string      `json:"lastUpdated,omitempty"`
+	Profile     []string    `json:"profile,omitempty"`
 }
 
 // BundleLink is Bundle.link (self, next, previous).

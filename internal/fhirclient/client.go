@@ -78,6 +78,29 @@ func (c *Client) ConditionalCreate(ctx context.Context, resourceType string, bod
 	return WriteResult{ID: id, VersionID: version, Created: resp.StatusCode == http.StatusCreated}, nil
 }
 
+// ConditionalUpdate PUTs body to Type?identifier=<ident>: the owner updates the match or
+// creates the resource.
+func (c *Client) ConditionalUpdate(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier) (WriteResult, error) {
+	target := c.url(resourceType) + "?identifier=" + url.QueryEscape(ident.Token())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(body))
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Prefer", "return=minimal")
+	resp, err := c.do(req)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	id, version := parseLocation(resp.Header.Get("Location"), resourceType)
+	if id == "" {
+		id, version = parseLocation(resp.Header.Get("Content-Location"), resourceType)
+	}
+	if id == "" {
+		return WriteResult{}, fmt.Errorf("owner answered %d without a Location for %s", resp.StatusCode, resourceType)
+	}
+	return WriteResult{ID: id, VersionID: version, Created: resp.StatusCode == http.StatusCreated}, nil
+}
+
 func (c *Client) url(path string) string {
 	return strings.TrimRight(c.BaseURL, "/") + "/" + path
 }

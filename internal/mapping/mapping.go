@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -30,7 +31,7 @@ var urnNamespace = uuid.MustParse("0f2b8d0e-5b53-4d7e-9d44-6f3a1c0b7a21")
 
 // Map returns the FHIR transaction Bundle for m.
 func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
-	b := &builder{msg: m, controlID: m.ControlID()}
+	b := &builder{msg: m, controlID: m.ControlID(), eventTime: eventTime(m)}
 	if _, ok := m.Lookup("PID-3"); !ok {
 		return nil, fmt.Errorf("%w: %s has no PID-3 patient identifier", ErrUnmappable, m.Type())
 	}
@@ -43,24 +44,51 @@ func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
 type builder struct {
 	msg       *hl7v2.Message
 	controlID string
+	// eventTime is when the source event happened (EVN-2, else MSH-7); zero when unknown.
+	eventTime time.Time
 	entries   []fhir.BundleEntry
 }
 
-// add appends a conditional create of resource keyed on ident, returning its fullUrl.
-func (b *builder) add(resourceType string, resource any, ident fhir.Identifier) error {
+// eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
+// keeps the state of the newest event whatever order messages are processed in.
+func eventTime(m *hl7v2.Message) time.Time {
+	for _, path := range []string{"EVN-2.1", "MSH-7.1"} {
+		if v := m.Get(path); v != "" {
+			if t, _, err := hl7v2.ParseTime(v); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// meta returns the meta of a mapped resource: its profiles and the source event time.
+func (b *builder) meta(profiles ...string) fhir.Meta {
+	m := fhir.Meta{Profile: profiles}
+	if !b.eventTime.IsZero() {
+		m.Extension = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
+	}
+	return m
+}
+
+// addUpdate appends a conditional update of resource keyed on ident (PUT Type?identifier=…):
+// the owner creates it or replaces it, unless it holds state from a newer event.
+func (b *builder) addUpdate(resourceType string, resource any, ident fhir.Identifier) error {
 	body, err := json.Marshal(resource)
 	if err != nil {
 		return fmt.Errorf("marshal %s: %w", resourceType, err)
 	}
-	fullURL := "urn:uuid:" + uuid.NewSHA1(urnNamespace, []byte(b.controlID+"\x00"+resourceType+"\x00"+ident.Token())).String()
 	b.entries = append(b.entries, fhir.BundleEntry{
-		FullURL:  fullURL,
+		FullURL:  b.fullURL(resourceType, ident),
 		Resource: body,
 		Request: &fhir.EntryRequest{
-			Method:      "POST",
-			URL:         resourceType,
-			IfNoneExist: "identifier=" + url.QueryEscape(ident.Token()),
+			Method: "PUT",
+			URL:    resourceType + "?identifier=" + url.QueryEscape(ident.Token()),
 		},
 	})
 	return nil
+}
+
+func (b *builder) fullURL(resourceType string, ident fhir.Identifier) string {
+	return "urn:uuid:" + uuid.NewSHA1(urnNamespace, []byte(b.controlID+"\x00"+resourceType+"\x00"+ident.Token())).String()
 }

@@ -83,7 +83,7 @@ func TestIdentifierSystem(t *testing.T) {
 			require.Len(t, p.Identifier, 1)
 			require.Equal(t, tc.system, p.Identifier[0].System)
 			require.Equal(t, "123", p.Identifier[0].Value)
-			require.Equal(t, "identifier="+url.QueryEscape(tc.system+"|123"), b.Entry[0].Request.IfNoneExist)
+			require.Equal(t, "Patient?identifier="+url.QueryEscape(tc.system+"|123"), b.Entry[0].Request.URL)
 		})
 	}
 }
@@ -94,7 +94,7 @@ func TestConditionalKey(t *testing.T) {
 	t.Run("MR among others", func(t *testing.T) {
 		b := mapPID(t, "PID|1||987-65-4320^^^SSA^SS~^^^EMPTY^PI~M1^^^HOSP^MR~M2^^^OTHER^MR||DOE^JOHN")
 		p := patientOf(t, b)
-		require.Equal(t, "identifier="+url.QueryEscape("urn:id:HOSP|M1"), b.Entry[0].Request.IfNoneExist)
+		require.Equal(t, "Patient?identifier="+url.QueryEscape("urn:id:HOSP|M1"), b.Entry[0].Request.URL)
 		require.Equal(t, []wantIdent{
 			{System: "urn:id:SSA", Value: "987-65-4320", Type: "SS"},
 			{Use: "usual", System: "urn:id:HOSP", Value: "M1", Type: "MR"},
@@ -103,11 +103,11 @@ func TestConditionalKey(t *testing.T) {
 	})
 	t.Run("no MR", func(t *testing.T) {
 		b := mapPID(t, "PID|1||P1^^^LAB^PI~S1^^^SSA^SS||DOE^JOHN")
-		require.Equal(t, "identifier="+url.QueryEscape("urn:id:LAB|P1"), b.Entry[0].Request.IfNoneExist)
+		require.Equal(t, "Patient?identifier="+url.QueryEscape("urn:id:LAB|P1"), b.Entry[0].Request.URL)
 	})
 	t.Run("no type code", func(t *testing.T) {
 		b := mapPID(t, "PID|1||X1^^^A~X2^^^B||DOE^JOHN")
-		require.Equal(t, "identifier="+url.QueryEscape("urn:id:A|X1"), b.Entry[0].Request.IfNoneExist)
+		require.Equal(t, "Patient?identifier="+url.QueryEscape("urn:id:A|X1"), b.Entry[0].Request.URL)
 	})
 }
 
@@ -215,7 +215,8 @@ func mapPID(t *testing.T, pid string) *fhir.Bundle {
 }
 
 // checkTransaction asserts the invariants every mapped Bundle keeps: a transaction whose
-// entries are all conditional creates with a urn:uuid fullUrl.
+// entries are all conditional updates (PUT Type?identifier=system|value) with a urn:uuid
+// fullUrl.
 func checkTransaction(t *testing.T, b *fhir.Bundle) {
 	t.Helper()
 	require.Equal(t, "Bundle", b.ResourceType)
@@ -226,11 +227,13 @@ func checkTransaction(t *testing.T, b *fhir.Bundle) {
 		require.NoError(t, err, "entry %d", i)
 		require.True(t, strings.HasPrefix(e.FullURL, "urn:uuid:"), "entry %d fullUrl %q", i, e.FullURL)
 		require.NotNil(t, e.Request, "entry %d", i)
-		require.Equal(t, "POST", e.Request.Method, "entry %d", i)
-		require.Equal(t, head.ResourceType, e.Request.URL, "entry %d", i)
-		q, err := url.ParseQuery(e.Request.IfNoneExist)
+		require.Equal(t, "PUT", e.Request.Method, "entry %d", i)
+		path, query, ok := strings.Cut(e.Request.URL, "?")
+		require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
+		require.Equal(t, head.ResourceType, path, "entry %d", i)
+		q, err := url.ParseQuery(query)
 		require.NoError(t, err, "entry %d", i)
-		require.Contains(t, q.Get("identifier"), "|", "entry %d: ifNoneExist %q", i, e.Request.IfNoneExist)
+		require.Contains(t, q.Get("identifier"), "|", "entry %d: condition %q", i, query)
 	}
 }
 

@@ -60,7 +60,7 @@ const maxRepetitions = 100
 
 func (b *builder) patient() error {
 	m := b.msg
-	p := patient{ResourceType: "Patient", Meta: fhir.Meta{Profile: []string{ProfileUSCorePatient}}}
+	p := patient{ResourceType: "Patient", Meta: b.meta(ProfileUSCorePatient)}
 	for r := 1; r <= maxRepetitions; r++ {
 		value, ok := m.Lookup(fmt.Sprintf("PID-3(%d).1", r))
 		if !ok {
@@ -96,7 +96,7 @@ func (b *builder) patient() error {
 		p.BirthDate = fhirDate(t, prec)
 	}
 	key := primaryIdentifier(p.Identifier)
-	return b.add("Patient", p, fhir.Identifier{System: key.System, Value: key.Value})
+	return b.addUpdate("Patient", p, fhir.Identifier{System: key.System, Value: key.Value})
 }
 
 // cxIdentifier maps a CX (PID-3 repetition at base). The system comes from the assigning

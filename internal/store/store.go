@@ -51,6 +51,9 @@ type Resource struct {
 type WriteResult struct {
 	Resource
 	Action Action
+	// Stale is set when a conditional update was not applied because the stored resource
+	// comes from a newer source event.
+	Stale bool
 }
 
 func (s *Store) now() time.Time {

@@ -38,7 +38,10 @@ func (s *Store) ConditionalCreate(ctx context.Context, tenant string, body []byt
 }
 
 // ConditionalUpdate replaces the resource of body's type that carries ident, or creates it when
-// none does (FHIR conditional update: PUT Type?identifier=system|value).
+// none does (FHIR conditional update: PUT Type?identifier=system|value). When both the stored
+// resource and body carry fhir.ExtSourceEventTime and body's event is older, nothing is
+// written and the result is Stale: state from a newer event is never overwritten by a message
+// processed late. Writers of one identifier are serialised, so the comparison cannot race.
 func (s *Store) ConditionalUpdate(ctx context.Context, tenant string, body []byte, ident fhir.Identifier) (WriteResult, error) {
 	return s.conditional(ctx, tenant, body, ident, true)
 }
@@ -71,6 +74,9 @@ func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ide
 			return ErrMultipleMatches
 		case len(matches) == 1 && !update:
 			res = WriteResult{Resource: fromRow(matches[0]), Action: ActionUnchanged}
+			return nil
+		case len(matches) == 1 && olderEvent(body, matches[0].Resource):
+			res = WriteResult{Resource: fromRow(matches[0]), Action: ActionUnchanged, Stale: true}
 			return nil
 		case len(matches) == 1:
 			res, err = s.put(ctx, q, tenant, head.ResourceType, matches[0].ID, body, &matches[0])
@@ -194,6 +200,13 @@ func exactIdentifierMatches(rows []db.FhirResource, ident fhir.Identifier) []db.
 		}
 	}
 	return out
+}
+
+// olderEvent reports whether incoming describes an event older than the stored resource's.
+func olderEvent(incoming, stored []byte) bool {
+	in, okIn := fhir.SourceEventTime(incoming)
+	st, okSt := fhir.SourceEventTime(stored)
+	return okIn && okSt && in.Before(st)
 }
 
 func identifierContainment(ident fhir.Identifier, anySystem bool) []byte {
