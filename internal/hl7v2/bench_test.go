@@ -89,6 +89,26 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+func BenchmarkGetPath(b *testing.B) {
+	m, _ := Parse(readFixture(b, "bench/oru_r01_cbc.hl7"))
+	p := MustPath("OBX(10)-3.2")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = m.GetPath(p)
+	}
+}
+
+// BenchmarkParseTime parses a PID-7 with a half-hour UTC offset, which
+// time.FixedZone alone does not cache.
+func BenchmarkParseTime(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseTime("198808181126+0530"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkBuildAck(b *testing.B) {
 	h, _ := ReadHeader(readFixture(b, "bench/oru_r01_cbc.hl7"))
 	in := AckInput{Code: CommitAccept, ControlID: "ACK1", Now: time.Now()}

@@ -1,5 +1,6 @@
 // Package hl7v2 parses, builds, encodes and acknowledges HL7 version 2
-// messages. It is pure: no I/O, no global state.
+// messages. It is pure: no I/O, and no global state beyond a bounded,
+// internal cache of immutable time zones (see ParseTime).
 //
 // # Model
 //
@@ -74,7 +75,10 @@
 // Get, Lookup, Raw, Set and SetRaw take terser-style paths with HL7's
 // 1-based indexes: "PID-3", "PID-3(2).1" (second repetition, first
 // component), "OBX(3)-5" (third OBX), "PID-5.1.2" (subcomponent). See
-// ParsePath and Message.Get for what unspecified levels mean.
+// ParsePath and Message.Get for what unspecified levels mean. Code that
+// reads the same paths from every message compiles them once with
+// CompilePath or MustPath and reads with GetPath and LookupPath, which
+// skip parsing the path on each call.
 //
 // # Escapes
 //

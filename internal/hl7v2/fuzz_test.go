@@ -45,6 +45,14 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Parse and ReadHeader share mshEnd's IndexByte shortcut; it must
+		// agree with the general line rule.
+		if start, _, err := findMSH(data); err == nil {
+			want, _, _ := lineEnd(data, start, data[min(start+3, len(data)-1)])
+			if got := mshEnd(data, start); got != want {
+				t.Fatalf("mshEnd = %d, lineEnd = %d", got, want)
+			}
+		}
 		if diff := cmp.Diff(m.Header(), h); diff != "" {
 			t.Fatalf("ReadHeader differs from Parse (-Parse +ReadHeader):\n%s", diff)
 		}

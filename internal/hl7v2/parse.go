@@ -77,7 +77,7 @@ func Parse(data []byte, opts ...Option) (*Message, error) {
 	m := &Message{loc: cfg.loc}
 	p := parser{m: m}
 	p.problems = probs
-	end, _, _ := lineEnd(s, start, s[min(start+3, len(s)-1)])
+	end := mshEnd(data, start) // s is still data's bytes: nothing decoded yet
 	d, dprobs, perr := readDelimiters(s[start:end], start)
 	if perr != nil {
 		return nil, perr
@@ -203,8 +203,15 @@ type parser struct {
 	s        string
 	problems []Problem
 	fields   []string // shared backing array for every segment's fields
-	seen     []nameCount
-	marks    []mark // problems whose Location is the segment text at an offset
+	marks    []mark   // problems whose Location is the segment text at an offset
+
+	// Occurrence counts per segment ID (see count): the first IDs in a
+	// fixed array, so that the usual message (a full ADT^A01 has some 20
+	// distinct IDs) counts them without allocating; any further ones in
+	// seenMore. An array, not a slice of it, keeps the parser on the stack.
+	seen     [24]nameCount
+	nSeen    int
+	seenMore []nameCount
 }
 
 type nameCount struct {
@@ -361,15 +368,26 @@ func (p *parser) segment(line string, off int, embedded bool) Segment {
 }
 
 // count returns the 1-based occurrence number of the next segment called
-// name. A slice beats a map here: messages have few distinct segment IDs.
+// name. A list beats a map here: messages have few distinct segment IDs.
 func (p *parser) count(name string) int {
-	for i := range p.seen {
-		if p.seen[i].name == name {
-			p.seen[i].n++
-			return p.seen[i].n
+	for i := range p.seen[:p.nSeen] {
+		if c := &p.seen[i]; c.name == name {
+			c.n++
+			return c.n
 		}
 	}
-	p.seen = append(p.seen, nameCount{name, 1})
+	for i := range p.seenMore {
+		if c := &p.seenMore[i]; c.name == name {
+			c.n++
+			return c.n
+		}
+	}
+	if p.nSeen < len(p.seen) {
+		p.seen[p.nSeen] = nameCount{name, 1}
+		p.nSeen++
+	} else {
+		p.seenMore = append(p.seenMore, nameCount{name, 1})
+	}
 	return 1
 }
 

@@ -2,6 +2,8 @@ package hl7v2
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -229,5 +231,36 @@ func TestParseDoesNotAliasInput(t *testing.T) {
 	}
 	if got := m.Get("PID-3"); got != "123" {
 		t.Errorf("PID-3 after reusing the input buffer = %q", got)
+	}
+}
+
+// TestParseManySegmentIDs crosses the fixed array that counts segment
+// occurrences without allocating.
+func TestParseManySegmentIDs(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("MSH|^~\\&|A||||||ADT^A01|1|P|2.5")
+	for round := 1; round <= 3; round++ {
+		for i := range 40 {
+			fmt.Fprintf(&b, "\rZ%02d|%d", i, round)
+		}
+	}
+	m := mustParse(t, b.String())
+	for i := range 40 {
+		name := fmt.Sprintf("Z%02d", i)
+		segs := m.Segments(name)
+		if len(segs) != 3 {
+			t.Fatalf("%s: %d segments", name, len(segs))
+		}
+		for k, s := range segs {
+			if s.Index() != k+1 || s.Get("1") != fmt.Sprint(k+1) {
+				t.Errorf("%s occurrence %d: Index %d, %s-1 %q", name, k+1, s.Index(), name, s.Get("1"))
+			}
+			if got := m.Get(fmt.Sprintf("%s(%d)-1", name, k+1)); got != fmt.Sprint(k+1) {
+				t.Errorf("Get(%s(%d)-1) = %q", name, k+1, got)
+			}
+		}
+	}
+	if m.Segment("MSH", 1).Index() != 1 {
+		t.Error("MSH index")
 	}
 }

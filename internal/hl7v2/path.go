@@ -153,3 +153,42 @@ func parseNum(p string) (int, string, error) {
 	}
 	return n, p[i:], nil
 }
+
+// Path is a compiled terser path: a Location parsed once, to be read from
+// many messages with Message.GetPath and Message.LookupPath at no parsing
+// cost. A mapper that reads the same fields from every message compiles
+// them once, typically into package variables with MustPath.
+//
+// The zero Path addresses nothing: looking it up gives ("", false), like a
+// malformed path given to Lookup. A Path is immutable and safe to share
+// between goroutines.
+type Path struct {
+	l Location // l.Segment == "" only in the zero Path
+}
+
+// CompilePath parses a terser path (see ParsePath for the syntax) into a
+// Path. Errors wrap ErrBadPath.
+func CompilePath(s string) (Path, error) {
+	l, err := ParsePath(s)
+	if err != nil {
+		return Path{}, err
+	}
+	return Path{l: l}, nil
+}
+
+// MustPath is CompilePath that panics on a malformed path, for paths
+// written in the program.
+func MustPath(s string) Path {
+	p, err := CompilePath(s)
+	if err != nil {
+		panic("hl7v2: MustPath: " + err.Error())
+	}
+	return p
+}
+
+// Location returns the parsed location.
+func (p Path) Location() Location { return p.l }
+
+// String returns the path in canonical syntax, e.g. "OBX(3)-5(1).2";
+// see Location.String.
+func (p Path) String() string { return p.l.String() }

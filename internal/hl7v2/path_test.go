@@ -2,6 +2,9 @@ package hl7v2
 
 import (
 	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -220,5 +223,146 @@ func TestGetDoesNotAllocate(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("allocs per Get = %v, want 0", n)
+	}
+}
+
+// TestGetPathMatchesGet checks compiled paths against string paths on every
+// element of the test messages, written in each path form, plus paths
+// beyond the message and malformed ones. Where the element exists it also
+// checks Get against the accessor chain, which shares no code with it.
+func TestGetPathMatchesGet(t *testing.T) {
+	files, err := filepath.Glob("testdata/messages/*.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "testdata/bench/adt_a01.hl7", "testdata/bench/oru_r01_cbc.hl7", "testdata/fixtures/oru-paths.hl7")
+	if len(files) < 5 {
+		t.Fatalf("only %d test messages", len(files))
+	}
+	bad := []string{"", "-3", "PID-", "PID-0", "PID-3(0)", "PID(1", "PID-3.", "PID-3.1.2.3", "PID-x", "PID 3", "PID-99999999", "pid 3", "(1)-2"}
+	total := 0
+	for _, file := range files {
+		m, err := Parse(readFixture(t, strings.TrimPrefix(file, "testdata/")))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		check := func(path string) {
+			t.Helper()
+			total++
+			p, err := CompilePath(path)
+			if _, perr := ParsePath(path); (err == nil) != (perr == nil) {
+				t.Fatalf("%s: CompilePath(%q) error %v, ParsePath error %v", file, path, err, perr)
+			}
+			if err != nil {
+				if !errors.Is(err, ErrBadPath) {
+					t.Errorf("CompilePath(%q) error = %v, want ErrBadPath", path, err)
+				}
+				if v, ok := m.LookupPath(p); v != "" || ok {
+					t.Errorf("%s: LookupPath(zero Path from %q) = %q, %v", file, path, v, ok)
+				}
+				if v, ok := m.Lookup(path); v != "" || ok {
+					t.Errorf("%s: Lookup(%q) = %q, %v for a malformed path", file, path, v, ok)
+				}
+				return
+			}
+			want, wantOK := m.Lookup(path)
+			if got, ok := m.LookupPath(p); got != want || ok != wantOK {
+				t.Errorf("%s: LookupPath(%q) = %q, %v; Lookup = %q, %v", file, path, got, ok, want, wantOK)
+			}
+			if got, want := m.GetPath(MustPath(path)), m.Get(path); got != want {
+				t.Errorf("%s: GetPath(MustPath(%q)) = %q; Get = %q", file, path, got, want)
+			}
+			if p2, err := CompilePath(p.String()); err != nil || p2.String() != p.String() {
+				t.Errorf("%s: %q compiles to %+v, String %q, which compiles to %+v, %v", file, path, p, p.String(), p2, err)
+			}
+		}
+		for _, path := range bad {
+			check(path)
+		}
+		check("ZZZ-1")
+		for _, s := range m.Segments("") {
+			name, k := s.Name(), s.Index()
+			segs := []string{fmt.Sprintf("%s(%d)", name, k), fmt.Sprintf("%s(%d)", name, k+1)}
+			if k == 1 {
+				segs = append(segs, name)
+			}
+			for _, sp := range segs {
+				check(sp)
+				check(sp + "-1")
+				check(fmt.Sprintf("%s-%d", sp, s.NumFields()+1))
+			}
+			seg := segs[0]
+			for n, f := range s.Fields() {
+				check(fmt.Sprintf("%s-%d", seg, n))
+				for r := 1; r <= f.NumRepetitions()+1; r++ {
+					rep := f.Repetition(r)
+					check(fmt.Sprintf("%s-%d(%d)", seg, n, r))
+					for c := 1; c <= rep.NumComponents()+1; c++ {
+						comp := rep.Component(c)
+						check(fmt.Sprintf("%s-%d(%d).%d", seg, n, r, c))
+						if r == 1 {
+							check(fmt.Sprintf("%s-%d.%d", seg, n, c))
+							check(fmt.Sprintf("%s-%d-%d", seg, n, c))
+						}
+						for sc := 1; sc <= comp.NumSubcomponents()+1; sc++ {
+							path := fmt.Sprintf("%s-%d(%d).%d.%d", seg, n, r, c, sc)
+							check(path)
+							if r == 1 {
+								check(fmt.Sprintf("%s-%d-%d-%d", seg, n, c, sc))
+							}
+							exists := r <= f.NumRepetitions() && c <= rep.NumComponents() && sc <= comp.NumSubcomponents()
+							if exists && !(s.header && n <= 2) { // MSH-1 and MSH-2 are not split
+								if got, want := m.GetPath(MustPath(path)), comp.Subcomponent(sc); got != want {
+									t.Errorf("%s: GetPath(%q) = %q, accessors give %q", file, path, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	if total < 10000 {
+		t.Errorf("only %d paths checked", total)
+	}
+	t.Logf("%d paths on %d messages", total, len(files))
+}
+
+func TestPathZeroAndMust(t *testing.T) {
+	m, err := Parse(readFixture(t, "fixtures/oru-paths.hl7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := m.LookupPath(Path{}); v != "" || ok {
+		t.Errorf("LookupPath(Path{}) = %q, %v; want \"\", false", v, ok)
+	}
+	if got := m.GetPath(MustPath("PID-5.1.2")); got != "VAN" {
+		t.Errorf("GetPath(PID-5.1.2) = %q", got)
+	}
+	if got := MustPath("OBX(1)-5-1").String(); got != "OBX-5.1" {
+		t.Errorf("MustPath(OBX(1)-5-1).String() = %q", got)
+	}
+	if l := MustPath("OBX(3)-5(2).1").Location(); l != (Location{Segment: "OBX", SegmentIndex: 3, Field: 5, Repetition: 2, Component: 1}) {
+		t.Errorf("Location() = %+v", l)
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "PID-0") {
+			t.Errorf("MustPath(PID-0) recovered %v, want a panic naming the path", r)
+		}
+	}()
+	MustPath("PID-0")
+}
+
+func TestGetPathDoesNotAllocate(t *testing.T) {
+	m, err := Parse(readFixture(t, "fixtures/oru-paths.hl7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := MustPath("PID-3(2).4"), MustPath("OBX(2)-5")
+	if n := testing.AllocsPerRun(100, func() {
+		_ = m.GetPath(p1)
+		_, _ = m.LookupPath(p2)
+	}); n != 0 {
+		t.Errorf("allocs per GetPath = %v, want 0", n)
 	}
 }

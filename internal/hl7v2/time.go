@@ -3,6 +3,7 @@ package hl7v2
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,7 +41,8 @@ func (p Precision) String() string {
 //	YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]
 //
 // Without an offset the value is taken as UTC; use ParseTimeIn when the
-// sender's zone is known. Errors wrap ErrBadTime.
+// sender's zone is known. An offset gives a time.FixedZone location, shared
+// between calls with the same offset. Errors wrap ErrBadTime.
 func ParseTime(s string) (time.Time, Precision, error) {
 	return ParseTimeIn(s, time.UTC)
 }
@@ -67,7 +69,7 @@ func ParseTimeIn(s string, loc *time.Location) (time.Time, Precision, error) {
 			if s[i] == '-' {
 				secs = -secs
 			}
-			zone = time.FixedZone("", secs)
+			zone = fixedZone(secs)
 			body = s[:i]
 			break
 		}
@@ -150,6 +152,35 @@ func FormatTime(t time.Time, p Precision) string {
 		layout += "-0700"
 	}
 	return t.Format(layout)
+}
+
+// fixedZones caches the unnamed fixed zones of the offsets in use, by
+// quarter hour from -14:45 to +14:45 (every zone in use today is a whole
+// number of quarter hours; ParseTimeIn allows at most ±14:59). A
+// time.Location is immutable, so sharing one is invisible to callers;
+// time.FixedZone only caches whole hours and otherwise allocates three
+// objects per call. The array is bounded, whatever offsets the input has.
+var fixedZones [2*maxQuarters + 1]atomic.Pointer[time.Location]
+
+const maxQuarters = 14*4 + 3
+
+// fixedZone returns time.FixedZone("", secs), cached for quarter-hour
+// offsets.
+func fixedZone(secs int) *time.Location {
+	const quarter = 15 * 60
+	q := secs / quarter
+	if q*quarter != secs || q < -maxQuarters || q > maxQuarters {
+		return time.FixedZone("", secs)
+	}
+	slot := &fixedZones[q+maxQuarters]
+	if z := slot.Load(); z != nil {
+		return z
+	}
+	z := time.FixedZone("", secs)
+	if !slot.CompareAndSwap(nil, z) {
+		z = slot.Load() // another goroutine filled it first
+	}
+	return z
 }
 
 func allDigits(s string) bool {

@@ -2,6 +2,9 @@ package hl7v2
 
 import (
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -101,5 +104,48 @@ func TestFormatTime(t *testing.T) {
 		if err != nil || p != tt.p {
 			t.Errorf("ParseTime(FormatTime) = %v, %v, %v", back, p, err)
 		}
+	}
+}
+
+// TestParseTimeZones checks every offset ParseTime accepts against
+// time.FixedZone, the cached quarter hours and the uncached odd minutes
+// alike, from several goroutines at once (for the race detector).
+func TestParseTimeZones(t *testing.T) {
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for h := 0; h <= 14; h++ {
+				for m := 0; m <= 59; m++ {
+					for _, sign := range []int{1, -1} {
+						in := fmt.Sprintf("202402291307%c%02d%02d", "+-"[(1-sign)/2], h, m)
+						got, _, err := ParseTime(in)
+						if err != nil {
+							t.Errorf("ParseTime(%q): %v", in, err)
+							return
+						}
+						want := time.Date(2024, 2, 29, 13, 7, 0, 0, time.FixedZone("", sign*(h*3600+m*60)))
+						name, off := got.Zone()
+						wname, woff := want.Zone()
+						wantOut := strings.Replace(in, "-0000", "+0000", 1)
+						if !got.Equal(want) || off != woff || name != wname || FormatTime(got, PrecisionMinute) != wantOut {
+							t.Errorf("ParseTime(%q) = %v (zone %q %d), want %v (zone %q %d)", in, got, name, off, want, wname, woff)
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	a, _, _ := ParseTime("20240229+0545")
+	b, _, _ := ParseTime("19991231235959-0545")
+	c, _, _ := ParseTime("19991231235959+0545")
+	if a.Location() != c.Location() || a.Location() == b.Location() {
+		t.Error("zones not shared per offset")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		_, _, _ = ParseTime("198808181126+0215")
+		_, _, _ = ParseTime("20240229130759.1234-0930")
+	}); n != 0 {
+		t.Errorf("ParseTime with a quarter-hour offset: %v allocs, want 0", n)
 	}
 }
