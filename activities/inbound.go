@@ -97,15 +97,22 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	return MapResult{Entries: len(bundle.Entry)}, nil
 }
 
+// loadParsed reads a stored message and parses it as the gateway read its header: with the
+// character set of the connector it arrived on (settings.charset), which decodes non-ASCII
+// bytes when MSH-18 is empty or ASCII.
 func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, error) {
-	row, err := db.New(a.Pool).Hl7MessageGet(ctx, messageID)
+	row, err := db.New(a.Pool).Hl7MessageParseInput(ctx, messageID)
 	if err != nil {
 		if errors.Is(db.Interpret(err), db.ErrNotFound) {
 			return nil, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
 		}
 		return nil, fmt.Errorf("load message: %w", err)
 	}
-	msg, err := hl7v2.Parse(row.Raw)
+	var opts []hl7v2.Option
+	if row.Charset != "" {
+		opts = append(opts, hl7v2.WithCharset(row.Charset))
+	}
+	msg, err := hl7v2.Parse(row.Raw, opts...)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
 	}

@@ -257,6 +257,72 @@ func (q *Queries) Hl7MessageInsert(ctx context.Context, arg Hl7MessageInsertPara
 	return i, err
 }
 
+const hl7MessageInsertDuplicate = `-- name: Hl7MessageInsertDuplicate :one
+INSERT INTO hl7_messages (
+    tenant_id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+    trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, ack_code, ack,
+    workflow_id, remote_addr, duplicate_of
+) VALUES (
+    $1, $2, $3, $4, $5, $6,
+    $7, $8, $9, $10, $11, $12, $13, $14,
+    $15, $16, $17
+)
+RETURNING id, received_at
+`
+
+type Hl7MessageInsertDuplicateParams struct {
+	TenantID         string
+	ConnectorID      uuid.UUID
+	MessageControlID string
+	SendingApp       string
+	SendingFacility  string
+	MessageCode      string
+	TriggerEvent     string
+	MessageStructure string
+	Hl7Version       string
+	MessageTime      *time.Time
+	Raw              []byte
+	RawSHA256        []byte
+	AckCode          string
+	Ack              []byte
+	WorkflowID       string
+	RemoteAddr       string
+	DuplicateOf      *uuid.UUID
+}
+
+type Hl7MessageInsertDuplicateRow struct {
+	ID         uuid.UUID
+	ReceivedAt time.Time
+}
+
+// A resend with the dedup key of a stored message but other bytes, accepted (connector setting
+// duplicatePolicy "accept") as a new message flagged duplicate_of the original. The dedup index
+// is partial (duplicate_of IS NULL), so this insert never conflicts.
+func (q *Queries) Hl7MessageInsertDuplicate(ctx context.Context, arg Hl7MessageInsertDuplicateParams) (Hl7MessageInsertDuplicateRow, error) {
+	row := q.db.QueryRow(ctx, hl7MessageInsertDuplicate,
+		arg.TenantID,
+		arg.ConnectorID,
+		arg.MessageControlID,
+		arg.SendingApp,
+		arg.SendingFacility,
+		arg.MessageCode,
+		arg.TriggerEvent,
+		arg.MessageStructure,
+		arg.Hl7Version,
+		arg.MessageTime,
+		arg.Raw,
+		arg.RawSHA256,
+		arg.AckCode,
+		arg.Ack,
+		arg.WorkflowID,
+		arg.RemoteAddr,
+		arg.DuplicateOf,
+	)
+	var i Hl7MessageInsertDuplicateRow
+	err := row.Scan(&i.ID, &i.ReceivedAt)
+	return i, err
+}
+
 const hl7MessageList = `-- name: Hl7MessageList :many
 SELECT id, connector_id, message_control_id, sending_app, sending_facility, message_code,
        trigger_event, hl7_version, status, ack_code, last_error_code, last_error, workflow_id,
@@ -365,6 +431,49 @@ func (q *Queries) Hl7MessageList(ctx context.Context, arg Hl7MessageListParams) 
 	return items, nil
 }
 
+const hl7MessageListDuplicates = `-- name: Hl7MessageListDuplicates :many
+SELECT id, raw_sha256, ack_code, ack, workflow_id
+FROM hl7_messages
+WHERE duplicate_of = $1
+ORDER BY received_at, id
+`
+
+type Hl7MessageListDuplicatesRow struct {
+	ID         uuid.UUID
+	RawSHA256  []byte
+	AckCode    string
+	Ack        []byte
+	WorkflowID string
+}
+
+// The flagged duplicates of a message (resends of its key with other bytes), oldest first:
+// a resend of one of them replays its ACK, and their number names the next one's workflow.
+func (q *Queries) Hl7MessageListDuplicates(ctx context.Context, originalID *uuid.UUID) ([]Hl7MessageListDuplicatesRow, error) {
+	rows, err := q.db.Query(ctx, hl7MessageListDuplicates, originalID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Hl7MessageListDuplicatesRow{}
+	for rows.Next() {
+		var i Hl7MessageListDuplicatesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.RawSHA256,
+			&i.AckCode,
+			&i.Ack,
+			&i.WorkflowID,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const hl7MessageListStale = `-- name: Hl7MessageListStale :many
 SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id
 FROM hl7_messages
@@ -417,6 +526,40 @@ func (q *Queries) Hl7MessageListStale(ctx context.Context, arg Hl7MessageListSta
 		return nil, err
 	}
 	return items, nil
+}
+
+const hl7MessageLockForDuplicate = `-- name: Hl7MessageLockForDuplicate :one
+SELECT id FROM hl7_messages WHERE id = $1 FOR NO KEY UPDATE
+`
+
+// Locks the original message of a dedup key until the transaction ends, so that resends with
+// other bytes accepted as flagged duplicates of it are counted and numbered one at a time.
+// NO KEY UPDATE: it still lets the foreign key checks of duplicate_of through.
+func (q *Queries) Hl7MessageLockForDuplicate(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	row := q.db.QueryRow(ctx, hl7MessageLockForDuplicate, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
+const hl7MessageParseInput = `-- name: Hl7MessageParseInput :one
+SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.id = $1
+`
+
+type Hl7MessageParseInputRow struct {
+	Raw     []byte
+	Charset string
+}
+
+// What the Parse and Map steps read: the raw bytes, and the character set of the connector the
+// message arrived on (settings.charset; ” when unset), which decodes them when MSH-18 is silent.
+func (q *Queries) Hl7MessageParseInput(ctx context.Context, id uuid.UUID) (Hl7MessageParseInputRow, error) {
+	row := q.db.QueryRow(ctx, hl7MessageParseInput, id)
+	var i Hl7MessageParseInputRow
+	err := row.Scan(&i.Raw, &i.Charset)
+	return i, err
 }
 
 const hl7MessagePruneProcessed = `-- name: Hl7MessagePruneProcessed :execrows

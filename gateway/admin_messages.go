@@ -230,7 +230,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	out := map[string]any{
 		"id": m.ID, "connectorId": m.ConnectorID, "status": m.Status,
 		"messageControlId": m.MessageControlID, "sendingApplication": m.SendingApp, "sendingFacility": m.SendingFacility,
-		"messageType": m.MessageCode + "^" + m.TriggerEvent, "version": m.Hl7Version,
+		"messageType": joinType(m.MessageCode, m.TriggerEvent), "version": m.Hl7Version,
 		"sizeBytes": len(m.Raw), "ackCode": m.AckCode, "receivedAt": m.ReceivedAt,
 		"lastErrorCode": m.LastErrorCode, "lastError": m.LastError, "workflowId": m.WorkflowID,
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,9 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -20,11 +24,37 @@ import (
 	"github.com/nhp/interop/workflows"
 )
 
-// Connector is what a listener knows of the InteropConnector it serves.
+// Connector is what a listener knows of the InteropConnector it serves (see ConnectorFromRow).
 type Connector struct {
 	ID       uuid.UUID
 	TenantID string
 	Name     string
+	// Charset is settings.charset: the character set of messages whose MSH-18 is empty or
+	// ASCII ("" means UTF-8, with windows-1252 for invalid bytes; see hl7v2.WithCharset).
+	Charset string
+	// DuplicatePolicy is settings.duplicatePolicy: what a resend of a stored key (MSH-3, MSH-10)
+	// with other bytes gets. DuplicatePolicyReject (the default, also for "" and unknown
+	// values) or DuplicatePolicyAccept.
+	DuplicatePolicy string
+}
+
+// Duplicate policies (connector settings.duplicatePolicy). A resend with the same bytes is
+// never a new message: it gets the stored ACK again under either policy.
+const (
+	// DuplicatePolicyReject answers a resend of a stored key with other bytes with AR and
+	// ERR 205 (duplicate key identifier), storing nothing.
+	DuplicatePolicyReject = "reject"
+	// DuplicatePolicyAccept stores it as a new message, flagged duplicate_of the original, with
+	// its own workflow (workflows.InboundHL7DuplicateWorkflowID), and accepts it.
+	DuplicatePolicyAccept = "accept"
+)
+
+// readOptions are the hl7v2 options that read the connector's messages.
+func (c Connector) readOptions() []hl7v2.Option {
+	if c.Charset == "" {
+		return nil
+	}
+	return []hl7v2.Option{hl7v2.WithCharset(c.Charset)}
 }
 
 // Ingestor is the durable half of the inbound path: it stores each message and only then
@@ -41,17 +71,36 @@ type Ingestor struct {
 	Now func() time.Time
 }
 
-// Handler returns the MLLP handler of one connector.
+// Handler returns the MLLP handler of one connector. A frame holds one message, or an HL7
+// batch (FHS/BHS envelope), whose messages are each handled as if they had come alone and
+// answered together with a batch acknowledgment (see ingestBatch).
 func (in *Ingestor) Handler(c Connector) mllp.Handler {
 	return mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, msg []byte) []byte {
 		start := time.Now()
-		ack, code := in.ingest(ctx, c, conn, msg)
-		if in.Metrics != nil {
-			in.Metrics.MLLPMessages.WithLabelValues(c.Name, code).Inc()
-			in.Metrics.MLLPAckSeconds.WithLabelValues(c.Name).Observe(time.Since(start).Seconds())
+		if isBatch(msg) {
+			if reply, ok := in.ingestBatch(ctx, c, conn, msg); ok {
+				in.observeAck(c, start)
+				return reply
+			}
+			// No MSH at all: answered like any input without a readable MSH.
 		}
+		ack, code := in.ingest(ctx, c, conn, msg)
+		in.countMessage(c, code)
+		in.observeAck(c, start)
 		return ack
 	})
+}
+
+func (in *Ingestor) countMessage(c Connector, code string) {
+	if in.Metrics != nil {
+		in.Metrics.MLLPMessages.WithLabelValues(c.Name, code).Inc()
+	}
+}
+
+func (in *Ingestor) observeAck(c Connector, start time.Time) {
+	if in.Metrics != nil {
+		in.Metrics.MLLPAckSeconds.WithLabelValues(c.Name).Observe(time.Since(start).Seconds())
+	}
 }
 
 // FrameErrorHandler keeps what arrived of an unreadable frame for audit.
@@ -75,8 +124,10 @@ func (in *Ingestor) FrameErrorHandler(c Connector) func(mllp.ConnInfo, error, []
 	}
 }
 
+// ingest stores one message and returns the reply to send (nil: none) and its code for the
+// metrics. Whatever it acknowledges positively is committed before it returns.
 func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo, msg []byte) (ack []byte, code string) {
-	h, err := hl7v2.ReadHeader(msg)
+	h, err := hl7v2.ReadHeader(msg, c.readOptions()...)
 	if err != nil {
 		in.keepRejected(ctx, c, conn, msg, "unreadable MSH: "+err.Error())
 		nak, nakErr := hl7v2.BuildNak(hl7v2.NakInput{Cause: err, ControlID: in.controlID(), Now: in.now()})
@@ -93,10 +144,10 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	}
 	if h.ControlID == "" {
 		in.keepRejected(ctx, c, conn, msg, "MSH-10 message control id is empty")
-		return in.reply(h, hl7v2.OutcomeRejected, "MSH-10 (message control id) is required",
+		return in.reply(c, msg, h, hl7v2.OutcomeRejected, "MSH-10 (message control id) is required",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeRequiredFieldMissing, Location: hl7v2.Location{Segment: "MSH", SegmentIndex: 1, Field: 10}})
 	}
-	accept, code := in.reply(h, hl7v2.OutcomeAccepted, "")
+	accept, code := in.reply(c, msg, h, hl7v2.OutcomeAccepted, "")
 	if accept == nil {
 		accept = []byte{} // the sender asked for no ACK (MSH-15 NE); store that choice, not NULL
 	}
@@ -107,52 +158,44 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	if t, _, err := hl7v2.ParseTime(h.Timestamp); err == nil {
 		msgTime = &t
 	}
+	params := db.Hl7MessageInsertParams{
+		TenantID: c.TenantID, ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp,
+		SendingFacility: h.SendingFacility.String(), MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger,
+		MessageStructure: h.Type.Structure, Hl7Version: h.Version, MessageTime: msgTime,
+		Raw: msg, RawSHA256: sum[:], AckCode: code, Ack: accept,
+		WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: addrString(conn),
+	}
 
-	var duplicate *db.Hl7MessageGetByKeyRow
+	var res storeResult
 	err = db.InTx(ctx, in.Pool, func(q *db.Queries) error {
-		row, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
-			TenantID: c.TenantID, ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp,
-			SendingFacility: h.SendingFacility.String(), MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger,
-			MessageStructure: h.Type.Structure, Hl7Version: h.Version, MessageTime: msgTime,
-			Raw: msg, RawSHA256: sum[:], AckCode: code, Ack: accept,
-			WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: addrString(conn),
-		})
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
-			existing, err := q.Hl7MessageGetByKey(ctx, db.Hl7MessageGetByKeyParams{ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp})
-			if err != nil {
-				return fmt.Errorf("read duplicate: %w", err)
-			}
-			duplicate = &existing
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		input.MessageID = row.ID
-		return outbox.Emit(ctx, q, c.TenantID, outbox.Hl7MessageReceived, row.ID.String(), map[string]any{
-			"messageId": row.ID, "connectorId": c.ID, "messageType": input.MessageType,
-		})
+		var err error
+		res, err = in.store(ctx, q, c, key, params, input.MessageType)
+		return err
 	})
 	if err != nil {
 		// Not stored, so not acknowledged: the sender must resend.
 		in.Logger.Error("store inbound message", "connector_id", c.ID, "message_control_id", h.ControlID, "error", err)
-		return in.reply(h, hl7v2.OutcomeError, "message not stored; resend it",
+		return in.reply(c, msg, h, hl7v2.OutcomeError, "message not stored; resend it",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeInternal})
 	}
-	if duplicate != nil {
-		if [32]byte(duplicate.RawSHA256) == sum {
-			in.Logger.Info("duplicate message: replayed its ACK", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", duplicate.ID)
-			if len(duplicate.Ack) == 0 {
-				return nil, "duplicate"
-			}
-			return duplicate.Ack, "duplicate"
+	switch {
+	case res.replay:
+		in.Logger.Info("duplicate message: replayed its ACK", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", res.id)
+		if len(res.ack) == 0 {
+			return nil, "duplicate"
 		}
-		in.Logger.Warn("same control id, different content: rejected", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", duplicate.ID)
-		return in.reply(h, hl7v2.OutcomeRejected, "MSH-10 "+h.ControlID+" was already received from this sender with different content",
+		return res.ack, "duplicate"
+	case res.conflict:
+		in.Logger.Warn("same control id, different content: rejected", "connector_id", c.ID, "message_control_id", h.ControlID, "message_id", res.id)
+		return in.reply(c, msg, h, hl7v2.OutcomeRejected, "MSH-10 "+h.ControlID+" was already received from this sender with different content",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeDuplicateKey, Location: hl7v2.Location{Segment: "MSH", SegmentIndex: 1, Field: 10}})
+	case res.duplicateOf != uuid.Nil:
+		in.Logger.Warn("same control id, different content: stored as a flagged duplicate", "connector_id", c.ID,
+			"message_control_id", h.ControlID, "message_id", res.id, "duplicate_of", res.duplicateOf, "workflow_id", res.workflowID)
 	}
+	input.MessageID = res.id
 	if in.Starter != nil {
-		in.Starter.Enqueue(StartRequest{WorkflowID: workflows.InboundHL7WorkflowID(key), Input: input})
+		in.Starter.Enqueue(StartRequest{WorkflowID: res.workflowID, Input: input})
 	}
 	if len(accept) == 0 {
 		return nil, code
@@ -160,9 +203,92 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	return accept, code
 }
 
-// reply builds the ACK for an outcome in the mode (original or enhanced) the sender asked
-// for in MSH-15/16; nil when the sender asked for none (NE, or ER on success).
-func (in *Ingestor) reply(h hl7v2.Header, o hl7v2.Outcome, text string, errs ...hl7v2.AckError) ([]byte, string) {
+// storeResult is what store did with a message.
+type storeResult struct {
+	// id is the stored message: the new row, or the one whose ACK is replayed or whose key
+	// the message conflicts with.
+	id         uuid.UUID
+	workflowID string // of the new row
+	// replay: these exact bytes are stored already (as id); ack is the ACK they got.
+	replay bool
+	ack    []byte
+	// conflict: the key is taken by other bytes and the connector rejects such resends.
+	conflict bool
+	// duplicateOf is set when the message was stored as a flagged duplicate of this one.
+	duplicateOf uuid.UUID
+}
+
+// store inserts a message and its Hl7MessageReceived event, in the caller's transaction,
+// unless its key (connector, MSH-10, MSH-3) is taken: then the same bytes are a replay, and
+// other bytes are a conflict, or, under DuplicatePolicyAccept, a new message flagged as a
+// duplicate of the original.
+func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key workflows.MessageKey,
+	p db.Hl7MessageInsertParams, messageType string) (storeResult, error) {
+	row, err := q.Hl7MessageInsert(ctx, p)
+	if err == nil {
+		return storeResult{id: row.ID, workflowID: p.WorkflowID}, emitReceived(ctx, q, c, row.ID, messageType, uuid.Nil)
+	}
+	if !errors.Is(db.Interpret(err), db.ErrNotFound) {
+		return storeResult{}, fmt.Errorf("insert message: %w", err)
+	}
+	// The key is taken (ON CONFLICT waited for the row's transaction to commit).
+	orig, err := q.Hl7MessageGetByKey(ctx, db.Hl7MessageGetByKeyParams{ConnectorID: c.ID, MessageControlID: p.MessageControlID, SendingApp: p.SendingApp})
+	if err != nil {
+		return storeResult{}, fmt.Errorf("read duplicate: %w", err)
+	}
+	if bytes.Equal(orig.RawSHA256, p.RawSHA256) {
+		return storeResult{id: orig.ID, replay: true, ack: orig.Ack}, nil
+	}
+	accept := c.DuplicatePolicy == DuplicatePolicyAccept
+	if accept {
+		// Resends with other bytes are numbered one at a time: the lock holds until commit,
+		// so the list below sees every duplicate committed before it.
+		if _, err := q.Hl7MessageLockForDuplicate(ctx, orig.ID); err != nil {
+			return storeResult{}, fmt.Errorf("lock original %s: %w", orig.ID, err)
+		}
+	}
+	// A resend of a flagged duplicate (stored while the policy was accept) replays its ACK.
+	dups, err := q.Hl7MessageListDuplicates(ctx, &orig.ID)
+	if err != nil {
+		return storeResult{}, fmt.Errorf("list duplicates of %s: %w", orig.ID, err)
+	}
+	for _, d := range dups {
+		if bytes.Equal(d.RawSHA256, p.RawSHA256) {
+			return storeResult{id: d.ID, replay: true, ack: d.Ack}, nil
+		}
+	}
+	if !accept {
+		return storeResult{id: orig.ID, conflict: true}, nil
+	}
+	wf := workflows.InboundHL7DuplicateWorkflowID(key, len(dups)+1)
+	dup, err := q.Hl7MessageInsertDuplicate(ctx, db.Hl7MessageInsertDuplicateParams{
+		TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID, SendingApp: p.SendingApp,
+		SendingFacility: p.SendingFacility, MessageCode: p.MessageCode, TriggerEvent: p.TriggerEvent,
+		MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version, MessageTime: p.MessageTime,
+		Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
+		WorkflowID: wf, RemoteAddr: p.RemoteAddr, DuplicateOf: &orig.ID,
+	})
+	if err != nil {
+		return storeResult{}, fmt.Errorf("insert duplicate of %s: %w", orig.ID, err)
+	}
+	return storeResult{id: dup.ID, workflowID: wf, duplicateOf: orig.ID}, emitReceived(ctx, q, c, dup.ID, messageType, orig.ID)
+}
+
+// emitReceived records the Hl7MessageReceived event of a stored message; duplicateOf is set
+// for a flagged duplicate.
+func emitReceived(ctx context.Context, q *db.Queries, c Connector, id uuid.UUID, messageType string, duplicateOf uuid.UUID) error {
+	payload := map[string]any{"messageId": id, "connectorId": c.ID, "messageType": messageType}
+	if duplicateOf != uuid.Nil {
+		payload["duplicateOf"] = duplicateOf
+	}
+	return outbox.Emit(ctx, q, c.TenantID, outbox.Hl7MessageReceived, id.String(), payload)
+}
+
+// reply builds the ACK of msg (whose header is h) for an outcome in the mode (original or
+// enhanced) the sender asked for in MSH-15/16; nil when the sender asked for none (NE, or ER
+// on success). The ACK echoes MSH values, so it is written in the character set msg was read
+// with.
+func (in *Ingestor) reply(c Connector, msg []byte, h hl7v2.Header, o hl7v2.Outcome, text string, errs ...hl7v2.AckError) ([]byte, string) {
 	code, send := hl7v2.ChooseAck(h, o)
 	if !send {
 		return nil, string(code)
@@ -173,7 +299,64 @@ func (in *Ingestor) reply(h hl7v2.Header, o hl7v2.Outcome, text string, errs ...
 		in.Logger.Error("build ack", "message_control_id", h.ControlID, "error", err)
 		return nil, string(code)
 	}
+	if !isASCII(ack) { // the usual ACK is ASCII, the same in every charset
+		ack = encodeAck(ack, ackCharset(h, c, msg))
+	}
 	return ack, string(code)
+}
+
+// ackCharsets are the single-byte character sets (by hl7v2.CanonicalCharset name) an ACK can
+// be written back in.
+var ackCharsets = map[string]*charmap.Charmap{
+	"8859/1": charmap.ISO8859_1, "8859/2": charmap.ISO8859_2, "8859/3": charmap.ISO8859_3,
+	"8859/4": charmap.ISO8859_4, "8859/5": charmap.ISO8859_5, "8859/6": charmap.ISO8859_6,
+	"8859/7": charmap.ISO8859_7, "8859/8": charmap.ISO8859_8, "8859/9": charmap.ISO8859_9,
+	"8859/15": charmap.ISO8859_15, "WINDOWS-1252": charmap.Windows1252,
+}
+
+// ackCharset returns the single-byte character set msg was read with, in which its ACK must
+// be written for the sender to read the MSH values it echoes (MSH-3 to -6, MSH-10) as it wrote
+// them; nil when the message was read as UTF-8 (or ASCII). It follows hl7v2's rules: valid
+// UTF-8 is read as UTF-8; otherwise the single-byte charset MSH-18 declares, else, when
+// MSH-18 is empty or ASCII, the connector's.
+func ackCharset(h hl7v2.Header, c Connector, msg []byte) *charmap.Charmap {
+	if utf8.Valid(msg) {
+		return nil
+	}
+	declared := ""
+	if len(h.CharacterSets) > 0 {
+		declared, _ = hl7v2.CanonicalCharset(h.CharacterSets[0])
+	}
+	if cm := ackCharsets[declared]; cm != nil {
+		return cm
+	}
+	if declared != "" && declared != "ASCII" || c.Charset == "" {
+		return nil
+	}
+	name, _ := hl7v2.CanonicalCharset(c.Charset)
+	return ackCharsets[name]
+}
+
+// encodeAck writes an ACK built in UTF-8 in cs (nil: leaves it UTF-8). Characters cs lacks
+// (only from our own texts) become its substitute byte.
+func encodeAck(ack []byte, cs *charmap.Charmap) []byte {
+	if cs == nil {
+		return ack
+	}
+	out, err := encoding.ReplaceUnsupported(cs.NewEncoder()).Bytes(ack)
+	if err != nil {
+		return ack
+	}
+	return out
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func (in *Ingestor) keepRejected(ctx context.Context, c Connector, conn mllp.ConnInfo, raw []byte, reason string) {

@@ -73,7 +73,11 @@ func newIngestor(pool *pgxpool.Pool) (*Ingestor, *atomic.Int64) {
 
 // setup creates a fresh database with one active inbound mllp connector listening on a free
 // port, and serves it with a real mllp.Server wired exactly as Listeners wires it.
-func setup(t testing.TB) *ingestEnv {
+func setup(t testing.TB) *ingestEnv { return setupWithSettings(t, "") }
+
+// setupWithSettings is setup with a connector whose settings JSON is settings ("" means {});
+// each of configure adjusts the Ingestor before it serves.
+func setupWithSettings(t testing.TB, settings string, configure ...func(*Ingestor)) *ingestEnv {
 	t.Helper()
 	url, pool := dbtest.New(t)
 	q := db.New(pool)
@@ -81,13 +85,17 @@ func setup(t testing.TB) *ingestEnv {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := int32(ln.Addr().(*net.TCPAddr).Port)
-	row := insertActiveConnector(t, q, ingestTenant, "fac-1", "lab-in", port)
+	host := "127.0.0.1"
+	row := insertConnector(t, q, connectorSpec{Tenant: ingestTenant, Facility: "fac-1", Name: "lab-in", Host: &host, Port: port,
+		Status: db.ConnectorStatusActive, Settings: settings})
+	conn, _, err := ConnectorFromRow(row)
+	require.NoError(t, err)
 
 	in, acks := newIngestor(pool)
-	env := &ingestEnv{
-		url: url, pool: pool, q: q, row: row, in: in, acks: acks,
-		conn: Connector{ID: row.ID, TenantID: row.TenantID, Name: row.Name},
+	for _, f := range configure {
+		f(in)
 	}
+	env := &ingestEnv{url: url, pool: pool, q: q, row: row, in: in, acks: acks, conn: conn}
 	env.addr = serveMLLP(t, ln, in, env.conn)
 	return env
 }

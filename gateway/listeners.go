@@ -15,14 +15,36 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
 )
 
-// ConnectorSettings are an inbound MLLP connector's limits, from its settings JSON.
+// ConnectorSettings are what an inbound MLLP listener reads of its connector's settings JSON
+// (validated and normalised by the admin API): the listener's limits, and how its Ingestor
+// reads messages and treats resends.
 type ConnectorSettings struct {
 	MaxMessageSize     int `json:"maxMessageSize,omitempty"`
 	ReadTimeoutSeconds int `json:"readTimeoutSeconds,omitempty"`
 	MaxConnections     int `json:"maxConnections,omitempty"`
+	// DuplicatePolicy is DuplicatePolicyReject (also when empty) or DuplicatePolicyAccept.
+	DuplicatePolicy string `json:"duplicatePolicy,omitempty"`
+	// Charset is the character set assumed when MSH-18 is silent (hl7v2.WithCharset).
+	Charset string `json:"charset,omitempty"`
+}
+
+// ConnectorFromRow returns what a listener knows of a connector row: the Connector its
+// Ingestor serves and the settings. Settings that are not a JSON object are an error.
+func ConnectorFromRow(c db.InteropConnector) (Connector, ConnectorSettings, error) {
+	var settings ConnectorSettings
+	if len(c.Settings) > 0 {
+		if err := json.Unmarshal(c.Settings, &settings); err != nil {
+			return Connector{}, settings, fmt.Errorf("connector %s settings: %w", c.ID, err)
+		}
+	}
+	return Connector{
+		ID: c.ID, TenantID: c.TenantID, Name: c.Name,
+		Charset: settings.Charset, DuplicatePolicy: settings.DuplicatePolicy,
+	}, settings, nil
 }
 
 // Listeners keeps one MLLP listener open for each active inbound mllp connector in the
@@ -118,9 +140,16 @@ func (l *Listeners) open(c db.InteropConnector) error {
 	if c.ListenPort == nil {
 		return fmt.Errorf("connector %s has no listen port", c.ID)
 	}
-	var settings ConnectorSettings
-	if err := json.Unmarshal(c.Settings, &settings); err != nil {
-		return fmt.Errorf("connector %s settings: %w", c.ID, err)
+	conn, settings, err := ConnectorFromRow(c)
+	if err != nil {
+		return err
+	}
+	if conn.Charset != "" {
+		if _, err := hl7v2.CanonicalCharset(conn.Charset); err != nil {
+			// Stored without the admin API's check: messages are still read, each one reporting
+			// the unusable setting as a parse problem.
+			l.Logger.Warn("connector charset unusable; ignored", "connector_id", c.ID, "charset", conn.Charset, "error", err)
+		}
 	}
 	host := l.DefaultHost
 	if c.ListenHost != nil && *c.ListenHost != "" {
@@ -131,7 +160,6 @@ func (l *Listeners) open(c db.InteropConnector) error {
 	if err != nil {
 		return fmt.Errorf("connector %s (%s): listen on %s: %w", c.Name, c.ID, addr, err)
 	}
-	conn := Connector{ID: c.ID, TenantID: c.TenantID, Name: c.Name}
 	srv := &mllp.Server{
 		Handler:        l.Ingestor.Handler(conn),
 		MaxMessageSize: settings.MaxMessageSize,

@@ -136,7 +136,10 @@ func (h *handlers) startReprocess(ctx context.Context, m db.Hl7Message) (reproce
 		// A new run of the same id: the history of earlier runs stays visible beside it.
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		Memo:                     map[string]any{"reprocessOf": res.ReprocessOf},
+		// Without this the SDK swallows "already started" and hands back the open run as if
+		// this call had started it, so a second reprocess would answer 202 instead of 409.
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		Memo:                                     map[string]any{"reprocessOf": res.ReprocessOf},
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchAttrTenant.ValueSet(m.TenantID),
 			workflows.SearchAttrConnector.ValueSet(m.ConnectorID.String()),

@@ -134,7 +134,7 @@ func (s *Starter) sweep(ctx context.Context) {
 			return
 		}
 		s.start(ctx, StartRequest{WorkflowID: m.WorkflowID, Input: workflows.InboundHL7Input{
-			MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID, MessageType: m.MessageCode + "^" + m.TriggerEvent,
+			MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID, MessageType: joinType(m.MessageCode, m.TriggerEvent),
 		}})
 	}
 	if len(rows) > 0 {

@@ -140,8 +140,8 @@ func TestHL7Map(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Entry[0].Resource, &res))
 	require.Equal(t, "Patient", res.ResourceType)
 	require.Equal(t, "12345", res.Identifier[0].Value)
-	require.Equal(t, "POST", b.Entry[0].Request.Method)
-	require.Equal(t, "Patient", b.Entry[0].Request.URL)
+	require.Equal(t, "PUT", b.Entry[0].Request.Method, "a conditional update keyed on PID-3")
+	require.True(t, strings.HasPrefix(b.Entry[0].Request.URL, "Patient?identifier="), b.Entry[0].Request.URL)
 	require.True(t, strings.HasPrefix(out.String(), "{\n  \"resourceType\": \"Bundle\""), "pretty JSON")
 }
 

@@ -98,3 +98,39 @@ WHERE id IN (
 
 -- name: AllowPurge :exec
 SELECT set_config('interop.allow_purge', 'on', true);
+
+-- name: Hl7MessageInsertDuplicate :one
+-- A resend with the dedup key of a stored message but other bytes, accepted (connector setting
+-- duplicatePolicy "accept") as a new message flagged duplicate_of the original. The dedup index
+-- is partial (duplicate_of IS NULL), so this insert never conflicts.
+INSERT INTO hl7_messages (
+    tenant_id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+    trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, ack_code, ack,
+    workflow_id, remote_addr, duplicate_of
+) VALUES (
+    @tenant_id, @connector_id, @message_control_id, @sending_app, @sending_facility, @message_code,
+    @trigger_event, @message_structure, @hl7_version, @message_time, @raw, @raw_sha256, @ack_code, @ack,
+    @workflow_id, @remote_addr, @duplicate_of
+)
+RETURNING id, received_at;
+
+-- name: Hl7MessageLockForDuplicate :one
+-- Locks the original message of a dedup key until the transaction ends, so that resends with
+-- other bytes accepted as flagged duplicates of it are counted and numbered one at a time.
+-- NO KEY UPDATE: it still lets the foreign key checks of duplicate_of through.
+SELECT id FROM hl7_messages WHERE id = @id FOR NO KEY UPDATE;
+
+-- name: Hl7MessageListDuplicates :many
+-- The flagged duplicates of a message (resends of its key with other bytes), oldest first:
+-- a resend of one of them replays its ACK, and their number names the next one's workflow.
+SELECT id, raw_sha256, ack_code, ack, workflow_id
+FROM hl7_messages
+WHERE duplicate_of = @original_id
+ORDER BY received_at, id;
+
+-- name: Hl7MessageParseInput :one
+-- What the Parse and Map steps read: the raw bytes, and the character set of the connector the
+-- message arrived on (settings.charset; '' when unset), which decodes them when MSH-18 is silent.
+SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.id = @id;

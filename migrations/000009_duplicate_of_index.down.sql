@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS hl7_messages_duplicate_of;
