@@ -87,7 +87,7 @@ func (s *Starter) Run(ctx context.Context) {
 				case <-ctx.Done():
 					return
 				case r := <-s.queue:
-					s.start(ctx, r)
+					_ = s.start(ctx, r) // a failed start stays pending: the sweeper retries it
 				}
 			}
 		}()
@@ -105,7 +105,7 @@ func (s *Starter) Run(ctx context.Context) {
 	}
 }
 
-func (s *Starter) start(ctx context.Context, r StartRequest) {
+func (s *Starter) start(ctx context.Context, r StartRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err := StartInbound(ctx, s.Client, s.TaskQueue, r)
@@ -114,10 +114,12 @@ func (s *Starter) start(ctx context.Context, r StartRequest) {
 		s.count("started")
 	case isAlreadyStarted(err):
 		s.count("existing")
+		return nil
 	default:
 		s.count("error")
 		s.Logger.Warn("start inbound workflow; the sweeper will retry", "workflow_id", r.WorkflowID, "message_id", r.Input.MessageID, "error", err)
 	}
+	return err
 }
 
 // sweep restarts messages acknowledged but still pending, e.g. after a Temporal outage.
@@ -133,9 +135,15 @@ func (s *Starter) sweep(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.start(ctx, StartRequest{WorkflowID: m.WorkflowID, Input: workflows.InboundHL7Input{
+		err := s.start(ctx, StartRequest{WorkflowID: m.WorkflowID, Input: workflows.InboundHL7Input{
 			MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID, MessageType: joinType(m.MessageCode, m.TriggerEvent),
 		}})
+		if err != nil {
+			// Temporal is still unreachable: one failure is enough to know, and trying the
+			// remaining rows one timeout at a time would hold the sweep for minutes.
+			s.Logger.Warn("sweep stopped early; Temporal is not accepting starts", "remaining", len(rows))
+			return
+		}
 	}
 	if len(rows) > 0 {
 		s.Logger.Info("swept pending messages", "count", len(rows))

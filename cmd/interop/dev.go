@@ -90,7 +90,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	sdkMetrics, closeMetrics := temporalMetrics(reg)
 	defer closeMetrics()
-	tc, err := dialTemporal(ctx, temporalAddr, c.Temporal.Namespace, logger, sdkMetrics)
+	tc, err := dialTemporalLazily(ctx, temporalAddr, c.Temporal.Namespace, logger, sdkMetrics)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	defer w.Stop()
 	go s.runRetention(ctx)
 
-	return s.runGateway(ctx, readiness(pool, tc), func() {
+	return s.runGateway(ctx, readiness(pool), func() {
 		logger.Info("interop dev is up",
 			"startup_seconds", strconv.FormatFloat(time.Since(started).Seconds(), 'f', 2, 64),
 			"fhir", c.BaseURL()+"/fhir", "admin", c.BaseURL()+"/admin",

@@ -45,7 +45,7 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer closeAll()
-	return s.runGateway(ctx, readiness(s.pool, s.temporal), nil)
+	return s.runGateway(ctx, readiness(s.pool), nil)
 }
 
 type workerCmd struct{}
@@ -108,7 +108,7 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 	}
 	reg := newRegistry()
 	sdkMetrics, closeMetrics := temporalMetrics(reg)
-	tc, err := dialTemporal(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
+	tc, err := dialTemporalLazily(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
 	if err != nil {
 		closeMetrics()
 		pool.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -69,6 +70,30 @@ func dialTemporal(ctx context.Context, hostPort, namespace string, logger *slog.
 		return nil, fmt.Errorf("connect to temporal at %s: %w", hostPort, err)
 	}
 	return c, nil
+}
+
+// dialTemporalLazily is dialTemporal for roles that must start while Temporal is down: the
+// gateway acknowledges messages with PostgreSQL alone, and its sweeper starts their workflows
+// once Temporal answers. The client connects on first use.
+func dialTemporalLazily(ctx context.Context, hostPort, namespace string, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	c, err := dialTemporal(ctx, hostPort, namespace, logger, metrics)
+	if err == nil {
+		return c, nil
+	}
+	logger.Warn("temporal is unreachable; starting anyway, workflows start when it answers", "temporal", hostPort, "error", err)
+	opts := client.Options{
+		HostPort:  hostPort,
+		Namespace: namespace,
+		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	}
+	if metrics != nil {
+		opts.MetricsHandler = metrics
+	}
+	lazy, lerr := client.NewLazyClient(opts)
+	if lerr != nil {
+		return nil, fmt.Errorf("connect to temporal at %s: %w", hostPort, errors.Join(err, lerr))
+	}
+	return lazy, nil
 }
 
 // ensureDatabase creates the database named in databaseURL when it does not exist, connecting
