@@ -110,17 +110,20 @@ func newServiceDB(ctx context.Context, name string, poolMaxConns int, port int) 
 	}
 	s := &serviceDB{name: name}
 	var err error
-	params := map[string]string{}
-	if poolMaxConns > 0 {
-		params["pool_max_conns"] = strconv.Itoa(poolMaxConns)
-	}
-	if s.url, err = withDatabase(clusterURL(), name, params); err != nil {
+	if s.url, err = withDatabase(clusterURL(), name, nil); err != nil {
 		return nil, err
 	}
 	if err := db.MigrateUp(s.url); err != nil {
 		return nil, err
 	}
-	if s.pool, err = db.Open(ctx, s.url); err != nil {
+	poolURL := s.url
+	if poolMaxConns > 0 {
+		// pgxpool's own parameter; the migrator's driver would send it to the server.
+		if poolURL, err = withDatabase(clusterURL(), name, map[string]string{"pool_max_conns": strconv.Itoa(poolMaxConns)}); err != nil {
+			return nil, err
+		}
+	}
+	if s.pool, err = db.Open(ctx, poolURL); err != nil {
 		return nil, err
 	}
 	q := db.New(s.pool)

@@ -287,7 +287,7 @@ func verdict(ok bool) string {
 func printACK(r *ackReport) {
 	fmt.Printf("\n== ACK path: %d messages per measurement, %d rounds interleaved; service pool %d connections ==\n", r.n, r.rounds, r.pool)
 	fmt.Println("   rates are medians of the rounds; latencies are client-side percentiles over all rounds")
-	fmt.Printf("   %-6s %-17s %10s %10s %10s %10s %10s\n", "conns", "mode", "msgs/s", "p50", "p99", "ingest/x", "")
+	fmt.Printf("   %-6s %-20s %10s %10s %10s %10s\n", "conns", "mode", "msgs/s", "p50", "p99", "ingest/x")
 	for _, conc := range r.concs {
 		f := r.figures[conc]
 		ing := f[modeIngest].medianRate()
@@ -296,7 +296,7 @@ func printACK(r *ackReport) {
 			if m != modeIngest && f[m].medianRate() > 0 {
 				ratio = fmt.Sprintf("%.0f%%", 100*ing/f[m].medianRate())
 			}
-			fmt.Printf("   %-6d %-17s %10.0f %10s %10s %10s\n", conc, m, f[m].medianRate(), ms(f[m].p(0.50)), ms(f[m].p(0.99)), ratio)
+			fmt.Printf("   %-6d %-20s %10.0f %10s %10s %10s\n", conc, m, f[m].medianRate(), ms(f[m].p(0.50)), ms(f[m].p(0.99)), ratio)
 		}
 	}
 	fmt.Println("   baselines: 'bare insert' is the issue's (one autocommit Hl7MessageInsert of the same payload);")
@@ -306,14 +306,14 @@ func printACK(r *ackReport) {
 	one := r.figures[1]
 	rate1 := one[modeIngest].medianRate()
 	ratio1 := rate1 / one[modeBare].medianRate()
-	fmt.Printf("     1 conn:  %.0f%% of ceiling (≥ 60%%: %s); %.0f msgs/s (≥ 1,000: %s); p99 %s (< 5 ms: %s)\n",
+	fmt.Printf("     1 conn:  %.1f%% of ceiling (≥ 60%%: %s); %.0f msgs/s (≥ 1,000: %s); p99 %s (< 5 ms: %s)\n",
 		100*ratio1, verdict(ratio1 >= 0.6), rate1, verdict(rate1 >= 1000), ms(one[modeIngest].p(0.99)), verdict(one[modeIngest].p(0.99) < 5*time.Millisecond))
 	if len(r.concs) > 1 {
 		c := r.concs[1]
 		f := r.figures[c]
 		rate := f[modeIngest].medianRate()
 		ratio := rate / f[modeBare].medianRate()
-		fmt.Printf("     %d conns: %.0f%% of ceiling (≥ 60%%: %s); %.0f msgs/s (≥ 3,000: %s); p50 %s, p99 %s\n",
+		fmt.Printf("     %d conns: %.1f%% of ceiling (≥ 60%%: %s); %.0f msgs/s (≥ 3,000: %s); p50 %s, p99 %s\n",
 			c, 100*ratio, verdict(ratio >= 0.6), rate, verdict(rate >= 3000), ms(f[modeIngest].p(0.5)), ms(f[modeIngest].p(0.99)))
 	}
 }
@@ -397,7 +397,7 @@ func printE2E(cfg config, results []e2eResult) {
 			continue
 		}
 		rate := r.pipeRate()
-		fmt.Printf("   targets (%s): %.0f%% of the no-op baseline (≥ 70%%: %s); %.1f processed msgs/s (≥ 300: %s); no-op baseline itself %.1f/s\n",
+		fmt.Printf("   targets (%s): %.1f%% of the no-op baseline (≥ 70%%: %s); %.1f processed msgs/s (≥ 300: %s); no-op baseline itself %.1f/s\n",
 			r.opts.describe(), 100*r.ratio(), verdict(r.ratio() >= 0.7), rate, verdict(rate >= 300), r.baseRate())
 	}
 }
