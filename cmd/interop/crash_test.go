@@ -90,15 +90,15 @@ func TestCrashLosesNothing(t *testing.T) {
 			dbtest.DropDatabase(t, d)
 		}
 	})
-	httpAddr, mllpAddr := resFreeAddr(t), resFreeAddr(t)
+	httpAddr, mllpAddr := freeAddr(t), freeAddr(t)
 	env := crashEnv(map[string]string{
 		"DATABASE_URL":                    serviceURL,
 		"INTEROP_HTTP_ADDR":               httpAddr,
 		"INTEROP_MLLP_ADDR":               mllpAddr,
-		"INTEROP_METRICS_ADDR":            resFreeAddr(t),
+		"INTEROP_METRICS_ADDR":            freeAddr(t),
 		"INTEROP_DATA_DIR":                t.TempDir(),
-		"INTEROP_TEMPORAL_FRONTEND_ADDR":  resFreeAddr(t),
-		"INTEROP_TEMPORAL_UI_ADDR":        resFreeAddr(t),
+		"INTEROP_TEMPORAL_FRONTEND_ADDR":  freeAddr(t),
+		"INTEROP_TEMPORAL_UI_ADDR":        freeAddr(t),
 		"INTEROP_TEMPORAL_DB":             name + "_temporal",
 		"INTEROP_TEMPORAL_VISIBILITY_DB":  name + "_visibility",
 		"INTEROP_TEMPORAL_HISTORY_SHARDS": "1",

@@ -62,14 +62,14 @@ func TestTemporalDownAcksKeepFlowing(t *testing.T) {
 
 	cfg := config.Default()
 	cfg.DatabaseURL = serviceURL
-	cfg.HTTPAddr = resFreeAddr(t)
-	cfg.MLLPAddr = resFreeAddr(t)
-	cfg.MetricsAddr = resFreeAddr(t)
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.MLLPAddr = freeAddr(t)
+	cfg.MetricsAddr = freeAddr(t)
 	cfg.DataDir = t.TempDir()
 	cfg.LogFormat = "text"
 	// error: while Temporal is down the SDK warns about every failed poll and start.
 	cfg.LogLevel = "error"
-	cfg.Temporal.Address = resFreeAddr(t) // nothing listens there yet
+	cfg.Temporal.Address = freeAddr(t) // nothing listens there yet
 	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
 	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
 	cfg.Temporal.HistoryShards = 1
@@ -100,7 +100,7 @@ func TestTemporalDownAcksKeepFlowing(t *testing.T) {
 					cfg.Temporal.Address, time.Since(began).Round(time.Millisecond), g.err)
 			default:
 			}
-			if ack, err := resTrySend(cfg.MLLPAddr, probe); err == nil {
+			if ack, err := trySendMLLP(cfg.MLLPAddr, probe); err == nil {
 				t.Logf("gateway with Temporal unreachable: up, probe acknowledged %s after %s", ack.Code, time.Since(began).Round(time.Millisecond))
 				g.stop(t)
 				return
@@ -232,14 +232,14 @@ func TestBadInputKeepsServing(t *testing.T) {
 	})
 	cfg := config.Default()
 	cfg.DatabaseURL = serviceURL
-	cfg.HTTPAddr = resFreeAddr(t)
-	cfg.MLLPAddr = resFreeAddr(t)
-	cfg.MetricsAddr = resFreeAddr(t)
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.MLLPAddr = freeAddr(t)
+	cfg.MetricsAddr = freeAddr(t)
 	cfg.DataDir = t.TempDir()
 	cfg.LogFormat = "text"
 	cfg.LogLevel = "error" // every refused connection and frame error is a warning
-	cfg.Temporal.EmbeddedFrontendAddr = resFreeAddr(t)
-	cfg.Temporal.EmbeddedUIAddr = resFreeAddr(t)
+	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
 	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
 	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
 	cfg.Temporal.HistoryShards = 1
@@ -482,14 +482,6 @@ func resMessage(t *testing.T, tmpl []byte, controlID, patientID string) []byte {
 	return bytes.Replace(m, []byte("~123456789^^^USSSA^SS|"), []byte("~SSN-"+patientID+"^^^USSSA^SS|"), 1)
 }
 
-func resFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func resFrame(payload []byte) []byte {
 	f := append([]byte{mllp.StartBlock}, payload...)
 	return append(f, mllp.EndBlock, '\r')
@@ -638,21 +630,6 @@ func resMetric(t *testing.T, base, sample string) float64 {
 }
 
 // resTrySend sends msg on a fresh connection and returns the ACK, or why there is none.
-func resTrySend(addr string, msg []byte) (hl7v2.AckInfo, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := mllp.Dial(ctx, addr)
-	if err != nil {
-		return hl7v2.AckInfo{}, err
-	}
-	defer c.Close()
-	reply, err := c.Send(ctx, msg)
-	if err != nil {
-		return hl7v2.AckInfo{}, err
-	}
-	return hl7v2.ParseAck(reply)
-}
-
 func resSend(t *testing.T, addr string, msg []byte) hl7v2.AckInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
