@@ -49,6 +49,9 @@ type e2eOptions struct {
 	syncOff      bool // ALTER DATABASE <temporal dbs> SET synchronous_commit = off (diagnostic only)
 	logSQL       bool // ALTER DATABASE <temporal dbs> SET log_statement = 'all' (diagnostic only)
 	starters     int  // concurrent starters of the no-op baseline
+	// starterWorkers is gateway.Starter.Workers, the goroutines starting InboundHL7 runs; 0:
+	// the gateway's default (16).
+	starterWorkers int
 }
 
 func (o e2eOptions) describe() string {
@@ -71,6 +74,12 @@ func (o e2eOptions) describe() string {
 	}
 	if o.gogc > 0 {
 		parts = append(parts, fmt.Sprintf("GOGC=%d", o.gogc))
+	}
+	if o.starters != 48 {
+		parts = append(parts, fmt.Sprintf("noop starters=%d", o.starters))
+	}
+	if o.starterWorkers > 0 {
+		parts = append(parts, fmt.Sprintf("starter.Workers=%d", o.starterWorkers))
 	}
 	if o.syncOff {
 		parts = append(parts, "temporal synchronous_commit=off")
@@ -227,6 +236,7 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 	starter := &gateway.Starter{
 		Client: st.tc, TaskQueue: taskQueue, Queries: db.New(st.svc.pool), Logger: logger,
 		QueueSize: queueSize, // the default (10,000) unless -n is larger: no start waits for the sweeper
+		Workers:   o.starterWorkers,
 	}
 	st.wg.Add(1)
 	go func() {
@@ -552,6 +562,10 @@ func runE2EVariant(ctx context.Context, cfg config, o e2eOptions, logger *slog.L
 		}
 		res.baselines = append(res.baselines, b)
 		logger.Info("e2e baseline", "variant", o.name, "round", r+1, "runs_per_s", fmt.Sprintf("%.1f", b.rate()))
+		if cfg.baselineOnly {
+			res.pipelines = append(res.pipelines, phase{})
+			continue
+		}
 		p, err := st.runE2E(ctx, fmt.Sprintf("E%d-", r), per, cfg.conns, cfg.duration)
 		if err != nil {
 			res.err = fmt.Errorf("pipeline: %w", err)

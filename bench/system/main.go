@@ -47,6 +47,8 @@ type config struct {
 	variants  string
 	e2e       e2eOptions
 	verbose   bool
+	// baselineOnly measures the no-op baseline alone.
+	baselineOnly bool
 }
 
 func main() {
@@ -68,13 +70,15 @@ func main() {
 	flag.DurationVar(&cfg.e2e.stickyTimeout, "sticky-timeout", 0, "E2E: StickyScheduleToStartTimeout (0: SDK default, 5s)")
 	flag.StringVar(&cfg.e2e.pipeline, "pipeline", pipeProduction, "E2E: "+strings.Join(pipelines, ", "))
 	flag.StringVar(&dc, "dc", "", "E2E: dynamic config, key=value[,key=value…] (ints, floats and bools are typed)")
-	flag.IntVar(&cfg.e2e.poolMaxConns, "pool-max-conns", 0, "service pgx pool size (0: pgxpool default, max(4, NumCPU))")
+	flag.IntVar(&cfg.e2e.poolMaxConns, "pool-max-conns", 0, "ACK and E2E: service pgx pool size (0: pgxpool default, max(4, NumCPU))")
 	flag.IntVar(&cfg.e2e.gogc, "gogc", 0, "E2E: GOGC during the run (0: unchanged)")
 	flag.BoolVar(&cfg.e2e.syncOff, "sync-off", false, "E2E: synchronous_commit=off on the Temporal databases (diagnostic, not a recommendation)")
 	flag.BoolVar(&cfg.e2e.logSQL, "log-temporal-sql", false, "E2E: log_statement=all on the Temporal databases, to count the server's statements in the PostgreSQL log (diagnostic)")
 	flag.IntVar(&cfg.e2e.starters, "starters", 48, "E2E baseline: concurrent starters")
+	flag.IntVar(&cfg.e2e.starterWorkers, "starter-workers", 0, "E2E: gateway.Starter.Workers (0: the gateway's default, 16)")
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&cfg.baselineOnly, "baseline-only", false, "E2E/tune: measure the no-op baseline only")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -174,25 +178,48 @@ var variants = []variant{
 	{"eager-off", func(o *e2eOptions) { o.eager = false }},
 	{"shards-1", func(o *e2eOptions) { o.shards = 1 }},
 	{"shards-8", func(o *e2eOptions) { o.shards = 8 }},
+	{"shards-16", func(o *e2eOptions) { o.shards = 16 }},
 	{"pollers-8", func(o *e2eOptions) { o.wfPollers, o.actPollers = 8, 8 }},
 	{"max-acts-16", func(o *e2eOptions) { o.maxActs = 16 }},
 	{"sticky-60s", func(o *e2eOptions) { o.stickyTimeout = time.Minute }},
-	{"pool-16", func(o *e2eOptions) { o.poolMaxConns = 16 }},
+	{"starters-16", func(o *e2eOptions) { o.starters = 16 }},
+	{"starters-128", func(o *e2eOptions) { o.starters = 128 }},
+	{"starter-64", func(o *e2eOptions) { o.starterWorkers = 64 }},
+	{"pool-32", func(o *e2eOptions) { o.poolMaxConns = 32 }},
 	{"partitions-1", func(o *e2eOptions) {
 		o.dc = withDC(o.dc, map[string]any{"matching.numTaskqueueReadPartitions": 1, "matching.numTaskqueueWritePartitions": 1})
 	}},
-	{"shard-io-4", func(o *e2eOptions) { o.dc = withDC(o.dc, map[string]any{"history.shardIOConcurrency": 4}) }},
+	{"shard-io-8", func(o *e2eOptions) { o.dc = withDC(o.dc, map[string]any{"history.shardIOConcurrency": 8}) }},
 	{"gogc-400", func(o *e2eOptions) { o.gogc = 400 }},
+	{"sa-cache", saCache},
+	{"sync-off", func(o *e2eOptions) { o.syncOff = true }},
 	{"one-upsert", func(o *e2eOptions) { o.pipeline = pipeOneUpsert }},
 	{"la-parsemap", func(o *e2eOptions) { o.pipeline = pipeLAParseMap }},
 	{"la-all", func(o *e2eOptions) { o.pipeline = pipeLAAll }},
-	{"sync-off", func(o *e2eOptions) { o.syncOff = true }},
+	// The knobs that helped, without touching the workflow…
+	{"production-tuned", tuned},
+	// …and with every step a local activity.
 	{"combined", func(o *e2eOptions) {
+		tuned(o)
 		o.pipeline = pipeLAAll
-		o.poolMaxConns = 16
-		o.gogc = 400
-		o.dc = withDC(o.dc, map[string]any{"matching.numTaskqueueReadPartitions": 1, "matching.numTaskqueueWritePartitions": 1})
 	}},
+}
+
+// saCache turns off what temporaldev.DefaultDynamicConfig turns on for tests: reading the
+// search attributes (cluster metadata, and the namespace, under a global lock) from the
+// database on every use instead of from the cache.
+func saCache(o *e2eOptions) {
+	o.dc = withDC(o.dc, map[string]any{"system.forceSearchAttributesCacheRefreshOnRead": false})
+}
+
+// tuned applies the server, worker and service knobs that measurably helped.
+func tuned(o *e2eOptions) {
+	saCache(o)
+	o.gogc = 400
+	o.stickyTimeout = time.Minute
+	o.poolMaxConns = 32
+	o.starterWorkers = 64
+	o.dc = withDC(o.dc, map[string]any{"history.shardIOConcurrency": 8})
 }
 
 func withDC(base, add map[string]any) map[string]any {
