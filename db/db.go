@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,11 +17,19 @@ import (
 // ErrNotFound is returned when a query that must find one row finds none.
 var ErrNotFound = errors.New("not found")
 
+// DefaultMaxConns sizes the pool unless the URL sets pool_max_conns.
+const DefaultMaxConns = 20
+
 // Open connects a pool to url and checks that the server answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default, max(4, NumCPU), starves the local activities and the ingest
+		// path, which wait on I/O, not CPU (bench/system: tune pool-32).
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

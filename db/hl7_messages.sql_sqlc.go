@@ -323,6 +323,85 @@ func (q *Queries) Hl7MessageInsertDuplicate(ctx context.Context, arg Hl7MessageI
 	return i, err
 }
 
+const hl7MessageInsertReceived = `-- name: Hl7MessageInsertReceived :one
+WITH m AS (
+    INSERT INTO hl7_messages (
+        id, tenant_id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+        trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, ack_code, ack,
+        workflow_id, remote_addr
+    ) VALUES (
+        $1, $2, $3, $4, $5, $6, $7,
+        $8, $9, $10, $11, $12, $13, $14, $15,
+        $16, $17
+    )
+    ON CONFLICT (connector_id, message_control_id, sending_app) WHERE duplicate_of IS NULL DO NOTHING
+    RETURNING id, tenant_id, received_at
+), e AS (
+    INSERT INTO domain_events (tenant_id, event_type, aggregate_type, aggregate_id, payload)
+    SELECT m.tenant_id, $18, $19, m.id::text, $20 FROM m
+)
+SELECT id, received_at FROM m
+`
+
+type Hl7MessageInsertReceivedParams struct {
+	ID               uuid.UUID
+	TenantID         string
+	ConnectorID      uuid.UUID
+	MessageControlID string
+	SendingApp       string
+	SendingFacility  string
+	MessageCode      string
+	TriggerEvent     string
+	MessageStructure string
+	Hl7Version       string
+	MessageTime      *time.Time
+	Raw              []byte
+	RawSHA256        []byte
+	AckCode          string
+	Ack              []byte
+	WorkflowID       string
+	RemoteAddr       string
+	EventType        string
+	AggregateType    string
+	EventPayload     []byte
+}
+
+type Hl7MessageInsertReceivedRow struct {
+	ID         uuid.UUID
+	ReceivedAt time.Time
+}
+
+// The common case of ingest in one statement (one round trip, one commit): the message, with
+// an id chosen by the caller, and its Hl7MessageReceived event. Returns no row, and writes
+// nothing, when the dedup key exists; the caller then takes the transactional path.
+func (q *Queries) Hl7MessageInsertReceived(ctx context.Context, arg Hl7MessageInsertReceivedParams) (Hl7MessageInsertReceivedRow, error) {
+	row := q.db.QueryRow(ctx, hl7MessageInsertReceived,
+		arg.ID,
+		arg.TenantID,
+		arg.ConnectorID,
+		arg.MessageControlID,
+		arg.SendingApp,
+		arg.SendingFacility,
+		arg.MessageCode,
+		arg.TriggerEvent,
+		arg.MessageStructure,
+		arg.Hl7Version,
+		arg.MessageTime,
+		arg.Raw,
+		arg.RawSHA256,
+		arg.AckCode,
+		arg.Ack,
+		arg.WorkflowID,
+		arg.RemoteAddr,
+		arg.EventType,
+		arg.AggregateType,
+		arg.EventPayload,
+	)
+	var i Hl7MessageInsertReceivedRow
+	err := row.Scan(&i.ID, &i.ReceivedAt)
+	return i, err
+}
+
 const hl7MessageList = `-- name: Hl7MessageList :many
 SELECT id, connector_id, message_control_id, sending_app, sending_facility, message_code,
        trigger_event, hl7_version, status, ack_code, last_error_code, last_error, workflow_id,

@@ -166,12 +166,14 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 		WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: addrString(conn),
 	}
 
-	var res storeResult
-	err = db.InTx(ctx, in.Pool, func(q *db.Queries) error {
-		var err error
-		res, err = in.store(ctx, q, c, key, params, input.MessageType)
-		return err
-	})
+	res, stored, err := in.insertNew(ctx, c, params, input.MessageType)
+	if err == nil && !stored {
+		err = db.InTx(ctx, in.Pool, func(q *db.Queries) error {
+			var err error
+			res, err = in.store(ctx, q, c, key, params, input.MessageType)
+			return err
+		})
+	}
 	if err != nil {
 		// Not stored, so not acknowledged: the sender must resend.
 		in.Logger.Error("store inbound message", "connector_id", c.ID, "message_control_id", h.ControlID, "error", err)
@@ -216,6 +218,36 @@ type storeResult struct {
 	conflict bool
 	// duplicateOf is set when the message was stored as a flagged duplicate of this one.
 	duplicateOf uuid.UUID
+}
+
+// insertNew stores a message whose key is new, with its Hl7MessageReceived event, in one
+// statement: the common case costs one round trip and one commit (bench/system: ack,
+// 'insert+event 1 stmt'). stored is false, and nothing is written, when the key is taken;
+// store then decides between replay, conflict and flagged duplicate.
+func (in *Ingestor) insertNew(ctx context.Context, c Connector, p db.Hl7MessageInsertParams, messageType string) (storeResult, bool, error) {
+	id, err := uuid.NewV7() // time-ordered: new rows land at the right edge of the primary key
+	if err != nil {
+		return storeResult{}, false, fmt.Errorf("message id: %w", err)
+	}
+	ev, err := outbox.NewEvent(c.TenantID, outbox.Hl7MessageReceived, receivedPayload(c, id, messageType, uuid.Nil))
+	if err != nil {
+		return storeResult{}, false, err
+	}
+	row, err := db.New(in.Pool).Hl7MessageInsertReceived(ctx, db.Hl7MessageInsertReceivedParams{
+		ID: id, TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID,
+		SendingApp: p.SendingApp, SendingFacility: p.SendingFacility, MessageCode: p.MessageCode,
+		TriggerEvent: p.TriggerEvent, MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version,
+		MessageTime: p.MessageTime, Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
+		WorkflowID: p.WorkflowID, RemoteAddr: p.RemoteAddr,
+		EventType: string(ev.Type), AggregateType: ev.AggregateType, EventPayload: ev.Payload,
+	})
+	if err != nil {
+		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+			return storeResult{}, false, nil
+		}
+		return storeResult{}, false, fmt.Errorf("insert message: %w", err)
+	}
+	return storeResult{id: row.ID, workflowID: p.WorkflowID}, true, nil
 }
 
 // store inserts a message and its Hl7MessageReceived event, in the caller's transaction,
@@ -277,11 +309,15 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 // emitReceived records the Hl7MessageReceived event of a stored message; duplicateOf is set
 // for a flagged duplicate.
 func emitReceived(ctx context.Context, q *db.Queries, c Connector, id uuid.UUID, messageType string, duplicateOf uuid.UUID) error {
+	return outbox.Emit(ctx, q, c.TenantID, outbox.Hl7MessageReceived, id.String(), receivedPayload(c, id, messageType, duplicateOf))
+}
+
+func receivedPayload(c Connector, id uuid.UUID, messageType string, duplicateOf uuid.UUID) map[string]any {
 	payload := map[string]any{"messageId": id, "connectorId": c.ID, "messageType": messageType}
 	if duplicateOf != uuid.Nil {
 		payload["duplicateOf"] = duplicateOf
 	}
-	return outbox.Emit(ctx, q, c.TenantID, outbox.Hl7MessageReceived, id.String(), payload)
+	return payload
 }
 
 // reply builds the ACK of msg (whose header is h) for an outcome in the mode (original or

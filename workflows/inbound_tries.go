@@ -33,23 +33,22 @@ var TryRetryPolicy = temporal.RetryPolicy{
 const jitterFraction = 0.2
 
 func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
-	actCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &TryRetryPolicy,
-	})
 	policy := DefaultPipelinePolicy
-	w.setStatus(ctx, StatusProcessing)
+	if !w.local {
+		// The starter sets the status at start; runs since versionLocalSteps trust it.
+		w.setStatus(ctx, StatusProcessing)
+	}
 	for try := 1; ; try++ {
 		w.step = "start-attempt"
 		var started activities.StartTryResult
-		if err := workflow.ExecuteActivity(actCtx, a.StartTry, activities.StartTryInput{MessageID: w.in.MessageID, Try: try}).Get(ctx, &started); err != nil {
+		if err := w.exec(ctx, a.StartTry, activities.StartTryInput{MessageID: w.in.MessageID, Try: try}).Get(ctx, &started); err != nil {
 			return w.fail(ctx, err)
 		}
 		w.ref.AttemptID = started.AttemptID
 		if try == 1 {
 			policy = mergePolicy(policy, started.Policy)
 		}
-		routed, err := w.pipeline(actCtx)
+		routed, err := w.pipeline(ctx)
 		if err == nil {
 			w.step = "done"
 			w.setStatus(ctx, StatusProcessed)
@@ -77,26 +76,42 @@ func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
 func (w *inboundHL7) pipeline(ctx workflow.Context) (activities.RouteResult, error) {
 	var routed activities.RouteResult
 	w.step = "parse"
-	if err := workflow.ExecuteActivity(ctx, a.ParseMessage, w.ref).Get(ctx, nil); err != nil {
+	if err := w.exec(ctx, a.ParseMessage, w.ref).Get(ctx, nil); err != nil {
 		return routed, err
 	}
 	w.step = "map"
-	if err := workflow.ExecuteActivity(ctx, a.MapMessage, w.ref).Get(ctx, nil); err != nil {
+	if err := w.exec(ctx, a.MapMessage, w.ref).Get(ctx, nil); err != nil {
 		return routed, err
 	}
 	w.step = "route"
-	if err := workflow.ExecuteActivity(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
+	if err := w.exec(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
 		return routed, err
 	}
 	w.step = "complete"
-	return routed, workflow.ExecuteActivity(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
+	return routed, w.exec(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
+}
+
+// exec runs one step of a try, as a local activity since versionLocalSteps. Either way
+// a step is retried by TryRetryPolicy; a local activity's retries are recorded once, with its
+// result, and a worker crash mid-step re-runs the step, which every step tolerates.
+func (w *inboundHL7) exec(ctx workflow.Context, activity any, arg any) workflow.Future {
+	if w.local {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy:         &TryRetryPolicy,
+		}), activity, arg)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &TryRetryPolicy,
+	}), activity, arg)
 }
 
 // recordFailedTry marks the message failed (not dead-lettered) while the next try waits.
 func (w *inboundHL7) recordFailedTry(ctx workflow.Context, cause error) error {
 	code, detail := classify(cause)
 	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: w.step + ": " + detail}
-	if err := workflow.ExecuteActivity(recordContext(ctx), a.FailMessage, in).Get(ctx, nil); err != nil {
+	if err := w.record(ctx, in).Get(ctx, nil); err != nil {
 		return fmt.Errorf("record failed try at %s: %w", w.step, err)
 	}
 	w.setStatus(ctx, StatusFailed)

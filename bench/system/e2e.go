@@ -43,14 +43,14 @@ type e2eOptions struct {
 	stickyTimeout time.Duration
 	pipeline      string
 	dc            map[string]any // dynamic config over temporaldev's defaults
-	// poolMaxConns sizes the service's pgx pool; 0: pgxpool's default max(4, NumCPU).
+	// poolMaxConns sizes the service's pgx pool; 0: db.Open's default (db.DefaultMaxConns).
 	poolMaxConns int
 	gogc         int  // GOGC for the run; 0: leave as is
 	syncOff      bool // ALTER DATABASE <temporal dbs> SET synchronous_commit = off (diagnostic only)
 	logSQL       bool // ALTER DATABASE <temporal dbs> SET log_statement = 'all' (diagnostic only)
 	starters     int  // concurrent starters of the no-op baseline
 	// starterWorkers is gateway.Starter.Workers, the goroutines starting InboundHL7 runs; 0:
-	// the gateway's default (16).
+	// the gateway's default (64).
 	starterWorkers int
 }
 

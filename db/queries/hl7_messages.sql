@@ -12,6 +12,28 @@ INSERT INTO hl7_messages (
 ON CONFLICT (connector_id, message_control_id, sending_app) WHERE duplicate_of IS NULL DO NOTHING
 RETURNING id, received_at;
 
+-- name: Hl7MessageInsertReceived :one
+-- The common case of ingest in one statement (one round trip, one commit): the message, with
+-- an id chosen by the caller, and its Hl7MessageReceived event. Returns no row, and writes
+-- nothing, when the dedup key exists; the caller then takes the transactional path.
+WITH m AS (
+    INSERT INTO hl7_messages (
+        id, tenant_id, connector_id, message_control_id, sending_app, sending_facility, message_code,
+        trigger_event, message_structure, hl7_version, message_time, raw, raw_sha256, ack_code, ack,
+        workflow_id, remote_addr
+    ) VALUES (
+        @id, @tenant_id, @connector_id, @message_control_id, @sending_app, @sending_facility, @message_code,
+        @trigger_event, @message_structure, @hl7_version, @message_time, @raw, @raw_sha256, @ack_code, @ack,
+        @workflow_id, @remote_addr
+    )
+    ON CONFLICT (connector_id, message_control_id, sending_app) WHERE duplicate_of IS NULL DO NOTHING
+    RETURNING id, tenant_id, received_at
+), e AS (
+    INSERT INTO domain_events (tenant_id, event_type, aggregate_type, aggregate_id, payload)
+    SELECT m.tenant_id, @event_type, @aggregate_type, m.id::text, @event_payload FROM m
+)
+SELECT id, received_at FROM m;
+
 -- name: Hl7MessageGetByKey :one
 SELECT id, tenant_id, raw_sha256, ack_code, ack, status, workflow_id
 FROM hl7_messages

@@ -41,9 +41,31 @@ var aggregateOf = map[EventType]string{
 // Emit inserts one event with q, which must belong to the transaction of the change.
 // payload is marshalled to a JSON object; tenantId is always part of it.
 func Emit(ctx context.Context, q *db.Queries, tenant string, typ EventType, aggregateID string, payload map[string]any) error {
+	e, err := NewEvent(tenant, typ, payload)
+	if err != nil {
+		return err
+	}
+	if err := q.DomainEventInsert(ctx, db.DomainEventInsertParams{
+		TenantID: tenant, EventType: string(typ), AggregateType: e.AggregateType, AggregateID: aggregateID, Payload: e.Payload,
+	}); err != nil {
+		return fmt.Errorf("emit %s: %w", typ, err)
+	}
+	return nil
+}
+
+// Event is an event ready to insert, for statements that write the change and its event in
+// one go (db.Hl7MessageInsertReceived).
+type Event struct {
+	Type          EventType
+	AggregateType string
+	Payload       []byte
+}
+
+// NewEvent builds the row Emit would insert: payload as a JSON object with tenantId added.
+func NewEvent(tenant string, typ EventType, payload map[string]any) (Event, error) {
 	agg, ok := aggregateOf[typ]
 	if !ok {
-		return fmt.Errorf("emit %s: unknown event type", typ)
+		return Event{}, fmt.Errorf("emit %s: unknown event type", typ)
 	}
 	body := make(map[string]any, len(payload)+1)
 	for k, v := range payload {
@@ -52,14 +74,9 @@ func Emit(ctx context.Context, q *db.Queries, tenant string, typ EventType, aggr
 	body["tenantId"] = tenant
 	raw, err := json.Marshal(body)
 	if err != nil {
-		return fmt.Errorf("emit %s: marshal payload: %w", typ, err)
+		return Event{}, fmt.Errorf("emit %s: marshal payload: %w", typ, err)
 	}
-	if err := q.DomainEventInsert(ctx, db.DomainEventInsertParams{
-		TenantID: tenant, EventType: string(typ), AggregateType: agg, AggregateID: aggregateID, Payload: raw,
-	}); err != nil {
-		return fmt.Errorf("emit %s: %w", typ, err)
-	}
-	return nil
+	return Event{Type: typ, AggregateType: agg, Payload: raw}, nil
 }
 
 // Cursor is a reader's position: the (transaction, sequence) of the last event it saw.

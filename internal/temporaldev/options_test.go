@@ -3,6 +3,7 @@ package temporaldev
 import (
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,10 +48,12 @@ limit.maxIDLength:
 
 	done := make(chan any)
 	defer close(done)
+	registering := new(atomic.Bool)
+	registering.Store(true)
 	dc, err := newDynamicConfig(Options{
 		DynamicConfigFile: file,
 		DynamicConfig:     map[string]any{"limit.maxIDLength": 500},
-	}, log.NewNoopLogger(), done)
+	}, log.NewNoopLogger(), done, registering)
 	require.NoError(t, err)
 
 	value := func(key string) any {
@@ -61,7 +64,10 @@ limit.maxIDLength:
 		return cvs[0].Value
 	}
 	require.Equal(t, true, value("system.enableEagerWorkflowStart"), "default")
-	require.Equal(t, true, value("system.forceSearchAttributesCacheRefreshOnRead"), "default")
+	require.Equal(t, true, value("system.forceSearchAttributesCacheRefreshOnRead"), "while registering")
+	registering.Store(false)
+	require.Nil(t, value("system.forceSearchAttributesCacheRefreshOnRead"), "after registering: the server's default")
+	require.Equal(t, 8, value("history.shardIOConcurrency"), "default")
 	require.Equal(t, false, value("frontend.enableUpdateWorkflowExecution"), "file beats default")
 	require.Equal(t, 7, value("history.maxAutoResetPoints"), "file only")
 	require.Equal(t, 500, value("limit.maxIDLength"), "options beat file")
@@ -71,7 +77,7 @@ limit.maxIDLength:
 func TestDynamicConfigBadFile(t *testing.T) {
 	done := make(chan any)
 	defer close(done)
-	_, err := newDynamicConfig(Options{DynamicConfigFile: filepath.Join(t.TempDir(), "missing.yaml")}, log.NewNoopLogger(), done)
+	_, err := newDynamicConfig(Options{DynamicConfigFile: filepath.Join(t.TempDir(), "missing.yaml")}, log.NewNoopLogger(), done, nil)
 	require.ErrorContains(t, err, "load dynamic config file")
 }
 

@@ -30,6 +30,9 @@ type Server struct {
 	// leave the membership ring one by one and the remaining ones log dozens
 	// of errors about unreachable peers, none of them actionable.
 	muteServerLogs *atomic.Bool
+	// registering forces search attribute cache refreshes from start until every
+	// service's cache has expired once after our registration.
+	registering *atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -85,8 +88,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		logger:         o.Logger,
 		stopDynConfig:  make(chan any),
 		muteServerLogs: muted,
+		registering:    new(atomic.Bool),
 	}
-	srv, err := newTemporalServer(o, target, ep, logger, s.stopDynConfig)
+	s.registering.Store(true)
+	srv, err := newTemporalServer(o, target, ep, logger, s.stopDynConfig, s.registering)
 	if err == nil {
 		if err = srv.Start(); err != nil {
 			err = fmt.Errorf("start temporal server: %w", err)
@@ -113,9 +118,9 @@ func closeListener(ln net.Listener) {
 	}
 }
 
-func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger, done chan any) (temporal.Server, error) {
+func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger, done chan any, registering *atomic.Bool) (temporal.Server, error) {
 	cfg := serverConfig(o, t, ep)
-	dc, err := newDynamicConfig(o, logger, done)
+	dc, err := newDynamicConfig(o, logger, done, registering)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +175,9 @@ func (s *Server) initialize(ctx context.Context, o Options, uiListener net.Liste
 	if err := ensureSearchAttributes(ctx, c, o.Namespace, o.SearchAttributes); err != nil {
 		return fmt.Errorf("register search attributes on %q: %w", o.Namespace, err)
 	}
+	// Each service's search attribute cache was loaded before the registration and
+	// expires at most saCacheRefresh later; once past that, every cache holds ours.
+	time.AfterFunc(saCacheRefresh+10*time.Second, func() { s.registering.Store(false) })
 	if uiListener != nil {
 		served = true // startUI owns the listener from here, even on error
 		ui, err := startUI(uiListener, s.frontend, o.Namespace, o.Logger)
