@@ -19,6 +19,17 @@ help: ## List the targets
 check-go:
 	@command -v $(GO) >/dev/null || { echo "Go 1.26+ is needed: https://go.dev/dl/ (or apt-get install golang-go on a recent Debian)"; exit 1; }
 
+# Node.js runs the independent FHIR validator (tools/fhir-validate) and other projects' test
+# peers; installed from Debian's packages when missing and we may.
+.PHONY: check-node
+check-node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Node.js/npm missing: installing Debian's nodejs and npm"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null || \
+	      { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null; }; \
+	  else echo "Node.js 20+ and npm are needed by make test: https://nodejs.org (or apt-get install nodejs npm)"; exit 1; fi; }
+
 .PHONY: build
 build: check-go ## Build bin/interop
 	$(GO) build -o $(BIN) ./cmd/interop
@@ -31,9 +42,9 @@ run: build ## Start the whole service (embedded Temporal + UI, gateway, worker, 
 	exec ./$(BIN) dev
 
 .PHONY: test
-test: check-go ## Run every test (real PostgreSQL, embedded Temporal, real sockets)
+test: check-go check-node ## Run every test (real PostgreSQL, embedded Temporal, real sockets, Node.js peers)
 	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
-	export TEST_DATABASE_URL="$$url"; \
+	export TEST_DATABASE_URL="$$url" INTEROP_REQUIRE_NODE=1; \
 	$(GO) test -count=1 -timeout 20m $(PKGS) && \
 	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/...
 

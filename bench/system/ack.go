@@ -205,8 +205,9 @@ func (e *ackEnv) txInsert(ctx context.Context, params []db.Hl7MessageInsertParam
 	})
 }
 
-// insertWithEvent is a prototype for the gateway owner: the message and its outbox event in
-// one statement (one round trip, one commit) instead of BEGIN, two INSERTs and COMMIT. The
+// insertWithEvent writes the message and its outbox event in one statement (one round trip,
+// one commit) instead of BEGIN, two INSERTs and COMMIT, as db.Hl7MessageInsertReceived does for
+// ingest since this prototype measured it; kept here as the raw-SQL ceiling of that path. The
 // event row is the one outbox.Emit writes (same columns, payload keys and defaults).
 const insertWithEvent = `WITH m AS (
     INSERT INTO hl7_messages (

@@ -327,8 +327,8 @@ func printACK(r *ackReport) {
 		}
 	}
 	fmt.Println("   baselines: 'bare insert' is the issue's (one autocommit Hl7MessageInsert of the same payload);")
-	fmt.Println("   'insert+event tx' is the same insert plus the Hl7MessageReceived outbox row in one transaction, as ingest writes;")
-	fmt.Println("   'insert+event 1 stmt' writes the same two rows in one statement (a CTE: one round trip, one commit), a prototype.")
+	fmt.Println("   'insert+event tx' is the same insert plus the Hl7MessageReceived outbox row in one transaction (ingest's path for a taken key);")
+	fmt.Println("   'insert+event 1 stmt' writes the same two rows in one statement (a CTE: one round trip, one commit), as ingest does for a new key.")
 	fmt.Println("   targets (ratios against the bare-insert ceiling at the same concurrency):")
 	one := r.figures[1]
 	rate1 := one[modeIngest].medianRate()
