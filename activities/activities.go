@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/store"
 )
 
@@ -25,6 +26,9 @@ type Activities struct {
 	Logger       *slog.Logger
 	// Metrics may be nil (tests).
 	Metrics *Metrics
+	// Mapping holds the tenants' mapping configuration (national profiles, time zones); nil
+	// maps every tenant with the base profiles.
+	Mapping *mapping.Tenants
 }
 
 // Error types of non-retryable application errors: the retry policy stops at these, and

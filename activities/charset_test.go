@@ -61,25 +61,36 @@ func TestParseUsesConnectorCharset(t *testing.T) {
 			ref := h.start(id)
 			h.must(nil, h.acts.ParseMessage, ref)
 			h.must(nil, h.acts.MapMessage, ref)
+			// Only the Patient's name is a list of HumanNames: Organization.name and Location.name
+			// are strings, so each entry's resource is decoded by its type.
 			var bundle struct {
 				Entry []struct {
-					Resource struct {
-						ResourceType string `json:"resourceType"`
-						Name         []struct {
-							Family string `json:"family"`
-						} `json:"name"`
-					} `json:"resource"`
+					Resource json.RawMessage `json:"resource"`
 				} `json:"entry"`
 			}
 			require.NoError(t, json.Unmarshal(h.attempt(ref.AttemptID).MappedBundle, &bundle))
 			var families []string
+			patients := 0
 			for _, e := range bundle.Entry {
-				if e.Resource.ResourceType == "Patient" {
-					for _, n := range e.Resource.Name {
-						families = append(families, n.Family)
-					}
+				var head struct {
+					ResourceType string `json:"resourceType"`
+				}
+				require.NoError(t, json.Unmarshal(e.Resource, &head))
+				if head.ResourceType != "Patient" {
+					continue
+				}
+				patients++
+				var patient struct {
+					Name []struct {
+						Family string `json:"family"`
+					} `json:"name"`
+				}
+				require.NoError(t, json.Unmarshal(e.Resource, &patient))
+				for _, n := range patient.Name {
+					families = append(families, n.Family)
 				}
 			}
+			require.Equal(t, 1, patients, "the Bundle holds the message's one Patient")
 			require.Contains(t, families, tc.want)
 		})
 	}

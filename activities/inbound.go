@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/hl7v2"
-	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/outbox"
 )
 
@@ -74,39 +72,54 @@ func (a *Activities) ParseMessage(ctx context.Context, ref MessageRef) (ParseRes
 // MapResult summarises the FHIR transaction Bundle the Map step stored on the attempt.
 type MapResult struct {
 	Entries int
+	// Notes counts what the mapping noted without failing; the notes themselves may quote
+	// message content (PHI), so they stay on the attempt row, out of the workflow history.
+	Notes int
 }
 
 // MapMessage maps the message to a FHIR transaction Bundle and stores it on the attempt, where
 // RouteBundle reads it.
 func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult, error) {
-	msg, err := a.loadParsed(ctx, ref.MessageID)
+	msg, tenant, err := a.load(ctx, ref.MessageID)
 	if err != nil {
 		return MapResult{}, err
 	}
-	bundle, err := mapping.Map(msg)
+	res, err := a.Mapping.ForTenant(tenant).Map(msg)
 	if err != nil {
 		return MapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMapping, err)
 	}
-	raw, err := json.Marshal(bundle)
+	raw, err := res.Bundle.AppendJSON(nil) // the entries are JSON already: not re-compacted
 	if err != nil {
 		return MapResult{}, temporal.NewNonRetryableApplicationError("marshal mapped bundle", ErrTypeMapping, err)
 	}
-	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{ID: ref.AttemptID, MappedBundle: raw}); err != nil {
+	notes := res.Notes
+	if notes == nil {
+		notes = []string{}
+	}
+	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{
+		ID: ref.AttemptID, MappedBundle: raw, MappingNotes: notes,
+	}); err != nil {
 		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
 	}
-	return MapResult{Entries: len(bundle.Entry)}, nil
+	return MapResult{Entries: len(res.Bundle.Entry), Notes: len(res.Notes)}, nil
 }
 
 // loadParsed reads a stored message and parses it as the gateway read its header: with the
 // character set of the connector it arrived on (settings.charset), which decodes non-ASCII
 // bytes when MSH-18 is empty or ASCII.
 func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, error) {
+	msg, _, err := a.load(ctx, messageID)
+	return msg, err
+}
+
+// load is loadParsed that also returns the message's tenant.
+func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, string, error) {
 	row, err := db.New(a.Pool).Hl7MessageParseInput(ctx, messageID)
 	if err != nil {
 		if errors.Is(db.Interpret(err), db.ErrNotFound) {
-			return nil, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+			return nil, "", temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
 		}
-		return nil, fmt.Errorf("load message: %w", err)
+		return nil, "", fmt.Errorf("load message: %w", err)
 	}
 	var opts []hl7v2.Option
 	if row.Charset != "" {
@@ -114,9 +127,9 @@ func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v
 	}
 	msg, err := hl7v2.Parse(row.Raw, opts...)
 	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
+		return nil, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
 	}
-	return msg, nil
+	return msg, row.TenantID, nil
 }
 
 // CompleteMessage records success: the message is processed, the attempt succeeded, and one

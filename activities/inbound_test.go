@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -26,6 +28,8 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/store"
 )
 
@@ -165,6 +169,66 @@ func (h *harness) count(query string, args ...any) int {
 func (h *harness) patients() int {
 	h.t.Helper()
 	return h.count(`SELECT count(*) FROM fhir_resources WHERE tenant_id = $1 AND resource_type = 'Patient'`, tenant)
+}
+
+// mappedBundle is the transaction Bundle the Map step stored on the attempt.
+func (h *harness) mappedBundle(attemptID uuid.UUID) fhir.Bundle {
+	h.t.Helper()
+	stored := h.attempt(attemptID).MappedBundle
+	require.NotNil(h.t, stored, "the attempt has no mapped Bundle")
+	var b fhir.Bundle
+	require.NoError(h.t, json.Unmarshal(stored, &b))
+	require.NotEmpty(h.t, b.Entry, "the mapped Bundle has no entries")
+	return b
+}
+
+// entryTypes returns the resource type of each of b's entries, in order.
+func entryTypes(t *testing.T, b fhir.Bundle) []string {
+	t.Helper()
+	types := make([]string, len(b.Entry))
+	for i, e := range b.Entry {
+		head, err := fhir.ReadHead(e.Resource)
+		require.NoError(t, err, "entry %d", i)
+		types[i] = head.ResourceType
+	}
+	return types
+}
+
+// countByType counts types per resource type.
+func countByType(types []string) map[string]int {
+	n := map[string]int{}
+	for _, typ := range types {
+		n[typ]++
+	}
+	return n
+}
+
+// linkTypes counts links per resource type.
+func linkTypes(links []db.Hl7ResourceLink) map[string]int {
+	n := map[string]int{}
+	for _, l := range links {
+		n[l.ResourceType]++
+	}
+	return n
+}
+
+// linkOf returns the one link of resourceType, failing the test unless there is exactly one.
+func linkOf(t *testing.T, links []db.Hl7ResourceLink, resourceType string) db.Hl7ResourceLink {
+	t.Helper()
+	var found []db.Hl7ResourceLink
+	for _, l := range links {
+		if l.ResourceType == resourceType {
+			found = append(found, l)
+		}
+	}
+	require.Len(t, found, 1, "links of %s", resourceType)
+	return found[0]
+}
+
+// resources counts the builtin store's resources of the tenant, of every type.
+func (h *harness) resources() int {
+	h.t.Helper()
+	return h.count(`SELECT count(*) FROM fhir_resources WHERE tenant_id = $1`, tenant)
 }
 
 type event struct {
@@ -318,29 +382,60 @@ func TestMapMessage(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 
-	t.Run("stores a conditional transaction bundle", func(t *testing.T) {
+	t.Run("stores an idempotent transaction bundle", func(t *testing.T) {
 		h := h.at(t)
-		ref := h.start(h.insertMessage("MSG00001", fixture(t)))
+		raw := fixture(t)
+		ref := h.start(h.insertMessage("MSG00001", raw))
 		var res MapResult
 		h.must(&res, h.acts.MapMessage, ref)
-		require.Equal(t, 1, res.Entries)
 
 		stored := h.attempt(ref.AttemptID).MappedBundle
 		require.NotNil(t, stored)
+		// What is stored is the mapping of the message, as the mapping package maps it.
+		msg, err := hl7v2.Parse(raw)
+		require.NoError(t, err)
+		want, err := (*mapping.Tenants)(nil).ForTenant(tenant).Map(msg)
+		require.NoError(t, err)
+		wantJSON, err := want.Bundle.AppendJSON(nil)
+		require.NoError(t, err)
+		require.JSONEq(t, string(wantJSON), string(stored))
+		require.Equal(t, len(want.Notes), res.Notes)
+
 		var bundle fhir.Bundle
 		require.NoError(t, json.Unmarshal(stored, &bundle))
 		require.Equal(t, "Bundle", bundle.ResourceType)
 		require.Equal(t, fhir.BundleTransaction, bundle.Type)
 		require.Len(t, bundle.Entry, res.Entries)
+		types := entryTypes(t, bundle)
+		require.Greater(t, len(types), 1, "an ADT^A01 maps to more than its Patient")
+		// Every entry is idempotent, so that a retry or a replay converges: a conditional create
+		// or update keyed on an identifier, or an update of the resource's own id.
 		for i, e := range bundle.Entry {
-			require.NotNil(t, e.Request, "entry %d", i)
-			require.Equal(t, "PUT", e.Request.Method, "entry %d is not a conditional update", i)
-			require.Contains(t, e.Request.URL, "?identifier=", "entry %d is not a conditional update", i)
+			typ := types[i]
+			require.NotNil(t, e.Request, "entry %d (%s)", i, typ)
+			switch e.Request.Method {
+			case http.MethodPost:
+				require.Equal(t, typ, e.Request.URL, "entry %d", i)
+				require.True(t, strings.HasPrefix(e.Request.IfNoneExist, "identifier="), "entry %d (%s) is not a conditional create: %+v", i, typ, *e.Request)
+			case http.MethodPut:
+				if path, query, ok := strings.Cut(e.Request.URL, "?"); ok {
+					require.Equal(t, typ, path, "entry %d", i)
+					require.True(t, strings.HasPrefix(query, "identifier="), "entry %d (%s) is not a conditional update: %+v", i, typ, *e.Request)
+				} else {
+					head, err := fhir.ReadHead(e.Resource)
+					require.NoError(t, err)
+					require.NotEmpty(t, head.ID, "entry %d (%s): an update of an id must carry it", i, typ)
+					require.Equal(t, typ+"/"+head.ID, e.Request.URL, "entry %d is neither a conditional update nor an update of its own id", i)
+				}
+			default:
+				require.Failf(t, "entry is not idempotent", "entry %d (%s): %+v", i, typ, *e.Request)
+			}
 		}
-		head, err := fhir.ReadHead(bundle.Entry[0].Resource)
-		require.NoError(t, err)
-		require.Equal(t, "Patient", head.ResourceType)
-		require.Equal(t, "Patient?identifier="+url.QueryEscape(fixtureKey), bundle.Entry[0].Request.URL)
+		// The message's one Patient, a conditional update on its identifier.
+		require.Equal(t, 1, countByType(types)["Patient"], "types: %v", types)
+		patient := bundle.Entry[slices.Index(types, "Patient")]
+		require.Equal(t, http.MethodPut, patient.Request.Method)
+		require.Equal(t, "Patient?identifier="+url.QueryEscape(fixtureKey), patient.Request.URL)
 	})
 	t.Run("no PID", func(t *testing.T) {
 		h := h.at(t)
@@ -366,31 +461,47 @@ func TestRouteBundleBuiltin(t *testing.T) {
 	ctx := context.Background()
 
 	ref, routed := h.process("MSG00001")
-	require.Equal(t, RouteResult{Created: 1}, routed)
+	types := entryTypes(t, h.mappedBundle(ref.AttemptID))
+	perType := countByType(types)
+	require.Equal(t, 1, perType["Patient"], "types: %v", types)
+	require.Equal(t, RouteResult{Created: len(types)}, routed, "every entry of the Bundle is new")
 	require.Equal(t, 1, h.patients())
+	require.Equal(t, len(types), h.resources(), "the builtin store owns every type here")
 
 	found, err := h.acts.Store.Search(ctx, tenant, "Patient", store.Query{Identifier: &fhir.Identifier{System: "urn:id:test1", Value: "PATID1234"}})
 	require.NoError(t, err)
 	require.Len(t, found.Resources, 1)
 	patient := found.Resources[0]
 
+	// One link per written entry, each to a resource the store holds.
 	links := h.links(ref.MessageID)
-	require.Len(t, links, 1)
-	l := links[0]
-	require.Equal(t, "Patient", l.ResourceType)
-	require.Equal(t, patient.ID, l.ResourceID)
-	require.Equal(t, string(store.ActionCreated), l.Action)
-	require.Equal(t, "builtin", l.Owner)
-	require.Equal(t, tenant, l.TenantID)
-	require.NotNil(t, l.AttemptID)
-	require.Equal(t, ref.AttemptID, *l.AttemptID)
+	require.Len(t, links, len(types))
+	require.Equal(t, perType, linkTypes(links))
+	for _, l := range links {
+		require.Equal(t, string(store.ActionCreated), l.Action, "%s/%s", l.ResourceType, l.ResourceID)
+		require.Equal(t, "builtin", l.Owner)
+		require.Equal(t, tenant, l.TenantID)
+		require.NotNil(t, l.AttemptID)
+		require.Equal(t, ref.AttemptID, *l.AttemptID)
+		require.Equal(t, 1, h.count(`SELECT count(*) FROM fhir_resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3`,
+			tenant, l.ResourceType, l.ResourceID), "link to %s/%s", l.ResourceType, l.ResourceID)
+	}
+	require.Equal(t, patient.ID, linkOf(t, links, "Patient").ResourceID)
+	linked := func(links []db.Hl7ResourceLink) []string {
+		var out []string
+		for _, l := range links {
+			out = append(out, l.ResourceType+"/"+l.ResourceID)
+		}
+		return out
+	}
 
 	// An activity retry of Route converges: no second Patient, no second version, no second link.
 	var again RouteResult
 	h.must(&again, h.acts.RouteBundle, ref)
-	require.Equal(t, RouteResult{Unchanged: 1}, again)
+	require.Equal(t, RouteResult{Unchanged: len(types)}, again)
 	require.Equal(t, 1, h.patients())
-	require.Len(t, h.links(ref.MessageID), 1)
+	require.Equal(t, len(types), h.resources())
+	require.ElementsMatch(t, linked(links), linked(h.links(ref.MessageID)))
 
 	// So does a replay: a second attempt (another run) maps and routes the message again.
 	second, err := h.q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{
@@ -400,23 +511,33 @@ func TestRouteBundleBuiltin(t *testing.T) {
 	require.Equal(t, int32(2), second.AttemptNumber)
 	ref2 := MessageRef{MessageID: ref.MessageID, AttemptID: second.ID}
 	h.must(nil, h.acts.MapMessage, ref2)
+	require.Equal(t, types, entryTypes(t, h.mappedBundle(ref2.AttemptID)))
 	var replayed RouteResult
 	h.must(&replayed, h.acts.RouteBundle, ref2)
-	require.Equal(t, RouteResult{Unchanged: 1}, replayed)
+	require.Equal(t, RouteResult{Unchanged: len(types)}, replayed)
 	require.Equal(t, 1, h.patients())
+	require.Equal(t, len(types), h.resources())
 	require.Equal(t, 1, h.count(`SELECT count(*) FROM fhir_resource_history WHERE tenant_id = $1 AND id = $2`, tenant, patient.ID))
-	links = h.links(ref.MessageID)
-	require.Len(t, links, 1, "the message is linked to its patient once")
-	require.Equal(t, patient.ID, links[0].ResourceID)
+	require.Equal(t, len(types), h.count(`SELECT count(*) FROM fhir_resource_history WHERE tenant_id = $1`, tenant),
+		"no resource of the message got a second version")
+	replayLinks := h.links(ref.MessageID)
+	require.ElementsMatch(t, linked(links), linked(replayLinks), "the message is linked to each of its resources once")
+	require.Equal(t, patient.ID, linkOf(t, replayLinks, "Patient").ResourceID)
 
 	// Another message about the same patient finds it too.
 	other, routedOther := h.process("MSG00002")
-	require.Equal(t, RouteResult{Unchanged: 1}, routedOther)
+	otherTypes := entryTypes(t, h.mappedBundle(other.AttemptID))
+	require.Equal(t, types, otherTypes, "the same content maps to the same entries")
+	require.Equal(t, RouteResult{Unchanged: len(otherTypes)}, routedOther)
 	require.Equal(t, 1, h.patients())
+	require.Equal(t, len(types), h.resources())
 	otherLinks := h.links(other.MessageID)
-	require.Len(t, otherLinks, 1)
-	require.Equal(t, patient.ID, otherLinks[0].ResourceID)
-	require.Equal(t, string(store.ActionUnchanged), otherLinks[0].Action)
+	require.Len(t, otherLinks, len(otherTypes))
+	require.ElementsMatch(t, linked(links), linked(otherLinks))
+	for _, l := range otherLinks {
+		require.Equal(t, string(store.ActionUnchanged), l.Action, "%s/%s", l.ResourceType, l.ResourceID)
+	}
+	require.Equal(t, patient.ID, linkOf(t, otherLinks, "Patient").ResourceID)
 }
 
 // ownerCall is one request an external owner received.
@@ -425,9 +546,11 @@ type ownerCall struct {
 	Body                             []byte
 }
 
-// fakeOwner is an external FHIR owner answering every request with status, and with a Location
-// of locationPath on its own URL when locationPath is set.
-func fakeOwner(t *testing.T, status int, locationPath string) (*httptest.Server, func() []ownerCall) {
+// fakeOwner is an external FHIR owner under /fhir answering every request with status. When
+// created is set, it answers with a Location as a FHIR server does: a conditional create or
+// update (POST or PUT /fhir/Type) gets a new id, ext-<n> for its n-th request; an update of an
+// id (PUT /fhir/Type/id) keeps that id.
+func fakeOwner(t *testing.T, status int, created bool) (*httptest.Server, func() []ownerCall) {
 	t.Helper()
 	var mu sync.Mutex
 	var calls []ownerCall
@@ -435,9 +558,14 @@ func fakeOwner(t *testing.T, status int, locationPath string) (*httptest.Server,
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		calls = append(calls, ownerCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, IfNoneExist: r.Header.Get("If-None-Exist"), Body: body})
+		n := len(calls)
 		mu.Unlock()
-		if locationPath != "" {
-			w.Header().Set("Location", "http://"+r.Host+locationPath)
+		if created {
+			path := strings.TrimPrefix(r.URL.Path, "/fhir/")
+			if !strings.Contains(path, "/") {
+				path += "/" + fakeOwnerID(n)
+			}
+			w.Header().Set("Location", "http://"+r.Host+"/fhir/"+path+"/_history/1")
 		}
 		w.Header().Set("Content-Type", "application/fhir+json")
 		w.WriteHeader(status)
@@ -453,66 +581,127 @@ func fakeOwner(t *testing.T, status int, locationPath string) (*httptest.Server,
 	}
 }
 
+// fakeOwnerID is the id fakeOwner assigns to what its n-th request (from 1) creates.
+func fakeOwnerID(n int) string { return "ext-" + strconv.Itoa(n) }
+
 func TestRouteBundleExternalOwner(t *testing.T) {
 	t.Parallel()
 
+	// The external owner owns every type (the tenant's '*' rule), so that no entry goes to the
+	// builtin store: a refusal leaves nothing written.
 	t.Run("201 with Location", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		srv, calls := fakeOwner(t, http.StatusCreated, "/fhir/Patient/ext-42/_history/1")
+		srv, calls := fakeOwner(t, http.StatusCreated, true)
 		h.acts.HTTP = srv.Client()
 		owner := srv.URL + "/fhir"
-		h.addRoute("Patient", owner)
+		h.addRoute("*", owner)
 
 		ref, routed := h.process("MSG00001")
-		require.Equal(t, RouteResult{Created: 1}, routed)
+		bundle := h.mappedBundle(ref.AttemptID)
+		types := entryTypes(t, bundle)
+		require.Equal(t, 1, countByType(types)["Patient"], "types: %v", types)
+		require.Equal(t, RouteResult{Created: len(types)}, routed)
+
+		// One request per entry, in the Bundle's order, each the entry's idempotent write.
 		got := calls()
-		require.Len(t, got, 1)
-		require.Equal(t, http.MethodPut, got[0].Method, "Patient is a conditional update")
-		require.Equal(t, "/fhir/Patient", got[0].Path)
-		require.Equal(t, "identifier="+url.QueryEscape(fixtureKey), got[0].Query)
-		head, err := fhir.ReadHead(got[0].Body)
-		require.NoError(t, err)
-		require.Equal(t, "Patient", head.ResourceType)
+		require.Len(t, got, len(bundle.Entry))
+		ids := map[string]string{} // fullUrl → Type/id the owner assigned
+		for i, e := range bundle.Entry {
+			typ, c := types[i], got[i]
+			head, err := fhir.ReadHead(c.Body)
+			require.NoError(t, err, "request %d", i)
+			require.Equal(t, typ, head.ResourceType, "request %d", i)
+			require.Equal(t, e.Request.Method, c.Method, "request %d (%s)", i, typ)
+			id := fakeOwnerID(i + 1)
+			switch path, query, conditional := strings.Cut(e.Request.URL, "?"); {
+			case c.Method == http.MethodPost:
+				require.Equal(t, "/fhir/"+typ, c.Path, "request %d", i)
+				require.Empty(t, c.Query, "request %d", i)
+				wantCond, err := url.ParseQuery(e.Request.IfNoneExist)
+				require.NoError(t, err)
+				gotCond, err := url.ParseQuery(c.IfNoneExist)
+				require.NoError(t, err)
+				require.Equal(t, wantCond, gotCond, "request %d (%s): If-None-Exist", i, typ)
+			case conditional:
+				require.Equal(t, "/fhir/"+path, c.Path, "request %d (%s) is a conditional update", i, typ)
+				wantCond, err := url.ParseQuery(query)
+				require.NoError(t, err)
+				gotCond, err := url.ParseQuery(c.Query)
+				require.NoError(t, err)
+				require.Equal(t, wantCond, gotCond, "request %d (%s): condition", i, typ)
+				require.Empty(t, c.IfNoneExist, "request %d", i)
+			default: // PUT Type/id keeps the mapping's id
+				require.Equal(t, "/fhir/"+e.Request.URL, c.Path, "request %d (%s) is an update of its id", i, typ)
+				require.Empty(t, c.Query, "request %d", i)
+				id = strings.TrimPrefix(e.Request.URL, typ+"/")
+			}
+			ids[e.FullURL] = typ + "/" + id
+		}
+		require.Equal(t, http.MethodPut, got[slices.Index(types, "Patient")].Method, "Patient is a conditional update")
+		require.Equal(t, "/fhir/Patient", got[slices.Index(types, "Patient")].Path)
+		require.Equal(t, "identifier="+url.QueryEscape(fixtureKey), got[slices.Index(types, "Patient")].Query)
+		// References between entries reach the owner rewritten to the ids it assigned.
+		for i, c := range got {
+			for fullURL := range ids {
+				require.NotContains(t, string(c.Body), `"`+fullURL+`"`, "request %d (%s) still references %s", i, types[i], fullURL)
+			}
+		}
 
 		links := h.links(ref.MessageID)
-		require.Len(t, links, 1)
-		require.Equal(t, "ext-42", links[0].ResourceID)
-		require.Equal(t, owner, links[0].Owner)
-		require.Equal(t, string(store.ActionCreated), links[0].Action)
-		require.Zero(t, h.patients(), "the builtin store does not own Patient here")
+		require.Len(t, links, len(types))
+		require.Equal(t, countByType(types), linkTypes(links))
+		var linked, want []string
+		for _, l := range links {
+			require.Equal(t, owner, l.Owner, "%s/%s", l.ResourceType, l.ResourceID)
+			require.Equal(t, string(store.ActionCreated), l.Action, "%s/%s", l.ResourceType, l.ResourceID)
+			linked = append(linked, l.ResourceType+"/"+l.ResourceID)
+		}
+		for _, v := range ids {
+			want = append(want, v)
+		}
+		require.ElementsMatch(t, want, linked)
+		require.Equal(t, fakeOwnerID(slices.Index(types, "Patient")+1), linkOf(t, links, "Patient").ResourceID)
+		require.Zero(t, h.resources(), "the builtin store owns nothing here")
 	})
 	t.Run("422 is a permanent refusal", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		srv, calls := fakeOwner(t, http.StatusUnprocessableEntity, "")
+		srv, calls := fakeOwner(t, http.StatusUnprocessableEntity, false)
 		h.acts.HTTP = srv.Client()
-		h.addRoute("Patient", srv.URL)
+		h.addRoute("*", srv.URL)
 
 		ref := h.start(h.insertMessage("MSG00001", fixture(t)))
 		h.must(nil, h.acts.MapMessage, ref)
+		first := entryTypes(t, h.mappedBundle(ref.AttemptID))[0]
 		_, err := h.env.ExecuteActivity(h.acts.RouteBundle, ref)
 		requireNonRetryable(t, err, ErrTypeOwnerRefused)
 		require.Contains(t, err.Error(), "refused by fake owner")
-		require.Len(t, calls(), 1)
+		require.Contains(t, err.Error(), "refused "+first)
+		got := calls()
+		require.Len(t, got, 1, "routing stops at the first refusal")
+		require.Equal(t, "/"+first, got[0].Path, "the Bundle's first entry")
 		require.Empty(t, h.links(ref.MessageID))
-		require.Zero(t, h.patients())
+		require.Zero(t, h.resources())
 	})
 	t.Run("503 is transient", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		srv, calls := fakeOwner(t, http.StatusServiceUnavailable, "")
+		srv, calls := fakeOwner(t, http.StatusServiceUnavailable, false)
 		h.acts.HTTP = srv.Client()
-		h.addRoute("Patient", srv.URL)
+		h.addRoute("*", srv.URL)
 
 		ref := h.start(h.insertMessage("MSG00001", fixture(t)))
 		h.must(nil, h.acts.MapMessage, ref)
+		first := entryTypes(t, h.mappedBundle(ref.AttemptID))[0]
 		_, err := h.env.ExecuteActivity(h.acts.RouteBundle, ref)
 		requireRetryable(t, err)
 		require.Contains(t, err.Error(), "503")
-		require.Len(t, calls(), 1)
+		got := calls()
+		require.Len(t, got, 1, "routing stops at the first failure")
+		require.Equal(t, "/"+first, got[0].Path, "the Bundle's first entry")
 		require.Empty(t, h.links(ref.MessageID))
-		require.Zero(t, h.patients())
+		require.Zero(t, h.resources())
 	})
 }
 
@@ -521,15 +710,15 @@ func TestRouteBundleExternalOwner(t *testing.T) {
 func TestCompleteMessage(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	ctx := context.Background()
-	ref, _ := h.process("MSG00001")
-	// A second linked resource, as a richer mapping would produce: one event per link.
-	require.NoError(t, h.q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
-		TenantID: tenant, MessageID: ref.MessageID, AttemptID: &ref.AttemptID,
-		ResourceType: "Encounter", ResourceID: "enc-1", Action: "created", Owner: "builtin",
-	}))
+	ref, routed := h.process("MSG00001")
+	// The message's resources are linked one by one (RouteBundle); one event per link.
+	types := entryTypes(t, h.mappedBundle(ref.AttemptID))
+	require.Equal(t, RouteResult{Created: len(types)}, routed)
 	links := h.links(ref.MessageID)
-	require.Len(t, links, 2)
+	require.Len(t, links, len(types))
+	require.Equal(t, countByType(types), linkTypes(links))
+	require.Greater(t, len(links), 1, "the fixture maps to several resources")
+	require.Empty(t, h.events(), "routing emits no event; completing does")
 
 	h.must(nil, h.acts.CompleteMessage, ref)
 

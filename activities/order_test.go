@@ -16,13 +16,35 @@ import (
 
 // adtAt is an ADT message of one patient (PID-3 = mrn) whose event (EVN-2) happened at
 // eventTime and which gives the patient the family name family.
+// The visit is V-<mrn> (PV1-19); an A03 discharges it at eventTime (PV1-45).
 func adtAt(trigger, controlID, mrn, eventTime, family string) []byte {
+	pv1 := make([]string, 46)
+	pv1[0], pv1[1], pv1[2], pv1[19] = "PV1", "1", "I", "V-"+mrn+"^^^GHH^VN"
+	if trigger == "A03" {
+		pv1[45] = eventTime
+	}
 	return []byte(strings.Join([]string{
 		"MSH|^~\\&|ADTApp|GHH|IOP|HUB|" + eventTime + "||ADT^" + trigger + "^ADT_A01|" + controlID + "|P|2.5.1",
 		"EVN|" + trigger + "|" + eventTime,
 		"PID|1||" + mrn + "^^^GHH^MR||" + family + "^ANNA||19800101|F",
-		"PV1|1|I",
+		strings.Join(pv1, "|"),
 	}, "\r") + "\r")
+}
+
+// encounter returns the status and period end of the one Encounter of the visit V-<mrn>.
+func (h *harness) encounter(mrn string) (status, end string) {
+	h.t.Helper()
+	res, err := h.acts.Store.Search(context.Background(), tenant, "Encounter", store.Query{Identifier: &fhir.Identifier{System: "urn:id:GHH", Value: "V-" + mrn}})
+	require.NoError(h.t, err)
+	require.Equal(h.t, 1, res.Total, "exactly one Encounter for the visit of %s", mrn)
+	var e struct {
+		Status string `json:"status"`
+		Period struct {
+			End string `json:"end"`
+		} `json:"period"`
+	}
+	require.NoError(h.t, json.Unmarshal(res.Resources[0].Body, &e))
+	return e.Status, e.Period.End
 }
 
 // route runs one message through Start → Parse → Map → Route, as InboundHL7 does.
@@ -67,9 +89,15 @@ func TestNewestEventWinsInAnyOrder(t *testing.T) {
 		for _, i := range order {
 			e := events[i]
 			routed := h.route(fmt.Sprintf("%s-%s", mrn, e.trigger), adtAt(e.trigger, mrn+"-"+e.trigger, mrn, e.at, e.family))
-			stale += routed.Stale
+			if routed.Stale > 0 { // its Patient and Encounter updates were both refused
+				require.Equal(t, 2, routed.Stale, "order %v: %s", order, e.trigger)
+				stale++
+			}
 		}
 		require.Equal(t, "DISCHARGED", h.family(mrn), "order %v", order)
+		status, end := h.encounter(mrn)
+		require.Equal(t, "finished", status, "order %v: the A03 is the newest event", order)
+		require.NotEmpty(t, end, "order %v: the discharge time stays", order)
 		// Every message processed after a newer one was refused as stale, and said so.
 		wantStale := 0
 		for k, i := range order {
@@ -82,6 +110,46 @@ func TestNewestEventWinsInAnyOrder(t *testing.T) {
 		}
 		require.Equal(t, wantStale, stale, "order %v", order)
 	}
+}
+
+// A01 → A08 → A03 → A08, and a replay of each: one Patient, one Encounter, the newest state.
+// The last A08 corrects the name after the discharge and still carries PV1-45, as senders do.
+func TestAdmitUpdateDischargeUpdateConverges(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const mrn = "MRN-S"
+	seq := []struct{ trigger, at, family string }{
+		{"A01", "20260101080000", "ADMITTED"},
+		{"A08", "20260101120000", "UPDATED"},
+		{"A03", "20260102090000", "DISCHARGED"},
+		{"A08", "20260102100000", "CORRECTED"},
+	}
+	for round := range 2 { // the second round replays every message under a new control id
+		for i, e := range seq {
+			raw := adtAt(e.trigger, fmt.Sprintf("S-%d-%d", round, i), mrn, e.at, e.family)
+			if i == 3 {
+				raw = withDischarge(raw, "20260102090000")
+			}
+			h.route(fmt.Sprintf("S-%d-%d", round, i), raw)
+		}
+		require.Equal(t, "CORRECTED", h.family(mrn), "round %d", round)
+		status, end := h.encounter(mrn)
+		require.Equal(t, "finished", status, "round %d", round)
+		require.True(t, strings.HasPrefix(end, "2026-01-02"), "round %d: end %q", round, end)
+	}
+}
+
+// withDischarge sets PV1-45 of an adtAt message.
+func withDischarge(raw []byte, at string) []byte {
+	segs := strings.Split(strings.TrimSuffix(string(raw), "\r"), "\r")
+	for i, seg := range segs {
+		if strings.HasPrefix(seg, "PV1|") {
+			f := strings.Split(seg, "|")
+			f[45] = at
+			segs[i] = strings.Join(f, "|")
+		}
+	}
+	return []byte(strings.Join(segs, "\r") + "\r")
 }
 
 // Concurrent processing converges too: writers of one identifier are serialised and compare

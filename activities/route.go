@@ -29,7 +29,8 @@ type RouteResult struct {
 // RouteBundle applies the attempt's mapped transaction Bundle entry by entry, each to the
 // service that owns its resource type, rewriting urn:uuid references to the ids the owners
 // assigned, and links every resource to the message. Entries are conditional writes keyed on
-// business identifiers, so a retry or a replay converges on the same resources.
+// business identifiers, or updates of a name-based id (MessageHeader, Provenance), so a retry
+// or a replay converges on the same resources.
 func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResult, error) {
 	q := db.New(a.Pool)
 	attempt, err := q.Hl7ProcessingAttemptGet(ctx, ref.AttemptID)
@@ -56,7 +57,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResu
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("entry %d: %v", i, err), ErrTypeMapping, err)
 		}
-		write, err := conditionalWrite(entry.Request, head.ResourceType)
+		write, err := idempotentWrite(entry.Request, head)
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("entry %d (%s): %v", i, head.ResourceType, err), ErrTypeMapping, err)
 		}
@@ -104,11 +105,14 @@ func (a *Activities) routingTable(ctx context.Context, tenant string) (routing.T
 	return t, nil
 }
 
-// entryWrite is a transaction entry's conditional write: a create (POST + ifNoneExist) or an
-// update (PUT Type?identifier=…), both keyed on a business identifier.
+// entryWrite is a transaction entry's idempotent write: a conditional create (POST +
+// ifNoneExist) or update (PUT Type?identifier=…), both keyed on a business identifier; or,
+// when id is set, an update of that id (PUT Type/id), for resources that have no business
+// identifier and whose id the mapping derives from the message.
 type entryWrite struct {
 	update bool
 	ident  fhir.Identifier
+	id     string
 }
 
 // write applies one entry to the builtin store in-process, or to an external owner over HTTP.
@@ -117,9 +121,12 @@ type entryWrite struct {
 func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body []byte, w entryWrite) (id string, action store.Action, stale bool, err error) {
 	if owner == routing.Builtin {
 		var r store.WriteResult
-		if w.update {
+		switch {
+		case w.id != "":
+			r, err = a.Store.Update(ctx, tenant, typ, w.id, body)
+		case w.update:
 			r, err = a.Store.ConditionalUpdate(ctx, tenant, body, w.ident)
-		} else {
+		default:
 			r, err = a.Store.ConditionalCreate(ctx, tenant, body, w.ident)
 		}
 		switch {
@@ -132,9 +139,12 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 	}
 	c := fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
 	var r fhirclient.WriteResult
-	if w.update {
+	switch {
+	case w.id != "":
+		r, err = c.Update(ctx, typ, w.id, body)
+	case w.update:
 		r, err = c.ConditionalUpdate(ctx, typ, body, w.ident)
-	} else {
+	default:
 		r, err = c.ConditionalCreate(ctx, typ, body, w.ident)
 	}
 	if fhirclient.IsPermanent(err) {
@@ -152,25 +162,34 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 	return r.ID, store.ActionUnchanged, false, nil
 }
 
-// conditionalWrite reads an entry's business identifier: from ifNoneExist
-// ("identifier=sys|val") of a POST, or from the conditional URL of a PUT. Every mapped entry
-// must be conditional: an unconditional create would duplicate on replay.
-func conditionalWrite(req *fhir.EntryRequest, resourceType string) (entryWrite, error) {
+// idempotentWrite reads how an entry is written: the business identifier from ifNoneExist
+// ("identifier=sys|val") of a POST or from the conditional URL of a PUT, or the id of a PUT
+// Type/id, which must be the resource's own id when it has one. Every mapped entry must be
+// idempotent: an unconditional create would duplicate on replay.
+func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error) {
 	if req == nil {
 		return entryWrite{}, errors.New("entry has no request")
 	}
+	resourceType := head.ResourceType
 	var query string
 	switch {
 	case req.Method == "POST" && req.IfNoneExist != "":
 		query = req.IfNoneExist
 	case req.Method == "PUT":
 		path, q, ok := strings.Cut(req.URL, "?")
-		if !ok || path != resourceType {
+		if !ok {
+			typ, id, _ := strings.Cut(path, "/")
+			if typ != resourceType || !fhir.ValidID(id) || (head.ID != "" && head.ID != id) {
+				return entryWrite{}, fmt.Errorf("PUT %q is neither a conditional update nor an update of this %s", req.URL, resourceType)
+			}
+			return entryWrite{update: true, id: id}, nil
+		}
+		if path != resourceType {
 			return entryWrite{}, fmt.Errorf("PUT %q is not a conditional update of %s", req.URL, resourceType)
 		}
 		query = q
 	default:
-		return entryWrite{}, fmt.Errorf("%s entry is neither a conditional create nor a conditional update", req.Method)
+		return entryWrite{}, fmt.Errorf("%s entry is neither a conditional create nor an update", req.Method)
 	}
 	values, err := url.ParseQuery(query)
 	if err != nil {

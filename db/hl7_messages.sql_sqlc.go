@@ -622,14 +622,15 @@ func (q *Queries) Hl7MessageLockForDuplicate(ctx context.Context, id uuid.UUID) 
 }
 
 const hl7MessageParseInput = `-- name: Hl7MessageParseInput :one
-SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset
+SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset, m.tenant_id
 FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
 WHERE m.id = $1
 `
 
 type Hl7MessageParseInputRow struct {
-	Raw     []byte
-	Charset string
+	Raw      []byte
+	Charset  string
+	TenantID string
 }
 
 // What the Parse and Map steps read: the raw bytes, and the character set of the connector the
@@ -637,7 +638,7 @@ type Hl7MessageParseInputRow struct {
 func (q *Queries) Hl7MessageParseInput(ctx context.Context, id uuid.UUID) (Hl7MessageParseInputRow, error) {
 	row := q.db.QueryRow(ctx, hl7MessageParseInput, id)
 	var i Hl7MessageParseInputRow
-	err := row.Scan(&i.Raw, &i.Charset)
+	err := row.Scan(&i.Raw, &i.Charset, &i.TenantID)
 	return i, err
 }
 

@@ -36,7 +36,7 @@ func (q *Queries) Hl7ProcessingAttemptFinish(ctx context.Context, arg Hl7Process
 }
 
 const hl7ProcessingAttemptGet = `-- name: Hl7ProcessingAttemptGet :one
-SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try FROM hl7_processing_attempts WHERE id = $1
+SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try, mapping_notes FROM hl7_processing_attempts WHERE id = $1
 `
 
 func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl7ProcessingAttempt, error) {
@@ -56,12 +56,13 @@ func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl
 		&i.AttemptAt,
 		&i.FinishedAt,
 		&i.RunTry,
+		&i.MappingNotes,
 	)
 	return i, err
 }
 
 const hl7ProcessingAttemptListByMessage = `-- name: Hl7ProcessingAttemptListByMessage :many
-SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at
+SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at, mapping_notes
 FROM hl7_processing_attempts WHERE message_id = $1 ORDER BY attempt_number
 `
 
@@ -75,6 +76,7 @@ type Hl7ProcessingAttemptListByMessageRow struct {
 	ErrorDetail   string
 	AttemptAt     time.Time
 	FinishedAt    *time.Time
+	MappingNotes  []string
 }
 
 func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, messageID uuid.UUID) ([]Hl7ProcessingAttemptListByMessageRow, error) {
@@ -96,6 +98,7 @@ func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, message
 			&i.ErrorDetail,
 			&i.AttemptAt,
 			&i.FinishedAt,
+			&i.MappingNotes,
 		); err != nil {
 			return nil, err
 		}
@@ -108,16 +111,17 @@ func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, message
 }
 
 const hl7ProcessingAttemptSetBundle = `-- name: Hl7ProcessingAttemptSetBundle :exec
-UPDATE hl7_processing_attempts SET mapped_bundle = $1 WHERE id = $2
+UPDATE hl7_processing_attempts SET mapped_bundle = $1, mapping_notes = $2::text[] WHERE id = $3
 `
 
 type Hl7ProcessingAttemptSetBundleParams struct {
 	MappedBundle []byte
+	MappingNotes []string
 	ID           uuid.UUID
 }
 
 func (q *Queries) Hl7ProcessingAttemptSetBundle(ctx context.Context, arg Hl7ProcessingAttemptSetBundleParams) error {
-	_, err := q.db.Exec(ctx, hl7ProcessingAttemptSetBundle, arg.MappedBundle, arg.ID)
+	_, err := q.db.Exec(ctx, hl7ProcessingAttemptSetBundle, arg.MappedBundle, arg.MappingNotes, arg.ID)
 	return err
 }
 

@@ -638,6 +638,7 @@ type Hl7ProcessingAttempt struct {
 	AttemptAt     time.Time
 	FinishedAt    *time.Time
 	RunTry        int32
+	MappingNotes  []string
 }
 
 type Hl7RejectedInput struct {

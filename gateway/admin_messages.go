@@ -220,6 +220,8 @@ func (h *handlers) getMessage(c echo.Context) error {
 		ErrorDetail string     `json:"errorDetail,omitempty"`
 		AttemptAt   time.Time  `json:"attemptAt"`
 		FinishedAt  *time.Time `json:"finishedAt,omitempty"`
+		// MappingNotes is what the Map step noted without failing (ignored Z-segments, …).
+		MappingNotes []string `json:"mappingNotes,omitempty"`
 	}
 	type linkJSON struct {
 		ResourceType string `json:"resourceType"`
@@ -239,7 +241,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	}
 	as := make([]attemptJSON, 0, len(attempts))
 	for _, a := range attempts {
-		as = append(as, attemptJSON{a.AttemptNumber, string(a.Status), a.WorkflowID, a.RunID, a.ErrorCode, a.ErrorDetail, a.AttemptAt, a.FinishedAt})
+		as = append(as, attemptJSON{a.AttemptNumber, string(a.Status), a.WorkflowID, a.RunID, a.ErrorCode, a.ErrorDetail, a.AttemptAt, a.FinishedAt, a.MappingNotes})
 	}
 	ls := make([]linkJSON, 0, len(links))
 	for _, l := range links {

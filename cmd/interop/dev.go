@@ -104,7 +104,11 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer}
+	mt, err := loadMappingTenants(c, logger)
+	if err != nil {
+		return err
+	}
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt}
 	w := s.newWorker()
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

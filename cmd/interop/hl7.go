@@ -200,19 +200,34 @@ func failureFinding(path string, msg int, err error) lintFinding {
 
 // hl7MapCmd is `interop hl7 map`.
 type hl7MapCmd struct {
-	Array bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
-	Files []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+	Array   bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
+	Tenants string   `type:"existingfile" env:"INTEROP_MAPPING_TENANTS" help:"Tenants' mapping configuration (JSON; national profiles, identifier systems, time zone)."`
+	Tenant  string   `help:"Map as this tenant (its entry in --tenants)."`
+	Files   []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
 
 	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
 	Stderr io.Writer `kong:"-"` // nil means os.Stderr
 }
 
-// Run maps every message with mapping.Map, after hl7v2.Parse with default
-// options: the code path of the workflow's Parse and Map activities. A
-// message that cannot be parsed or mapped is reported on stderr and makes
-// the exit status 1; the others are still printed.
+// Run maps every message with the tenant's Mapper, after hl7v2.Parse with
+// default options: the code path of the workflow's Parse and Map activities.
+// A message that cannot be parsed or mapped is reported on stderr and makes
+// the exit status 1; the others are still printed. Mapping notes go to stderr.
 func (c hl7MapCmd) Run() error {
 	out, errOut := writerOr(c.Stdout, os.Stdout), writerOr(c.Stderr, os.Stderr)
+	var tenants *mapping.Tenants
+	if c.Tenants != "" {
+		f, err := os.Open(c.Tenants)
+		if err != nil {
+			return fmt.Errorf("tenants: %w", err)
+		}
+		tenants, err = mapping.LoadTenants(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Tenants, err)
+		}
+	}
+	mapper := tenants.ForTenant(c.Tenant)
 	var bundles []*fhir.Bundle
 	total, failed, empty := 0, 0, 0
 	for _, path := range c.Files {
@@ -228,11 +243,14 @@ func (c hl7MapCmd) Run() error {
 		}
 		for i, m := range bf.Messages {
 			total++
-			b, err := mapMessage(m.Data)
+			b, notes, err := mapMessage(mapper, m.Data)
 			if err != nil {
 				failed++
 				fmt.Fprintf(errOut, "%s:%d: %v\n", path, i+1, err)
 				continue
+			}
+			for _, n := range notes {
+				fmt.Fprintf(errOut, "%s:%d: note: %s\n", path, i+1, n)
 			}
 			if c.Array {
 				bundles = append(bundles, b)
@@ -261,16 +279,16 @@ func (c hl7MapCmd) Run() error {
 }
 
 // mapMessage parses and maps one message.
-func mapMessage(data []byte) (*fhir.Bundle, error) {
+func mapMessage(m *mapping.Mapper, data []byte) (*fhir.Bundle, []string, error) {
 	msg, err := hl7v2.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("cannot parse: %w", err)
+		return nil, nil, fmt.Errorf("cannot parse: %w", err)
 	}
-	b, err := mapping.Map(msg)
+	res, err := m.Map(msg)
 	if err != nil {
-		return nil, fmt.Errorf("cannot map: %w", err)
+		return nil, nil, fmt.Errorf("cannot map: %w", err)
 	}
-	return b, nil
+	return res.Bundle, res.Notes, nil
 }
 
 func writeJSON(w io.Writer, v any) error {

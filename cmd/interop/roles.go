@@ -102,6 +102,10 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 		return nil, nil, fmt.Errorf("configuration: %w", err)
 	}
 	logger := newLogger(c)
+	mt, err := loadMappingTenants(c, logger)
+	if err != nil {
+		return nil, nil, err
+	}
 	pool, err := openPool(ctx, c)
 	if err != nil {
 		return nil, nil, err
@@ -114,6 +118,6 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 		pool.Close()
 		return nil, nil, err
 	}
-	s = &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}}
+	s = &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, mapping: mt}
 	return s, func() { tc.Close(); closeMetrics(); pool.Close() }, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/nhp/interop/gateway"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 	"github.com/nhp/interop/worker"
@@ -39,6 +40,8 @@ type services struct {
 	acts      *activities.Activities
 	// sealer seals connector credentials; runGateway loads it when the role has not.
 	sealer *crypto.Sealer
+	// mapping is the tenants' mapping configuration (INTEROP_MAPPING_TENANTS).
+	mapping *mapping.Tenants
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -52,6 +55,7 @@ func (s *services) activities() *activities.Activities {
 	s.acts = &activities.Activities{
 		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
+		Mapping: s.mapping,
 	}
 	return s.acts
 }
@@ -206,6 +210,24 @@ func connectorSealer(cfg config.Config, createDev bool, logger *slog.Logger) (*c
 	logger.Warn("sealing connector credentials with the development keyset; set INTEROP_KEYSET_FILE in production",
 		"keyset_file", path)
 	return s, nil
+}
+
+// loadMappingTenants reads INTEROP_MAPPING_TENANTS; a bad file stops the process at start.
+func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenants, error) {
+	if cfg.MappingTenantsFile == "" {
+		return nil, nil
+	}
+	f, err := os.Open(cfg.MappingTenantsFile)
+	if err != nil {
+		return nil, fmt.Errorf("INTEROP_MAPPING_TENANTS: %w", err)
+	}
+	defer f.Close()
+	t, err := mapping.LoadTenants(f)
+	if err != nil {
+		return nil, fmt.Errorf("INTEROP_MAPPING_TENANTS %s: %w", cfg.MappingTenantsFile, err)
+	}
+	logger.Info("tenant mapping configuration loaded", "file", cfg.MappingTenantsFile)
+	return t, nil
 }
 
 // openPool connects to the service database.

@@ -153,6 +153,6 @@ ORDER BY received_at, id;
 -- name: Hl7MessageParseInput :one
 -- What the Parse and Map steps read: the raw bytes, and the character set of the connector the
 -- message arrived on (settings.charset; '' when unset), which decodes them when MSH-18 is silent.
-SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset
+SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset, m.tenant_id
 FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
 WHERE m.id = @id;

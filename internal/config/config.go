@@ -46,6 +46,11 @@ type Config struct {
 	// `interop dev` creates. (A KMS-wrapped keyset is the production next step.)
 	KeysetFile string
 
+	// MappingTenantsFile is a JSON file of tenant → mapping configuration (national profile
+	// set, identifier systems, time zone; see mapping.LoadTenants) (INTEROP_MAPPING_TENANTS).
+	// Empty maps every tenant with the base US Core/IPS profiles.
+	MappingTenantsFile string
+
 	Temporal Temporal
 }
 
@@ -119,6 +124,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
 	str(&c.JWTSecret, "INTEROP_JWT_SECRET")
 	str(&c.KeysetFile, "INTEROP_KEYSET_FILE")
+	str(&c.MappingTenantsFile, "INTEROP_MAPPING_TENANTS")
 	str(&c.Temporal.Address, "TEMPORAL_ADDRESS")
 	str(&c.Temporal.Namespace, "TEMPORAL_NAMESPACE")
 	str(&c.Temporal.TaskQueue, "INTEROP_TASK_QUEUE")

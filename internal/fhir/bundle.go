@@ -1,6 +1,10 @@
 package fhir
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+)
 
 // Bundle is a FHIR Bundle whose resources stay raw JSON.
 type Bundle struct {
@@ -65,3 +69,106 @@ const (
 	BundleTransactionResponse = "transaction-response"
 	BundleSearchset           = "searchset"
 )
+
+// AppendJSON appends b as compact JSON to dst: the bytes json.Marshal gives, without its cost.
+// json.Marshal validates and re-compacts every json.RawMessage, which for a mapped Bundle is
+// a second pass over nearly all of it; AppendJSON copies each entry's Resource as it is. So
+// each Resource must already be one compact JSON value, as json.Marshal and Encoder produce
+// (a Resource read from elsewhere, e.g. PostgreSQL JSONB text, is still valid JSON but keeps
+// its whitespace).
+func (b *Bundle) AppendJSON(dst []byte) ([]byte, error) {
+	// The envelope is small: let encoding/json write it, with entry (its last field) left
+	// out, and splice the entries in before the closing brace. "type" is never omitted, so
+	// the envelope is never "{}" and the comma is always right.
+	env := *b
+	env.Entry = nil
+	head, err := json.Marshal(&env)
+	if err != nil {
+		return dst, err
+	}
+	if len(b.Entry) == 0 {
+		return append(dst, head...), nil
+	}
+	dst = append(dst, head[:len(head)-1]...)
+	dst = append(dst, `,"entry":[`...)
+	for i := range b.Entry {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = b.Entry[i].appendJSON(dst); err != nil {
+			return dst, fmt.Errorf("entry %d: %w", i, err)
+		}
+	}
+	return append(dst, "]}"...), nil
+}
+
+func (e *BundleEntry) appendJSON(dst []byte) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, '{')
+	// field opens member name, after a comma unless it is the object's first.
+	field := func(dst []byte, name string) []byte {
+		if len(dst) > start+1 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, '"')
+		dst = append(dst, name...)
+		return append(dst, `":`...)
+	}
+	if e.FullURL != "" {
+		dst = field(dst, "fullUrl")
+		dst = appendString(dst, e.FullURL)
+	}
+	if len(e.Resource) > 0 {
+		dst = field(dst, "resource")
+		dst = append(dst, e.Resource...)
+	}
+	// search and response do not occur in the Bundles the service writes at volume.
+	if e.Search != nil {
+		dst = field(dst, "search")
+		raw, err := json.Marshal(e.Search)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, raw...)
+	}
+	if r := e.Request; r != nil {
+		dst = field(dst, "request")
+		dst = append(dst, `{"method":`...)
+		dst = appendString(dst, r.Method)
+		dst = append(dst, `,"url":`...)
+		dst = appendString(dst, r.URL)
+		if r.IfNoneExist != "" {
+			dst = append(dst, `,"ifNoneExist":`...)
+			dst = appendString(dst, r.IfNoneExist)
+		}
+		if r.IfMatch != "" {
+			dst = append(dst, `,"ifMatch":`...)
+			dst = appendString(dst, r.IfMatch)
+		}
+		dst = append(dst, '}')
+	}
+	if e.Response != nil {
+		dst = field(dst, "response")
+		raw, err := json.Marshal(e.Response)
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, raw...)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendString appends s as a JSON string exactly as encoding/json writes it (HTML-safe).
+// Strings that need no escaping, nearly all of them, are copied; the rest go through
+// encoding/json so that its escaping rules hold without being restated here.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			raw, _ := json.Marshal(s) // a string always marshals
+			return append(dst, raw...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}

@@ -1,17 +1,17 @@
 // Package mapping turns parsed HL7 v2 messages into FHIR R4 transaction Bundles. It is pure:
 // the same message always gives the same Bundle (fullUrls are name-based UUIDs), so the Map
-// step can be retried and replayed. Every entry is a conditional create keyed on a business
-// identifier, so re-processing a message converges on the same resources.
+// step can be retried and replayed. Every entry is conditional on a business identifier, so
+// re-processing a message, or a later event about the same patient or visit, converges on
+// the same resources.
+//
+// Message families plug in by registering a Handler per message structure (RegisterMessage)
+// or a SegmentHandler per segment (RegisterSegment) from an init function in their own file;
+// handlers build resources with the Builder and the datatype functions (CX, XPN, XAD, XTN,
+// CWE, XCN, XON, PL, DateTime, NM, SN, ED…).
 package mapping
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net/url"
-	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -21,74 +21,58 @@ import (
 // message will never map and is dead-lettered rather than retried.
 var ErrUnmappable = errors.New("unmappable message")
 
-// US Core 6.1 profile URLs of the resources mapped here.
-const (
-	ProfileUSCorePatient = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient"
-)
+// Result is a mapped message: the transaction Bundle and notes on what was skipped or
+// degraded (ignored Z-segments, values that did not convert).
+type Result struct {
+	Bundle *fhir.Bundle
+	Notes  []string
+}
 
-// urnNamespace seeds the name-based UUIDs of a Bundle's fullUrls.
-var urnNamespace = uuid.MustParse("0f2b8d0e-5b53-4d7e-9d44-6f3a1c0b7a21")
+// Mapper maps messages with one tenant's configuration. It is immutable and safe for
+// concurrent use.
+type Mapper struct {
+	opts Options
+}
 
-// Map returns the FHIR transaction Bundle for m.
+// New returns a Mapper for opts.
+func New(opts Options) *Mapper { return &Mapper{opts: opts} }
+
+// defaultMapper writes MessageHeader and Provenance: the pipeline's router applies their
+// PUT Type/<name-based id> as a plain, idempotent update.
+var defaultMapper = New(Options{MessageResources: true})
+
+// Map maps m with the default options (base profiles, no tenant configuration) and returns
+// the Bundle alone; see Mapper.Map for the notes.
 func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
-	b := &builder{msg: m, controlID: m.ControlID(), eventTime: eventTime(m)}
-	if _, ok := m.Lookup("PID-3"); !ok {
-		return nil, fmt.Errorf("%w: %s has no PID-3 patient identifier", ErrUnmappable, m.Type())
-	}
-	if err := b.patient(); err != nil {
+	r, err := defaultMapper.Map(m)
+	if err != nil {
 		return nil, err
 	}
-	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: b.entries}, nil
+	return r.Bundle, nil
 }
 
-type builder struct {
-	msg       *hl7v2.Message
-	controlID string
-	// eventTime is when the source event happened (EVN-2, else MSH-7); zero when unknown.
-	eventTime time.Time
-	entries   []fhir.BundleEntry
-}
-
-// eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
-// keeps the state of the newest event whatever order messages are processed in.
-func eventTime(m *hl7v2.Message) time.Time {
-	for _, path := range []string{"EVN-2.1", "MSH-7.1"} {
-		if v := m.Get(path); v != "" {
-			if t, _, err := hl7v2.ParseTime(v); err == nil {
-				return t
-			}
+// Map returns the FHIR transaction Bundle for m. A message whose structure has no handler
+// still maps its patient (every message type this service receives carries a PID).
+func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
+	b := newBuilder(m, &mp.opts)
+	b.noteZSegments()
+	if _, h, ok := handlerFor(m); ok {
+		if err := h(b); err != nil {
+			return Result{}, err
+		}
+	} else {
+		b.Notef("%s", unknownStructure(m))
+		if err := mapPatient(b); err != nil {
+			return Result{}, err
 		}
 	}
-	return time.Time{}
-}
-
-// meta returns the meta of a mapped resource: its profiles and the source event time.
-func (b *builder) meta(profiles ...string) fhir.Meta {
-	m := fhir.Meta{Profile: profiles}
-	if !b.eventTime.IsZero() {
-		m.Extension = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
+	var trailer []*entry
+	if mp.opts.MessageResources {
+		trailer = b.messageResources()
 	}
-	return m
-}
-
-// addUpdate appends a conditional update of resource keyed on ident (PUT Type?identifier=…):
-// the owner creates it or replaces it, unless it holds state from a newer event.
-func (b *builder) addUpdate(resourceType string, resource any, ident fhir.Identifier) error {
-	body, err := json.Marshal(resource)
+	bundle, err := b.bundle(trailer)
 	if err != nil {
-		return fmt.Errorf("marshal %s: %w", resourceType, err)
+		return Result{}, err
 	}
-	b.entries = append(b.entries, fhir.BundleEntry{
-		FullURL:  b.fullURL(resourceType, ident),
-		Resource: body,
-		Request: &fhir.EntryRequest{
-			Method: "PUT",
-			URL:    resourceType + "?identifier=" + url.QueryEscape(ident.Token()),
-		},
-	})
-	return nil
-}
-
-func (b *builder) fullURL(resourceType string, ident fhir.Identifier) string {
-	return "urn:uuid:" + uuid.NewSHA1(urnNamespace, []byte(b.controlID+"\x00"+resourceType+"\x00"+ident.Token())).String()
+	return Result{Bundle: bundle, Notes: b.notes}, nil
 }

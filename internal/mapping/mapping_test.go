@@ -121,6 +121,8 @@ func TestGender(t *testing.T) {
 		require.Equal(t, want, p.Gender, "PID-8 %q", sex)
 		if want == "" {
 			require.NotContains(t, p.raw, "gender", "PID-8 %q: no gender rather than a guess", sex)
+			require.JSONEq(t, `{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}`,
+				string(p.raw["_gender"]), "US Core requires gender: data-absent-reason")
 		}
 	}
 }
@@ -150,7 +152,7 @@ func TestNames(t *testing.T) {
 	b := mapPID(t, `PID|1||1^^^H^MR||EVERYMAN&&&&Aniston^ADAM^A^III^Dr.^MD^L~Josh^^stanley^^^^D~^^^^^^L~Nick^^^^^^N~Mai^Den^^^^^M~Al^Ias^^^^^A~Old^Birth^^^^^B`)
 	p := patientOf(t, b)
 	require.Equal(t, []wantName{
-		{Use: "official", Family: "EVERYMAN", Given: []string{"ADAM", "A"}, Prefix: []string{"Dr."}, Suffix: []string{"III"}},
+		{Use: "official", Family: "EVERYMAN", Given: []string{"ADAM", "A"}, Prefix: []string{"Dr."}, Suffix: []string{"III", "MD"}},
 		{Use: "usual", Family: "Josh", Given: []string{"stanley"}},
 		{Use: "nickname", Family: "Nick"},
 		{Use: "maiden", Family: "Mai", Given: []string{"Den"}},
@@ -187,8 +189,9 @@ func TestFullURL(t *testing.T) {
 	a := mapPID(t, pid)
 	m, err := hl7v2.Parse([]byte(strings.Replace(msh, "CTRL1", "CTRL2", 1) + pid + "\r"))
 	require.NoError(t, err)
-	b, err := mapping.Map(m)
+	r, err := mapping.New(mapping.Options{}).Map(m)
 	require.NoError(t, err)
+	b := r.Bundle
 	require.True(t, strings.HasPrefix(a.Entry[0].FullURL, "urn:uuid:"))
 	require.NotEqual(t, a.Entry[0].FullURL, b.Entry[0].FullURL)
 	require.Equal(t, a.Entry[0].Request, b.Entry[0].Request, "the conditional key depends on the patient only")
@@ -207,16 +210,22 @@ func mapFile(t *testing.T, raw []byte) *fhir.Bundle {
 	return b
 }
 
+// mapPID maps a message of msh and pid without MessageHeader and Provenance (and the sender
+// Organization they bring), so that the Patient is entry 0.
 func mapPID(t *testing.T, pid string) *fhir.Bundle {
 	t.Helper()
-	b := mapFile(t, []byte(msh+pid+"\r"))
-	checkTransaction(t, b)
-	return b
+	m, err := hl7v2.Parse([]byte(msh + pid + "\r"))
+	require.NoError(t, err)
+	r, err := mapping.New(mapping.Options{}).Map(m)
+	require.NoError(t, err)
+	checkTransaction(t, r.Bundle)
+	return r.Bundle
 }
 
 // checkTransaction asserts the invariants every mapped Bundle keeps: a transaction whose
-// entries are all conditional updates (PUT Type?identifier=system|value) with a urn:uuid
-// fullUrl.
+// entries are all conditional (PUT Type?identifier=system|value, or POST with ifNoneExist
+// identifier=system|value) or, for MessageHeader and Provenance, an update of the resource's
+// own name-based id (PUT Type/<the fullUrl's uuid>), with a urn:uuid fullUrl.
 func checkTransaction(t *testing.T, b *fhir.Bundle) {
 	t.Helper()
 	require.Equal(t, "Bundle", b.ResourceType)
@@ -227,9 +236,23 @@ func checkTransaction(t *testing.T, b *fhir.Bundle) {
 		require.NoError(t, err, "entry %d", i)
 		require.True(t, strings.HasPrefix(e.FullURL, "urn:uuid:"), "entry %d fullUrl %q", i, e.FullURL)
 		require.NotNil(t, e.Request, "entry %d", i)
-		require.Equal(t, "PUT", e.Request.Method, "entry %d", i)
-		path, query, ok := strings.Cut(e.Request.URL, "?")
-		require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
+		var path, query string
+		switch e.Request.Method {
+		case "PUT":
+			var ok bool
+			path, query, ok = strings.Cut(e.Request.URL, "?")
+			if !ok && (head.ResourceType == "MessageHeader" || head.ResourceType == "Provenance") {
+				id := strings.TrimPrefix(e.FullURL, "urn:uuid:")
+				require.Equal(t, head.ResourceType+"/"+id, e.Request.URL, "entry %d", i)
+				require.Equal(t, id, head.ID, "entry %d", i)
+				continue
+			}
+			require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
+		case "POST":
+			path, query = e.Request.URL, e.Request.IfNoneExist
+		default:
+			t.Fatalf("entry %d: method %s", i, e.Request.Method)
+		}
 		require.Equal(t, head.ResourceType, path, "entry %d", i)
 		q, err := url.ParseQuery(query)
 		require.NoError(t, err, "entry %d", i)
@@ -285,10 +308,17 @@ func (p patientJSON) idents(t *testing.T) []wantIdent {
 
 func patientOf(t *testing.T, b *fhir.Bundle) patientJSON {
 	t.Helper()
-	require.Len(t, b.Entry, 1)
-	var p patientJSON
-	require.NoError(t, json.Unmarshal(b.Entry[0].Resource, &p))
-	require.NoError(t, json.Unmarshal(b.Entry[0].Resource, &p.raw))
-	require.Equal(t, "Patient", p.ResourceType)
-	return p
+	for _, e := range b.Entry {
+		// Other entries (the MessageHeader's sender Organization) have elements of the same
+		// name and another shape: decode only the Patient.
+		if head, err := fhir.ReadHead(e.Resource); err != nil || head.ResourceType != "Patient" {
+			continue
+		}
+		var p patientJSON
+		require.NoError(t, json.Unmarshal(e.Resource, &p))
+		require.NoError(t, json.Unmarshal(e.Resource, &p.raw))
+		return p
+	}
+	t.Fatal("no Patient entry")
+	return patientJSON{}
 }

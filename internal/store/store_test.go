@@ -527,3 +527,92 @@ func TestDeletedResourceIsGoneAndNotSearched(t *testing.T) {
 		require.Zero(t, sr.Total)
 	}
 }
+
+func TestUpdateByIDCreatesReplacesAndReplays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, pool := newStore(t)
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := t0
+	s.Now = func() time.Time { return clock }
+	header := func(event string, at time.Time) []byte {
+		return mustMarshal(map[string]any{
+			"resourceType": "MessageHeader", "id": "mh-1",
+			"meta":        map[string]any{"extension": []any{fhir.SourceEventTimeExtension(at)}},
+			"eventCoding": map[string]any{"code": event},
+		})
+	}
+
+	v1, err := s.Update(ctx, tenantA, "MessageHeader", "mh-1", header("A01", t0))
+	require.NoError(t, err)
+	require.Equal(t, store.ActionCreated, v1.Action)
+	require.Equal(t, "mh-1", v1.ID, "the client's id is kept")
+	require.Equal(t, int64(1), v1.VersionID)
+
+	// A replay of the same content is no new version, even a second later.
+	clock = t0.Add(time.Second)
+	again, err := s.Update(ctx, tenantA, "MessageHeader", "mh-1", header("A01", t0))
+	require.NoError(t, err)
+	require.Equal(t, store.ActionUnchanged, again.Action)
+	require.Equal(t, int64(1), again.VersionID)
+
+	// New content replaces it; content from an older event does not.
+	v2, err := s.Update(ctx, tenantA, "MessageHeader", "mh-1", header("A08", t0.Add(time.Hour)))
+	require.NoError(t, err)
+	require.Equal(t, store.ActionUpdated, v2.Action)
+	require.Equal(t, int64(2), v2.VersionID)
+	stale, err := s.Update(ctx, tenantA, "MessageHeader", "mh-1", header("A03", t0))
+	require.NoError(t, err)
+	require.True(t, stale.Stale)
+	require.Equal(t, store.ActionUnchanged, stale.Action)
+	read, err := s.Read(ctx, tenantA, "MessageHeader", "mh-1")
+	require.NoError(t, err)
+	require.Equal(t, "A08", decode(t, read.Body)["eventCoding"].(map[string]any)["code"])
+
+	// The id is the tenant's: another tenant's mh-1 is another resource.
+	other, err := s.Update(ctx, tenantB, "MessageHeader", "mh-1", header("A04", t0))
+	require.NoError(t, err)
+	require.Equal(t, store.ActionCreated, other.Action)
+	read, err = s.Read(ctx, tenantA, "MessageHeader", "mh-1")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), read.VersionID)
+
+	require.Equal(t, 1, countRows(t, pool, "fhir_resources", tenantA, "MessageHeader"))
+	require.Equal(t, 2, countRows(t, pool, "fhir_resource_history", tenantA, "MessageHeader"))
+	var methods []string
+	rows, err := pool.Query(ctx, `SELECT method FROM fhir_resource_history WHERE tenant_id = $1 AND id = 'mh-1' ORDER BY version_id`, tenantA)
+	require.NoError(t, err)
+	for rows.Next() {
+		var m string
+		require.NoError(t, rows.Scan(&m))
+		methods = append(methods, m)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"PUT", "PUT"}, methods, "both versions were made by a PUT")
+}
+
+func TestUpdateByIDRefusesMismatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newStore(t)
+	for name, tc := range map[string]struct {
+		typ, id string
+		body    string
+	}{
+		"other type":     {"Provenance", "p1", `{"resourceType":"MessageHeader"}`},
+		"other id":       {"MessageHeader", "p1", `{"resourceType":"MessageHeader","id":"p2"}`},
+		"invalid id":     {"MessageHeader", "a/b", `{"resourceType":"MessageHeader"}`},
+		"not a resource": {"MessageHeader", "p1", `[]`},
+	} {
+		_, err := s.Update(ctx, tenantA, tc.typ, tc.id, []byte(tc.body))
+		require.ErrorIs(t, err, fhir.ErrInvalidResource, name)
+	}
+}
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

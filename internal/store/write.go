@@ -23,7 +23,7 @@ func (s *Store) Create(ctx context.Context, tenant string, body []byte) (WriteRe
 	}
 	var res WriteResult
 	err = db.InTx(ctx, s.Pool, func(q *db.Queries) error {
-		res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil)
+		res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil, "POST")
 		return err
 	})
 	return res, err
@@ -44,6 +44,47 @@ func (s *Store) ConditionalCreate(ctx context.Context, tenant string, body []byt
 // processed late. Writers of one identifier are serialised, so the comparison cannot race.
 func (s *Store) ConditionalUpdate(ctx context.Context, tenant string, body []byte, ident fhir.Identifier) (WriteResult, error) {
 	return s.conditional(ctx, tenant, body, ident, true)
+}
+
+// Update stores body as typ/id (FHIR update, PUT Type/id): it creates the resource with that
+// client-chosen id when the tenant has none, else replaces it. Content equal to the current
+// version's is not a new version, so a replay changes nothing; and, as for ConditionalUpdate,
+// an older source event than the stored one's is not applied (Stale). body must be of typ and
+// carry no other id. Writers of one id are serialised.
+func (s *Store) Update(ctx context.Context, tenant, typ, id string, body []byte) (WriteResult, error) {
+	head, err := fhir.ReadHead(body)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	switch {
+	case head.ResourceType != typ:
+		return WriteResult{}, fmt.Errorf("%w: a %s sent to update %s/%s", fhir.ErrInvalidResource, head.ResourceType, typ, id)
+	case !fhir.ValidID(id):
+		return WriteResult{}, fmt.Errorf("%w: id %q", fhir.ErrInvalidResource, id)
+	case head.ID != "" && head.ID != id:
+		return WriteResult{}, fmt.Errorf("%w: id %q in the body of an update of %s/%s", fhir.ErrInvalidResource, head.ID, typ, id)
+	}
+	var res WriteResult
+	err = db.InTx(ctx, s.Pool, func(q *db.Queries) error {
+		// "\x1f\x1f" keeps these keys apart from conditional writes' identifier keys.
+		if err := q.AdvisoryXactLock(ctx, tenant+"\x1f"+typ+"\x1f\x1f"+id); err != nil {
+			return fmt.Errorf("lock id: %w", err)
+		}
+		row, err := q.FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
+		switch {
+		case errors.Is(db.Interpret(err), db.ErrNotFound):
+			res, err = s.put(ctx, q, tenant, typ, id, body, nil, "PUT")
+			return err
+		case err != nil:
+			return fmt.Errorf("read %s/%s: %w", typ, id, err)
+		case !row.Deleted && olderEvent(body, row.Resource):
+			res = WriteResult{Resource: fromRow(row), Action: ActionUnchanged, Stale: true}
+			return nil
+		}
+		res, err = s.put(ctx, q, tenant, typ, id, body, &row, "PUT")
+		return err
+	})
+	return res, err
 }
 
 func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ident fhir.Identifier, update bool) (WriteResult, error) {
@@ -79,19 +120,20 @@ func (s *Store) conditional(ctx context.Context, tenant string, body []byte, ide
 			res = WriteResult{Resource: fromRow(matches[0]), Action: ActionUnchanged, Stale: true}
 			return nil
 		case len(matches) == 1:
-			res, err = s.put(ctx, q, tenant, head.ResourceType, matches[0].ID, body, &matches[0])
+			res, err = s.put(ctx, q, tenant, head.ResourceType, matches[0].ID, body, &matches[0], "PUT")
 			return err
 		default:
-			res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil)
+			res, err = s.put(ctx, q, tenant, head.ResourceType, uuid.NewString(), body, nil, "POST")
 			return err
 		}
 	})
 	return res, err
 }
 
-// put writes a new version of (typ, id); prev is the current row, nil when there is none.
-// An update whose content equals the current version's is a no-op, so replays do not grow history.
-func (s *Store) put(ctx context.Context, q *db.Queries, tenant, typ, id string, body []byte, prev *db.FhirResource) (WriteResult, error) {
+// put writes a new version of (typ, id); prev is the current row, nil when there is none, and
+// method the request that made the version, as history records it. An update whose content
+// equals the current version's is a no-op, so replays do not grow history.
+func (s *Store) put(ctx context.Context, q *db.Queries, tenant, typ, id string, body []byte, prev *db.FhirResource, method string) (WriteResult, error) {
 	version := int64(1)
 	action := ActionCreated
 	if prev != nil {
@@ -110,10 +152,6 @@ func (s *Store) put(ctx context.Context, q *db.Queries, tenant, typ, id string, 
 		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version, LastUpdated: now, Resource: stamped,
 	}); err != nil {
 		return WriteResult{}, fmt.Errorf("upsert %s/%s: %w", typ, id, err)
-	}
-	method := "POST"
-	if prev != nil {
-		method = "PUT"
 	}
 	if err := q.FhirResourceHistoryInsert(ctx, db.FhirResourceHistoryInsertParams{
 		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version, LastUpdated: now, Method: method, Resource: stamped,

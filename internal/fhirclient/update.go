@@ -1,0 +1,29 @@
+package fhirclient
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+)
+
+// Update PUTs body to Type/id (FHIR update): the owner replaces that resource, or creates it
+// with the client's id. Owners that refuse client-assigned ids answer 4xx, a permanent error.
+func (c *Client) Update(ctx context.Context, resourceType, id string, body []byte) (WriteResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(resourceType+"/"+url.PathEscape(id)), bytes.NewReader(body))
+	if err != nil {
+		return WriteResult{}, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Prefer", "return=minimal")
+	resp, err := c.do(req)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	// The id is the client's; a Location, when the owner sends one, adds the version.
+	_, version := parseLocation(resp.Header.Get("Location"), resourceType)
+	if version == "" {
+		_, version = parseLocation(resp.Header.Get("Content-Location"), resourceType)
+	}
+	return WriteResult{ID: id, VersionID: version, Created: resp.StatusCode == http.StatusCreated}, nil
+}

@@ -1,0 +1,232 @@
+package mapping
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
+)
+
+// urnNamespace seeds the name-based UUIDs of a Bundle's fullUrls.
+var urnNamespace = uuid.MustParse("0f2b8d0e-5b53-4d7e-9d44-6f3a1c0b7a21")
+
+// Builder accumulates the entries of one message's Bundle. Handlers read Msg and add
+// resources through it; it owns what makes a Bundle safe to apply and replay: name-based
+// fullUrls, conditional requests keyed on business identifiers, one entry per key, and an
+// entry order in which every urn:uuid reference points back to an earlier entry (route.go
+// resolves references in order).
+type Builder struct {
+	// Msg is the message being mapped.
+	Msg *hl7v2.Message
+	// Opts is the Mapper's configuration.
+	Opts *Options
+
+	controlID string
+	eventTime time.Time
+	// shared holds Practitioner, Organization and Location (referenced by everything else, so
+	// they come first); main the message's own resources in the order handlers add them.
+	shared, main []*entry
+	byKey        map[string]*entry
+	notes        []string
+	patient      *Reference
+	patientKey   Identifier
+	encounter    *Reference
+	handled      map[*hl7v2.Segment]bool
+}
+
+type entry struct {
+	typ      string
+	key      Identifier
+	resource any
+	update   bool
+	fullURL  string
+}
+
+func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
+	return &Builder{Msg: m, Opts: opts, controlID: m.ControlID(), eventTime: eventTime(m), byKey: map[string]*entry{}}
+}
+
+// eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
+// keeps the state of the newest event whatever order messages are processed in. A time
+// without an offset is read as UTC here: it only orders events of one sender.
+func eventTime(m *hl7v2.Message) time.Time {
+	for _, seg := range []*hl7v2.Segment{m.Segment("EVN", 1), m.Segment("MSH", 1)} {
+		n := 2
+		if seg != nil && seg.Name() == "MSH" {
+			n = 7
+		}
+		if v := FieldValue(seg, n).Get(1); v != "" {
+			if t, _, err := hl7v2.ParseTime(v); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// EventTime is when the source event happened (EVN-2, else MSH-7); zero when unknown.
+func (b *Builder) EventTime() time.Time { return b.eventTime }
+
+// Meta returns the meta of a resource of type typ: its profiles (base, then the tenant's) and
+// the source-event-time extension the FHIR store uses to refuse stale updates.
+func (b *Builder) Meta(typ string) fhir.Meta {
+	m := fhir.Meta{Profile: b.Opts.profiles(typ)}
+	if !b.eventTime.IsZero() {
+		m.Extension = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
+	}
+	return m
+}
+
+// Update adds a conditional update (PUT Type?identifier=system|value) of resource: the owner
+// creates it or replaces it with this newer state. Use it for what later events change
+// (Patient, Encounter, RelatedPerson…). key must be one of the resource's identifiers. A
+// second resource with the same type and key is dropped in favour of the first; the
+// reference returned is the first's.
+func (b *Builder) Update(typ string, key Identifier, resource any) *Reference {
+	return b.add(typ, key, resource, true, false)
+}
+
+// Create adds a conditional create (POST with ifNoneExist identifier=system|value): the owner
+// creates it unless it exists, and never changes an existing one. Use it for facts a message
+// reports once.
+func (b *Builder) Create(typ string, key Identifier, resource any) *Reference {
+	return b.add(typ, key, resource, false, false)
+}
+
+// Shared adds a conditional create of a Practitioner, Organization or Location. These come
+// before every other entry, so any resource may reference them.
+func (b *Builder) Shared(typ string, key Identifier, resource any) *Reference {
+	return b.add(typ, key, resource, false, true)
+}
+
+func (b *Builder) add(typ string, key Identifier, resource any, update, shared bool) *Reference {
+	k := typ + "\x00" + key.System + "|" + key.Value
+	if e, ok := b.byKey[k]; ok {
+		return &Reference{Reference: e.fullURL}
+	}
+	e := &entry{typ: typ, key: key, resource: resource, update: update, fullURL: b.fullURL(typ, key)}
+	b.byKey[k] = e
+	if shared {
+		b.shared = append(b.shared, e)
+	} else {
+		b.main = append(b.main, e)
+	}
+	return &Reference{Reference: e.fullURL}
+}
+
+// Has reports whether an entry of typ with key was added.
+func (b *Builder) Has(typ string, key Identifier) bool {
+	_, ok := b.byKey[typ+"\x00"+key.System+"|"+key.Value]
+	return ok
+}
+
+// fullURL is "urn:uuid:" and the name-based (SHA-1, version 5) UUID of the message's control
+// id, typ and key: uuid.NewSHA1's value, computed without its allocations (it runs for every
+// entry).
+func (b *Builder) fullURL(typ string, key Identifier) string {
+	var stack [256]byte
+	name := append(stack[:0], urnNamespace[:]...)
+	name = append(name, b.controlID...)
+	name = append(name, 0)
+	name = append(name, typ...)
+	name = append(name, 0)
+	name = append(name, key.System...)
+	name = append(name, '|')
+	name = append(name, key.Value...)
+	sum := sha1.Sum(name)
+	sum[6] = sum[6]&0x0f | 0x50 // version 5
+	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
+	const hexDigits = "0123456789abcdef"
+	var out [len("urn:uuid:") + 36]byte
+	n := copy(out[:], "urn:uuid:")
+	for i, c := range sum[:16] {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out[n] = '-'
+			n++
+		}
+		out[n], out[n+1] = hexDigits[c>>4], hexDigits[c&0x0f]
+		n += 2
+	}
+	return string(out[:])
+}
+
+// Notef records something the mapping skipped or degraded; notes are returned in Result.
+func (b *Builder) Notef(format string, args ...any) {
+	b.notes = append(b.notes, fmt.Sprintf(format, args...))
+}
+
+// Patient returns the reference to the message's Patient, nil before the patient handler ran.
+func (b *Builder) Patient() *Reference { return b.patient }
+
+// PatientKey is the Patient's conditional key (the primary PID-3 identifier).
+func (b *Builder) PatientKey() Identifier { return b.patientKey }
+
+// Encounter returns the reference to the message's Encounter, nil when it has none.
+func (b *Builder) Encounter() *Reference { return b.encounter }
+
+// MarkHandled records that a handler mapped seg, so MapSegments leaves it alone.
+func (b *Builder) MarkHandled(seg *hl7v2.Segment) {
+	if b.handled == nil {
+		b.handled = map[*hl7v2.Segment]bool{}
+	}
+	b.handled[seg] = true
+}
+
+// Unmappable returns the error for a message that can never map: it names the segment and
+// field (e.g. "PID-3") and wraps ErrUnmappable.
+func Unmappable(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrUnmappable, field, fmt.Sprintf(format, args...))
+}
+
+// bundle marshals the entries, shared ones first, then the trailer (MessageHeader,
+// Provenance), which reference everything before them. Every resource is encoded once, into
+// one buffer the entries share: the Bundle is then written around those bytes
+// (fhir.Bundle.AppendJSON) rather than re-encoded.
+func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
+	n := len(b.shared) + len(b.main) + len(trailer)
+	var buf bytes.Buffer
+	buf.Grow(n * 1280) // a mapped resource is typically 0.5–1.5 KiB
+	enc := json.NewEncoder(&buf)
+	ends := make([]int, 0, n)
+	for _, list := range [][]*entry{b.shared, b.main, trailer} {
+		for _, e := range list {
+			if err := enc.Encode(e.resource); err != nil {
+				return nil, fmt.Errorf("marshal %s: %w", e.typ, err)
+			}
+			ends = append(ends, buf.Len())
+		}
+	}
+	data := buf.Bytes()
+	all := make([]fhir.BundleEntry, 0, n)
+	start := 0
+	for _, list := range [][]*entry{b.shared, b.main, trailer} {
+		for _, e := range list {
+			end := ends[len(all)]
+			// Encode ends each value with a newline; the capacity limit keeps an append to one
+			// entry's Resource from overwriting the next.
+			be := fhir.BundleEntry{FullURL: e.fullURL, Resource: data[start : end-1 : end-1], Request: e.request()}
+			start = end
+			all = append(all, be)
+		}
+	}
+	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: all}, nil
+}
+
+func (e *entry) request() *fhir.EntryRequest {
+	switch {
+	case e.update:
+		return &fhir.EntryRequest{Method: "PUT", URL: e.typ + "?identifier=" + url.QueryEscape(e.key.System+"|"+e.key.Value)}
+	case e.key.Value == "":
+		// MessageHeader and Provenance have no identifier in R4: a PUT to a name-based id
+		// makes them idempotent on owners that accept client ids.
+		return &fhir.EntryRequest{Method: "PUT", URL: e.typ + "/" + e.fullURL[len("urn:uuid:"):]}
+	}
+	return &fhir.EntryRequest{Method: "POST", URL: e.typ, IfNoneExist: "identifier=" + url.QueryEscape(e.key.System+"|"+e.key.Value)}
+}

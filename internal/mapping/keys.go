@@ -1,0 +1,14 @@
+package mapping
+
+// Systems of the derived keys this package writes when v2 has no business identifier for a
+// resource that later events update. A derived key is built only from what the sender wrote
+// and is the same in every message about the same thing, so conditional writes converge.
+const (
+	// SystemV2Visit keys an Encounter without PV1-19: "<patient system>|<patient id>|<PV1-44>".
+	SystemV2Visit = "https://interop.nhp.health/fhir/sid/v2-visit"
+	// SystemV2Contact keys a RelatedPerson without NK1-12/NK1-33: "<patient system>|<patient
+	// id>|<NK1-1 set id>".
+	SystemV2Contact = "https://interop.nhp.health/fhir/sid/v2-contact"
+	// SystemV2Location keys a Location without PL-10: its path as the sender names it.
+	SystemV2Location = "https://interop.nhp.health/fhir/sid/v2-location"
+)

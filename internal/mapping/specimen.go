@@ -1,0 +1,83 @@
+package mapping
+
+import "strconv"
+
+// mapSpecimens maps the group's SPM segments (IG SPM[Specimen]) and returns their references.
+// A Specimen is keyed on its placer id (SPM-2.1), else its filler id (SPM-2.2, which is also
+// the accession identifier), else the derived SystemV2Specimen key. It is created, not
+// updated: a specimen's facts do not change with later results.
+func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
+	var refs []*Reference
+	for i, spm := range g.specs {
+		s := &specimen{ResourceType: "Specimen", Meta: b.Meta("Specimen"), Subject: b.Patient()}
+		id2 := FieldValue(spm, 2)
+		placer, hasPlacer := EI(id2.Sub(1), b.Opts.ids())
+		filler, hasFiller := EI(id2.Sub(2), b.Opts.ids())
+		var key Identifier
+		switch {
+		case hasPlacer:
+			placer.Type = typePlacer
+			key = keyOf(placer)
+		case hasFiller:
+			key = keyOf(filler)
+		default:
+			set := FieldValue(spm, 1).Get(1)
+			if set == "" {
+				set = strconv.Itoa(i + 1)
+			}
+			key = Identifier{System: SystemV2Specimen, Value: g.resKey.System + "|" + g.resKey.Value + "|" + set}
+		}
+		if hasPlacer {
+			s.Identifier = append(s.Identifier, placer)
+		}
+		if hasFiller {
+			filler.Type = typeFiller
+			s.Identifier = append(s.Identifier, filler)
+			acc := filler
+			acc.Type = nil
+			s.AccessionIdentifier = &acc
+		}
+		if !hasPlacer && !hasFiller {
+			s.Identifier = []Identifier{key}
+		}
+		if cc, ok := CWE(FieldValue(spm, 4)); ok {
+			s.Type = &cc
+		} else {
+			s.Type = &CodeableConcept{Extension: Absent()} // US Core: type must-support
+		}
+		if g.sr != nil {
+			s.Request = []*Reference{g.sr}
+		}
+		col := &specimenCollect{}
+		start := DateTime(FieldValue(spm, 17).Sub(1).Get(1), b.Opts.Location)
+		end := DateTime(FieldValue(spm, 17).Sub(2).Get(1), b.Opts.Location)
+		if end == "" || end == start {
+			col.CollectedDateTime = start
+		} else {
+			col.CollectedPeriod = period(start, end)
+		}
+		if q, ok := CQ(FieldValue(spm, 12)); ok {
+			col.Quantity = q
+		}
+		if cc, ok := CWE(FieldValue(spm, 7)); ok {
+			col.Method = &cc
+		}
+		if cc, ok := CWE(FieldValue(spm, 8)); ok {
+			col.BodySite = &cc
+		}
+		if *col != (specimenCollect{}) {
+			s.Collection = col
+		}
+		s.ReceivedTime = DateTime(FieldValue(spm, 18).Get(1), b.Opts.Location)
+		for v := range Repetitions(spm, 24) {
+			if cc, ok := CWE(v); ok {
+				s.Condition = append(s.Condition, *withTable(&cc, "0493"))
+			}
+		}
+		if t := FieldValue(spm, 14).Get(1); t != "" {
+			s.Note = []annotation{{Text: t}}
+		}
+		refs = append(refs, b.Create("Specimen", key, s))
+	}
+	return refs
+}

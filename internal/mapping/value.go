@@ -1,0 +1,101 @@
+package mapping
+
+import (
+	"iter"
+
+	"github.com/nhp/interop/internal/hl7v2"
+)
+
+// Value is one composite v2 value read part by part: a field repetition (parts are components)
+// or a component (parts are subcomponents), so that one datatype function maps a CX whether
+// it is a field (PID-3) or a component (the HD inside CX-4). It wraps hl7v2's zero-copy
+// accessors; no path is parsed per read.
+type Value struct {
+	rep  hl7v2.Repetition
+	comp hl7v2.Component
+	leaf string
+	kind uint8 // kindRep, kindComp or kindLeaf
+}
+
+const (
+	kindRep uint8 = iota
+	kindComp
+	kindLeaf
+)
+
+// Rep wraps a field repetition.
+func Rep(r hl7v2.Repetition) Value { return Value{rep: r, kind: kindRep} }
+
+// FieldValue returns the first repetition of field n of seg (the zero Value when seg is nil).
+func FieldValue(seg *hl7v2.Segment, n int) Value {
+	if seg == nil {
+		return Value{kind: kindLeaf}
+	}
+	return Rep(seg.Field(n).Repetition(1))
+}
+
+// Repetitions iterates over the non-empty repetitions of field n of seg.
+func Repetitions(seg *hl7v2.Segment, n int) iter.Seq[Value] {
+	return func(yield func(Value) bool) {
+		if seg == nil {
+			return
+		}
+		for _, r := range seg.Field(n).Repetitions() {
+			if r.IsEmpty() || r.Raw() == hl7v2.Null {
+				continue
+			}
+			if !yield(Rep(r)) {
+				return
+			}
+		}
+	}
+}
+
+// Get returns part n decoded (the first subcomponent of a component). HL7's explicit null
+// `""` reads as empty: the mapping writes whole resources and cannot express "delete".
+func (v Value) Get(n int) string {
+	var s string
+	switch v.kind {
+	case kindRep:
+		s = v.rep.Component(n).Value()
+	case kindComp:
+		s = v.comp.Subcomponent(n)
+	default:
+		if n == 1 {
+			s = v.leaf
+		}
+	}
+	if s == hl7v2.Null {
+		return ""
+	}
+	return s
+}
+
+// Sub returns part n as a composite: a component of a repetition (read by subcomponent), or a
+// single subcomponent of a component.
+func (v Value) Sub(n int) Value {
+	switch v.kind {
+	case kindRep:
+		return Value{comp: v.rep.Component(n), kind: kindComp}
+	case kindComp:
+		return Value{leaf: v.comp.Subcomponent(n), kind: kindLeaf}
+	}
+	if n == 1 {
+		return v
+	}
+	return Value{kind: kindLeaf}
+}
+
+// IsEmpty reports whether the value has no content.
+func (v Value) IsEmpty() bool {
+	switch v.kind {
+	case kindRep:
+		return v.rep.IsEmpty() || v.rep.Raw() == hl7v2.Null
+	case kindComp:
+		return v.comp.IsEmpty() || v.comp.Raw() == hl7v2.Null
+	}
+	return v.leaf == "" || v.leaf == hl7v2.Null
+}
+
+// Leaf wraps a plain string as a one-part Value, for tests and derived values.
+func Leaf(s string) Value { return Value{leaf: s, kind: kindLeaf} }
