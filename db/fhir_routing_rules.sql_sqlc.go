@@ -7,10 +7,170 @@ package db
 
 import (
 	"context"
+
+	"github.com/google/uuid"
 )
 
+const fhirRoutingRuleCreate = `-- name: FhirRoutingRuleCreate :one
+INSERT INTO fhir_routing_rules (id, tenant_id, resource_type, category, owner_url, enabled, description)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version
+`
+
+type FhirRoutingRuleCreateParams struct {
+	ID           uuid.UUID
+	TenantID     string
+	ResourceType string
+	Category     string
+	OwnerURL     string
+	Enabled      bool
+	Description  string
+}
+
+func (q *Queries) FhirRoutingRuleCreate(ctx context.Context, arg FhirRoutingRuleCreateParams) (FhirRoutingRule, error) {
+	row := q.db.QueryRow(ctx, fhirRoutingRuleCreate,
+		arg.ID,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.Category,
+		arg.OwnerURL,
+		arg.Enabled,
+		arg.Description,
+	)
+	var i FhirRoutingRule
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ResourceType,
+		&i.Category,
+		&i.OwnerURL,
+		&i.Enabled,
+		&i.Description,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const fhirRoutingRuleDelete = `-- name: FhirRoutingRuleDelete :execrows
+DELETE FROM fhir_routing_rules WHERE tenant_id = $1 AND id = $2
+`
+
+type FhirRoutingRuleDeleteParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+func (q *Queries) FhirRoutingRuleDelete(ctx context.Context, arg FhirRoutingRuleDeleteParams) (int64, error) {
+	result, err := q.db.Exec(ctx, fhirRoutingRuleDelete, arg.TenantID, arg.ID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const fhirRoutingRuleEnabledOfType = `-- name: FhirRoutingRuleEnabledOfType :many
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules
+WHERE tenant_id = $1 AND enabled AND resource_type = $2
+ORDER BY category, created_at, id
+`
+
+type FhirRoutingRuleEnabledOfTypeParams struct {
+	TenantID     string
+	ResourceType string
+}
+
+// The enabled rules of exactly one type (no '*'), to name the rule a refused change conflicts with.
+func (q *Queries) FhirRoutingRuleEnabledOfType(ctx context.Context, arg FhirRoutingRuleEnabledOfTypeParams) ([]FhirRoutingRule, error) {
+	rows, err := q.db.Query(ctx, fhirRoutingRuleEnabledOfType, arg.TenantID, arg.ResourceType)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirRoutingRule{}
+	for rows.Next() {
+		var i FhirRoutingRule
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ResourceType,
+			&i.Category,
+			&i.OwnerURL,
+			&i.Enabled,
+			&i.Description,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirRoutingRuleGet = `-- name: FhirRoutingRuleGet :one
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules WHERE tenant_id = $1 AND id = $2
+`
+
+type FhirRoutingRuleGetParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+func (q *Queries) FhirRoutingRuleGet(ctx context.Context, arg FhirRoutingRuleGetParams) (FhirRoutingRule, error) {
+	row := q.db.QueryRow(ctx, fhirRoutingRuleGet, arg.TenantID, arg.ID)
+	var i FhirRoutingRule
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ResourceType,
+		&i.Category,
+		&i.OwnerURL,
+		&i.Enabled,
+		&i.Description,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const fhirRoutingRuleGetForUpdate = `-- name: FhirRoutingRuleGetForUpdate :one
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules WHERE tenant_id = $1 AND id = $2 FOR UPDATE
+`
+
+type FhirRoutingRuleGetForUpdateParams struct {
+	TenantID string
+	ID       uuid.UUID
+}
+
+// Locks the rule for the rest of the transaction, so that If-Match is checked on the row that
+// is then changed.
+func (q *Queries) FhirRoutingRuleGetForUpdate(ctx context.Context, arg FhirRoutingRuleGetForUpdateParams) (FhirRoutingRule, error) {
+	row := q.db.QueryRow(ctx, fhirRoutingRuleGetForUpdate, arg.TenantID, arg.ID)
+	var i FhirRoutingRule
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ResourceType,
+		&i.Category,
+		&i.OwnerURL,
+		&i.Enabled,
+		&i.Description,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
 const fhirRoutingRuleListEnabled = `-- name: FhirRoutingRuleListEnabled :many
-SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at FROM fhir_routing_rules WHERE tenant_id = $1 AND enabled ORDER BY resource_type, category
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules WHERE tenant_id = $1 AND enabled ORDER BY resource_type, category
 `
 
 // A tenant's whole routing table.
@@ -33,6 +193,7 @@ func (q *Queries) FhirRoutingRuleListEnabled(ctx context.Context, tenantID strin
 			&i.Description,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Version,
 		); err != nil {
 			return nil, err
 		}
@@ -45,7 +206,7 @@ func (q *Queries) FhirRoutingRuleListEnabled(ctx context.Context, tenantID strin
 }
 
 const fhirRoutingRuleListForType = `-- name: FhirRoutingRuleListForType :many
-SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at FROM fhir_routing_rules
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules
 WHERE tenant_id = $1 AND enabled AND resource_type IN ($2, '*')
 ORDER BY (resource_type = '*'), category
 `
@@ -75,6 +236,7 @@ func (q *Queries) FhirRoutingRuleListForType(ctx context.Context, arg FhirRoutin
 			&i.Description,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Version,
 		); err != nil {
 			return nil, err
 		}
@@ -84,4 +246,103 @@ func (q *Queries) FhirRoutingRuleListForType(ctx context.Context, arg FhirRoutin
 		return nil, err
 	}
 	return items, nil
+}
+
+const fhirRoutingRuleSearch = `-- name: FhirRoutingRuleSearch :many
+SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR resource_type = $2)
+  AND ($3::text IS NULL OR category = $3)
+  AND ($4::boolean IS NULL OR enabled = $4)
+ORDER BY resource_type, category, enabled DESC, created_at, id
+`
+
+type FhirRoutingRuleSearchParams struct {
+	TenantID     string
+	ResourceType *string
+	Category     *string
+	Enabled      *bool
+}
+
+// A tenant's rules for the admin API, each filter applying only when given.
+func (q *Queries) FhirRoutingRuleSearch(ctx context.Context, arg FhirRoutingRuleSearchParams) ([]FhirRoutingRule, error) {
+	rows, err := q.db.Query(ctx, fhirRoutingRuleSearch,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.Category,
+		arg.Enabled,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirRoutingRule{}
+	for rows.Next() {
+		var i FhirRoutingRule
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ResourceType,
+			&i.Category,
+			&i.OwnerURL,
+			&i.Enabled,
+			&i.Description,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.Version,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirRoutingRuleUpdate = `-- name: FhirRoutingRuleUpdate :one
+UPDATE fhir_routing_rules
+SET resource_type = $1, category = $2, owner_url = $3, enabled = $4,
+    description = $5
+WHERE tenant_id = $6 AND id = $7
+RETURNING id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version
+`
+
+type FhirRoutingRuleUpdateParams struct {
+	ResourceType string
+	Category     string
+	OwnerURL     string
+	Enabled      bool
+	Description  string
+	TenantID     string
+	ID           uuid.UUID
+}
+
+// Replaces every mutable field (the admin API's PUT, on a row it locked); the trigger bumps
+// version and updated_at.
+func (q *Queries) FhirRoutingRuleUpdate(ctx context.Context, arg FhirRoutingRuleUpdateParams) (FhirRoutingRule, error) {
+	row := q.db.QueryRow(ctx, fhirRoutingRuleUpdate,
+		arg.ResourceType,
+		arg.Category,
+		arg.OwnerURL,
+		arg.Enabled,
+		arg.Description,
+		arg.TenantID,
+		arg.ID,
+	)
+	var i FhirRoutingRule
+	err := row.Scan(
+		&i.ID,
+		&i.TenantID,
+		&i.ResourceType,
+		&i.Category,
+		&i.OwnerURL,
+		&i.Enabled,
+		&i.Description,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.Version,
+	)
+	return i, err
 }

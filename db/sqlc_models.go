@@ -594,6 +594,7 @@ type FhirRoutingRule struct {
 	Description  string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	Version      int64
 }
 
 type Hl7Message struct {

@@ -102,6 +102,7 @@ func routes(e *echo.Echo, h *handlers) {
 	admin.GET("/events", h.listEvents)
 	messageRoutes(admin, h)
 	connectorRoutes(admin, h)
+	routingRuleRoutes(admin, h)
 }
 
 func (h *handlers) healthz(c echo.Context) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/nhp/interop/activities"
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/mapping"
@@ -90,7 +91,10 @@ func (s *services) runRetention(ctx context.Context) {
 // then the starter.
 // announce, if not nil, is called once HTTP and the MLLP listeners are bound.
 func (s *services) runGateway(ctx context.Context, ready func(context.Context) error, announce func()) error {
-	verifier, err := signer(s.cfg)
+	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{
+		JWKSURL: s.cfg.JWKSURL, Issuer: s.cfg.JWTIssuer, Audience: s.cfg.JWTAudience, Logger: s.logger,
+		HS256: func() (auth.HS256, error) { return signer(s.cfg) },
+	})
 	if err != nil {
 		return err
 	}

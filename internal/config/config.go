@@ -41,6 +41,13 @@ type Config struct {
 	// once and kept under DataDir.
 	JWTSecret string
 
+	// JWKSURL, when set, verifies bearer tokens with an external issuer's published keys
+	// (RS256/ES256) instead of JWTSecret (INTEROP_JWKS_URL); JWTIssuer and JWTAudience, when
+	// set, must then match the tokens' iss and aud (INTEROP_JWT_ISSUER, INTEROP_JWT_AUDIENCE).
+	JWKSURL     string
+	JWTIssuer   string
+	JWTAudience string
+
 	// KeysetFile is a cleartext Tink JSON keyset of AEAD keys that seals connector credentials
 	// (INTEROP_KEYSET_FILE). Empty means the development keyset under DataDir, which only
 	// `interop dev` creates. (A KMS-wrapped keyset is the production next step.)
@@ -123,6 +130,9 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.LogFormat, "INTEROP_LOG_FORMAT")
 	str(&c.LogLevel, "INTEROP_LOG_LEVEL")
 	str(&c.JWTSecret, "INTEROP_JWT_SECRET")
+	str(&c.JWKSURL, "INTEROP_JWKS_URL")
+	str(&c.JWTIssuer, "INTEROP_JWT_ISSUER")
+	str(&c.JWTAudience, "INTEROP_JWT_AUDIENCE")
 	str(&c.KeysetFile, "INTEROP_KEYSET_FILE")
 	str(&c.MappingTenantsFile, "INTEROP_MAPPING_TENANTS")
 	str(&c.Temporal.Address, "TEMPORAL_ADDRESS")
@@ -169,6 +179,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("INTEROP_LOG_FORMAT %q: want text or json", c.LogFormat))
+	}
+	if c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "") {
+		errs = append(errs, errors.New("INTEROP_JWT_ISSUER and INTEROP_JWT_AUDIENCE apply to tokens verified with INTEROP_JWKS_URL: set it too"))
 	}
 	if c.Temporal.HistoryShards < 1 {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))

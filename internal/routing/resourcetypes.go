@@ -1,0 +1,49 @@
+package routing
+
+import "slices"
+
+// resourceTypes are the 146 concrete resource types of FHIR R4 (4.0.1), sorted; the abstract
+// Resource and DomainResource are not among them.
+var resourceTypes = []string{
+	"Account", "ActivityDefinition", "AdverseEvent", "AllergyIntolerance", "Appointment",
+	"AppointmentResponse", "AuditEvent", "Basic", "Binary", "BiologicallyDerivedProduct",
+	"BodyStructure", "Bundle", "CapabilityStatement", "CarePlan", "CareTeam", "CatalogEntry",
+	"ChargeItem", "ChargeItemDefinition", "Claim", "ClaimResponse", "ClinicalImpression",
+	"CodeSystem", "Communication", "CommunicationRequest", "CompartmentDefinition", "Composition",
+	"ConceptMap", "Condition", "Consent", "Contract", "Coverage", "CoverageEligibilityRequest",
+	"CoverageEligibilityResponse", "DetectedIssue", "Device", "DeviceDefinition", "DeviceMetric",
+	"DeviceRequest", "DeviceUseStatement", "DiagnosticReport", "DocumentManifest",
+	"DocumentReference", "EffectEvidenceSynthesis", "Encounter", "Endpoint", "EnrollmentRequest",
+	"EnrollmentResponse", "EpisodeOfCare", "EventDefinition", "Evidence", "EvidenceVariable",
+	"ExampleScenario", "ExplanationOfBenefit", "FamilyMemberHistory", "Flag", "Goal",
+	"GraphDefinition", "Group", "GuidanceResponse", "HealthcareService", "ImagingStudy",
+	"Immunization", "ImmunizationEvaluation", "ImmunizationRecommendation", "ImplementationGuide",
+	"InsurancePlan", "Invoice", "Library", "Linkage", "List", "Location", "Measure",
+	"MeasureReport", "Media", "Medication", "MedicationAdministration", "MedicationDispense",
+	"MedicationKnowledge", "MedicationRequest", "MedicationStatement", "MedicinalProduct",
+	"MedicinalProductAuthorization", "MedicinalProductContraindication",
+	"MedicinalProductIndication", "MedicinalProductIngredient", "MedicinalProductInteraction",
+	"MedicinalProductManufactured", "MedicinalProductPackaged", "MedicinalProductPharmaceutical",
+	"MedicinalProductUndesirableEffect", "MessageDefinition", "MessageHeader", "MolecularSequence",
+	"NamingSystem", "NutritionOrder", "Observation", "ObservationDefinition", "OperationDefinition",
+	"OperationOutcome", "Organization", "OrganizationAffiliation", "Parameters", "Patient",
+	"PaymentNotice", "PaymentReconciliation", "Person", "PlanDefinition", "Practitioner",
+	"PractitionerRole", "Procedure", "Provenance", "Questionnaire", "QuestionnaireResponse",
+	"RelatedPerson", "RequestGroup", "ResearchDefinition", "ResearchElementDefinition",
+	"ResearchStudy", "ResearchSubject", "RiskAssessment", "RiskEvidenceSynthesis", "Schedule",
+	"SearchParameter", "ServiceRequest", "Slot", "Specimen", "SpecimenDefinition",
+	"StructureDefinition", "StructureMap", "Subscription", "Substance", "SubstanceNucleicAcid",
+	"SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation",
+	"SubstanceSourceMaterial", "SubstanceSpecification", "SupplyDelivery", "SupplyRequest", "Task",
+	"TerminologyCapabilities", "TestReport", "TestScript", "ValueSet", "VerificationResult",
+	"VisionPrescription",
+}
+
+// IsResourceType reports whether s is the name of a FHIR R4 resource type (case-sensitive).
+func IsResourceType(s string) bool {
+	_, found := slices.BinarySearch(resourceTypes, s)
+	return found
+}
+
+// ResourceTypes returns the FHIR R4 resource type names, sorted.
+func ResourceTypes() []string { return slices.Clone(resourceTypes) }
