@@ -1,14 +1,13 @@
 package mapping
 
 import (
-	"bytes"
 	"crypto/sha1"
-	"encoding/json"
 	"fmt"
-	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	json "github.com/segmentio/encoding/json"
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -33,13 +32,19 @@ type Builder struct {
 	// shared holds Practitioner, Organization and Location (referenced by everything else, so
 	// they come first); main the message's own resources in the order handlers add them.
 	shared, main []*entry
-	byKey        map[string]*entry
+	byKey        map[entryKey]*entry
 	notes        []string
 	patient      *Reference
 	patientKey   Identifier
 	encounter    *Reference
 	handled      map[*hl7v2.Segment]bool
+	// meta is the source-event-time extension every resource's meta carries, formatted once
+	// per message; resources share it read-only.
+	metaExt []fhir.Extension
 }
+
+// entryKey identifies an entry: its type and conditional key.
+type entryKey struct{ typ, system, value string }
 
 type entry struct {
 	typ      string
@@ -47,10 +52,17 @@ type entry struct {
 	resource any
 	update   bool
 	fullURL  string
+	// ref is the reference add returns to the caller that created the entry, allocated with
+	// it; later adds of the same key get a reference of their own.
+	ref Reference
 }
 
 func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
-	return &Builder{Msg: m, Opts: opts, controlID: m.ControlID(), eventTime: eventTime(m), byKey: map[string]*entry{}}
+	b := &Builder{Msg: m, Opts: opts, controlID: m.ControlID(), eventTime: eventTime(m), byKey: make(map[entryKey]*entry, 16)}
+	if !b.eventTime.IsZero() {
+		b.metaExt = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
+	}
+	return b
 }
 
 // eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
@@ -77,11 +89,7 @@ func (b *Builder) EventTime() time.Time { return b.eventTime }
 // Meta returns the meta of a resource of type typ: its profiles (base, then the tenant's) and
 // the source-event-time extension the FHIR store uses to refuse stale updates.
 func (b *Builder) Meta(typ string) fhir.Meta {
-	m := fhir.Meta{Profile: b.Opts.profiles(typ)}
-	if !b.eventTime.IsZero() {
-		m.Extension = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
-	}
-	return m
+	return fhir.Meta{Profile: b.Opts.profiles(typ), Extension: b.metaExt}
 }
 
 // Update adds a conditional update (PUT Type?identifier=system|value) of resource: the owner
@@ -107,23 +115,24 @@ func (b *Builder) Shared(typ string, key Identifier, resource any) *Reference {
 }
 
 func (b *Builder) add(typ string, key Identifier, resource any, update, shared bool) *Reference {
-	k := typ + "\x00" + key.System + "|" + key.Value
+	k := entryKey{typ, key.System, key.Value}
 	if e, ok := b.byKey[k]; ok {
 		return &Reference{Reference: e.fullURL}
 	}
 	e := &entry{typ: typ, key: key, resource: resource, update: update, fullURL: b.fullURL(typ, key)}
+	e.ref.Reference = e.fullURL
 	b.byKey[k] = e
 	if shared {
 		b.shared = append(b.shared, e)
 	} else {
 		b.main = append(b.main, e)
 	}
-	return &Reference{Reference: e.fullURL}
+	return &e.ref
 }
 
 // Has reports whether an entry of typ with key was added.
 func (b *Builder) Has(typ string, key Identifier) bool {
-	_, ok := b.byKey[typ+"\x00"+key.System+"|"+key.Value]
+	_, ok := b.byKey[entryKey{typ, key.System, key.Value}]
 	return ok
 }
 
@@ -188,45 +197,97 @@ func Unmappable(field, format string, args ...any) error {
 // bundle marshals the entries, shared ones first, then the trailer (MessageHeader,
 // Provenance), which reference everything before them. Every resource is encoded once, into
 // one buffer the entries share: the Bundle is then written around those bytes
-// (fhir.Bundle.AppendJSON) rather than re-encoded.
+// (fhir.Bundle.AppendJSON) rather than re-encoded. The encoder writes exactly what
+// encoding/json writes (HTML-safe, sorted map keys; encode_test.go checks every golden).
 func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
 	n := len(b.shared) + len(b.main) + len(trailer)
-	var buf bytes.Buffer
-	buf.Grow(n * 1280) // a mapped resource is typically 0.5–1.5 KiB
-	enc := json.NewEncoder(&buf)
-	ends := make([]int, 0, n)
-	for _, list := range [][]*entry{b.shared, b.main, trailer} {
+	data := make([]byte, 0, n*int(entryBytes.Load()))
+	var endsArr [64]int
+	ends := endsArr[:0]
+	for _, list := range [...][]*entry{b.shared, b.main, trailer} {
 		for _, e := range list {
-			if err := enc.Encode(e.resource); err != nil {
+			var err error
+			if data, err = json.Append(data, e.resource, json.EscapeHTML|json.SortMapKeys); err != nil {
 				return nil, fmt.Errorf("marshal %s: %w", e.typ, err)
 			}
-			ends = append(ends, buf.Len())
+			ends = append(ends, len(data))
 		}
 	}
-	data := buf.Bytes()
-	all := make([]fhir.BundleEntry, 0, n)
-	start := 0
-	for _, list := range [][]*entry{b.shared, b.main, trailer} {
+	if n > 0 {
+		noteEntryBytes(len(data) / n)
+	}
+	all := make([]fhir.BundleEntry, n)
+	reqs := make([]fhir.EntryRequest, n)
+	i, start := 0, 0
+	for _, list := range [...][]*entry{b.shared, b.main, trailer} {
 		for _, e := range list {
-			end := ends[len(all)]
-			// Encode ends each value with a newline; the capacity limit keeps an append to one
-			// entry's Resource from overwriting the next.
-			be := fhir.BundleEntry{FullURL: e.fullURL, Resource: data[start : end-1 : end-1], Request: e.request()}
+			// The capacity limit keeps an append to one entry's Resource from overwriting
+			// the next.
+			end := ends[i]
+			e.request(&reqs[i])
+			all[i] = fhir.BundleEntry{FullURL: e.fullURL, Resource: data[start:end:end], Request: &reqs[i]}
 			start = end
-			all = append(all, be)
+			i++
 		}
 	}
 	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: all}, nil
 }
 
-func (e *entry) request() *fhir.EntryRequest {
+// entryBytes is the buffer bundle allocates per entry: a running estimate of the encoded size
+// of a resource (typically 0.5–1.5 KiB) with some headroom, so that the one buffer of a
+// Bundle's resources is seldom regrown and seldom much too large. It only sizes a buffer:
+// the output never depends on it.
+var entryBytes atomic.Int64
+
+func init() { entryBytes.Store(1280) }
+
+// noteEntryBytes folds a Bundle's mean encoded resource size into entryBytes (an exponential
+// moving average, plus 25% headroom). Concurrent updates may lose one another; that is fine
+// for an estimate.
+func noteEntryBytes(mean int) {
+	target := int64(mean + mean/4)
+	old := entryBytes.Load()
+	entryBytes.Store(max(256, old+(target-old)/4))
+}
+
+// request fills r with the entry's conditional request.
+func (e *entry) request(r *fhir.EntryRequest) {
 	switch {
 	case e.update:
-		return &fhir.EntryRequest{Method: "PUT", URL: e.typ + "?identifier=" + url.QueryEscape(e.key.System+"|"+e.key.Value)}
+		r.Method, r.URL = "PUT", conditionURL(e.typ+"?identifier=", e.key)
 	case e.key.Value == "":
 		// MessageHeader and Provenance have no identifier in R4: a PUT to a name-based id
 		// makes them idempotent on owners that accept client ids.
-		return &fhir.EntryRequest{Method: "PUT", URL: e.typ + "/" + e.fullURL[len("urn:uuid:"):]}
+		r.Method, r.URL = "PUT", e.typ+"/"+e.fullURL[len("urn:uuid:"):]
+	default:
+		r.Method, r.URL, r.IfNoneExist = "POST", e.typ, conditionURL("identifier=", e.key)
 	}
-	return &fhir.EntryRequest{Method: "POST", URL: e.typ, IfNoneExist: "identifier=" + url.QueryEscape(e.key.System+"|"+e.key.Value)}
+}
+
+// conditionURL is prefix + url.QueryEscape(key.System+"|"+key.Value), built with one
+// allocation.
+func conditionURL(prefix string, key Identifier) string {
+	var stack [256]byte
+	dst := append(stack[:0], prefix...)
+	dst = appendQueryEscape(dst, key.System)
+	dst = append(dst, "%7C"...) // '|'
+	dst = appendQueryEscape(dst, key.Value)
+	return string(dst)
+}
+
+// appendQueryEscape appends s escaped as url.QueryEscape escapes it: unreserved characters
+// stay, a space becomes '+', every other byte becomes %XX (upper-case hex).
+func appendQueryEscape(dst []byte, s string) []byte {
+	const upperHex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.', c == '~':
+			dst = append(dst, c)
+		case c == ' ':
+			dst = append(dst, '+')
+		default:
+			dst = append(dst, '%', upperHex[c>>4], upperHex[c&0x0f])
+		}
+	}
+	return dst
 }

@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -23,5 +25,24 @@ func TestFullURLIsNewSHA1(t *testing.T) {
 		b := &Builder{controlID: tc.control}
 		want := "urn:uuid:" + uuid.NewSHA1(urnNamespace, []byte(tc.control+"\x00"+tc.typ+"\x00"+tc.key.System+"|"+tc.key.Value)).String()
 		require.Equal(t, want, b.fullURL(tc.typ, tc.key))
+	}
+}
+
+// conditionURL escapes by hand to save allocations; it must escape exactly as
+// url.QueryEscape, or every conditional request URL would change.
+func TestConditionURLIsQueryEscape(t *testing.T) {
+	var all []byte
+	for c := range 256 {
+		all = append(all, byte(c))
+	}
+	for _, tc := range []Identifier{
+		{System: "urn:oid:2.16.840.1.113883.19.5", Value: "12345"},
+		{System: "http://example.org/fhir/sid/mrn?x=1&y=2", Value: "A B+C/D;E=F@G$H,I:J~K_L.M-N"},
+		{System: "", Value: ""},
+		{System: "é ü 中", Value: "\x00\x7f\xff%"},
+		{System: string(all), Value: strings.Repeat("x|", 200)}, // longer than the stack buffer
+	} {
+		want := "Patient?identifier=" + url.QueryEscape(tc.System+"|"+tc.Value)
+		require.Equal(t, want, conditionURL("Patient?identifier=", tc))
 	}
 }

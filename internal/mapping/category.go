@@ -102,9 +102,9 @@ func categoryConcept(cat string) CodeableConcept {
 func observationProfiles(cat string, o *observation) []string {
 	switch cat {
 	case CategoryLaboratory:
-		return []string{ProfileUSCoreObservationLab}
+		return labProfiles[:1:1] // shared, read-only: an append copies
 	case CategoryImaging, CategoryProcedure:
-		return []string{ProfileUSCoreClinicalResult}
+		return clinicalResultProfiles[:1:1]
 	case CategoryVitalSigns:
 		vs, _ := vitalSignOf(o.Code)
 		q := o.ValueQuantity
@@ -125,5 +125,10 @@ func observationProfiles(cat string, o *observation) []string {
 	}
 	return nil
 }
+
+var (
+	labProfiles            = []string{ProfileUSCoreObservationLab}
+	clinicalResultProfiles = []string{ProfileUSCoreClinicalResult}
+)
 
 func usCore(name string) string { return "http://hl7.org/fhir/us/core/StructureDefinition/" + name }

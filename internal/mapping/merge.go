@@ -28,7 +28,7 @@ func mapMerge(b *Builder) error {
 	if oldKey == b.PatientKey() {
 		return Unmappable("MRG-1", "prior patient identifier %s equals the surviving PID-3", oldKey.System+"|"+oldKey.Value)
 	}
-	survivor := b.byKey["Patient\x00"+b.patientKey.System+"|"+b.patientKey.Value].resource.(*patient)
+	survivor := b.byKey[entryKey{"Patient", b.patientKey.System, b.patientKey.Value}].resource.(*patient)
 	sk := b.PatientKey()
 	survivor.Link = append(survivor.Link, patientLink{Other: Reference{Type: "Patient", Identifier: &oldKey}, Type: "replaces"})
 

@@ -29,8 +29,13 @@ type messageEndpoint struct {
 func (b *Builder) messageResources() []*entry {
 	msh := b.Msg.Segment("MSH", 1)
 	var focus []*Reference
-	for _, e := range b.main {
-		focus = append(focus, &Reference{Reference: e.fullURL})
+	if len(b.main) > 0 {
+		refs := make([]Reference, len(b.main))
+		focus = make([]*Reference, len(b.main))
+		for i, e := range b.main {
+			refs[i].Reference = e.fullURL
+			focus[i] = &refs[i]
+		}
 	}
 	var out []*entry
 	if source, ok := endpoint(FieldValue(msh, 3)); ok {

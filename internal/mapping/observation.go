@@ -87,11 +87,20 @@ func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, 
 // mapObservation maps one OBX (IG OBX[Observation]) and its NTEs.
 func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, spec *Reference) *Reference {
 	obx := r.obx
-	o := &observation{ResourceType: "Observation", Code: code, Subject: b.Patient(), Encounter: b.Encounter(), Specimen: spec}
+	// One allocation for the Observation and its one-element slices (it runs per OBX).
+	a := &struct {
+		o        observation
+		id       [1]Identifier
+		basedOn  [1]*Reference
+		category [1]CodeableConcept
+	}{o: observation{ResourceType: "Observation", Code: code, Subject: b.Patient(), Encounter: b.Encounter(), Specimen: spec}}
+	o := &a.o
 	key := observationKey(b, g, obx, code)
-	o.Identifier = []Identifier{key}
+	a.id[0] = key
+	o.Identifier = a.id[:]
 	if g.sr != nil {
-		o.BasedOn = []*Reference{g.sr}
+		a.basedOn[0] = g.sr
+		o.BasedOn = a.basedOn[:]
 	}
 	status := Code(FieldValue(obx, 11))
 	o.Status = observationStatuses[status]
@@ -99,7 +108,8 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 		o.Status = "unknown"
 	}
 	cat := ObservationCategory(code, FieldValue(g.obr, 24).Get(1))
-	o.Category = []CodeableConcept{categoryConcept(cat)}
+	a.category[0] = categoryConcept(cat)
+	o.Category = a.category[:]
 	effective := FieldValue(obx, 14).Get(1)
 	if effective == "" {
 		effective = FieldValue(g.obr, 7).Get(1)
