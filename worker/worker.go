@@ -13,19 +13,32 @@ import (
 
 // Options tune the worker's concurrency; zero values take the SDK's defaults.
 type Options struct {
-	MaxConcurrentActivities int
-	MaxConcurrentWorkflows  int
-	ActivityPollers         int
-	WorkflowPollers         int
+	// MaxConcurrentLocalActivities bounds the pipeline steps in flight; 0 means
+	// DefaultMaxConcurrentLocalActivities.
+	MaxConcurrentLocalActivities int
+	MaxConcurrentActivities      int
+	MaxConcurrentWorkflows       int
+	ActivityPollers              int
+	WorkflowPollers              int
 }
+
+// DefaultMaxConcurrentLocalActivities keeps the pipeline steps in flight near what the
+// database pool (db.DefaultMaxConns) serves. Unbounded, the steps would wait for a connection
+// inside their start-to-close timeout, and an overloaded worker would fail tries instead of
+// queueing them.
+const DefaultMaxConcurrentLocalActivities = 32
 
 // New returns a worker (not yet started) serving taskQueue with every workflow and activity.
 func New(c client.Client, taskQueue string, acts *activities.Activities, o Options) sdkworker.Worker {
+	if o.MaxConcurrentLocalActivities <= 0 {
+		o.MaxConcurrentLocalActivities = DefaultMaxConcurrentLocalActivities
+	}
 	w := sdkworker.New(c, taskQueue, sdkworker.Options{
-		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
-		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
-		MaxConcurrentActivityTaskPollers:       o.ActivityPollers,
-		MaxConcurrentWorkflowTaskPollers:       o.WorkflowPollers,
+		MaxConcurrentLocalActivityExecutionSize: o.MaxConcurrentLocalActivities,
+		MaxConcurrentActivityExecutionSize:      o.MaxConcurrentActivities,
+		MaxConcurrentWorkflowTaskExecutionSize:  o.MaxConcurrentWorkflows,
+		MaxConcurrentActivityTaskPollers:        o.ActivityPollers,
+		MaxConcurrentWorkflowTaskPollers:        o.WorkflowPollers,
 		// A workflow that panics or turns non-deterministic after a deploy must stop and wait
 		// for a fix, not retry forever or corrupt state; support staff see it in the UI.
 		WorkflowPanicPolicy: sdkworker.BlockWorkflow,
