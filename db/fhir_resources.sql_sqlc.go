@@ -39,8 +39,64 @@ func (q *Queries) FhirResourceCount(ctx context.Context, arg FhirResourceCountPa
 	return count, err
 }
 
+const fhirResourceFindByIdentifier = `-- name: FhirResourceFindByIdentifier :many
+SELECT r.tenant_id, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.resource, r.sort_date, r.search_indexed FROM fhir_resources r
+WHERE r.tenant_id = $1 AND r.resource_type = $2 AND NOT r.deleted
+  AND r.id IN (
+    SELECT t.id FROM fhir_search_tokens t
+    WHERE t.tenant_id = $1 AND t.resource_type = $2 AND t.param = 'identifier'
+      AND t.code = $3 AND t.system = $4)
+ORDER BY r.last_updated, r.id
+LIMIT $5
+`
+
+type FhirResourceFindByIdentifierParams struct {
+	TenantID     string
+	ResourceType string
+	Value        string
+	System       string
+	MaxRows      int32
+}
+
+// Current resources carrying the identifier exactly (system ” is "no system"), via the index.
+func (q *Queries) FhirResourceFindByIdentifier(ctx context.Context, arg FhirResourceFindByIdentifierParams) ([]FhirResource, error) {
+	rows, err := q.db.Query(ctx, fhirResourceFindByIdentifier,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.Value,
+		arg.System,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResource{}
+	for rows.Next() {
+		var i FhirResource
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Resource,
+			&i.SortDate,
+			&i.SearchIndexed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const fhirResourceGet = `-- name: FhirResourceGet :one
-SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource FROM fhir_resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3
 `
 
 type FhirResourceGetParams struct {
@@ -60,6 +116,8 @@ func (q *Queries) FhirResourceGet(ctx context.Context, arg FhirResourceGetParams
 		&i.LastUpdated,
 		&i.Deleted,
 		&i.Resource,
+		&i.SortDate,
+		&i.SearchIndexed,
 	)
 	return i, err
 }
@@ -94,8 +152,81 @@ func (q *Queries) FhirResourceHistoryInsert(ctx context.Context, arg FhirResourc
 	return err
 }
 
+const fhirResourceHistoryList = `-- name: FhirResourceHistoryList :many
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, method, resource FROM fhir_resource_history
+WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version_id < $4
+ORDER BY version_id DESC
+LIMIT $5
+`
+
+type FhirResourceHistoryListParams struct {
+	TenantID      string
+	ResourceType  string
+	ID            string
+	BeforeVersion int64
+	MaxRows       int32
+}
+
+// An instance's versions, newest first.
+func (q *Queries) FhirResourceHistoryList(ctx context.Context, arg FhirResourceHistoryListParams) ([]FhirResourceHistory, error) {
+	rows, err := q.db.Query(ctx, fhirResourceHistoryList,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.ID,
+		arg.BeforeVersion,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResourceHistory{}
+	for rows.Next() {
+		var i FhirResourceHistory
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Method,
+			&i.Resource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirResourceMarkIndexed = `-- name: FhirResourceMarkIndexed :exec
+UPDATE fhir_resources SET search_indexed = true, sort_date = $1
+WHERE tenant_id = $2 AND resource_type = $3 AND id = $4
+`
+
+type FhirResourceMarkIndexedParams struct {
+	SortDate     time.Time
+	TenantID     string
+	ResourceType string
+	ID           string
+}
+
+func (q *Queries) FhirResourceMarkIndexed(ctx context.Context, arg FhirResourceMarkIndexedParams) error {
+	_, err := q.db.Exec(ctx, fhirResourceMarkIndexed,
+		arg.SortDate,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.ID,
+	)
+	return err
+}
+
 const fhirResourceSearch = `-- name: FhirResourceSearch :many
-SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource FROM fhir_resources
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources
 WHERE tenant_id = $1 AND resource_type = $2 AND NOT deleted
   AND resource @> $3::jsonb
 ORDER BY last_updated, id
@@ -132,6 +263,92 @@ func (q *Queries) FhirResourceSearch(ctx context.Context, arg FhirResourceSearch
 			&i.LastUpdated,
 			&i.Deleted,
 			&i.Resource,
+			&i.SortDate,
+			&i.SearchIndexed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirResourceTypeHistoryList = `-- name: FhirResourceTypeHistoryList :many
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, method, resource FROM fhir_resource_history
+WHERE tenant_id = $1 AND resource_type = $2 AND last_updated >= $3
+ORDER BY last_updated DESC, id DESC, version_id DESC
+LIMIT $4
+`
+
+type FhirResourceTypeHistoryListParams struct {
+	TenantID     string
+	ResourceType string
+	Since        time.Time
+	MaxRows      int32
+}
+
+// Every version of a type's resources changed at or after since, newest first.
+func (q *Queries) FhirResourceTypeHistoryList(ctx context.Context, arg FhirResourceTypeHistoryListParams) ([]FhirResourceHistory, error) {
+	rows, err := q.db.Query(ctx, fhirResourceTypeHistoryList,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.Since,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResourceHistory{}
+	for rows.Next() {
+		var i FhirResourceHistory
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Method,
+			&i.Resource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirResourceUnindexed = `-- name: FhirResourceUnindexed :many
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources WHERE NOT search_indexed ORDER BY tenant_id, resource_type, id LIMIT $1
+`
+
+// Rows written before the search index existed, for Store.Reindex.
+func (q *Queries) FhirResourceUnindexed(ctx context.Context, maxRows int32) ([]FhirResource, error) {
+	rows, err := q.db.Query(ctx, fhirResourceUnindexed, maxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResource{}
+	for rows.Next() {
+		var i FhirResource
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Resource,
+			&i.SortDate,
+			&i.SearchIndexed,
 		); err != nil {
 			return nil, err
 		}
@@ -144,11 +361,12 @@ func (q *Queries) FhirResourceSearch(ctx context.Context, arg FhirResourceSearch
 }
 
 const fhirResourceUpsert = `-- name: FhirResourceUpsert :exec
-INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, deleted, resource)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)
 ON CONFLICT (tenant_id, resource_type, id) DO UPDATE
 SET version_id = excluded.version_id, last_updated = excluded.last_updated,
-    deleted = excluded.deleted, resource = excluded.resource
+    deleted = excluded.deleted, resource = excluded.resource,
+    sort_date = excluded.sort_date, search_indexed = true
 `
 
 type FhirResourceUpsertParams struct {
@@ -159,8 +377,11 @@ type FhirResourceUpsertParams struct {
 	LastUpdated  time.Time
 	Deleted      bool
 	Resource     []byte
+	SortDate     time.Time
 }
 
+// Writes the current version; the write's search index goes in with FhirSearchIndexReplace,
+// in the same transaction, so search_indexed is true.
 func (q *Queries) FhirResourceUpsert(ctx context.Context, arg FhirResourceUpsertParams) error {
 	_, err := q.db.Exec(ctx, fhirResourceUpsert,
 		arg.TenantID,
@@ -170,6 +391,93 @@ func (q *Queries) FhirResourceUpsert(ctx context.Context, arg FhirResourceUpsert
 		arg.LastUpdated,
 		arg.Deleted,
 		arg.Resource,
+		arg.SortDate,
+	)
+	return err
+}
+
+const fhirResourceVersionGet = `-- name: FhirResourceVersionGet :one
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, method, resource FROM fhir_resource_history
+WHERE tenant_id = $1 AND resource_type = $2 AND id = $3 AND version_id = $4
+`
+
+type FhirResourceVersionGetParams struct {
+	TenantID     string
+	ResourceType string
+	ID           string
+	VersionID    int64
+}
+
+func (q *Queries) FhirResourceVersionGet(ctx context.Context, arg FhirResourceVersionGetParams) (FhirResourceHistory, error) {
+	row := q.db.QueryRow(ctx, fhirResourceVersionGet,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.ID,
+		arg.VersionID,
+	)
+	var i FhirResourceHistory
+	err := row.Scan(
+		&i.TenantID,
+		&i.ResourceType,
+		&i.ID,
+		&i.VersionID,
+		&i.LastUpdated,
+		&i.Deleted,
+		&i.Method,
+		&i.Resource,
+	)
+	return i, err
+}
+
+const fhirSearchIndexReplace = `-- name: FhirSearchIndexReplace :exec
+WITH del_tokens AS (
+    DELETE FROM fhir_search_tokens dt WHERE dt.tenant_id = $1 AND dt.resource_type = $2 AND dt.id = $3
+), del_refs AS (
+    DELETE FROM fhir_search_refs dr WHERE dr.tenant_id = $1 AND dr.resource_type = $2 AND dr.id = $3
+), del_dates AS (
+    DELETE FROM fhir_search_dates dd WHERE dd.tenant_id = $1 AND dd.resource_type = $2 AND dd.id = $3
+), ins_tokens AS (
+    INSERT INTO fhir_search_tokens (tenant_id, resource_type, id, param, system, code)
+    SELECT $1, $2, $3, unnest($7::text[]), unnest($8::text[]), unnest($9::text[])
+), ins_refs AS (
+    INSERT INTO fhir_search_refs (tenant_id, resource_type, id, param, target_type, target_id)
+    SELECT $1, $2, $3, unnest($10::text[]), unnest($11::text[]), unnest($12::text[])
+)
+INSERT INTO fhir_search_dates (tenant_id, resource_type, id, param, lo, hi)
+SELECT $1, $2, $3, unnest($4::text[]), unnest($5::timestamptz[]), unnest($6::timestamptz[])
+`
+
+type FhirSearchIndexReplaceParams struct {
+	TenantID     string
+	ResourceType string
+	ID           string
+	DateParams   []string
+	DateLos      []time.Time
+	DateHis      []time.Time
+	TokenParams  []string
+	TokenSystems []string
+	TokenCodes   []string
+	RefParams    []string
+	RefTypes     []string
+	RefIds       []string
+}
+
+// Replaces the search index rows of one resource (empty arrays: removes them), in one round trip.
+// The arrays of each table run in parallel (unnest zips them in a select list).
+func (q *Queries) FhirSearchIndexReplace(ctx context.Context, arg FhirSearchIndexReplaceParams) error {
+	_, err := q.db.Exec(ctx, fhirSearchIndexReplace,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.ID,
+		arg.DateParams,
+		arg.DateLos,
+		arg.DateHis,
+		arg.TokenParams,
+		arg.TokenSystems,
+		arg.TokenCodes,
+		arg.RefParams,
+		arg.RefTypes,
+		arg.RefIds,
 	)
 	return err
 }

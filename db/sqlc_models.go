@@ -564,13 +564,15 @@ type DomainEvent struct {
 }
 
 type FhirResource struct {
-	TenantID     string
-	ResourceType string
-	ID           string
-	VersionID    int64
-	LastUpdated  time.Time
-	Deleted      bool
-	Resource     []byte
+	TenantID      string
+	ResourceType  string
+	ID            string
+	VersionID     int64
+	LastUpdated   time.Time
+	Deleted       bool
+	Resource      []byte
+	SortDate      time.Time
+	SearchIndexed bool
 }
 
 type FhirResourceHistory struct {
@@ -595,6 +597,33 @@ type FhirRoutingRule struct {
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 	Version      int64
+}
+
+type FhirSearchDate struct {
+	TenantID     string
+	ResourceType string
+	ID           string
+	Param        string
+	Lo           time.Time
+	Hi           time.Time
+}
+
+type FhirSearchRef struct {
+	TenantID     string
+	ResourceType string
+	ID           string
+	Param        string
+	TargetType   string
+	TargetID     string
+}
+
+type FhirSearchToken struct {
+	TenantID     string
+	ResourceType string
+	ID           string
+	Param        string
+	System       string
+	Code         string
 }
 
 type Hl7Message struct {

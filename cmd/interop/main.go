@@ -22,6 +22,7 @@ type cli struct {
 	Dev     devCmd     `cmd:"" help:"Run everything in one process: embedded Temporal server and UI, migrations, worker, gateway and the default MLLP listener."`
 	Gateway gatewayCmd `cmd:"" help:"Run the HTTP gateway (FHIR, admin API) and the MLLP listeners against an external Temporal."`
 	Worker  workerCmd  `cmd:"" help:"Run the Temporal worker (workflows and activities)."`
+	Store   storeCmd   `cmd:"" help:"Run the built-in FHIR store alone, as an owning FHIR service with its own database."`
 	Migrate migrateCmd `cmd:"" help:"Apply or revert the embedded database migrations."`
 	Token   tokenCmd   `cmd:"" help:"Print a signed bearer token for a tenant and scopes."`
 	Send    sendCmd    `cmd:"" help:"Send HL7 v2 messages over MLLP and print one line per ACK."`

@@ -2,17 +2,26 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nhp/interop/db"
-	"github.com/nhp/interop/internal/fhir"
 )
 
-// Read returns the current version of typ/id in tenant.
+// Read returns the current version of typ/id in tenant: ErrNotFound when the tenant never had
+// it, ErrGone when it was deleted.
 func (s *Store) Read(ctx context.Context, tenant, typ, id string) (Resource, error) {
-	row, err := db.New(s.Pool).FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
+	return read(ctx, db.New(s.Pool), tenant, typ, id)
+}
+
+// Read is Store.Read inside the transaction.
+func (tx *Tx) Read(ctx context.Context, tenant, typ, id string) (Resource, error) {
+	return read(ctx, tx.q, tenant, typ, id)
+}
+
+func read(ctx context.Context, q *db.Queries, tenant, typ, id string) (Resource, error) {
+	row, err := q.FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
 	if err != nil {
 		if errors.Is(db.Interpret(err), db.ErrNotFound) {
 			return Resource{}, ErrNotFound
@@ -25,93 +34,98 @@ func (s *Store) Read(ctx context.Context, tenant, typ, id string) (Resource, err
 	return fromRow(row), nil
 }
 
-// Query is a search over one resource type. Zero fields do not filter.
-type Query struct {
-	ID         string
-	Identifier *fhir.Identifier
-	// AnySystem matches Identifier.Value under any system (token search without "|").
-	AnySystem bool
-	Count     int
-}
-
-// MaxCount caps _count so one search cannot pull a whole table into memory.
-const MaxCount = 1000
-
-// DefaultCount is the page size when _count is absent.
-const DefaultCount = 50
-
-// SearchResult is one page of matches and the total number of matches.
-type SearchResult struct {
-	Resources []Resource
-	Total     int
-}
-
-// Search returns the resources of typ in tenant that match q, oldest update first.
-func (s *Store) Search(ctx context.Context, tenant, typ string, q Query) (SearchResult, error) {
-	if q.ID != "" {
-		r, err := s.Read(ctx, tenant, typ, q.ID)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrGone) {
-			return SearchResult{Resources: []Resource{}}, nil
-		}
-		if err != nil {
-			return SearchResult{}, err
-		}
-		if q.Identifier != nil && !hasIdentifier(r, *q.Identifier, q.AnySystem) {
-			return SearchResult{Resources: []Resource{}}, nil
-		}
-		return SearchResult{Resources: []Resource{r}, Total: 1}, nil
-	}
-	containment := []byte("{}")
-	if q.Identifier != nil {
-		containment = identifierContainment(*q.Identifier, q.AnySystem)
-	}
-	count := q.Count
-	if count <= 0 {
-		count = DefaultCount
-	}
-	count = min(count, MaxCount)
-	queries := db.New(s.Pool)
-	noSystem := q.Identifier != nil && q.Identifier.System == "" && !q.AnySystem
-	fetch := count
-	if noSystem {
-		fetch = MaxCount // filtered below: containment cannot say "has no system"
-	}
-	rows, err := queries.FhirResourceSearch(ctx, db.FhirResourceSearchParams{
-		TenantID: tenant, ResourceType: typ, Containment: containment, MaxRows: int32(fetch),
+// ReadVersion returns version of typ/id (FHIR vread): ErrNotFound when there is no such
+// version, ErrGone when that version is a deletion.
+func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, version int64) (Resource, error) {
+	row, err := db.New(s.Pool).FhirResourceVersionGet(ctx, db.FhirResourceVersionGetParams{
+		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version,
 	})
 	if err != nil {
-		return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
-	}
-	total := len(rows)
-	if noSystem {
-		rows = exactIdentifierMatches(rows, *q.Identifier)
-		total = len(rows)
-		rows = rows[:min(len(rows), count)]
-	} else if total == count {
-		n, err := queries.FhirResourceCount(ctx, db.FhirResourceCountParams{TenantID: tenant, ResourceType: typ, Containment: containment})
-		if err != nil {
-			return SearchResult{}, fmt.Errorf("count %s: %w", typ, err)
+		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+			return Resource{}, ErrNotFound
 		}
-		total = int(n)
+		return Resource{}, fmt.Errorf("read %s/%s version %d: %w", typ, id, version, err)
 	}
-	out := make([]Resource, len(rows))
-	for i, r := range rows {
-		out[i] = fromRow(r)
+	if row.Deleted {
+		return Resource{}, ErrGone
 	}
-	return SearchResult{Resources: out, Total: total}, nil
+	return fromHistoryRow(row).Resource, nil
 }
 
-func hasIdentifier(r Resource, want fhir.Identifier, anySystem bool) bool {
-	var body struct {
-		Identifier []fhir.Identifier `json:"identifier"`
+// HistoryEntry is one version in a history: a resource, or a deletion (Deleted, no Body).
+type HistoryEntry struct {
+	Resource
+	Deleted bool
+	// Method is the request that made the version: POST, PUT or DELETE.
+	Method string
+}
+
+// HistoryOptions pages a history.
+type HistoryOptions struct {
+	// Count caps the entries: 0 means DefaultCount, above MaxCount means MaxCount.
+	Count int
+	// Since keeps versions made at or after it (_since); zero keeps all.
+	Since time.Time
+	// BeforeVersion, in an instance history, keeps versions older than it (paging); 0 keeps all.
+	BeforeVersion int64
+}
+
+// History returns the versions of typ/id, newest first (FHIR instance _history), deletions
+// included; ErrNotFound when the tenant never had the resource.
+func (s *Store) History(ctx context.Context, tenant, typ, id string, opts HistoryOptions) ([]HistoryEntry, error) {
+	before := opts.BeforeVersion
+	if before <= 0 {
+		before = 1 << 62
 	}
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		return false
+	rows, err := db.New(s.Pool).FhirResourceHistoryList(ctx, db.FhirResourceHistoryListParams{
+		TenantID: tenant, ResourceType: typ, ID: id, BeforeVersion: before, MaxRows: int32(pageSize(opts.Count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", typ, id, err)
 	}
-	for _, id := range body.Identifier {
-		if id.Value == want.Value && (anySystem || id.System == want.System) {
-			return true
+	if len(rows) == 0 && opts.BeforeVersion <= 0 {
+		return nil, ErrNotFound
+	}
+	out := make([]HistoryEntry, 0, len(rows))
+	for _, r := range rows {
+		if !opts.Since.IsZero() && r.LastUpdated.Before(opts.Since) {
+			continue
 		}
+		out = append(out, fromHistoryRow(r))
 	}
-	return false
+	return out, nil
+}
+
+// TypeHistory returns the versions of every resource of typ in tenant, newest first (FHIR
+// type-level _history), deletions included.
+func (s *Store) TypeHistory(ctx context.Context, tenant, typ string, opts HistoryOptions) ([]HistoryEntry, error) {
+	since := opts.Since
+	if since.IsZero() {
+		since = minDate
+	}
+	rows, err := db.New(s.Pool).FhirResourceTypeHistoryList(ctx, db.FhirResourceTypeHistoryListParams{
+		TenantID: tenant, ResourceType: typ, Since: since, MaxRows: int32(pageSize(opts.Count)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", typ, err)
+	}
+	out := make([]HistoryEntry, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fromHistoryRow(r))
+	}
+	return out, nil
+}
+
+func pageSize(n int) int {
+	if n <= 0 {
+		return DefaultCount
+	}
+	return min(n, MaxCount)
+}
+
+func fromHistoryRow(r db.FhirResourceHistory) HistoryEntry {
+	return HistoryEntry{
+		Resource: Resource{Type: r.ResourceType, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Body: r.Resource},
+		Deleted:  r.Deleted, Method: r.Method,
+	}
 }

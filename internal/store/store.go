@@ -4,11 +4,15 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nhp/interop/db"
 )
 
 // Errors callers map to FHIR status codes.
@@ -19,9 +23,14 @@ var (
 	ErrGone = errors.New("resource deleted")
 	// ErrMultipleMatches means a conditional write matched more than one resource (412).
 	ErrMultipleMatches = errors.New("conditional write matched more than one resource")
+	// ErrVersionConflict means an update's expected version (If-Match) is not the current
+	// one, or there is no current one (412).
+	ErrVersionConflict = errors.New("resource version conflict")
 )
 
-// Store serves one PostgreSQL database's fhir_resources tables.
+// Store serves one PostgreSQL database's fhir_resources tables and their search index
+// (fhir_search_tokens, fhir_search_refs, fhir_search_dates), which every write maintains in
+// its own transaction. Every method is confined to the tenant it is given.
 type Store struct {
 	Pool *pgxpool.Pool
 	// Now is the clock for meta.lastUpdated; nil means time.Now.
@@ -37,6 +46,32 @@ const (
 	ActionUpdated   Action = "updated"
 	ActionUnchanged Action = "unchanged"
 )
+
+// Tx runs several store operations in one database transaction (a FHIR transaction Bundle):
+// they all apply or none does. It has the Store's read and write methods; get one from InTx.
+type Tx struct {
+	s    *Store
+	q    *db.Queries
+	conn db.DBTX
+}
+
+// InTx runs fn in one transaction, committed when fn returns nil and rolled back otherwise.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return pgx.BeginFunc(ctx, s.Pool, func(ptx pgx.Tx) error {
+		return fn(&Tx{s: s, q: db.New(ptx), conn: ptx})
+	})
+}
+
+// inTx is InTx returning a value.
+func inTx[T any](ctx context.Context, s *Store, fn func(tx *Tx) (T, error)) (T, error) {
+	var out T
+	err := s.InTx(ctx, func(tx *Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
 
 // Resource is one stored version.
 type Resource struct {

@@ -1,0 +1,616 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/fhir"
+)
+
+// Query is a search over one resource type. Zero fields do not filter. ID, Identifier and
+// AnySystem are shorthands for the _id and identifier parameters; Params holds the rest, as
+// ParseQuery reads them from a FHIR search URL.
+type Query struct {
+	ID         string
+	Identifier *fhir.Identifier
+	// AnySystem matches Identifier.Value under any system (token search without "|").
+	AnySystem bool
+	// Count is the page size: 0 means DefaultCount, above MaxCount means MaxCount.
+	Count int
+	// OnlyTotal asks for the total and no resources (_count=0).
+	OnlyTotal bool
+
+	// Params are search parameters, ANDed; each one's Values are ORed.
+	Params []Param
+	// Sort is one of "", "_lastUpdated", "-_lastUpdated", "date", "-date", "_id", "-_id";
+	// "" means _lastUpdated (oldest update first).
+	Sort string
+	// Total says whether to count every match: TotalAccurate (the default) or TotalNone.
+	Total string
+	// Include names reference parameters of the searched type whose targets are returned
+	// alongside the page (_include=Observation:subject → "subject").
+	Include []string
+	// Cursor continues a search from a previous SearchResult.Next; it is only valid for the
+	// same tenant, type, parameters and sort, and CursorKey.
+	Cursor string
+	// CursorKey signs and verifies cursors; nil means a key made once per process, so that
+	// cursors do not survive a restart. Give every replica of a service the same key.
+	CursorKey []byte
+}
+
+// Param is one search parameter occurrence: name[:modifier]=v1,v2 (values still escaped as
+// FHIR escapes them: "\,", "\|", "\$", "\\").
+type Param struct {
+	Name     string
+	Modifier string
+	Values   []string
+}
+
+// Values of Query.Total.
+const (
+	TotalAccurate = "accurate"
+	TotalNone     = "none"
+)
+
+// MaxCount caps _count so one search cannot pull a whole table into memory.
+const MaxCount = 1000
+
+// DefaultCount is the page size when _count is absent.
+const DefaultCount = 50
+
+// CursorParam is the search parameter that carries SearchResult.Next in a next link.
+const CursorParam = "_cursor"
+
+// SearchResult is one page of matches.
+type SearchResult struct {
+	Resources []Resource
+	// Included are the targets of Query.Include, each once, none of them also a match.
+	Included []Resource
+	// Total is the number of matches, -1 when Query.Total is TotalNone.
+	Total int
+	// Next continues the search after this page; "" on the last page.
+	Next string
+}
+
+// ErrInvalidSearch is wrapped by every *ParamError.
+var ErrInvalidSearch = errors.New("invalid search")
+
+// ParamError is a search parameter the store does not know, does not support, or cannot read
+// (FHIR: 400, unless the client asked for Prefer: handling=lenient, see ParseQuery).
+type ParamError struct {
+	Param string
+	// Unknown is set for a parameter (or modifier) the store does not support, as opposed to
+	// a supported one with an unreadable value.
+	Unknown bool
+	Reason  string
+}
+
+func (e *ParamError) Error() string {
+	return fmt.Sprintf("search parameter %s: %s", e.Param, e.Reason)
+}
+
+// Unwrap makes every ParamError an ErrInvalidSearch.
+func (e *ParamError) Unwrap() error { return ErrInvalidSearch }
+
+// Parameters the store ignores quietly: the HTTP layer handles them.
+var transportParams = []string{"_format", "_pretty"}
+
+// ParseQuery reads a FHIR search URL's parameters for typ. Unknown or unsupported parameters
+// are a *ParamError unless lenient is set (Prefer: handling=lenient); they are then skipped
+// and listed in ignored. Unreadable values of known parameters are always an error.
+func ParseQuery(typ string, params url.Values, lenient bool) (q Query, ignored []string, err error) {
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	unknown := func(name, reason string) error {
+		if lenient {
+			ignored = append(ignored, name)
+			return nil
+		}
+		return &ParamError{Param: name, Unknown: true, Reason: reason}
+	}
+	for _, key := range names {
+		vals := params[key]
+		name, modifier, _ := strings.Cut(key, ":")
+		switch name {
+		case "_count":
+			if modifier != "" || len(vals) != 1 {
+				return Query{}, nil, &ParamError{Param: key, Reason: "give _count once"}
+			}
+			n, err := strconv.Atoi(vals[0])
+			if err != nil || n < 0 {
+				return Query{}, nil, &ParamError{Param: key, Reason: "not a non-negative integer"}
+			}
+			q.Count, q.OnlyTotal = n, n == 0
+			continue
+		case "_sort":
+			if len(vals) != 1 || !slices.Contains([]string{"_lastUpdated", "-_lastUpdated", "date", "-date", "_id", "-_id"}, vals[0]) {
+				return Query{}, nil, &ParamError{Param: key, Unknown: true, Reason: "supported: one of _lastUpdated, date, _id, each optionally descending (-)"}
+			}
+			if strings.TrimPrefix(vals[0], "-") == "date" {
+				if _, ok := lookupParam(typ, "date"); !ok {
+					return Query{}, nil, &ParamError{Param: key, Unknown: true, Reason: typ + " has no date parameter"}
+				}
+			}
+			q.Sort = vals[0]
+			continue
+		case "_total":
+			switch {
+			case len(vals) == 1 && (vals[0] == TotalNone || vals[0] == TotalAccurate):
+				q.Total = vals[0]
+			case len(vals) == 1 && vals[0] == "estimate":
+				q.Total = TotalAccurate
+			default:
+				return Query{}, nil, &ParamError{Param: key, Reason: "want none, estimate or accurate"}
+			}
+			continue
+		case "_include":
+			if modifier != "" {
+				if err := unknown(key, "modifiers of _include are not supported"); err != nil {
+					return Query{}, nil, err
+				}
+				continue
+			}
+			for _, v := range vals {
+				src, p, _ := strings.Cut(v, ":")
+				p, target, _ := strings.Cut(p, ":")
+				d, ok := lookupParam(typ, p)
+				if src != typ || !ok || d.kind != kindReference || (target != "" && d.target != "" && target != d.target) {
+					if err := unknown(key, fmt.Sprintf("%q: supported are %s:<%s>", v, typ, strings.Join(IncludeParams(typ), "|"))); err != nil {
+						return Query{}, nil, err
+					}
+					continue
+				}
+				if !slices.Contains(q.Include, p) {
+					q.Include = append(q.Include, p)
+				}
+			}
+			continue
+		case CursorParam:
+			if len(vals) != 1 {
+				return Query{}, nil, &ParamError{Param: key, Reason: "give one cursor"}
+			}
+			q.Cursor = vals[0]
+			continue
+		}
+		if slices.Contains(transportParams, name) {
+			continue
+		}
+		d, ok := lookupParam(typ, name)
+		if name != "_id" && name != "_lastUpdated" && !ok {
+			if err := unknown(key, "not a search parameter of "+typ+" in this store"); err != nil {
+				return Query{}, nil, err
+			}
+			continue
+		}
+		if modifier != "" && !(d.kind == kindReference && fhir.ValidType(modifier)) {
+			if err := unknown(key, "modifier :"+modifier+" is not supported"); err != nil {
+				return Query{}, nil, err
+			}
+			continue
+		}
+		for _, v := range vals {
+			if v == "" {
+				continue // FHIR: an empty parameter value is ignored
+			}
+			q.Params = append(q.Params, Param{Name: name, Modifier: modifier, Values: splitEscaped(v, ',')})
+		}
+	}
+	// Compile once to report unreadable values now, not at the first page.
+	if _, err := compileWhere(typ, q.params(), &sqlArgs{}); err != nil {
+		return Query{}, nil, err
+	}
+	return q, ignored, nil
+}
+
+// params returns Params with the ID and Identifier shorthands added.
+func (q Query) params() []Param {
+	out := slices.Clone(q.Params)
+	if q.ID != "" {
+		out = append(out, Param{Name: "_id", Values: []string{escape(q.ID)}})
+	}
+	if q.Identifier != nil {
+		v := escape(q.Identifier.System) + "|" + escape(q.Identifier.Value)
+		if q.AnySystem {
+			v = escape(q.Identifier.Value)
+		}
+		out = append(out, Param{Name: "identifier", Values: []string{v}})
+	}
+	return out
+}
+
+// canonical renders the parameters and sort that decide which rows a search returns and in
+// which order: what a cursor is bound to.
+func (q Query) canonical() string {
+	ps := q.params()
+	parts := make([]string, 0, len(ps)+1)
+	for _, p := range ps {
+		parts = append(parts, p.Name+":"+p.Modifier+"="+strings.Join(p.Values, ","))
+	}
+	slices.Sort(parts)
+	return q.Sort + "\x1e" + strings.Join(parts, "\x1e")
+}
+
+// sqlArgs collects positional parameters: every value of a search reaches PostgreSQL as a
+// bind parameter, never as SQL text.
+type sqlArgs struct{ args []any }
+
+func (a *sqlArgs) add(v any) string {
+	a.args = append(a.args, v)
+	return "$" + strconv.Itoa(len(a.args))
+}
+
+// compileWhere turns params into SQL conditions on r (fhir_resources), $1 and $2 being the
+// tenant and type. It uses only fixed SQL fragments; values go to args.
+func compileWhere(typ string, params []Param, args *sqlArgs) ([]string, error) {
+	if len(args.args) == 0 {
+		args.add("")
+		args.add("")
+	}
+	var conds []string
+	for _, p := range params {
+		var ors []string
+		for _, raw := range p.Values {
+			c, err := compileValue(typ, p, raw, args)
+			if err != nil {
+				return nil, err
+			}
+			ors = append(ors, c)
+		}
+		if len(ors) == 0 {
+			continue
+		}
+		or := "(" + strings.Join(ors, " OR ") + ")"
+		d, _ := lookupParam(typ, p.Name)
+		switch {
+		case p.Name == "_id" || p.Name == "_lastUpdated":
+			conds = append(conds, or)
+		case d.kind == kindToken:
+			conds = append(conds, "r.id IN (SELECT t.id FROM fhir_search_tokens t WHERE t.tenant_id = $1 AND t.resource_type = $2 AND t.param = "+args.add(p.Name)+" AND "+or+")")
+		case d.kind == kindReference:
+			conds = append(conds, "r.id IN (SELECT t.id FROM fhir_search_refs t WHERE t.tenant_id = $1 AND t.resource_type = $2 AND t.param = "+args.add(p.Name)+" AND "+or+")")
+		case d.kind == kindDate:
+			conds = append(conds, "r.id IN (SELECT t.id FROM fhir_search_dates t WHERE t.tenant_id = $1 AND t.resource_type = $2 AND t.param = "+args.add(p.Name)+" AND "+or+")")
+		}
+	}
+	return conds, nil
+}
+
+// datePrefixes are the comparisons of a date search (ap is not supported).
+var datePrefixes = []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"}
+
+func compileValue(typ string, p Param, raw string, args *sqlArgs) (string, error) {
+	bad := func(reason string) error { return &ParamError{Param: p.Name, Reason: reason} }
+	if strings.ContainsRune(raw, 0) || !utf8.ValidString(raw) {
+		return "", bad("values must be UTF-8 text without NUL")
+	}
+	switch p.Name {
+	case "_id":
+		return "r.id = " + args.add(unescape(raw)), nil
+	case "_lastUpdated":
+		prefix, lo, hi, err := dateParam(raw)
+		if err != nil {
+			return "", bad(err.Error())
+		}
+		return dateCondition(prefix, "r.last_updated", "r.last_updated", true, lo, hi, args), nil
+	}
+	d, _ := lookupParam(typ, p.Name)
+	switch d.kind {
+	case kindToken:
+		parts := splitEscaped(raw, '|')
+		switch {
+		case len(parts) == 1:
+			return "t.code = " + args.add(unescape(parts[0])), nil
+		case len(parts) == 2 && parts[1] == "":
+			return "t.system = " + args.add(unescape(parts[0])), nil
+		case len(parts) == 2:
+			return "(t.code = " + args.add(unescape(parts[1])) + " AND t.system = " + args.add(unescape(parts[0])) + ")", nil
+		}
+		return "", bad("want code, system|code, |code or system|")
+	case kindReference:
+		typ, id := splitReference(unescape(raw))
+		if p.Modifier != "" {
+			if typ != "" && typ != p.Modifier {
+				return "", bad("the reference's type differs from the :" + p.Modifier + " modifier")
+			}
+			typ = p.Modifier
+		}
+		if typ == "" {
+			typ = d.target
+		}
+		if !fhir.ValidID(id) {
+			return "", bad("want Type/id or id")
+		}
+		if typ == "" {
+			return "t.target_id = " + args.add(id), nil
+		}
+		return "(t.target_id = " + args.add(id) + " AND t.target_type = " + args.add(typ) + ")", nil
+	case kindDate:
+		prefix, lo, hi, err := dateParam(raw)
+		if err != nil {
+			return "", bad(err.Error())
+		}
+		return dateCondition(prefix, "t.lo", "t.hi", false, lo, hi, args), nil
+	}
+	return "", &ParamError{Param: p.Name, Unknown: true, Reason: "not supported"}
+}
+
+// dateCondition compares a stored range [lower, upper) with the search range [lo, hi) as the
+// prefix asks. An instant (point) column is its own lower and upper bound: then "after the
+// search range" is >= hi rather than > hi.
+func dateCondition(prefix, lower, upper string, point bool, lo, hi time.Time, args *sqlArgs) string {
+	gtOp, leOp := " > ", " <= "
+	if point {
+		gtOp, leOp = " >= ", " < "
+	}
+	switch prefix {
+	case "ne":
+		return "NOT (" + lower + " >= " + args.add(lo) + " AND " + upper + leOp + args.add(hi) + ")"
+	case "gt", "sa":
+		if prefix == "sa" {
+			return lower + " >= " + args.add(hi)
+		}
+		return upper + gtOp + args.add(hi)
+	case "lt":
+		return lower + " < " + args.add(lo)
+	case "eb":
+		return upper + leOp + args.add(lo)
+	case "ge":
+		return upper + gtOp + args.add(lo)
+	case "le":
+		return lower + " < " + args.add(hi)
+	}
+	return "(" + lower + " >= " + args.add(lo) + " AND " + upper + leOp + args.add(hi) + ")"
+}
+
+func dateParam(raw string) (prefix string, lo, hi time.Time, err error) {
+	v := unescape(raw)
+	prefix = "eq"
+	if len(v) > 2 && v[0] >= 'a' && v[0] <= 'z' {
+		prefix, v = v[:2], v[2:]
+		if !slices.Contains(datePrefixes, prefix) {
+			return "", time.Time{}, time.Time{}, fmt.Errorf("prefix %q: supported are %s", prefix, strings.Join(datePrefixes, ", "))
+		}
+	}
+	lo, hi, err = parseDateRange(v)
+	return prefix, lo, hi, err
+}
+
+// splitEscaped splits s at every sep not escaped by a backslash, keeping escapes.
+func splitEscaped(s string, sep byte) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func escape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`).Replace(s)
+}
+
+// sortSpec is the ORDER BY of a search: the sort column and direction.
+type sortSpec struct {
+	column string // r.last_updated, r.sort_date or r.id
+	desc   bool
+}
+
+func (q Query) sortSpec() sortSpec {
+	key := strings.TrimPrefix(q.Sort, "-")
+	s := sortSpec{column: "r.last_updated", desc: strings.HasPrefix(q.Sort, "-")}
+	switch key {
+	case "date":
+		s.column = "r.sort_date"
+	case "_id":
+		s.column = "r.id"
+	}
+	return s
+}
+
+// Search returns one page of the resources of typ in tenant that match q, in q.Sort order.
+func (s *Store) Search(ctx context.Context, tenant, typ string, q Query) (SearchResult, error) {
+	return search(ctx, s.Pool, tenant, typ, q)
+}
+
+// Search is Store.Search inside the transaction.
+func (tx *Tx) Search(ctx context.Context, tenant, typ string, q Query) (SearchResult, error) {
+	return search(ctx, tx.conn, tenant, typ, q)
+}
+
+func search(ctx context.Context, conn db.DBTX, tenant, typ string, q Query) (SearchResult, error) {
+	args := &sqlArgs{}
+	args.add(tenant)
+	args.add(typ)
+	conds, err := compileWhere(typ, q.params(), args)
+	if err != nil {
+		return SearchResult{}, err
+	}
+	for _, name := range q.Include {
+		if d, ok := lookupParam(typ, name); !ok || d.kind != kindReference {
+			return SearchResult{}, &ParamError{Param: "_include", Unknown: true, Reason: typ + ":" + name + " is not a reference parameter"}
+		}
+	}
+	where := "r.tenant_id = $1 AND r.resource_type = $2 AND NOT r.deleted"
+	for _, c := range conds {
+		where += " AND " + c
+	}
+	count := q.Count
+	if count <= 0 {
+		count = DefaultCount
+	}
+	count = min(count, MaxCount)
+	res := SearchResult{Resources: []Resource{}, Total: -1}
+
+	sort := q.sortSpec()
+	binding := tenant + "\x1f" + typ + "\x1f" + q.canonical()
+	pageWhere := where
+	pageArgs := &sqlArgs{args: slices.Clone(args.args)}
+	if q.Cursor != "" {
+		pos, err := verifyCursor(q.CursorKey, binding, q.Cursor)
+		if err != nil {
+			return SearchResult{}, err
+		}
+		key, err := sort.keyValue(pos.Key)
+		if err != nil {
+			return SearchResult{}, ErrBadCursor
+		}
+		op := ">"
+		if sort.desc {
+			op = "<"
+		}
+		pageWhere += " AND (" + sort.column + ", r.id) " + op + " (" + pageArgs.add(key) + ", " + pageArgs.add(pos.ID) + ")"
+	}
+	if !q.OnlyTotal {
+		dir := ""
+		if sort.desc {
+			dir = " DESC"
+		}
+		sql := "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.resource, r.sort_date FROM fhir_resources r WHERE " +
+			pageWhere + " ORDER BY " + sort.column + dir + ", r.id" + dir + " LIMIT " + pageArgs.add(count+1)
+		rows, err := conn.Query(ctx, sql, execMode(conds, pageArgs.args)...)
+		if err != nil {
+			return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
+		}
+		var sortDates []time.Time
+		for rows.Next() {
+			var r Resource
+			var sortDate time.Time
+			if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Body, &sortDate); err != nil {
+				rows.Close()
+				return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
+			}
+			res.Resources = append(res.Resources, r)
+			sortDates = append(sortDates, sortDate)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
+		}
+		if len(res.Resources) > count {
+			res.Resources = res.Resources[:count]
+			last := res.Resources[count-1]
+			res.Next = signCursor(q.CursorKey, binding, cursorPos{Key: sort.keyOf(last, sortDates[count-1]), ID: last.ID})
+		}
+	}
+	switch {
+	case q.Total == TotalNone && !q.OnlyTotal:
+	case q.Cursor == "" && !q.OnlyTotal && res.Next == "":
+		res.Total = len(res.Resources) // the first page holds every match
+	default:
+		var n int64
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM fhir_resources r WHERE "+where, execMode(conds, args.args)...).Scan(&n); err != nil {
+			return SearchResult{}, fmt.Errorf("count %s: %w", typ, err)
+		}
+		res.Total = int(n)
+	}
+	if len(q.Include) > 0 && len(res.Resources) > 0 {
+		if res.Included, err = includes(ctx, conn, tenant, typ, q.Include, res.Resources); err != nil {
+			return SearchResult{}, err
+		}
+	}
+	return res, nil
+}
+
+// execMode plans searches with several conditions for their values, each time: a cached
+// generic plan cannot tell a selective condition (patient) from a broad one (date=ge2024)
+// and may join them the wrong way round (16 ms instead of 0.5 ms in BenchmarkSearchAt1M).
+// Single-condition searches keep pgx's cached prepared statements.
+func execMode(conds []string, args []any) []any {
+	if len(conds) < 2 {
+		return args
+	}
+	return append([]any{pgx.QueryExecModeExec}, args...)
+}
+
+func (s sortSpec) keyOf(r Resource, sortDate time.Time) string {
+	switch s.column {
+	case "r.sort_date":
+		return sortDate.UTC().Format(time.RFC3339Nano)
+	case "r.id":
+		return r.ID
+	}
+	return r.LastUpdated.UTC().Format(time.RFC3339Nano)
+}
+
+func (s sortSpec) keyValue(key string) (any, error) {
+	if s.column == "r.id" {
+		return key, nil
+	}
+	return time.Parse(time.RFC3339Nano, key)
+}
+
+// includes reads the targets of the include parameters of the page's resources, in the
+// tenant only, skipping deleted ones and those already in the page.
+func includes(ctx context.Context, conn db.DBTX, tenant, typ string, params []string, page []Resource) ([]Resource, error) {
+	seen := map[[2]string]bool{}
+	for _, r := range page {
+		seen[[2]string{r.Type, r.ID}] = true
+	}
+	var types, ids []string
+	for _, r := range page {
+		idx, err := extractIndex(typ, r.Body)
+		if err != nil {
+			continue
+		}
+		for _, f := range idx.refs {
+			k := [2]string{f.typ, f.id}
+			if !slices.Contains(params, f.param) || f.typ == "" || seen[k] {
+				continue
+			}
+			seen[k] = true
+			types, ids = append(types, f.typ), append(ids, f.id)
+		}
+	}
+	out := []Resource{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.resource FROM fhir_resources r
+		WHERE r.tenant_id = $1 AND NOT r.deleted AND (r.resource_type, r.id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+		ORDER BY r.resource_type, r.id`, tenant, types, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read included resources: %w", err)
+	}
+	included, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Resource, error) {
+		var r Resource
+		err := row.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Body)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read included resources: %w", err)
+	}
+	return append(out, included...), nil
+}
