@@ -1,69 +1,329 @@
 package gateway
 
 import (
-	"context"
+	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
-	"github.com/nhp/interop/internal/store"
 )
 
-// searchParams are the search parameters the facade understands today; anything else is
-// refused rather than ignored, because an ignored filter returns more data than was asked for.
-var searchParams = map[string]bool{"identifier": true, "_id": true, "_count": true, "_format": true}
+// FHIROptions configure how the FHIR facade reaches the services that own resources. The zero
+// value serves the built-in store (over Deps.Store) in-process and reaches external owners
+// with a default HTTP client.
+type FHIROptions struct {
+	// Builtin serves the built-in store's FHIR REST API (internal/fhirserver). The gateway
+	// calls it in-process, with the caller's tenant in the request context; nil builds one
+	// over Deps.Store.
+	Builtin http.Handler
+	// HTTP reaches external owners; the caller's Authorization header is forwarded to them.
+	// Nil means a client without a global timeout (OwnerTimeout bounds each request).
+	HTTP *http.Client
+	// CursorKey signs the paging cursors of searches (HMAC-SHA256). Replicas must share it;
+	// nil means a random key per process, so that a cursor is only good on the replica that
+	// issued it.
+	CursorKey []byte
+	// OwnerTimeout bounds one request to one owner; 0 means 10s.
+	OwnerTimeout time.Duration
+	// FanoutConcurrency bounds the owners asked at once by one fan-out; 0 means 8.
+	FanoutConcurrency int
+	// RoutingCacheTTL is how long a tenant's routing table is reused before it is read from
+	// the database again: a rule change reaches every replica within it. 0 means 1s; a
+	// negative value reads the table on every request.
+	RoutingCacheTTL time.Duration
+	// MaxOwnerResponseBytes caps what is read from one owner's answer; 0 means 64 MiB.
+	MaxOwnerResponseBytes int64
+	// Routed counts routed requests for the FhirRequestRouted event; nil counts nothing.
+	Routed *RoutedEvents
+	// Profiles returns a tenant's national profiles by resource type, declared in the
+	// CapabilityStatement beside US Core and IPS; nil declares none.
+	Profiles func(tenant string) map[string][]string
+	// TokenURL, when set, is declared in the CapabilityStatement as the SMART token endpoint.
+	TokenURL string
+}
 
-func (h *handlers) resourceType(c echo.Context) (string, error) {
+// FHIR restful interaction codes (http://hl7.org/fhir/restful-interaction), used in routed
+// events, CapabilityStatements and scope checks.
+const (
+	interRead     = "read"
+	interVRead    = "vread"
+	interHistory  = "history-instance"
+	interSearch   = "search-type"
+	interCreate   = "create"
+	interUpdate   = "update"
+	interDelete   = "delete"
+	interBatch    = "batch"
+	interTransact = "transaction"
+)
+
+// scopeOf is the SMART v2 permission an interaction needs.
+func scopeOf(interaction string) auth.Interaction {
+	switch interaction {
+	case interSearch:
+		return auth.Search
+	case interCreate:
+		return auth.Create
+	case interUpdate:
+		return auth.Update
+	case interDelete:
+		return auth.Delete
+	}
+	return auth.Read
+}
+
+// fhirGateway is the FHIR facade: it authenticates nothing itself (the middleware does),
+// checks scopes, routes each interaction by the tenant's routing table and relays owners'
+// answers under its own base URL.
+type fhirGateway struct {
+	d       Deps
+	opts    FHIROptions
+	builtin http.Handler
+	client  *http.Client
+	key     []byte
+	tables  *tableCache
+	log     *slog.Logger
+	// base is the public base of the FHIR API, e.g. https://host/fhir.
+	base string
+}
+
+// fhirRoutes registers the FHIR REST API on the /fhir group f. Everything but metadata needs
+// a token.
+func fhirRoutes(f *echo.Group, h *handlers) {
+	g := newFHIRGateway(h.d)
+	f.GET("/metadata", g.metadata)
+	authed := f.Group("", h.authenticate)
+	authed.POST("", g.bundle)
+	authed.POST("/", g.bundle)
+	authed.GET("/:type", g.search)
+	authed.POST("/:type/_search", g.search)
+	authed.POST("/:type", g.create)
+	authed.PUT("/:type", g.conditionalUpdate)
+	authed.GET("/:type/:id", g.read)
+	authed.PUT("/:type/:id", g.update)
+	authed.DELETE("/:type/:id", g.delete)
+	authed.GET("/:type/:id/_history", g.history)
+	authed.GET("/:type/:id/_history/:vid", g.vread)
+	// Interactions the facade does not offer answer 405 with what is allowed, not 404.
+	authed.DELETE("/:type", methodNotAllowed("GET, POST, PUT"))
+	authed.PATCH("/:type", methodNotAllowed("GET, POST, PUT"))
+	authed.PATCH("/:type/:id", methodNotAllowed("GET, PUT, DELETE"))
+	authed.POST("/:type/:id", methodNotAllowed("GET, PUT, DELETE"))
+	authed.GET("", methodNotAllowed("POST"))
+}
+
+func methodNotAllowed(allow string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderAllow, allow)
+		return newOutcome(http.StatusMethodNotAllowed, fhir.IssueNotSupported,
+			c.Request().Method+" is not supported here (allowed: "+allow+")")
+	}
+}
+
+func newFHIRGateway(d Deps) *fhirGateway {
+	o := d.FHIR
+	if o.OwnerTimeout <= 0 {
+		o.OwnerTimeout = 10 * time.Second
+	}
+	if o.FanoutConcurrency <= 0 {
+		o.FanoutConcurrency = 8
+	}
+	if o.RoutingCacheTTL == 0 {
+		o.RoutingCacheTTL = time.Second
+	}
+	if o.MaxOwnerResponseBytes <= 0 {
+		o.MaxOwnerResponseBytes = 64 << 20
+	}
+	g := &fhirGateway{d: d, opts: o, builtin: o.Builtin, client: o.HTTP, key: o.CursorKey, log: d.Logger,
+		base: strings.TrimRight(d.BaseURL, "/") + "/fhir"}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.builtin == nil {
+		g.builtin = newBuiltinHandler(d)
+	}
+	if g.client == nil {
+		g.client = &http.Client{Transport: &http.Transport{
+			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+			ResponseHeaderTimeout: o.OwnerTimeout, ForceAttemptHTTP2: true,
+		}}
+	}
+	if len(g.key) == 0 {
+		g.key = make([]byte, 32)
+		_, _ = rand.Read(g.key)
+	}
+	g.tables = &tableCache{pool: d.Pool, defaultOwner: d.DefaultOwner, ttl: o.RoutingCacheTTL}
+	return g
+}
+
+// caller is who a request is made for: the tenant every owner confines it to, and the
+// Authorization header forwarded to external owners.
+type caller struct {
+	p             auth.Principal
+	authorization string
+	requestID     string
+}
+
+func callerOf(c echo.Context) caller {
+	return caller{
+		p:             principal(c),
+		authorization: c.Request().Header.Get(echo.HeaderAuthorization),
+		requestID:     c.Response().Header().Get(echo.HeaderXRequestID),
+	}
+}
+
+// fhirCall is one FHIR interaction, from a REST request or a batch entry.
+type fhirCall struct {
+	interaction string
+	method      string
+	typ, id     string
+	vid         string
+	// query holds search parameters, a conditional update's condition, or history options.
+	query url.Values
+	// header holds the forwarded request headers (If-Match, If-None-Exist, Prefer, …).
+	header http.Header
+	body   []byte
+}
+
+// fhirResult is an answer in the gateway's terms: owner URLs already rewritten.
+type fhirResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// forwardedRequestHeaders are the request headers an owner sees besides Authorization.
+var forwardedRequestHeaders = []string{"If-Match", "If-None-Match", "If-None-Exist", "If-Modified-Since", "Prefer"}
+
+func requestHeaders(r *http.Request) http.Header {
+	h := http.Header{}
+	for _, k := range forwardedRequestHeaders {
+		if v := r.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	normalizeIfNoneExist(h)
+	return h
+}
+
+// normalizeIfNoneExist drops the '?' some clients put before If-None-Exist's query.
+func normalizeIfNoneExist(h http.Header) {
+	if v := h.Get("If-None-Exist"); strings.HasPrefix(v, "?") {
+		h.Set("If-None-Exist", v[1:])
+	}
+}
+
+func (g *fhirGateway) pathType(c echo.Context) (string, error) {
 	typ := c.Param("type")
-	if !fhir.ValidType(typ) {
+	if !routing.IsResourceType(typ) {
 		return "", newOutcome(http.StatusNotFound, fhir.IssueNotSupported, "unknown resource type "+strconv.Quote(typ))
 	}
 	return typ, nil
 }
 
-// owner resolves the owner of typ for the caller's tenant. Only the built-in store is served
-// in-process; forwarding to external owners arrives with the FHIR gateway issue (#6).
-func (h *handlers) owner(ctx context.Context, tenant, typ string) error {
-	rows, err := db.New(h.d.Pool).FhirRoutingRuleListEnabled(ctx, tenant)
-	if err != nil {
-		return fmt.Errorf("load routing rules: %w", err)
+func (g *fhirGateway) pathID(c echo.Context, typ string) (string, error) {
+	id := c.Param("id")
+	if !fhir.ValidID(id) {
+		return "", newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" is not a valid id")
 	}
-	t := routing.Table{Default: h.d.DefaultOwner}
-	for _, r := range rows {
-		t.Rules = append(t.Rules, routing.Rule{ResourceType: r.ResourceType, Category: r.Category, OwnerURL: r.OwnerURL})
-	}
-	owners, err := t.Owners(typ)
-	if errors.Is(err, routing.ErrNoRoute) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotSupported, "no service owns "+typ)
-	}
-	if err != nil {
-		return err
-	}
-	if len(owners) != 1 || owners[0] != routing.Builtin {
-		return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
-			typ+" is owned by an external service; forwarding to external owners is not available yet")
-	}
-	return nil
+	return id, nil
 }
 
-func (h *handlers) search(c echo.Context) error {
-	typ, err := h.resourceType(c)
+// run checks the scope, routes and answers one REST interaction.
+func (g *fhirGateway) run(c echo.Context, call fhirCall) error {
+	cl := callerOf(c)
+	if err := requireInteraction(c, call.typ, scopeOf(call.interaction)); err != nil {
+		return err
+	}
+	res, err := g.dispatch(c.Request().Context(), cl, call)
 	if err != nil {
 		return err
 	}
+	return writeResult(c, res)
+}
+
+func writeResult(c echo.Context, res *fhirResult) error {
+	h := c.Response().Header()
+	for k, vs := range res.header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	if len(res.body) == 0 {
+		return c.NoContent(res.status)
+	}
+	return c.Blob(res.status, fhir.MediaType+"; charset=utf-8", res.body)
+}
+
+func (g *fhirGateway) read(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	id, err := g.pathID(c, typ)
+	if err != nil {
+		return err
+	}
+	return g.run(c, fhirCall{interaction: interRead, method: http.MethodGet, typ: typ, id: id, header: requestHeaders(c.Request())})
+}
+
+func (g *fhirGateway) vread(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	id, err := g.pathID(c, typ)
+	if err != nil {
+		return err
+	}
+	vid := c.Param("vid")
+	if !fhir.ValidID(vid) {
+		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" has no version "+strconv.Quote(vid))
+	}
+	return g.run(c, fhirCall{interaction: interVRead, method: http.MethodGet, typ: typ, id: id, vid: vid, header: requestHeaders(c.Request())})
+}
+
+func (g *fhirGateway) history(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	id, err := g.pathID(c, typ)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	q.Del("_format")
+	return g.run(c, fhirCall{interaction: interHistory, method: http.MethodGet, typ: typ, id: id, query: q, header: http.Header{}})
+}
+
+func (g *fhirGateway) delete(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	id, err := g.pathID(c, typ)
+	if err != nil {
+		return err
+	}
+	return g.run(c, fhirCall{interaction: interDelete, method: http.MethodDelete, typ: typ, id: id, header: requestHeaders(c.Request())})
+}
+
+func (g *fhirGateway) search(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	// The scope is checked before a form body is read.
 	if err := requireInteraction(c, typ, auth.Search); err != nil {
 		return err
 	}
@@ -71,61 +331,83 @@ func (h *handlers) search(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var q store.Query
-	for name, values := range params {
-		if !searchParams[name] {
-			return newOutcome(http.StatusBadRequest, fhir.IssueNotSupported, fmt.Sprintf("search parameter %q is not supported on %s (supported: identifier, _id, _count)", name, typ))
-		}
-		if len(values) > 1 {
-			return newOutcome(http.StatusBadRequest, fhir.IssueNotSupported, fmt.Sprintf("search parameter %q given more than once", name))
-		}
-	}
-	q.ID = params.Get("_id")
-	if q.ID != "" && !fhir.ValidID(q.ID) {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "_id is not a valid FHIR id")
-	}
-	if v := params.Get("identifier"); v != "" {
-		ident, anySystem := fhir.ParseToken(v)
-		if ident.Value == "" {
-			return newOutcome(http.StatusBadRequest, fhir.IssueValue, "identifier needs a value: identifier=system|value")
-		}
-		q.Identifier, q.AnySystem = &ident, anySystem
-	}
-	if v := params.Get("_count"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return newOutcome(http.StatusBadRequest, fhir.IssueValue, "_count must be a non-negative integer")
-		}
-		q.Count = min(n, store.MaxCount)
-		if n == 0 {
-			q.Count = 1 // _count=0 asks for the total only
-		}
-	}
-	p := principal(c)
-	ctx := c.Request().Context()
-	if err := h.owner(ctx, p.Tenant, typ); err != nil {
+	params.Del("_format")
+	return g.run(c, fhirCall{interaction: interSearch, method: http.MethodGet, typ: typ, query: params, header: http.Header{}})
+}
+
+func (g *fhirGateway) create(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
 		return err
 	}
-	res, err := h.d.Store.Search(ctx, p.Tenant, typ, q)
+	if err := requireInteraction(c, typ, auth.Create); err != nil {
+		return err
+	}
+	body, err := readResourceBody(c)
 	if err != nil {
-		return fmt.Errorf("search %s: %w", typ, err)
+		return err
 	}
-	if params.Get("_count") == "0" {
-		res.Resources = nil
+	return g.run(c, fhirCall{interaction: interCreate, method: http.MethodPost, typ: typ, body: body, header: requestHeaders(c.Request())})
+}
+
+func (g *fhirGateway) update(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
 	}
-	total := res.Total
-	b := fhir.Bundle{
-		ResourceType: "Bundle", Type: fhir.BundleSearchset, Total: &total,
-		Meta:  &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
-		Link:  []fhir.BundleLink{{Relation: "self", URL: h.d.BaseURL + "/fhir/" + typ + selfQuery(params)}},
-		Entry: make([]fhir.BundleEntry, 0, len(res.Resources)),
+	id, err := g.pathID(c, typ)
+	if err != nil {
+		return err
 	}
-	for _, r := range res.Resources {
-		b.Entry = append(b.Entry, fhir.BundleEntry{
-			FullURL: h.d.BaseURL + "/fhir/" + r.Type + "/" + r.ID, Resource: r.Body, Search: &fhir.EntrySearch{Mode: "match"},
-		})
+	if err := requireInteraction(c, typ, auth.Update); err != nil {
+		return err
 	}
-	return fhirJSON(c, http.StatusOK, b)
+	body, err := readResourceBody(c)
+	if err != nil {
+		return err
+	}
+	return g.run(c, fhirCall{interaction: interUpdate, method: http.MethodPut, typ: typ, id: id, body: body, header: requestHeaders(c.Request())})
+}
+
+// conditionalUpdate is PUT Type?criteria: the owner resolves the criteria.
+func (g *fhirGateway) conditionalUpdate(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	q.Del("_format")
+	if len(q) == 0 {
+		return newOutcome(http.StatusBadRequest, fhir.IssueRequired, "PUT "+typ+" needs search criteria (conditional update) or an id: PUT "+typ+"/[id]")
+	}
+	if err := requireInteraction(c, typ, auth.Update); err != nil {
+		return err
+	}
+	body, err := readResourceBody(c)
+	if err != nil {
+		return err
+	}
+	return g.run(c, fhirCall{interaction: interUpdate, method: http.MethodPut, typ: typ, query: q, body: body, header: requestHeaders(c.Request())})
+}
+
+// readResourceBody reads a JSON request body within the body limit.
+func readResourceBody(c echo.Context) ([]byte, error) {
+	if ct := c.Request().Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, _ := strings.Cut(ct, ";")
+		switch strings.TrimSpace(strings.ToLower(mt)) {
+		case "application/fhir+json", "application/json", "application/json+fhir":
+		default:
+			return nil, newOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "send application/fhir+json")
+		}
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		if isBodyTooLarge(err) {
+			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		}
+		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable request body")
+	}
+	return body, nil
 }
 
 // searchValues merges the query string with a POST _search form body.
@@ -153,135 +435,17 @@ func searchValues(c echo.Context) (url.Values, error) {
 	return values, nil
 }
 
-func selfQuery(params url.Values) string {
-	if len(params) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	v := url.Values{}
-	for _, k := range keys {
-		v[k] = params[k]
-	}
-	return "?" + v.Encode()
+// outcomeBody renders an OperationOutcome.
+func outcomeBody(severity fhir.IssueSeverity, code fhir.IssueType, msg string) []byte {
+	b, _ := json.Marshal(fhir.NewOutcome(severity, code, msg))
+	return b
 }
 
-func (h *handlers) read(c echo.Context) error {
-	typ, err := h.resourceType(c)
+// jsonResult is a fhirResult with v marshalled as its body.
+func jsonResult(status int, v any) (*fhirResult, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := requireInteraction(c, typ, auth.Read); err != nil {
-		return err
-	}
-	id := c.Param("id")
-	if !fhir.ValidID(id) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" is not a valid id")
-	}
-	p := principal(c)
-	ctx := c.Request().Context()
-	if err := h.owner(ctx, p.Tenant, typ); err != nil {
-		return err
-	}
-	r, err := h.d.Store.Read(ctx, p.Tenant, typ, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		// The same answer whether the id exists in another tenant or nowhere.
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" not found")
-	case errors.Is(err, store.ErrGone):
-		return newOutcome(http.StatusGone, fhir.IssueDeleted, typ+"/"+id+" was deleted")
-	case err != nil:
-		return fmt.Errorf("read %s/%s: %w", typ, id, err)
-	}
-	setVersionHeaders(c, r)
-	return fhirJSON(c, http.StatusOK, r.Body)
-}
-
-func (h *handlers) create(c echo.Context) error {
-	typ, err := h.resourceType(c)
-	if err != nil {
-		return err
-	}
-	if err := requireInteraction(c, typ, auth.Create); err != nil {
-		return err
-	}
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		if isBodyTooLarge(err) {
-			return newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
-		}
-		return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable request body")
-	}
-	head, err := fhir.ReadHead(body)
-	if err != nil {
-		return newOutcome(http.StatusBadRequest, fhir.IssueStructure, err.Error())
-	}
-	if head.ResourceType != typ {
-		return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, fmt.Sprintf("body is a %s, the URL says %s", head.ResourceType, typ))
-	}
-	p := principal(c)
-	ctx := c.Request().Context()
-	if err := h.owner(ctx, p.Tenant, typ); err != nil {
-		return err
-	}
-	var res store.WriteResult
-	if cond := c.Request().Header.Get("If-None-Exist"); cond != "" {
-		ident, err := parseIfNoneExist(cond)
-		if err != nil {
-			return err
-		}
-		res, err = h.d.Store.ConditionalCreate(ctx, p.Tenant, body, ident)
-		if errors.Is(err, store.ErrMultipleMatches) {
-			return newOutcome(http.StatusPreconditionFailed, fhir.IssueDuplicate, "If-None-Exist matched more than one "+typ)
-		}
-	} else {
-		res, err = h.d.Store.Create(ctx, p.Tenant, body)
-	}
-	if errors.Is(err, fhir.ErrInvalidResource) {
-		return newOutcome(http.StatusBadRequest, fhir.IssueStructure, err.Error())
-	}
-	if err != nil {
-		return fmt.Errorf("create %s: %w", typ, err)
-	}
-	setVersionHeaders(c, res.Resource)
-	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("%s/fhir/%s/%s/_history/%d", h.d.BaseURL, res.Type, res.ID, res.VersionID))
-	status := http.StatusCreated
-	if res.Action == store.ActionUnchanged {
-		status = http.StatusOK
-	}
-	if c.Request().Header.Get("Prefer") == "return=minimal" {
-		return c.NoContent(status)
-	}
-	return fhirJSON(c, status, res.Body)
-}
-
-func parseIfNoneExist(cond string) (fhir.Identifier, error) {
-	values, err := url.ParseQuery(strings.TrimPrefix(cond, "?"))
-	if err != nil {
-		return fhir.Identifier{}, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "If-None-Exist is not a query string")
-	}
-	if len(values) != 1 || values.Get("identifier") == "" {
-		return fhir.Identifier{}, newOutcome(http.StatusBadRequest, fhir.IssueNotSupported, "If-None-Exist supports identifier=system|value only")
-	}
-	ident, _ := fhir.ParseToken(values.Get("identifier"))
-	if ident.Value == "" {
-		return fhir.Identifier{}, newOutcome(http.StatusBadRequest, fhir.IssueValue, "If-None-Exist identifier has no value")
-	}
-	return ident, nil
-}
-
-func setVersionHeaders(c echo.Context, r store.Resource) {
-	c.Response().Header().Set("ETag", fmt.Sprintf(`W/"%d"`, r.VersionID))
-	c.Response().Header().Set("Last-Modified", r.LastUpdated.UTC().Format(http.TimeFormat))
-}
-
-func fhirJSON(c echo.Context, status int, v any) error {
-	c.Response().Header().Set(echo.HeaderContentType, fhir.MediaType+"; charset=utf-8")
-	if raw, ok := v.(json.RawMessage); ok {
-		return c.Blob(status, fhir.MediaType+"; charset=utf-8", raw)
-	}
-	return c.JSON(status, v)
+	return &fhirResult{status: status, header: http.Header{}, body: b}, nil
 }

@@ -53,6 +53,8 @@ type Deps struct {
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
 	Sealer Sealer
+	// FHIR configures how the FHIR facade reaches the owners of resources.
+	FHIR FHIROptions
 }
 
 // New builds the HTTP server with every route.
@@ -90,13 +92,7 @@ func routes(e *echo.Echo, h *handlers) {
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 
-	f := e.Group("/fhir", bodyLimit(h.d.MaxBodyBytes), fhirFormat)
-	f.GET("/metadata", h.metadata)
-	authed := f.Group("", h.authenticate)
-	authed.GET("/:type", h.search)
-	authed.POST("/:type/_search", h.search)
-	authed.GET("/:type/:id", h.read)
-	authed.POST("/:type", h.create)
+	fhirRoutes(e.Group("/fhir", bodyLimit(h.d.MaxBodyBytes), fhirFormat), h)
 
 	admin := e.Group("/admin", bodyLimit(h.d.MaxBodyBytes), h.authenticate, requireScope(auth.AdminScope))
 	admin.GET("/events", h.listEvents)

@@ -2,41 +2,140 @@ package gateway
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nhp/interop/internal/fhirserver"
+	"github.com/nhp/interop/internal/mapping"
+	"github.com/nhp/interop/internal/routing"
 )
 
-// servedTypes are the resource types the facade declares: what the HL7 v2 mappings produce.
-var servedTypes = []string{
-	"AllergyIntolerance", "Condition", "Coverage", "DiagnosticReport", "Encounter", "Immunization",
-	"Location", "Observation", "Organization", "Patient", "Practitioner", "Procedure",
-	"RelatedPerson", "ServiceRequest", "Specimen",
+// baseProfiles are the profiles the HL7 v2 mappings declare (US Core 6.1 and IPS), by type.
+var baseProfiles = map[string][]string{
+	"Patient":       {mapping.ProfileUSCorePatient, mapping.ProfileIPSPatient},
+	"Encounter":     {mapping.ProfileUSCoreEncounter},
+	"RelatedPerson": {mapping.ProfileUSCoreRelatedPerson},
+	"Practitioner":  {mapping.ProfileUSCorePractitioner, mapping.ProfileIPSPractitioner},
+	"Organization":  {mapping.ProfileUSCoreOrganization, mapping.ProfileIPSOrganization},
+	"Location":      {mapping.ProfileUSCoreLocation},
+	"Provenance":    {mapping.ProfileUSCoreProvenance},
 }
 
-// metadata answers the CapabilityStatement. It is open: clients read it before they have a token.
-func (h *handlers) metadata(c echo.Context) error {
-	type param struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
+// gatewayInteractions are the type interactions the gateway routes, whoever owns the type.
+var gatewayInteractions = []string{"read", "vread", "update", "delete", "history-instance", "create", "search-type"}
+
+// baseSearchParams are searchable on every type the built-in store holds, and forwarded for
+// types owned elsewhere.
+var baseSearchParams = []fhirserver.SearchParam{
+	{Name: "_id", Type: "token"}, {Name: "_lastUpdated", Type: "date"}, {Name: "identifier", Type: "token"},
+}
+
+type capabilityResource struct {
+	fhirserver.CapabilityResource
+	SupportedProfile []string `json:"supportedProfile,omitempty"`
+	Documentation    string   `json:"documentation,omitempty"`
+}
+
+// metadata answers the CapabilityStatement. It is open: clients read it before they have a
+// token. With a valid token it describes the caller tenant's routing table; without one, the
+// process default (every type the built-in store holds). It states what the built-in store
+// can do, the types the routing table names, the US Core / IPS (and the tenant's national)
+// profiles, batch and transaction, $export only when that route is served, and SMART
+// security.
+func (g *fhirGateway) metadata(c echo.Context) error {
+	table := routing.Table{Default: g.d.DefaultOwner}
+	tenant := ""
+	if scheme, token, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") && g.d.Auth != nil {
+		if p, err := g.d.Auth.Verify(token); err == nil {
+			if t, err := g.tables.get(c.Request().Context(), p.Tenant); err == nil {
+				table, tenant = t, p.Tenant
+			}
+		}
 	}
-	type interaction struct {
-		Code string `json:"code"`
+	store := fhirserver.Capabilities()
+	byType := map[string]fhirserver.CapabilityResource{}
+	for _, r := range store.Rest[0].Resource {
+		byType[r.Type] = r
 	}
-	type resource struct {
-		Type              string        `json:"type"`
-		Interaction       []interaction `json:"interaction"`
-		ConditionalCreate bool          `json:"conditionalCreate"`
-		SearchParam       []param       `json:"searchParam"`
+	var types []string
+	if table.Default != "" || hasAnyRule(table) {
+		// A default owner serves every type: declare what the built-in store indexes.
+		for t := range byType {
+			types = append(types, t)
+		}
 	}
-	resources := make([]resource, 0, len(servedTypes))
-	for _, t := range servedTypes {
-		resources = append(resources, resource{
-			Type:              t,
-			Interaction:       []interaction{{"read"}, {"search-type"}, {"create"}},
-			ConditionalCreate: true,
-			SearchParam:       []param{{"identifier", "token"}, {"_id", "token"}, {"_count", "number"}},
-		})
+	for _, r := range table.Rules {
+		if r.ResourceType != routing.AnyType && !slices.Contains(types, r.ResourceType) {
+			types = append(types, r.ResourceType)
+		}
+	}
+	slices.Sort(types)
+	var national map[string][]string
+	if tenant != "" && g.opts.Profiles != nil {
+		national = g.opts.Profiles(tenant)
+	}
+	resources := make([]capabilityResource, 0, len(types))
+	for _, t := range types {
+		owners, err := table.Owners(t)
+		if err != nil {
+			continue
+		}
+		r, known := byType[t]
+		if !known || owners[0] != routing.Builtin || len(owners) > 1 {
+			// Owned elsewhere: what the gateway routes, and the parameters every owner takes.
+			sp := baseSearchParams
+			if known {
+				sp = r.SearchParam
+			}
+			r = fhirserver.CapabilityResource{Type: t, Versioning: "versioned", ReadHistory: true, UpdateCreate: true,
+				ConditionalCreate: true, ConditionalUpdate: true, SearchParam: sp}
+		}
+		r.Interaction = nil
+		for _, code := range gatewayInteractions {
+			r.Interaction = append(r.Interaction, fhirserver.Code{Code: code})
+		}
+		r.ConditionalDelete = "not-supported"
+		cr := capabilityResource{CapabilityResource: r}
+		cr.SupportedProfile = append(slices.Clone(baseProfiles[t]), national[t]...)
+		if table.IsSplit(t) {
+			var cats []string
+			for _, rule := range table.Rules {
+				if rule.ResourceType == t {
+					cats = append(cats, rule.Category)
+				}
+			}
+			cr.Documentation = "Owned by category (" + strings.Join(cats, ", ") + "): a write routes by the resource's category; " +
+				"a read by id asks every owner; a search without category merges every owner's results (sortable by " +
+				"_lastUpdated, _id, date, status, code, identifier, patient, subject, birthdate)."
+		}
+		resources = append(resources, cr)
+	}
+	security := map[string]any{
+		"cors": false,
+		"service": []map[string]any{{"coding": []map[string]string{{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
+		}}}},
+		"description": "Bearer JWT with claims tenant and scope (SMART v2 system scopes, e.g. system/Patient.rs, system/*.cruds), checked per interaction and resource type.",
+	}
+	if g.opts.TokenURL != "" {
+		security["extension"] = []map[string]any{{
+			"url":       "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+			"extension": []map[string]string{{"url": "token", "valueUri": g.opts.TokenURL}},
+		}}
+	}
+	rest := map[string]any{
+		"mode":        "server",
+		"security":    security,
+		"resource":    resources,
+		"interaction": []fhirserver.Code{{Code: "batch"}, {Code: "transaction"}},
+	}
+	if routeServed(c.Echo(), http.MethodGet, "/fhir/$export") {
+		rest["operation"] = []map[string]string{{
+			"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+		}}
 	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
@@ -46,20 +145,35 @@ func (h *handlers) metadata(c echo.Context) error {
 		"publisher":    "Interop Service",
 		"software":     map[string]string{"name": "interop"},
 		"implementation": map[string]string{
-			"description": "Interop Service FHIR R4 facade", "url": h.d.BaseURL + "/fhir",
+			"description": "Interop Service FHIR R4 facade", "url": g.base,
 		},
 		"fhirVersion": "4.0.1",
 		"format":      []string{"application/fhir+json", "json"},
-		"rest": []map[string]any{{
-			"mode": "server",
-			"security": map[string]any{
-				"service": []map[string]any{{"coding": []map[string]string{{
-					"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
-				}}}},
-				"description": "Bearer JWT with claims tenant and scope (SMART v2 system scopes, e.g. system/Patient.rs).",
-			},
-			"resource": resources,
-		}},
+		"rest":        []map[string]any{rest},
 	}
-	return fhirJSON(c, http.StatusOK, cs)
+	res, err := jsonResult(http.StatusOK, cs)
+	if err != nil {
+		return err
+	}
+	return writeResult(c, res)
+}
+
+// hasAnyRule reports whether the table has a '*' rule (a tenant default owner).
+func hasAnyRule(t routing.Table) bool {
+	for _, r := range t.Rules {
+		if r.ResourceType == routing.AnyType {
+			return true
+		}
+	}
+	return false
+}
+
+// routeServed reports whether e serves method on path.
+func routeServed(e *echo.Echo, method, path string) bool {
+	for _, r := range e.Routes() {
+		if r.Method == method && r.Path == path {
+			return true
+		}
+	}
+	return false
 }

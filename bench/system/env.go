@@ -160,9 +160,11 @@ func listen() (net.Listener, int, error) {
 	return ln, ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// messages returns n distinct ADT^A01 messages with CR terminators: MSH-10 is prefix+i and the
-// patient identifier (PID-3, the conditional-create key) is unique too, so that no two
-// messages touch the same Patient (the store serialises writes per identifier).
+// messages returns n distinct ADT^A01 messages with CR terminators: MSH-10 is prefix+i, and so
+// are the keys of every patient-level resource (PID-3, the visit PV1-19, the next of kin's
+// NK1-33, the diagnosis DG1-20, the policy IN1-…), so that no two messages update the same
+// resource, as in a real feed of many patients (the store serialises writers of one key).
+// The Practitioners, Organizations and Locations stay shared, as in a real feed.
 func messages(prefix string, n int) [][]byte {
 	s := strings.ReplaceAll(string(fixtureADT), "\r\n", "\n")
 	s = strings.TrimRight(s, "\n")
@@ -175,6 +177,9 @@ func messages(prefix string, n int) [][]byte {
 		id := fmt.Sprintf("%s%07d", prefix, i)
 		m := strings.Replace(s, "|MSG00001|", "|"+id+"|", 1)
 		m = strings.Replace(m, "|PATID1234^", "|P"+id+"^", 1)
+		for _, key := range []string{"40007716^", "I-123^", "I-222^", "DI20^", "HMO-12345^"} {
+			m = strings.ReplaceAll(m, key, strings.TrimSuffix(key, "^")+"-"+id+"^")
+		}
 		out[i] = []byte(m)
 	}
 	return out

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -112,7 +114,9 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	ingestor := &gateway.Ingestor{Pool: s.pool, Starter: starter, Metrics: metrics, Logger: s.logger}
 	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
 
+	routed := &gateway.RoutedEvents{Pool: s.pool, Logger: s.logger}
 	e := gateway.New(gateway.Deps{
+		FHIR: gateway.FHIROptions{CursorKey: fhirCursorKey(s.cfg, s.logger), Routed: routed},
 		Pool: s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
@@ -133,7 +137,11 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		routed.Run(runCtx)
+	}()
 	go func() {
 		defer wg.Done()
 		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -168,6 +176,22 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	default:
 		return nil
 	}
+}
+
+// fhirCursorKey is the key the FHIR gateway signs paging cursors with: derived from the HS256
+// token secret, which every replica shares. With JWKS verification there is no shared secret
+// here, so each replica signs with its own random key and a cursor works only on the replica
+// that issued it.
+func fhirCursorKey(cfg config.Config, logger *slog.Logger) []byte {
+	if cfg.JWKSURL == "" {
+		if hs, err := signer(cfg); err == nil {
+			m := hmac.New(sha256.New, hs.Secret)
+			m.Write([]byte("interop fhir gateway paging cursor"))
+			return m.Sum(nil)
+		}
+	}
+	logger.Warn("FHIR paging cursors are signed with a per-process key: a next link works only on the replica that issued it")
+	return nil
 }
 
 // readiness is the gateway's readiness: the database only. Messages are acknowledged with

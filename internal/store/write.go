@@ -275,6 +275,18 @@ func (tx *Tx) conditional(ctx context.Context, tenant string, body []byte, q Que
 	if err != nil {
 		return WriteResult{}, err
 	}
+	if !update && len(q.params()) > 0 {
+		// A conditional create whose match exists already is a no-op, so it needs no lock:
+		// the shared Practitioners, Organizations and Locations of every message of a feed
+		// would otherwise serialise all of that feed's writers on their locks.
+		found, err := tx.Search(ctx, tenant, head.ResourceType, Query{ID: q.ID, Identifier: q.Identifier, AnySystem: q.AnySystem, Params: q.Params, Count: 2, Total: TotalNone})
+		if err != nil {
+			return WriteResult{}, err
+		}
+		if len(found.Resources) == 1 {
+			return WriteResult{Resource: found.Resources[0], Action: ActionUnchanged}, nil
+		}
+	}
 	matches, err := tx.matches(ctx, tenant, head.ResourceType, q)
 	if err != nil {
 		return WriteResult{}, err
