@@ -20,6 +20,66 @@ func (q *Queries) AdvisoryXactLock(ctx context.Context, lockKey string) error {
 	return err
 }
 
+const fhirResourceByIdentifier = `-- name: FhirResourceByIdentifier :many
+WITH m AS MATERIALIZED (
+    SELECT DISTINCT t.id FROM fhir_search_tokens t
+    WHERE t.tenant_id = $1 AND t.resource_type = $2
+      AND t.param = 'identifier' AND t.code = $3
+      AND ($4::boolean OR t.system = $5)
+)
+SELECT r.tenant_id, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.resource, r.sort_date, r.search_indexed FROM m JOIN fhir_resources r
+  ON r.tenant_id = $1 AND r.resource_type = $2 AND r.id = m.id
+WHERE NOT r.deleted
+LIMIT 2
+`
+
+type FhirResourceByIdentifierParams struct {
+	TenantID     string
+	ResourceType string
+	Value        string
+	AnySystem    bool
+	System       string
+}
+
+// The conditional writes' lookup (at most two matches): the identifier tokens first (a
+// materialised CTE, so the plan cannot start from the type's whole key range, which it did on
+// a young table whose statistics said "one row"), then each match by primary key.
+func (q *Queries) FhirResourceByIdentifier(ctx context.Context, arg FhirResourceByIdentifierParams) ([]FhirResource, error) {
+	rows, err := q.db.Query(ctx, fhirResourceByIdentifier,
+		arg.TenantID,
+		arg.ResourceType,
+		arg.Value,
+		arg.AnySystem,
+		arg.System,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResource{}
+	for rows.Next() {
+		var i FhirResource
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Resource,
+			&i.SortDate,
+			&i.SearchIndexed,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const fhirResourceCount = `-- name: FhirResourceCount :one
 SELECT count(*) FROM fhir_resources
 WHERE tenant_id = $1 AND resource_type = $2 AND NOT deleted

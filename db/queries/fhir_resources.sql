@@ -87,3 +87,18 @@ WHERE tenant_id = @tenant_id AND resource_type = @resource_type AND NOT deleted
 -- name: AdvisoryXactLock :exec
 -- Serialises writers of one logical key (e.g. a conditional create's identifier) across processes.
 SELECT pg_advisory_xact_lock(hashtextextended(@lock_key::text, 0));
+
+-- name: FhirResourceByIdentifier :many
+-- The conditional writes' lookup (at most two matches): the identifier tokens first (a
+-- materialised CTE, so the plan cannot start from the type's whole key range, which it did on
+-- a young table whose statistics said "one row"), then each match by primary key.
+WITH m AS MATERIALIZED (
+    SELECT DISTINCT t.id FROM fhir_search_tokens t
+    WHERE t.tenant_id = @tenant_id AND t.resource_type = @resource_type
+      AND t.param = 'identifier' AND t.code = @value
+      AND (@any_system::boolean OR t.system = @system)
+)
+SELECT r.* FROM m JOIN fhir_resources r
+  ON r.tenant_id = @tenant_id AND r.resource_type = @resource_type AND r.id = m.id
+WHERE NOT r.deleted
+LIMIT 2;

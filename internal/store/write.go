@@ -263,6 +263,28 @@ func (tx *Tx) matches(ctx context.Context, tenant, typ string, q Query) ([]Resou
 	if err := tx.q.AdvisoryXactLock(ctx, key); err != nil {
 		return nil, fmt.Errorf("lock condition: %w", err)
 	}
+	return tx.find(ctx, tenant, typ, q)
+}
+
+// find returns up to two current matches of a condition. An identifier alone — every
+// conditional write of the inbound pipeline — takes a fixed query on the identifier tokens:
+// the general search orders by _lastUpdated, and on a young table without statistics the
+// planner walks that order and filters, which grows with the table.
+func (tx *Tx) find(ctx context.Context, tenant, typ string, q Query) ([]Resource, error) {
+	if len(q.Params) == 0 && q.ID == "" && q.Identifier != nil && q.Identifier.Value != "" {
+		rows, err := tx.q.FhirResourceByIdentifier(ctx, db.FhirResourceByIdentifierParams{
+			TenantID: tenant, ResourceType: typ, Value: q.Identifier.Value,
+			AnySystem: q.AnySystem, System: q.Identifier.System,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("find %s by identifier: %w", typ, err)
+		}
+		out := make([]Resource, len(rows))
+		for i, r := range rows {
+			out[i] = fromRow(r)
+		}
+		return out, nil
+	}
 	res, err := tx.Search(ctx, tenant, typ, Query{ID: q.ID, Identifier: q.Identifier, AnySystem: q.AnySystem, Params: q.Params, Count: 2, Total: TotalNone})
 	if err != nil {
 		return nil, err
@@ -279,12 +301,12 @@ func (tx *Tx) conditional(ctx context.Context, tenant string, body []byte, q Que
 		// A conditional create whose match exists already is a no-op, so it needs no lock:
 		// the shared Practitioners, Organizations and Locations of every message of a feed
 		// would otherwise serialise all of that feed's writers on their locks.
-		found, err := tx.Search(ctx, tenant, head.ResourceType, Query{ID: q.ID, Identifier: q.Identifier, AnySystem: q.AnySystem, Params: q.Params, Count: 2, Total: TotalNone})
+		found, err := tx.find(ctx, tenant, head.ResourceType, q)
 		if err != nil {
 			return WriteResult{}, err
 		}
-		if len(found.Resources) == 1 {
-			return WriteResult{Resource: found.Resources[0], Action: ActionUnchanged}, nil
+		if len(found) == 1 {
+			return WriteResult{Resource: found[0], Action: ActionUnchanged}, nil
 		}
 	}
 	matches, err := tx.matches(ctx, tenant, head.ResourceType, q)
