@@ -109,6 +109,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt}
+	reindexStore(ctx, s.store, logger)
 	w := s.newWorker()
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)

@@ -240,6 +240,20 @@ func connectorSealer(cfg config.Config, createDev bool, logger *slog.Logger) (*c
 	return s, nil
 }
 
+// reindexStore indexes, in the background, resources stored before the store's search index
+// existed (migration 000012), so that an upgraded database answers every search parameter.
+func reindexStore(ctx context.Context, st *store.Store, logger *slog.Logger) {
+	go func() {
+		n, err := st.Reindex(ctx, 500)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("reindex the built-in store", "error", err)
+		case n > 0:
+			logger.Info("built-in store reindexed", "resources", n)
+		}
+	}()
+}
+
 // loadMappingTenants reads INTEROP_MAPPING_TENANTS; a bad file stops the process at start.
 func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenants, error) {
 	if cfg.MappingTenantsFile == "" {

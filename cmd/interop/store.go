@@ -61,15 +61,7 @@ func (c storeCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	st := &store.Store{Pool: pool}
-	go func() {
-		n, err := st.Reindex(ctx, 500)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			logger.Error("reindex resources stored before the search index", "error", err, "indexed", n)
-		case n > 0:
-			logger.Info("reindexed resources stored before the search index", "indexed", n)
-		}
-	}()
+	reindexStore(ctx, st, logger)
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("store: listen on %s: %w", c.Addr, err)
