@@ -31,7 +31,7 @@ type RouteResult struct {
 // assigned, and links every resource to the message. Entries are conditional writes keyed on
 // business identifiers, or updates of a name-based id (MessageHeader, Provenance), so a retry
 // or a replay converges on the same resources.
-func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResult, error) {
+func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteResult, retErr error) {
 	q := db.New(a.Pool)
 	attempt, err := q.Hl7ProcessingAttemptGet(ctx, ref.AttemptID)
 	if err != nil {
@@ -46,6 +46,13 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResu
 		return RouteResult{}, err
 	}
 
+	// Links are written once, also when an entry fails: what was written stays linked.
+	links := &resourceLinks{p: db.Hl7ResourceLinkInsertManyParams{TenantID: attempt.TenantID, MessageID: ref.MessageID, AttemptID: &ref.AttemptID}}
+	defer func() {
+		if err := links.flush(ctx, q); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
 	var res RouteResult
 	refs := map[string]string{}
 	for i, entry := range bundle.Entry {
@@ -83,14 +90,33 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (RouteResu
 		default:
 			res.Unchanged++
 		}
-		if err := q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
-			TenantID: attempt.TenantID, MessageID: ref.MessageID, AttemptID: &ref.AttemptID,
-			ResourceType: head.ResourceType, ResourceID: id, Action: string(action), Owner: owner,
-		}); err != nil {
-			return res, fmt.Errorf("link %s/%s: %w", head.ResourceType, id, err)
-		}
+		links.add(head.ResourceType, id, string(action), owner)
 	}
 	return res, nil
+}
+
+// resourceLinks collects a Bundle's Hl7ResourceLinks for one insert: one commit per message
+// instead of one per resource.
+type resourceLinks struct {
+	p db.Hl7ResourceLinkInsertManyParams
+}
+
+func (l *resourceLinks) add(typ, id, action, owner string) {
+	l.p.ResourceTypes = append(l.p.ResourceTypes, typ)
+	l.p.ResourceIds = append(l.p.ResourceIds, id)
+	l.p.Actions = append(l.p.Actions, action)
+	l.p.Owners = append(l.p.Owners, owner)
+}
+
+// flush writes the links collected so far.
+func (l *resourceLinks) flush(ctx context.Context, q *db.Queries) error {
+	if len(l.p.ResourceIds) == 0 {
+		return nil
+	}
+	if err := q.Hl7ResourceLinkInsertMany(ctx, l.p); err != nil {
+		return fmt.Errorf("link %d resources: %w", len(l.p.ResourceIds), err)
+	}
+	return nil
 }
 
 func (a *Activities) routingTable(ctx context.Context, tenant string) (routing.Table, error) {

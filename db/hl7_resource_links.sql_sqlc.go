@@ -40,6 +40,40 @@ func (q *Queries) Hl7ResourceLinkInsert(ctx context.Context, arg Hl7ResourceLink
 	return err
 }
 
+const hl7ResourceLinkInsertMany = `-- name: Hl7ResourceLinkInsertMany :exec
+INSERT INTO hl7_resource_links (tenant_id, message_id, attempt_id, resource_type, resource_id, action, owner, created_at)
+SELECT $1::text, $2::uuid, $3::uuid,
+       ($4::text[])[i], ($5::text[])[i], ($6::text[])[i], ($7::text[])[i],
+       now() + i * interval '1 microsecond'
+FROM generate_series(1, cardinality($4::text[])) AS i
+ON CONFLICT (message_id, resource_type, resource_id) DO NOTHING
+`
+
+type Hl7ResourceLinkInsertManyParams struct {
+	TenantID      string
+	MessageID     uuid.UUID
+	AttemptID     *uuid.UUID
+	ResourceTypes []string
+	ResourceIds   []string
+	Actions       []string
+	Owners        []string
+}
+
+// A Bundle's links in one statement (one commit instead of one per resource); created_at
+// keeps their order, which listings sort by.
+func (q *Queries) Hl7ResourceLinkInsertMany(ctx context.Context, arg Hl7ResourceLinkInsertManyParams) error {
+	_, err := q.db.Exec(ctx, hl7ResourceLinkInsertMany,
+		arg.TenantID,
+		arg.MessageID,
+		arg.AttemptID,
+		arg.ResourceTypes,
+		arg.ResourceIds,
+		arg.Actions,
+		arg.Owners,
+	)
+	return err
+}
+
 const hl7ResourceLinkListByMessage = `-- name: Hl7ResourceLinkListByMessage :many
 SELECT id, tenant_id, message_id, attempt_id, resource_type, resource_id, action, owner, created_at FROM hl7_resource_links WHERE message_id = $1 ORDER BY created_at, id
 `
