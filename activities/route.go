@@ -41,7 +41,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 	if err := json.Unmarshal(attempt.MappedBundle, &bundle); err != nil {
 		return RouteResult{}, temporal.NewNonRetryableApplicationError("attempt has no mapped bundle", ErrTypeMapping, err)
 	}
-	table, err := a.routingTable(ctx, attempt.TenantID)
+	table, err := q.RoutingTable(ctx, attempt.TenantID, a.DefaultOwner)
 	if err != nil {
 		return RouteResult{}, err
 	}
@@ -117,18 +117,6 @@ func (l *resourceLinks) flush(ctx context.Context, q *db.Queries) error {
 		return fmt.Errorf("link %d resources: %w", len(l.p.ResourceIds), err)
 	}
 	return nil
-}
-
-func (a *Activities) routingTable(ctx context.Context, tenant string) (routing.Table, error) {
-	rows, err := db.New(a.Pool).FhirRoutingRuleListEnabled(ctx, tenant)
-	if err != nil {
-		return routing.Table{}, fmt.Errorf("load routing rules: %w", err)
-	}
-	t := routing.Table{Default: a.DefaultOwner}
-	for _, r := range rows {
-		t.Rules = append(t.Rules, routing.Rule{ResourceType: r.ResourceType, Category: r.Category, OwnerURL: r.OwnerURL})
-	}
-	return t, nil
 }
 
 // entryWrite is a transaction entry's idempotent write: a conditional create (POST +

@@ -18,21 +18,6 @@ import (
 	"github.com/nhp/interop/internal/routing"
 )
 
-// LoadRoutingTable reads tenant's enabled routing rules into a routing.Table whose default
-// owner is defaultOwner. It is the one way the service loads a table (the pipeline's Route
-// activity reads the same rows the same way).
-func LoadRoutingTable(ctx context.Context, q *db.Queries, tenant, defaultOwner string) (routing.Table, error) {
-	rows, err := q.FhirRoutingRuleListEnabled(ctx, tenant)
-	if err != nil {
-		return routing.Table{}, fmt.Errorf("load routing rules: %w", err)
-	}
-	t := routing.Table{Default: defaultOwner, Rules: make([]routing.Rule, 0, len(rows))}
-	for _, r := range rows {
-		t.Rules = append(t.Rules, routing.Rule{ResourceType: r.ResourceType, Category: r.Category, OwnerURL: r.OwnerURL})
-	}
-	return t, nil
-}
-
 // tableCache keeps each tenant's routing table for ttl, so that a request does not pay a
 // database round trip for rules that change rarely. It holds no invariant: the database does;
 // a rule change reaches every replica within ttl.
@@ -62,7 +47,7 @@ func (tc *tableCache) get(ctx context.Context, tenant string) (routing.Table, er
 			return e.t, nil
 		}
 	}
-	t, err := LoadRoutingTable(ctx, db.New(tc.pool), tenant, tc.defaultOwner)
+	t, err := db.New(tc.pool).RoutingTable(ctx, tenant, tc.defaultOwner)
 	if err != nil {
 		return routing.Table{}, err
 	}

@@ -4,9 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/nhp/interop/internal/hl7v2"
-	"github.com/nhp/interop/internal/mapping"
 )
 
 // BenchmarkMapORUR01Lab measures parse + map + serialise (Bundle.AppendJSON, which TestAppendJSONIsMarshal holds equal to json.Marshal) of an ORU^R01 with 10 OBX in one
@@ -19,23 +16,7 @@ func BenchmarkMapORUR01Lab(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw = firstOBX(raw, 10)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(raw)))
-	var out []byte
-	for b.Loop() {
-		m, err := hl7v2.Parse(raw)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bundle, err := mapping.Map(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if out, err = bundle.AppendJSON(out[:0]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	benchRaw(b, "Observation", raw)
 }
 
 // firstOBX keeps the segments of raw up to its n-th OBX and drops the later OBX.
