@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gocloud.dev/blob"
 
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/store"
@@ -29,6 +30,12 @@ type Activities struct {
 	// Mapping holds the tenants' mapping configuration (national profiles, time zones); nil
 	// maps every tenant with the base profiles.
 	Mapping *mapping.Tenants
+	// Exports is the bucket Bulk Data export files are written to; nil fails every export.
+	Exports *blob.Bucket
+	// ExportFileMaxBytes and ExportFileMaxCount split a task's output into files; 0 means
+	// DefaultExportFileMaxBytes and DefaultExportFileMaxCount.
+	ExportFileMaxBytes int64
+	ExportFileMaxCount int64
 }
 
 // Error types of non-retryable application errors: the retry policy stops at these, and

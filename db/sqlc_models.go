@@ -550,6 +550,14 @@ type BulkExportJob struct {
 	ExpiresAt       *time.Time
 }
 
+type BulkExportTask struct {
+	JobID        uuid.UUID
+	ResourceType string
+	OwnerURL     string
+	Done         bool
+	Resources    int64
+}
+
 type DomainEvent struct {
 	Seq           int64
 	TxID          pgtype.Uint64

@@ -55,6 +55,8 @@ type Deps struct {
 	Sealer Sealer
 	// FHIR configures how the FHIR facade reaches the owners of resources.
 	FHIR FHIROptions
+	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
+	Exports ExportOptions
 }
 
 // New builds the HTTP server with every route.
@@ -92,7 +94,9 @@ func routes(e *echo.Echo, h *handlers) {
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 
-	fhirRoutes(e.Group("/fhir", bodyLimit(h.d.MaxBodyBytes), fhirFormat), h)
+	fhirGroup := e.Group("/fhir", bodyLimit(h.d.MaxBodyBytes), fhirFormat)
+	exportRoutes(fhirGroup, h)
+	fhirRoutes(fhirGroup, h)
 
 	admin := e.Group("/admin", bodyLimit(h.d.MaxBodyBytes), h.authenticate, requireScope(auth.AdminScope))
 	admin.GET("/events", h.listEvents)

@@ -62,4 +62,6 @@ type WorkflowRegistry interface {
 // exactly the workflows production registers, under the same names.
 func RegisterWorkflows(r WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.InboundHL7, workflow.RegisterOptions{Name: workflows.InboundHL7Name})
+	r.RegisterWorkflowWithOptions(workflows.BulkExport, workflow.RegisterOptions{Name: workflows.BulkExportName})
+	r.RegisterWorkflowWithOptions(workflows.BulkExportExpiry, workflow.RegisterOptions{Name: workflows.BulkExportExpiryName})
 }

@@ -13,9 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,10 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/bench/internal/benchdb"
 	"github.com/nhp/interop/gateway"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhirserver"
@@ -91,12 +87,12 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 	logger := slog.New(slog.DiscardHandler)
 
 	// The store the gateway serves in-process and the direct listener serves: one database.
-	main, err := newDB(ctx)
+	main, err := benchdb.New(ctx, "benchgw")
 	if err != nil {
 		return err
 	}
-	defer main.drop()
-	st := &store.Store{Pool: main.pool}
+	defer main.Drop()
+	st := &store.Store{Pool: main.Pool}
 	direct, err := serve(ownerHandler(fhirserver.New(st, fhirserver.Options{Logger: logger}), signer))
 	if err != nil {
 		return err
@@ -104,12 +100,12 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 	// Two more owning services for the fan-out.
 	var owners [2]string
 	for i := range owners {
-		d, err := newDB(ctx)
+		d, err := benchdb.New(ctx, "benchgw")
 		if err != nil {
 			return err
 		}
-		defer d.drop()
-		if owners[i], err = serve(ownerHandler(fhirserver.New(&store.Store{Pool: d.pool}, fhirserver.Options{Logger: logger}), signer)); err != nil {
+		defer d.Drop()
+		if owners[i], err = serve(ownerHandler(fhirserver.New(&store.Store{Pool: d.Pool}, fhirserver.Options{Logger: logger}), signer)); err != nil {
 			return err
 		}
 	}
@@ -118,7 +114,7 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 		{tenantTwo, "Observation", "vital-signs", owners[0]},
 		{tenantTwo, "Observation", "laboratory", owners[1]},
 	} {
-		if _, err := main.pool.Exec(ctx, `INSERT INTO fhir_routing_rules (tenant_id, resource_type, category, owner_url) VALUES ($1, $2, $3, $4)`,
+		if _, err := main.Pool.Exec(ctx, `INSERT INTO fhir_routing_rules (tenant_id, resource_type, category, owner_url) VALUES ($1, $2, $3, $4)`,
 			r.tenant, r.typ, r.cat, r.owner); err != nil {
 			return fmt.Errorf("insert routing rule: %w", err)
 		}
@@ -128,7 +124,7 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 		return err
 	}
 	gwURL := "http://" + gwLn.Addr().String()
-	e := gateway.New(gateway.Deps{Pool: main.pool, Store: st, Auth: signer, DefaultOwner: routing.Builtin,
+	e := gateway.New(gateway.Deps{Pool: main.Pool, Store: st, Auth: signer, DefaultOwner: routing.Builtin,
 		BaseURL: gwURL, Logger: logger, FHIR: gateway.FHIROptions{CursorKey: secret}})
 	go func() { _ = (&http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}).Serve(gwLn) }()
 
@@ -155,7 +151,7 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 	}
 
 	// Fresh tables have no planner statistics yet; a real store has them.
-	if _, err := main.pool.Exec(ctx, "ANALYZE"); err != nil {
+	if _, err := main.Pool.Exec(ctx, "ANALYZE"); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 
@@ -418,62 +414,3 @@ func seedObservations(client *http.Client, base, token, category string, n int) 
 	return nil
 }
 
-// benchDB is a fresh migrated database, dropped by drop.
-type benchDB struct {
-	name string
-	pool *pgxpool.Pool
-}
-
-func clusterURL() string {
-	for _, key := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
-		if v := os.Getenv(key); v != "" {
-			return v
-		}
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
-func newDB(ctx context.Context) (*benchDB, error) {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "benchgw_" + hex.EncodeToString(b)
-	conn, err := pgx.Connect(ctx, clusterURL())
-	if err != nil {
-		return nil, fmt.Errorf("connect to PostgreSQL at %s (set TEST_DATABASE_URL): %w", clusterURL(), err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create database: %w", err)
-	}
-	u, err := url.Parse(clusterURL())
-	if err != nil {
-		return nil, err
-	}
-	u.Path = "/" + name
-	d := &benchDB{name: name}
-	if err := db.MigrateUp(u.String()); err != nil {
-		d.drop()
-		return nil, err
-	}
-	if d.pool, err = db.Open(ctx, u.String()); err != nil {
-		d.drop()
-		return nil, err
-	}
-	return d, nil
-}
-
-func (d *benchDB) drop() {
-	if d.pool != nil {
-		d.pool.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, clusterURL())
-	if err != nil {
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.name}.Sanitize()+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "drop", d.name, err)
-	}
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nhp/interop/internal/blobstore"
 	"log/slog"
 	"net"
 	"strconv"
@@ -108,7 +109,12 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt}
+	exports, err := blobstore.Open(ctx, c.ExportBucketURL, c.DataDir)
+	if err != nil {
+		return fmt.Errorf("INTEROP_EXPORT_BUCKET: %w", err)
+	}
+	defer exports.Close()
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports}
 	reindexStore(ctx, s.store, logger)
 	w := s.newWorker()
 	if err := w.Start(); err != nil {

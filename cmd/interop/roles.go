@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nhp/interop/internal/blobstore"
 	"net"
 	"net/http"
 	"os"
@@ -118,6 +119,13 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 		pool.Close()
 		return nil, nil, err
 	}
-	s = &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, mapping: mt}
-	return s, func() { tc.Close(); closeMetrics(); pool.Close() }, nil
+	exports, err := blobstore.Open(ctx, c.ExportBucketURL, c.DataDir)
+	if err != nil {
+		tc.Close()
+		closeMetrics()
+		pool.Close()
+		return nil, nil, fmt.Errorf("INTEROP_EXPORT_BUCKET: %w", err)
+	}
+	s = &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, mapping: mt, exports: exports}
+	return s, func() { _ = exports.Close(); tc.Close(); closeMetrics(); pool.Close() }, nil
 }

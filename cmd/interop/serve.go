@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
+	"gocloud.dev/blob"
 
 	"github.com/nhp/interop/activities"
 	"github.com/nhp/interop/db"
@@ -45,6 +47,8 @@ type services struct {
 	sealer *crypto.Sealer
 	// mapping is the tenants' mapping configuration (INTEROP_MAPPING_TENANTS).
 	mapping *mapping.Tenants
+	// exports is the bucket of Bulk Data export files (INTEROP_EXPORT_BUCKET).
+	exports *blob.Bucket
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -58,7 +62,8 @@ func (s *services) activities() *activities.Activities {
 	s.acts = &activities.Activities{
 		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
-		Mapping: s.mapping,
+		Mapping: s.mapping, Exports: s.exports,
+		ExportFileMaxCount: s.cfg.ExportFileMaxCount, ExportFileMaxBytes: s.cfg.ExportFileMaxBytes,
 	}
 	return s.acts
 }
@@ -114,10 +119,22 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	ingestor := &gateway.Ingestor{Pool: s.pool, Starter: starter, Metrics: metrics, Logger: s.logger}
 	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
 
+	cursorKey, err := signingKey(s.cfg, "interop fhir gateway paging cursor")
+	if err != nil {
+		return err
+	}
+	if cursorKey == nil {
+		s.logger.Warn("FHIR paging cursors are signed with a per-process key: a next link works only on the replica that issued it; set INTEROP_URL_SIGNING_KEY")
+	}
+	exportKey, err := signingKey(s.cfg, "interop bulk export file url")
+	if err != nil {
+		return err
+	}
 	routed := &gateway.RoutedEvents{Pool: s.pool, Logger: s.logger}
 	e := gateway.New(gateway.Deps{
-		FHIR: gateway.FHIROptions{CursorKey: fhirCursorKey(s.cfg, s.logger), Routed: routed},
-		Pool: s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
+		FHIR:    gateway.FHIROptions{CursorKey: cursorKey, Routed: routed},
+		Exports: gateway.ExportOptions{Bucket: s.exports, SigningKey: exportKey, Retention: s.cfg.ExportRetention, Parallelism: s.cfg.ExportParallelism},
+		Pool:    s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
@@ -178,20 +195,32 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	}
 }
 
-// fhirCursorKey is the key the FHIR gateway signs paging cursors with: derived from the HS256
-// token secret, which every replica shares. With JWKS verification there is no shared secret
-// here, so each replica signs with its own random key and a cursor works only on the replica
-// that issued it.
-func fhirCursorKey(cfg config.Config, logger *slog.Logger) []byte {
-	if cfg.JWKSURL == "" {
-		if hs, err := signer(cfg); err == nil {
-			m := hmac.New(sha256.New, hs.Secret)
-			m.Write([]byte("interop fhir gateway paging cursor"))
-			return m.Sum(nil)
+// signingKey is the key the gateway signs something with (paging cursors, export file URLs),
+// one per purpose: derived from INTEROP_URL_SIGNING_KEY when set, else from the HS256 token
+// secret, which every replica shares. With JWKS verification and no signing key there is no
+// shared secret here: nil, so that each replica signs with its own random key and a link works
+// only on the replica that issued it (a warning says so).
+func signingKey(cfg config.Config, purpose string) ([]byte, error) {
+	var secret []byte
+	switch {
+	case cfg.URLSigningKey != "":
+		k, err := hex.DecodeString(cfg.URLSigningKey)
+		if err != nil || len(k) < 32 {
+			return nil, errors.New("INTEROP_URL_SIGNING_KEY: want at least 32 bytes, hex-encoded (e.g. `openssl rand -hex 32`)")
 		}
+		secret = k
+	case cfg.JWKSURL == "":
+		hs, err := signer(cfg)
+		if err != nil {
+			return nil, nil
+		}
+		secret = hs.Secret
+	default:
+		return nil, nil
 	}
-	logger.Warn("FHIR paging cursors are signed with a per-process key: a next link works only on the replica that issued it")
-	return nil
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil), nil
 }
 
 // readiness is the gateway's readiness: the database only. Messages are acknowledged with

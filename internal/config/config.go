@@ -58,6 +58,24 @@ type Config struct {
 	// Empty maps every tenant with the base US Core/IPS profiles.
 	MappingTenantsFile string
 
+	// ExportBucketURL is where $export files are written: a gocloud.dev/blob URL (file://,
+	// s3://, gs://, azblob://) (INTEROP_EXPORT_BUCKET). Empty means file://DataDir/exports.
+	ExportBucketURL string
+	// ExportRetention is how long a completed export's files are kept and its signed URLs
+	// work (INTEROP_EXPORT_RETENTION).
+	ExportRetention time.Duration
+	// URLSigningKey (hex, at least 32 bytes) signs export file URLs and FHIR paging cursors
+	// (INTEROP_URL_SIGNING_KEY). Every gateway replica must share it. Empty means a key derived
+	// from the HS256 token secret, or a per-process key when tokens are verified by JWKS.
+	URLSigningKey string
+	// ExportFileMaxCount and ExportFileMaxBytes split an export's NDJSON into files
+	// (INTEROP_EXPORT_FILE_MAX_COUNT, INTEROP_EXPORT_FILE_MAX_BYTES); 0 means the defaults,
+	// 100,000 resources and 256 MiB. ExportParallelism bounds the resource types one export
+	// reads at once (INTEROP_EXPORT_PARALLELISM); 0 means 4.
+	ExportFileMaxCount int64
+	ExportFileMaxBytes int64
+	ExportParallelism  int
+
 	Temporal Temporal
 }
 
@@ -86,14 +104,15 @@ type Temporal struct {
 // Default is the configuration of a laptop running `interop dev`.
 func Default() Config {
 	return Config{
-		DatabaseURL:  "postgres://postgres@127.0.0.1:5432/interop?sslmode=disable",
-		HTTPAddr:     "127.0.0.1:8080",
-		MLLPAddr:     "127.0.0.1:2575",
-		MLLPBindHost: "127.0.0.1",
-		MetricsAddr:  "127.0.0.1:9090",
-		DataDir:      ".data",
-		LogFormat:    "json",
-		LogLevel:     "info",
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/interop?sslmode=disable",
+		HTTPAddr:        "127.0.0.1:8080",
+		MLLPAddr:        "127.0.0.1:2575",
+		MLLPBindHost:    "127.0.0.1",
+		MetricsAddr:     "127.0.0.1:9090",
+		DataDir:         ".data",
+		LogFormat:       "json",
+		LogLevel:        "info",
+		ExportRetention: 24 * time.Hour,
 		Temporal: Temporal{
 			Namespace:                  "default",
 			TaskQueue:                  "interop",
@@ -135,6 +154,31 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.JWTAudience, "INTEROP_JWT_AUDIENCE")
 	str(&c.KeysetFile, "INTEROP_KEYSET_FILE")
 	str(&c.MappingTenantsFile, "INTEROP_MAPPING_TENANTS")
+	str(&c.ExportBucketURL, "INTEROP_EXPORT_BUCKET")
+	str(&c.URLSigningKey, "INTEROP_URL_SIGNING_KEY")
+	for key, dst := range map[string]*int64{"INTEROP_EXPORT_FILE_MAX_COUNT": &c.ExportFileMaxCount, "INTEROP_EXPORT_FILE_MAX_BYTES": &c.ExportFileMaxBytes} {
+		if v, ok := lookup(key); ok && v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 {
+				errs = append(errs, fmt.Errorf("%s %q: want a positive integer", key, v))
+			}
+			*dst = n
+		}
+	}
+	if v, ok := lookup("INTEROP_EXPORT_PARALLELISM"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			errs = append(errs, fmt.Errorf("INTEROP_EXPORT_PARALLELISM %q: want an integer from 1 to 64", v))
+		}
+		c.ExportParallelism = n
+	}
+	if v, ok := lookup("INTEROP_EXPORT_RETENTION"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			errs = append(errs, fmt.Errorf("INTEROP_EXPORT_RETENTION %q: want a duration of at least 1m, like 24h", v))
+		}
+		c.ExportRetention = d
+	}
 	str(&c.Temporal.Address, "TEMPORAL_ADDRESS")
 	str(&c.Temporal.Namespace, "TEMPORAL_NAMESPACE")
 	str(&c.Temporal.TaskQueue, "INTEROP_TASK_QUEUE")

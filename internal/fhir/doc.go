@@ -5,3 +5,6 @@ package fhir
 
 // MediaType is the FHIR JSON media type of every response body.
 const MediaType = "application/fhir+json"
+
+// NDJSONMediaType is the media type of Bulk Data export files: one resource per line.
+const NDJSONMediaType = "application/fhir+ndjson"

@@ -1,0 +1,84 @@
+// Package benchdb gives the whole-system benchmarks a fresh, migrated PostgreSQL database of
+// their own, dropped at the end.
+package benchdb
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nhp/interop/db"
+)
+
+// DB is a fresh migrated database, dropped by Drop.
+type DB struct {
+	Name string
+	URL  string
+	Pool *pgxpool.Pool
+}
+
+// ClusterURL is the PostgreSQL the benchmarks use: TEST_DATABASE_URL, else DATABASE_URL, else
+// 127.0.0.1:5432.
+func ClusterURL() string {
+	for _, key := range []string{"TEST_DATABASE_URL", "DATABASE_URL"} {
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+// New creates and migrates a database named prefix_<random>.
+func New(ctx context.Context, prefix string) (*DB, error) {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := prefix + "_" + hex.EncodeToString(b)
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL at %s (set TEST_DATABASE_URL): %w", ClusterURL(), err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return nil, fmt.Errorf("create database: %w", err)
+	}
+	u, err := url.Parse(ClusterURL())
+	if err != nil {
+		return nil, err
+	}
+	u.Path = "/" + name
+	d := &DB{Name: name, URL: u.String()}
+	if err := db.MigrateUp(d.URL); err != nil {
+		d.Drop()
+		return nil, err
+	}
+	if d.Pool, err = db.Open(ctx, d.URL); err != nil {
+		d.Drop()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Drop closes the pool and drops the database.
+func (d *DB) Drop() {
+	if d.Pool != nil {
+		d.Pool.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.Name}.Sanitize()+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "drop", d.Name, err)
+	}
+}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/config"
+	"github.com/nhp/interop/internal/dbtest"
+)
+
+// exportClient is a plain HTTP client of the Bulk Data IG flow, as a registry's would be.
+type exportClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+type exportManifest struct {
+	TransactionTime     string `json:"transactionTime"`
+	Request             string `json:"request"`
+	RequiresAccessToken bool   `json:"requiresAccessToken"`
+	Output              []struct {
+		Type  string `json:"type"`
+		URL   string `json:"url"`
+		Count int64  `json:"count"`
+	} `json:"output"`
+	Deleted []struct {
+		Type  string `json:"type"`
+		URL   string `json:"url"`
+		Count int64  `json:"count"`
+	} `json:"deleted"`
+	Error []struct {
+		Type string `json:"type"`
+		URL  string `json:"url"`
+	} `json:"error"`
+}
+
+func (c exportClient) do(method, u string, body []byte, header map[string]string) (*http.Response, string) {
+	c.t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, r)
+	require.NoError(c.t, err)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(c.t, err)
+	return resp, string(b)
+}
+
+// kickoff starts an export and returns its status URL.
+func (c exportClient) kickoff(path string) string {
+	c.t.Helper()
+	resp, body := c.do(http.MethodGet, c.base+path, nil, map[string]string{"Prefer": "respond-async"})
+	require.Equal(c.t, http.StatusAccepted, resp.StatusCode, "kick-off %s: %s", path, body)
+	loc := resp.Header.Get("Content-Location")
+	require.True(c.t, strings.HasPrefix(loc, c.base+"/fhir/"), "absolute Content-Location: %q", loc)
+	return loc
+}
+
+// wait polls the status URL as the IG says (honouring Retry-After) until the manifest.
+func (c exportClient) wait(status string) exportManifest {
+	c.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		resp, body := c.do(http.MethodGet, status, nil, nil)
+		switch resp.StatusCode {
+		case http.StatusAccepted:
+			p := resp.Header.Get("X-Progress")
+			require.NotEmpty(c.t, p)
+			require.Less(c.t, len(p), 100, "X-Progress is under 100 characters")
+			require.NotEmpty(c.t, resp.Header.Get("Retry-After"))
+			time.Sleep(200 * time.Millisecond) // faster than Retry-After: the test is impatient
+		case http.StatusOK:
+			require.Equal(c.t, "application/json", strings.Split(resp.Header.Get("Content-Type"), ";")[0])
+			exp, err := http.ParseTime(resp.Header.Get("Expires"))
+			require.NoError(c.t, err, "Expires header")
+			require.True(c.t, exp.After(time.Now()))
+			var m exportManifest
+			require.NoError(c.t, json.Unmarshal([]byte(body), &m), body)
+			return m
+		default:
+			c.t.Fatalf("status %s: %d %s", status, resp.StatusCode, body)
+		}
+	}
+	c.t.Fatalf("export %s did not complete", status)
+	return exportManifest{}
+}
+
+// download fetches a file without a token (requiresAccessToken is false) and returns its
+// resources, checking each line.
+func (c exportClient) download(u, typ string) []map[string]any {
+	c.t.Helper()
+	resp, err := http.Get(u)
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	require.Equal(c.t, http.StatusOK, resp.StatusCode)
+	require.Equal(c.t, "application/fhir+ndjson", resp.Header.Get("Content-Type"))
+	var out []map[string]any
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 1<<20), 64<<20)
+	for sc.Scan() {
+		var r map[string]any
+		require.NoError(c.t, json.Unmarshal(sc.Bytes(), &r), "every line parses")
+		require.Equal(c.t, typ, r["resourceType"])
+		out = append(out, r)
+	}
+	require.NoError(c.t, sc.Err())
+	return out
+}
+
+// exported downloads every output file of m and returns the ids per type.
+func (c exportClient) exported(m exportManifest) map[string][]string {
+	c.t.Helper()
+	out := map[string][]string{}
+	for _, o := range m.Output {
+		rs := c.download(o.URL, o.Type)
+		require.EqualValues(c.t, o.Count, len(rs), "count of %s", o.URL)
+		for _, r := range rs {
+			out[o.Type] = append(out[o.Type], r["id"].(string))
+		}
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
+
+func (c exportClient) put(typ, id, body string) {
+	c.t.Helper()
+	resp, b := c.do(http.MethodPut, c.base+"/fhir/"+typ+"/"+id, []byte(body), map[string]string{"Content-Type": "application/fhir+json"})
+	require.Less(c.t, resp.StatusCode, 300, "PUT %s/%s: %s", typ, id, b)
+}
+
+func exportDevConfig(t *testing.T) (config.Config, string) {
+	t.Helper()
+	name := dbtest.UniqueName("export")
+	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, d := range []string{name, name + "_temporal", name + "_visibility"} {
+			dbtest.DropDatabase(t, d)
+		}
+	})
+	cfg := config.Default()
+	cfg.DatabaseURL = serviceURL
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.MLLPAddr = freeAddr(t)
+	cfg.DataDir = t.TempDir()
+	cfg.LogFormat = "text"
+	cfg.LogLevel = "warn"
+	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
+	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
+	cfg.Temporal.HistoryShards = 1
+	return cfg, serviceURL
+}
+
+// seedPatients inserts n Patients and, for each, one Observation, in one statement each: the
+// export tests are about reading, so the store's write path is not what they wait for.
+func seedPatients(t *testing.T, pool *pgxpool.Pool, tenant string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, resource, search_indexed)
+SELECT $1, 'Patient', 'bulk-' || i, 1, now() - interval '1 hour', jsonb_build_object('resourceType', 'Patient', 'id', 'bulk-' || i,
+  'meta', jsonb_build_object('versionId', '1'), 'name', jsonb_build_array(jsonb_build_object('family', 'Bulk', 'given', jsonb_build_array('P' || i)))), true
+FROM generate_series(1, $2::int) i`, tenant, n)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, resource, search_indexed)
+SELECT $1, 'Observation', 'bulk-obs-' || i, 1, now() - interval '1 hour', jsonb_build_object('resourceType', 'Observation', 'id', 'bulk-obs-' || i,
+  'status', 'final', 'code', jsonb_build_object('text', 'heart rate'), 'subject', jsonb_build_object('reference', 'Patient/bulk-' || i),
+  'valueQuantity', jsonb_build_object('value', i % 200, 'unit', '/min')), true
+FROM generate_series(1, $2::int) i`, tenant, n)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO fhir_search_refs (tenant_id, resource_type, id, param, target_type, target_id)
+SELECT $1, 'Observation', 'bulk-obs-' || i, p, 'Patient', 'bulk-' || i FROM generate_series(1, $2::int) i, unnest(ARRAY['subject', 'patient']) p`, tenant, n)
+	require.NoError(t, err)
+}
+
+// TestBulkExportEndToEnd follows the Bulk Data IG flow with a plain HTTP client against
+// `interop dev`: kick-off, polls, manifest, downloads; _type, _since, _typeFilter, Patient
+// and Group level; 429 for a second export of a group; DELETE then 404; tampered and expired
+// URLs; expiry deleting the files; and tenant isolation throughout.
+func TestBulkExportEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots the embedded Temporal server")
+	}
+	cfg, serviceURL := exportDevConfig(t)
+	cfg.ExportRetention = 30 * time.Second
+	base := "http://" + cfg.HTTPAddr
+	startDev(t, cfg)
+	waitReady(t, base)
+
+	secret, err := auth.DevSecret(cfg.DataDir)
+	require.NoError(t, err)
+	issue := func(tenant, scope string) string {
+		tok, err := auth.HS256{Secret: secret}.Issue("export-test", tenant, scope, time.Hour)
+		require.NoError(t, err)
+		return tok
+	}
+	a := exportClient{t: t, base: base, token: issue("default", "system/*.cruds")}
+	b := exportClient{t: t, base: base, token: issue("tenant-b", "system/*.cruds")}
+	pool, err := pgxpool.New(context.Background(), serviceURL)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	seedPatients(t, pool, "default", 3000)
+	a.put("Patient", "alice", `{"resourceType":"Patient","name":[{"family":"Alice"}]}`)
+	a.put("Observation", "alice-lab", `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hb"},"subject":{"reference":"Patient/alice"}}`)
+	a.put("Group", "cohort", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/alice"}},{"entity":{"reference":"Patient/bulk-7"}}]}`)
+	b.put("Patient", "bob", `{"resourceType":"Patient","name":[{"family":"Bob"}]}`)
+
+	// System level, two types; a second kick-off while it runs is refused with 429.
+	status := a.kickoff("/fhir/$export?_type=Patient,Observation")
+	resp, body := a.do(http.MethodGet, base+"/fhir/$export?_type=Patient", nil, map[string]string{"Prefer": "respond-async"})
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, body)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.Contains(t, body, "OperationOutcome")
+	// Another tenant cannot see the job, nor start one that conflicts with it.
+	resp, _ = b.do(http.MethodGet, status, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ = b.do(http.MethodDelete, status, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	m := a.wait(status)
+	require.False(t, m.RequiresAccessToken)
+	require.Contains(t, m.Request, "/fhir/$export?_type=Patient,Observation")
+	_, err = time.Parse(time.RFC3339, m.TransactionTime)
+	require.NoError(t, err)
+	got := a.exported(m)
+	require.Len(t, got["Patient"], 3001)
+	require.Len(t, got["Observation"], 3001)
+	require.Contains(t, got["Patient"], "alice")
+	require.NotContains(t, got["Patient"], "bob", "tenant-b's Patient leaked into tenant default's export")
+
+	// A tampered URL and another file's signature are refused.
+	u := m.Output[0].URL
+	resp, body = a.do(http.MethodGet, strings.Replace(u, "sig=", "sig=A", 1), nil, nil)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode, body)
+	require.Contains(t, body, "OperationOutcome")
+	if len(m.Output) > 1 {
+		other, _ := url.Parse(m.Output[1].URL)
+		this, _ := url.Parse(u)
+		this.RawQuery = other.RawQuery
+		resp, _ = a.do(http.MethodGet, this.String(), nil, nil)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	}
+
+	// _since: only what changed after it. _typeFilter: what matches.
+	since := time.Now().UTC()
+	time.Sleep(20 * time.Millisecond)
+	a.put("Patient", "carol", `{"resourceType":"Patient","name":[{"family":"Carol"}]}`)
+	resp, _ = a.do(http.MethodDelete, base+"/fhir/Patient/bulk-9", nil, nil)
+	require.Less(t, resp.StatusCode, 300)
+	sm := a.wait(a.kickoff("/fhir/$export?_type=Patient&_since=" + url.QueryEscape(since.Format(time.RFC3339Nano))))
+	require.Equal(t, map[string][]string{"Patient": {"carol"}}, a.exported(sm))
+	require.Len(t, sm.Deleted, 1)
+	require.EqualValues(t, 1, sm.Deleted[0].Count)
+	require.Contains(t, a.download(sm.Deleted[0].URL, "Bundle")[0]["entry"].([]any)[0].(map[string]any)["request"].(map[string]any)["url"], "Patient/bulk-9")
+
+	fm := a.wait(a.kickoff("/fhir/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory")))
+	require.Equal(t, map[string][]string{"Observation": {"alice-lab"}}, a.exported(fm))
+
+	// Patient and Group level: the compartment, of the Group's members only.
+	gm := a.wait(a.kickoff("/fhir/Group/cohort/$export"))
+	require.Equal(t, map[string][]string{"Observation": {"alice-lab", "bulk-obs-7"}, "Patient": {"alice", "bulk-7"}}, a.exported(gm))
+	pm := a.wait(a.kickoff("/fhir/Patient/$export?_type=Observation"))
+	require.Len(t, a.exported(pm)["Observation"], 3001)
+	resp, body = a.do(http.MethodGet, base+"/fhir/Group/nope/$export", nil, map[string]string{"Prefer": "respond-async"})
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+	resp, _ = b.do(http.MethodGet, base+"/fhir/Group/cohort/$export", nil, map[string]string{"Prefer": "respond-async"})
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "tenant-b must not learn that tenant default's Group exists")
+
+	// Bad requests get an OperationOutcome.
+	for _, q := range []string{"_outputFormat=text/csv", "_type=NotAType", "_since=yesterday", "_elements=id"} {
+		resp, body = a.do(http.MethodGet, base+"/fhir/$export?"+q, nil, map[string]string{"Prefer": "respond-async"})
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "%s: %s", q, body)
+		require.Contains(t, body, "OperationOutcome")
+	}
+	resp, _ = a.do(http.MethodGet, base+"/fhir/$export", nil, nil)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "kick-off without Prefer: respond-async")
+	narrow := exportClient{t: t, base: base, token: issue("default", "system/Patient.rs")}
+	resp, _ = narrow.do(http.MethodGet, base+"/fhir/$export?_type=Observation", nil, map[string]string{"Prefer": "respond-async"})
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// DELETE while running: 202, then every poll 404.
+	running := a.kickoff("/fhir/$export")
+	resp, body = a.do(http.MethodDelete, running, nil, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	for range 3 {
+		resp, _ = a.do(http.MethodGet, running, nil, nil)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// DELETE after completion: the files go.
+	resp, body = a.do(http.MethodDelete, status, nil, nil)
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	resp, _ = a.do(http.MethodGet, status, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	resp, _ = http.Get(u)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, "a cancelled export's files are not served")
+	jobDir := filepath.Join(cfg.DataDir, "exports", jobIDOf(status))
+	require.Eventually(t, func() bool { return dirEmpty(jobDir) }, 30*time.Second, 100*time.Millisecond, "the cancelled export's files are deleted")
+
+	// Expiry (retention 30 s here): the files are deleted, the URL refused, the job 404.
+	gstatus := strings.TrimSuffix(gm.Output[0].URL, "")
+	require.Eventually(t, func() bool {
+		resp, _ := http.Get(gstatus)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusForbidden
+	}, 90*time.Second, 500*time.Millisecond, "an expired URL is refused")
+	var groupJob string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT id::text FROM bulk_export_jobs WHERE group_key = 'cohort'`).Scan(&groupJob))
+	require.Eventually(t, func() bool {
+		var st string
+		_ = pool.QueryRow(context.Background(), `SELECT status::text FROM bulk_export_jobs WHERE id = $1`, groupJob).Scan(&st)
+		return st == "expired" && dirEmpty(filepath.Join(cfg.DataDir, "exports", groupJob))
+	}, 90*time.Second, 200*time.Millisecond, "the expired export's files are deleted and the job marked expired")
+	resp, body = a.do(http.MethodGet, base+"/fhir/$export-status/"+groupJob, nil, nil)
+	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+}
+
+func jobIDOf(status string) string { return status[strings.LastIndex(status, "/")+1:] }
+
+func dirEmpty(dir string) bool {
+	var files int
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	return files == 0
+}
+
+var _ = fmt.Sprintf

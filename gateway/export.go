@@ -1,0 +1,246 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"gocloud.dev/blob"
+
+	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/export"
+	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/routing"
+	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/workflows"
+)
+
+// ExportOptions configure FHIR Bulk Data $export.
+type ExportOptions struct {
+	// Bucket holds the export files the gateway serves; nil leaves $export unserved.
+	Bucket *blob.Bucket
+	// SigningKey signs the files' URLs (HMAC-SHA256); replicas must share it. Nil means a
+	// random key per process, so a URL works only on the replica that issued it.
+	SigningKey []byte
+	// Retention is how long completed files are kept; 0 means 24h.
+	Retention time.Duration
+	// Parallelism bounds the resource types one export reads at once; 0 means the workflow's
+	// default.
+	Parallelism int
+}
+
+// exporter serves kick-off, status, cancellation and files of $export (Bulk Data Access IG
+// v2.0.0). The work itself is the BulkExport workflow.
+type exporter struct {
+	d    Deps
+	o    ExportOptions
+	base string
+}
+
+// Paths of the status and file URLs under /fhir.
+const (
+	exportStatusPath = "/$export-status/"
+	exportFilePath   = "/$export-file/"
+)
+
+func exportRoutes(f *echo.Group, h *handlers) {
+	if h.d.Exports.Bucket == nil || h.d.Temporal == nil {
+		return
+	}
+	x := &exporter{d: h.d, o: h.d.Exports, base: strings.TrimRight(h.d.BaseURL, "/") + "/fhir"}
+	if len(x.o.SigningKey) == 0 {
+		x.o.SigningKey = make([]byte, 32)
+		_, _ = rand.Read(x.o.SigningKey)
+		h.d.Logger.Warn("export file URLs are signed with a per-process key: a URL works only on the replica that issued it")
+	}
+	if x.o.Retention <= 0 {
+		x.o.Retention = 24 * time.Hour
+	}
+	// Files are fetched with their signed URL alone (requiresAccessToken is false).
+	f.GET(exportFilePath+":job/:file", x.file)
+	authed := f.Group("", h.authenticate)
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		authed.Add(m, "/$export", x.kickoff(export.LevelSystem))
+		authed.Add(m, "/Patient/$export", x.kickoff(export.LevelPatient))
+		authed.Add(m, "/Group/:id/$export", x.kickoff(export.LevelGroup))
+	}
+	authed.GET(exportStatusPath+":job", x.status)
+	authed.DELETE(exportStatusPath+":job", x.cancel)
+}
+
+func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		p := principal(c)
+		prefer := preferTokens(c.Request().Header.Values("Prefer"))
+		if !prefer["respond-async"] {
+			return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "a $export kick-off needs the header Prefer: respond-async (Bulk Data IG)")
+		}
+		groupID := c.Param("id")
+		if level == export.LevelGroup && !fhir.ValidID(groupID) {
+			return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+groupID+" does not exist")
+		}
+		var body []byte
+		if c.Request().Method == http.MethodPost {
+			var err error
+			if body, err = io.ReadAll(c.Request().Body); err != nil {
+				return err
+			}
+		}
+		query := c.QueryParams()
+		query.Del("_format")
+		req, err := export.ParseKickoff(export.KickoffInput{
+			Method: c.Request().Method, Level: level, GroupID: groupID, Query: query, Body: body,
+			Lenient: prefer["handling=lenient"], KnownType: routing.IsResourceType, Now: time.Now(),
+		})
+		if err != nil {
+			return kickoffError(err)
+		}
+		if err := x.checkRequest(ctx, p, &req); err != nil {
+			return err
+		}
+		return x.start(c, p, req)
+	}
+}
+
+// checkRequest refuses what the workflow would fail on, while the client still waits: types
+// outside the Patient compartment at patient and group level, _typeFilter queries the store
+// cannot run, scopes that do not allow reading every type, a Group that does not exist.
+func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *export.Request) error {
+	if req.Level != export.LevelSystem {
+		compartment := store.PatientCompartmentTypes()
+		for _, t := range req.Types {
+			if !slices.Contains(compartment, t) {
+				return newOutcome(http.StatusBadRequest, fhir.IssueNotSupported,
+					"_type "+t+" is not in the Patient compartment this server exports at patient and group level (supported: "+strings.Join(compartment, ", ")+")")
+			}
+		}
+	}
+	for typ, filters := range req.TypeFilters {
+		for _, f := range filters {
+			vals, err := url.ParseQuery(f)
+			if err == nil {
+				_, _, err = store.ParseQuery(typ, vals, false)
+			}
+			if err != nil {
+				return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "_typeFilter "+typ+"?"+f+": "+err.Error())
+			}
+		}
+	}
+	if len(req.Types) == 0 {
+		if !p.Scopes.Allows("*", auth.Read) {
+			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
+		}
+	}
+	for _, t := range req.Types {
+		if !p.Scopes.Allows(t, auth.Read) {
+			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading "+t)
+		}
+	}
+	if req.Level == export.LevelGroup {
+		if !p.Scopes.Allows("Group", auth.Read) {
+			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
+		}
+		if _, err := x.d.Store.Read(ctx, p.Tenant, "Group", req.GroupID); errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
+			return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+req.GroupID+" does not exist")
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// start records the job and starts its workflow. The one-active-export invariant holds twice:
+// the partial unique index refuses a second active row, and the workflow id of (tenant,
+// group) refuses a second run.
+func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) error {
+	ctx := c.Request().Context()
+	params, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	q := db.New(x.d.Pool)
+	wfID := workflows.BulkExportWorkflowID(p.Tenant, req.GroupKey())
+	job, err := q.BulkExportJobInsert(ctx, db.BulkExportJobInsertParams{
+		TenantID: p.Tenant, Level: db.BulkExportLevel(req.Level), GroupKey: req.GroupKey(),
+		RequestURL: x.base + strings.TrimPrefix(c.Request().URL.RequestURI(), "/fhir"), Parameters: params,
+		TransactionTime: time.Now().UTC().Truncate(time.Millisecond), WorkflowID: wfID, RequestedBy: p.Subject,
+	})
+	if db.IsUniqueViolation(err, "bulk_export_jobs_one_active") {
+		return x.busy(c, p.Tenant, req.GroupKey())
+	}
+	if err != nil {
+		return err
+	}
+	_, err = x.d.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: wfID, TaskQueue: x.d.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+	}, workflows.BulkExportName, workflows.BulkExportInput{JobID: job.ID, Retention: x.o.Retention, Parallelism: x.o.Parallelism})
+	if err != nil {
+		// Undo the row, so that the group is free again; the client may retry.
+		if derr := q.BulkExportJobDelete(context.WithoutCancel(ctx), job.ID); derr != nil {
+			x.d.Logger.Error("export: undo kick-off", "job", job.ID, "error", derr)
+		}
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return x.busy(c, p.Tenant, req.GroupKey())
+		}
+		x.d.Logger.Error("export: start workflow", "job", job.ID, "error", err)
+		c.Response().Header().Set("Retry-After", "30")
+		return newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "the export could not be started now; retry later")
+	}
+	c.Response().Header().Set("Content-Location", x.base+exportStatusPath+job.ID.String())
+	return writeOutcome(c, http.StatusAccepted, fhir.SeverityInformation, fhir.IssueInformational,
+		"export "+job.ID.String()+" accepted; poll its Content-Location for the manifest")
+}
+
+// busy is the 429 of a second export of a (tenant, group) while one is active.
+func (x *exporter) busy(c echo.Context, tenant, groupKey string) error {
+	c.Response().Header().Set("Retry-After", "60")
+	msg := "an export of this group is already running; wait for it to finish, or cancel it"
+	if job, err := db.New(x.d.Pool).BulkExportJobActive(c.Request().Context(), db.BulkExportJobActiveParams{TenantID: tenant, GroupKey: groupKey}); err == nil {
+		msg += " (DELETE " + x.base + exportStatusPath + job.ID.String() + ")"
+	}
+	return newOutcome(http.StatusTooManyRequests, fhir.IssueThrottled, msg)
+}
+
+func kickoffError(err error) error {
+	var pe *export.ParamError
+	if errors.As(err, &pe) {
+		return newOutcome(http.StatusBadRequest, fhir.IssueType(pe.IssueCode()), pe.Error())
+	}
+	return err
+}
+
+// preferTokens reads Prefer headers into their tokens ("respond-async", "handling=lenient").
+func preferTokens(values []string) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range values {
+		for _, tok := range strings.Split(v, ",") {
+			tok = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(tok), " ", ""))
+			if tok != "" {
+				out[tok] = true
+			}
+		}
+	}
+	return out
+}
+
+// writeOutcome answers with an OperationOutcome that is not an error (202 of a kick-off).
+func writeOutcome(c echo.Context, status int, severity fhir.IssueSeverity, code fhir.IssueType, msg string) error {
+	c.Response().Header().Set(echo.HeaderContentType, fhir.MediaType+"; charset=utf-8")
+	return c.JSON(status, fhir.NewOutcome(severity, code, msg))
+}
