@@ -361,12 +361,14 @@ func (a *Activities) BulkExportComplete(ctx context.Context, in ExportCompleteIn
 	if len(req.Ignored) > 0 {
 		cur := exportCursor{}
 		fw := &fileWriter{a: a, job: job, cur: &cur, typ: "OperationOutcome", kind: "error", maxBytes: a.exportFileMaxBytes(), maxCount: a.exportFileMaxCount()}
-		line, err := export.IgnoredOutcome(req.Ignored)
+		lines, err := export.IgnoredOutcomes(req.Ignored)
 		if err != nil {
 			return ExportCompleteResult{}, err
 		}
-		if err := fw.write(ctx, "", line); err != nil {
-			return ExportCompleteResult{}, a.exportError(ctx, "OperationOutcome", err)
+		for _, line := range lines {
+			if err := fw.write(ctx, "", line); err != nil {
+				return ExportCompleteResult{}, a.exportError(ctx, "OperationOutcome", err)
+			}
 		}
 		if err := fw.commit(ctx); err != nil {
 			return ExportCompleteResult{}, a.exportError(ctx, "OperationOutcome", err)

@@ -101,6 +101,7 @@ func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
 		}
 		query := c.QueryParams()
 		query.Del("_format")
+		query.Del("_pretty")
 		req, err := export.ParseKickoff(export.KickoffInput{
 			Method: c.Request().Method, Level: level, GroupID: groupID, Query: query, Body: body,
 			Lenient: prefer["handling=lenient"], KnownType: routing.IsResourceType, Now: time.Now(),
@@ -139,6 +140,9 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 			}
 		}
 	}
+	if err := x.checkOwners(ctx, p.Tenant, req.Types); err != nil {
+		return err
+	}
 	if len(req.Types) == 0 {
 		if !p.Scopes.Allows("*", auth.Read) {
 			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
@@ -153,10 +157,55 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 		if !p.Scopes.Allows("Group", auth.Read) {
 			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
 		}
-		if _, err := x.d.Store.Read(ctx, p.Tenant, "Group", req.GroupID); errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
+		g, err := x.d.Store.Read(ctx, p.Tenant, "Group", req.GroupID)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
 			return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+req.GroupID+" does not exist")
 		} else if err != nil {
 			return err
+		}
+		members, err := export.GroupPatients(g.Body)
+		if err != nil {
+			return newOutcome(http.StatusUnprocessableEntity, fhir.IssueProcessing, "Group/"+req.GroupID+": "+err.Error())
+		}
+		for _, pid := range req.Patients {
+			if !slices.Contains(members, pid) {
+				return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "patient Patient/"+pid+" is not a member of Group/"+req.GroupID)
+			}
+		}
+	}
+	return nil
+}
+
+// checkOwners refuses an export of types that another service owns: the export reads the
+// built-in store only (reading external owners through their search or $export is not built).
+func (x *exporter) checkOwners(ctx context.Context, tenant string, types []string) error {
+	table, err := db.New(x.d.Pool).RoutingTable(ctx, tenant, x.d.DefaultOwner)
+	if err != nil {
+		return err
+	}
+	if len(types) == 0 {
+		for _, r := range table.Rules {
+			if r.OwnerURL != routing.Builtin {
+				types = append(types, r.ResourceType)
+			}
+		}
+		if table.Default != routing.Builtin {
+			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported, "$export reads the built-in store only, and this tenant's default owner is another service")
+		}
+	}
+	for _, t := range types {
+		if t == "*" {
+			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported, "$export reads the built-in store only, and a routing rule gives every type to another service")
+		}
+		owners, err := table.Owners(t)
+		if err != nil {
+			continue // no owner: nothing stored, an empty export of that type
+		}
+		for _, o := range owners {
+			if o != routing.Builtin {
+				return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
+					"$export reads the built-in store only, and "+t+" is owned by another service; leave it out with _type")
+			}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
@@ -250,6 +252,12 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
 	m := a.wait(status)
+	if *recordExportHistory {
+		tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
+		require.NoError(t, err)
+		writeHistory(t, tc, "bulk-export/default/$system", "bulk_export_v0_completed")
+		tc.Close()
+	}
 	require.False(t, m.RequiresAccessToken)
 	require.Contains(t, m.Request, "/fhir/$export?_type=Patient,Observation")
 	_, err = time.Parse(time.RFC3339, m.TransactionTime)
@@ -287,6 +295,20 @@ func TestBulkExportEndToEnd(t *testing.T) {
 
 	fm := a.wait(a.kickoff("/fhir/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory")))
 	require.Equal(t, map[string][]string{"Observation": {"alice-lab"}}, a.exported(fm))
+
+	// POST with a Parameters body, and a lenient request whose unsupported parameter is
+	// reported in the error file.
+	params := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"},{"name":"patient","valueReference":{"reference":"Patient/alice"}}]}`
+	resp, body = a.do(http.MethodPost, base+"/fhir/Patient/$export", []byte(params), map[string]string{"Prefer": "respond-async", "Content-Type": "application/fhir+json"})
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	require.Equal(t, map[string][]string{"Patient": {"alice"}}, a.exported(a.wait(resp.Header.Get("Content-Location"))))
+	resp, body = a.do(http.MethodGet, base+"/fhir/$export?_type=Patient&_elements=id", nil, map[string]string{"Prefer": "respond-async, handling=lenient"})
+	require.Equal(t, http.StatusAccepted, resp.StatusCode, body)
+	lm := a.wait(resp.Header.Get("Content-Location"))
+	require.Len(t, lm.Error, 1)
+	oo := a.download(lm.Error[0].URL, "OperationOutcome")
+	require.Len(t, oo, 1)
+	require.Contains(t, fmt.Sprint(oo[0]["issue"]), "_elements")
 
 	// Patient and Group level: the compartment, of the Group's members only.
 	gm := a.wait(a.kickoff("/fhir/Group/cohort/$export"))
@@ -347,7 +369,15 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	}, 90*time.Second, 200*time.Millisecond, "the expired export's files are deleted and the job marked expired")
 	resp, body = a.do(http.MethodGet, base+"/fhir/$export-status/"+groupJob, nil, nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
+	if *recordExportHistory {
+		tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
+		require.NoError(t, err)
+		writeHistory(t, tc, "bulk-export-expiry/"+groupJob, "bulk_export_expiry_v0_expired")
+		tc.Close()
+	}
 }
+
+var recordExportHistory = flag.Bool("record-export-history", false, "write the BulkExport and BulkExportExpiry histories of TestBulkExportEndToEnd to workflows/testdata/histories")
 
 func jobIDOf(status string) string { return status[strings.LastIndex(status, "/")+1:] }
 
@@ -361,5 +391,3 @@ func dirEmpty(dir string) bool {
 	})
 	return files == 0
 }
-
-var _ = fmt.Sprintf

@@ -7,12 +7,15 @@ import (
 	"strings"
 )
 
-// GroupPatients returns the ids of a Group resource's Patient members (member.entity
-// references of the form Patient/id or …/Patient/id), in order, without duplicates. Members
-// whose membership is marked inactive are left out.
+// GroupPatients returns the ids of a Group resource's current Patient members, in member
+// order without duplicates. Inactive members are left out, and so are members that are not
+// relative references to a Patient ("Patient/id", a version suffix allowed): an absolute URL
+// may name another server's patient. A Group with actual=false is defined by
+// characteristics, and its members cannot be enumerated: an error.
 func GroupPatients(group []byte) ([]string, error) {
 	var g struct {
 		ResourceType string `json:"resourceType"`
+		Actual       *bool  `json:"actual"`
 		Member       []struct {
 			Entity struct {
 				Reference string `json:"reference"`
@@ -26,18 +29,17 @@ func GroupPatients(group []byte) ([]string, error) {
 	if g.ResourceType != "Group" {
 		return nil, errors.New("not a Group resource")
 	}
+	if g.Actual != nil && !*g.Actual {
+		return nil, errors.New("the Group is defined by characteristics (actual=false): its members cannot be exported")
+	}
 	seen := map[string]bool{}
 	var out []string
 	for _, m := range g.Member {
-		if m.Inactive {
+		id, ok := strings.CutPrefix(m.Entity.Reference, "Patient/")
+		if m.Inactive || !ok {
 			continue
 		}
-		ref := m.Entity.Reference
-		i := strings.LastIndex(ref, "Patient/")
-		if i < 0 || (i > 0 && ref[i-1] != '/') {
-			continue
-		}
-		id := ref[i+len("Patient/"):]
+		id, _, _ = strings.Cut(id, "/_history/")
 		if id == "" || strings.Contains(id, "/") || seen[id] {
 			continue
 		}
@@ -60,14 +62,19 @@ func DeletedEntry(typ, id string) ([]byte, error) {
 	return json.Marshal(b)
 }
 
-// IgnoredOutcome is the error-file line reporting the parameters a lenient kick-off dropped.
-func IgnoredOutcome(ignored []string) ([]byte, error) {
-	issues := make([]any, 0, len(ignored))
+// IgnoredOutcomes are the error-file lines reporting the parameters a lenient kick-off
+// dropped: one OperationOutcome per parameter.
+func IgnoredOutcomes(ignored []string) ([][]byte, error) {
+	out := make([][]byte, 0, len(ignored))
 	for _, p := range ignored {
-		issues = append(issues, map[string]any{
+		line, err := json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{
 			"severity": "warning", "code": "not-supported",
 			"diagnostics": "parameter " + p + " is not supported and was ignored (Prefer: handling=lenient)",
-		})
+		}}})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, line)
 	}
-	return json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": issues})
+	return out, nil
 }
