@@ -31,7 +31,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/nhp/interop/bench/internal/benchdb"
 	"github.com/nhp/interop/gateway"
 	"github.com/nhp/interop/internal/auth"
@@ -413,4 +412,3 @@ func seedObservations(client *http.Client, base, token, category string, n int) 
 	}
 	return nil
 }
-
