@@ -49,11 +49,12 @@ test: check-go check-node ## Run every test (real PostgreSQL, embedded Temporal,
 	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/...
 
 .PHONY: bench
-bench: check-go ## Run the benchmarks: Go micro-benchmarks, then whole-system figures vs same-run baselines (bench/system)
+bench: check-go ## Run the benchmarks: Go micro-benchmarks, then whole-system figures vs same-run baselines (bench/system, bench/gateway, bench/export)
 	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; export TEST_DATABASE_URL="$$url"; \
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./internal/... ./gateway/... && \
 	$(GO) run ./bench/system $(BENCH_SYSTEM_FLAGS) && \
-	$(GO) run ./bench/gateway $(BENCH_GATEWAY_FLAGS)
+	$(GO) run ./bench/gateway $(BENCH_GATEWAY_FLAGS) && \
+	$(GO) run ./bench/export $(BENCH_EXPORT_FLAGS)
 
 .PHONY: bench-hl7
 bench-hl7: check-go ## HL7 v2 parser vs an independent Node parser on the same corpus (needs node + npm)

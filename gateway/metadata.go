@@ -35,8 +35,9 @@ var baseSearchParams = []fhirserver.SearchParam{
 
 type capabilityResource struct {
 	fhirserver.CapabilityResource
-	SupportedProfile []string `json:"supportedProfile,omitempty"`
-	Documentation    string   `json:"documentation,omitempty"`
+	SupportedProfile []string            `json:"supportedProfile,omitempty"`
+	Documentation    string              `json:"documentation,omitempty"`
+	Operation        []map[string]string `json:"operation,omitempty"`
 }
 
 // metadata answers the CapabilityStatement. It is open: clients read it before they have a
@@ -71,6 +72,10 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		if r.ResourceType != routing.AnyType && !slices.Contains(types, r.ResourceType) {
 			types = append(types, r.ResourceType)
 		}
+	}
+	exports := routeServed(c.Echo(), http.MethodGet, "/fhir/$export")
+	if owner, err := table.Owner("Group", ""); exports && err == nil && owner == routing.Builtin && !slices.Contains(types, "Group") {
+		types = append(types, "Group") // group-level $export reads its members from the store
 	}
 	slices.Sort(types)
 	var national map[string][]string
@@ -132,10 +137,19 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		"resource":    resources,
 		"interaction": []fhirserver.Code{{Code: "batch"}, {Code: "transaction"}},
 	}
-	if routeServed(c.Echo(), http.MethodGet, "/fhir/$export") {
+	if exports {
 		rest["operation"] = []map[string]string{{
 			"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
 		}}
+		// The IG's patient- and group-level operations, on their resource types.
+		for i, r := range resources {
+			switch r.Type {
+			case "Patient":
+				resources[i].Operation = []map[string]string{{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"}}
+			case "Group":
+				resources[i].Operation = []map[string]string{{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"}}
+			}
+		}
 	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
@@ -150,6 +164,9 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		"fhirVersion": "4.0.1",
 		"format":      []string{"application/fhir+json", "json"},
 		"rest":        []map[string]any{rest},
+	}
+	if exports {
+		cs["instantiates"] = []string{"http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"}
 	}
 	res, err := jsonResult(http.StatusOK, cs)
 	if err != nil {

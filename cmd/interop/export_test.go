@@ -239,6 +239,12 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	a.put("Group", "cohort", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/alice"}},{"entity":{"reference":"Patient/bulk-7"}}]}`)
 	b.put("Patient", "bob", `{"resourceType":"Patient","name":[{"family":"Bob"}]}`)
 
+	// The CapabilityStatement declares the IG's three operations.
+	_, cs := exportClient{t: t, base: base}.do(http.MethodGet, base+"/fhir/metadata", nil, nil)
+	for _, want := range []string{"CapabilityStatement/bulk-data", "OperationDefinition/export", "OperationDefinition/patient-export", "OperationDefinition/group-export"} {
+		require.Contains(t, cs, want)
+	}
+
 	// System level, two types; a second kick-off while it runs is refused with 429.
 	status := a.kickoff("/fhir/$export?_type=Patient,Observation")
 	resp, body := a.do(http.MethodGet, base+"/fhir/$export?_type=Patient", nil, map[string]string{"Prefer": "respond-async"})

@@ -99,6 +99,7 @@ func exportSQL(q ExportQuery) (string, []any, error) {
 		"r.tenant_id = $1", "r.resource_type = $2", "r.id > " + args.add(q.After),
 		"NOT v.deleted", "v.last_updated > " + args.add(since),
 	}
+	fixed := len(where)
 	if q.Compartment {
 		var pats string
 		if len(q.Patients) > 0 {
@@ -154,7 +155,7 @@ CROSS JOIN LATERAL (
 ) v
 WHERE ` + strings.Join(where, " AND ") + `
 ORDER BY r.id LIMIT ` + args.add(limit)
-	return sql, execMode(where[5:], args.args), nil
+	return sql, execMode(where[fixed:], args.args), nil
 }
 
 // ExportDeletedPage lists, in ascending id order, the ids of Type deleted after q.Since and
