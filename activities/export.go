@@ -406,6 +406,7 @@ func (a *Activities) BulkExportComplete(ctx context.Context, in ExportCompleteIn
 	if err != nil {
 		return res, fmt.Errorf("complete export job %s: %w", in.JobID, err)
 	}
+	a.countExportJob(job.TenantID, "completed")
 	return res, nil
 }
 
@@ -418,8 +419,13 @@ type ExportFailInput struct {
 // BulkExportFail marks the job failed with a message for the status URL's OperationOutcome,
 // and deletes what it had written.
 func (a *Activities) BulkExportFail(ctx context.Context, in ExportFailInput) error {
-	if _, err := db.New(a.Pool).BulkExportJobFail(ctx, db.BulkExportJobFailParams{ID: in.JobID, Error: in.Message}); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	job, err := db.New(a.Pool).BulkExportJobFail(ctx, db.BulkExportJobFailParams{ID: in.JobID, Error: in.Message})
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("fail export job %s: %w", in.JobID, err)
+	}
+	if err == nil {
+		a.countExportJob(job.TenantID, "failed")
+		a.logger().Warn("export failed", "job", in.JobID, "tenant", job.TenantID, "reason", in.Message)
 	}
 	return a.deleteExportFiles(ctx, in.JobID)
 }

@@ -96,6 +96,7 @@ func (f *fileWriter) commit(ctx context.Context) error {
 	if err != nil && !errors.Is(err, errNoRows) {
 		return fmt.Errorf("record export file %s: %w", f.key, err)
 	}
+	f.a.countExportFile(f.job.TenantID, f.kind, typ, f.count)
 	f.cur.Part++
 	f.cur.After = f.lastID
 	f.cur.Files++
