@@ -387,9 +387,12 @@ func (q *Queries) FhirResourceTypeHistoryList(ctx context.Context, arg FhirResou
 
 const fhirResourceUnindexed = `-- name: FhirResourceUnindexed :many
 SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources WHERE NOT search_indexed ORDER BY tenant_id, resource_type, id LIMIT $1
+FOR UPDATE SKIP LOCKED
 `
 
-// Rows written before the search index existed, for Store.Reindex.
+// Rows written before the search index existed, for Store.Reindex. Locked, skipping rows a
+// writer or another replica's Reindex holds, so that an index is never written from a stale
+// version and several gateways may reindex at once.
 func (q *Queries) FhirResourceUnindexed(ctx context.Context, maxRows int32) ([]FhirResource, error) {
 	rows, err := q.db.Query(ctx, fhirResourceUnindexed, maxRows)
 	if err != nil {

@@ -46,6 +46,9 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer closeAll()
+	// The gateway serves the built-in store in process: index rows stored before the search
+	// index existed (a no-op once done; replicas share the work).
+	reindexStore(ctx, s.store, s.logger)
 	return s.runGateway(ctx, readiness(s.pool), nil)
 }
 

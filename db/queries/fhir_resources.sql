@@ -64,8 +64,11 @@ INSERT INTO fhir_search_dates (tenant_id, resource_type, id, param, lo, hi)
 SELECT @tenant_id, @resource_type, @id, unnest(@date_params::text[]), unnest(@date_los::timestamptz[]), unnest(@date_his::timestamptz[]);
 
 -- name: FhirResourceUnindexed :many
--- Rows written before the search index existed, for Store.Reindex.
-SELECT * FROM fhir_resources WHERE NOT search_indexed ORDER BY tenant_id, resource_type, id LIMIT @max_rows;
+-- Rows written before the search index existed, for Store.Reindex. Locked, skipping rows a
+-- writer or another replica's Reindex holds, so that an index is never written from a stale
+-- version and several gateways may reindex at once.
+SELECT * FROM fhir_resources WHERE NOT search_indexed ORDER BY tenant_id, resource_type, id LIMIT @max_rows
+FOR UPDATE SKIP LOCKED;
 
 -- name: FhirResourceMarkIndexed :exec
 UPDATE fhir_resources SET search_indexed = true, sort_date = @sort_date
