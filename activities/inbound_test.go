@@ -554,11 +554,15 @@ func fakeOwner(t *testing.T, status int, created bool) (*httptest.Server, func()
 	t.Helper()
 	var mu sync.Mutex
 	var calls []ownerCall
+	writes := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		calls = append(calls, ownerCall{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, IfNoneExist: r.Header.Get("If-None-Exist"), Body: body})
-		n := len(calls)
+		if r.Method != http.MethodGet {
+			writes++
+		}
+		n := writes
 		mu.Unlock()
 		if created {
 			path := strings.TrimPrefix(r.URL.Path, "/fhir/")
@@ -568,6 +572,12 @@ func fakeOwner(t *testing.T, status int, created bool) (*httptest.Server, func()
 			w.Header().Set("Location", "http://"+r.Host+"/fhir/"+path+"/_history/1")
 		}
 		w.Header().Set("Content-Type", "application/fhir+json")
+		if r.Method == http.MethodGet && status < 300 {
+			// The search before a guarded conditional update: nothing stored yet.
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"searchset","total":0}`))
+			return
+		}
 		w.WriteHeader(status)
 		if status >= 400 {
 			_, _ = w.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"processing","diagnostics":"refused by fake owner"}]}`))
@@ -581,7 +591,7 @@ func fakeOwner(t *testing.T, status int, created bool) (*httptest.Server, func()
 	}
 }
 
-// fakeOwnerID is the id fakeOwner assigns to what its n-th request (from 1) creates.
+// fakeOwnerID is the id fakeOwner assigns to what its n-th write (from 1) creates.
 func fakeOwnerID(n int) string { return "ext-" + strconv.Itoa(n) }
 
 func TestRouteBundleExternalOwner(t *testing.T) {
@@ -603,8 +613,24 @@ func TestRouteBundleExternalOwner(t *testing.T) {
 		require.Equal(t, 1, countByType(types)["Patient"], "types: %v", types)
 		require.Equal(t, RouteResult{Created: len(types)}, routed)
 
-		// One request per entry, in the Bundle's order, each the entry's idempotent write.
-		got := calls()
+		// One request per entry, in the Bundle's order, each the entry's idempotent write; a
+		// conditional update is preceded by its search (the stale-event guard).
+		var got []ownerCall
+		searches := 0
+		for _, c := range calls() {
+			if c.Method == http.MethodGet {
+				searches++
+				continue
+			}
+			got = append(got, c)
+		}
+		updates := 0
+		for _, e := range bundle.Entry {
+			if e.Request.Method == http.MethodPut && strings.Contains(e.Request.URL, "?") {
+				updates++
+			}
+		}
+		require.Equal(t, updates, searches, "one search per conditional update")
 		require.Len(t, got, len(bundle.Entry))
 		ids := map[string]string{} // fullUrl → Type/id the owner assigned
 		for i, e := range bundle.Entry {

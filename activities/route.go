@@ -157,7 +157,7 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 	case w.id != "":
 		r, err = c.Update(ctx, typ, w.id, body)
 	case w.update:
-		r, err = c.ConditionalUpdate(ctx, typ, body, w.ident)
+		r, err = c.ConditionalUpdateNewest(ctx, typ, body, w.ident)
 	default:
 		r, err = c.ConditionalCreate(ctx, typ, body, w.ident)
 	}
@@ -168,6 +168,8 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 		return "", "", false, fmt.Errorf("owner %s: %w", owner, err)
 	}
 	switch {
+	case r.Stale:
+		return r.ID, store.ActionUnchanged, true, nil
 	case r.Created:
 		return r.ID, store.ActionCreated, false, nil
 	case w.update:

@@ -285,6 +285,11 @@ func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
+		if r.Method == http.MethodGet { // the search before a guarded conditional update
+			w.Header().Set("Content-Type", "application/fhir+json")
+			_, _ = w.Write([]byte(`{"resourceType":"Bundle","type":"searchset","total":0}`))
+			return
+		}
 		w.Header().Set("Location", "http://owner.test/fhir/Patient/ext-1/_history/1")
 		w.WriteHeader(http.StatusCreated)
 	}))

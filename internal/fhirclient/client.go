@@ -57,6 +57,9 @@ type WriteResult struct {
 	VersionID string
 	// Created is false when a conditional create found an existing resource.
 	Created bool
+	// Stale is set by ConditionalUpdateNewest when the owner's resource comes from a newer
+	// source event: nothing was written.
+	Stale bool
 }
 
 // ConditionalCreate POSTs body with If-None-Exist: identifier=<ident>.
