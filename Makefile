@@ -61,7 +61,7 @@ bench-hl7: check-go ## HL7 v2 parser vs an independent Node parser on the same c
 	bash bench/hl7/run.sh
 
 .PHONY: fuzz
-fuzz: check-go ## Fuzz the MLLP reader, HL7 parser, batch splitter and $$export kick-off parser (FUZZTIME each, default 60s)
+fuzz: check-go ## Fuzz the MLLP reader, HL7 parser, batch splitter and export kick-off parser (FUZZTIME each, default 60s)
 	$(GO) test ./internal/mllp -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(or $(FUZZTIME),60s)
 	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(or $(FUZZTIME),60s)
 	$(GO) test ./internal/hl7v2 -run '^$$' -fuzz '^FuzzSplitBatch$$' -fuzztime $(or $(FUZZTIME),60s)
