@@ -5,6 +5,7 @@
 package activities
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -36,6 +37,15 @@ type Activities struct {
 	// DefaultExportFileMaxBytes and DefaultExportFileMaxCount.
 	ExportFileMaxBytes int64
 	ExportFileMaxCount int64
+	// OwnerToken mints the bearer token sent to an external owner whose FHIR search an export
+	// of tenant reads (the worker has no caller's token to forward); nil sends none.
+	OwnerToken func(ctx context.Context, tenant string) (string, error)
+	// ExportOwnerPageCount is the _count of the searches an export sends to external owners;
+	// 0 means DefaultExportOwnerPageCount.
+	ExportOwnerPageCount int
+	// ExportOwnerPageMaxBytes bounds one page of an owner's search, as it arrives; a larger page
+	// fails the export. 0 means DefaultExportOwnerPageMaxBytes.
+	ExportOwnerPageMaxBytes int64
 }
 
 // Error types of non-retryable application errors: the retry policy stops at these, and

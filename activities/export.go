@@ -70,6 +70,13 @@ type exportCursor struct {
 	Files     int    `json:"files"`
 	Resources int64  `json:"resources"`
 	Deleted   int64  `json:"deleted"`
+	// Batch, Page and PageIDs place a task of an external owner (see exportOwner): the batch
+	// of Patients being searched, the URL of the owner's page that holds the last committed
+	// resource, and the ids of that page's resources committed so far. A resumed run fetches
+	// Page again and skips PageIDs. Page is "" until a file is committed.
+	Batch   int      `json:"batch,omitempty"`
+	Page    string   `json:"page,omitempty"`
+	PageIDs []string `json:"pageIds,omitempty"`
 }
 
 // loadExportJob reads the job and its request; a job that is no longer active is a
@@ -105,12 +112,16 @@ func (a *Activities) BulkExportPlan(ctx context.Context, jobID uuid.UUID) (Expor
 		return ExportPlan{}, fmt.Errorf("export plan: %w", err)
 	}
 	if req.Level == export.LevelGroup {
-		if _, err := a.groupMembers(ctx, job.TenantID, req.GroupID); err != nil {
+		if _, err := a.groupMembers(ctx, job.TenantID, req.GroupID, job.TransactionTime); err != nil {
 			return ExportPlan{}, err
 		}
 	}
 	types := req.Types
 	if len(types) == 0 {
+		if o := table.FallbackOwner(); o != "" && o != routing.Builtin {
+			return ExportPlan{}, temporal.NewNonRetryableApplicationError(
+				"an export without _type cannot list the types of the service this tenant's unnamed types go to; name the types with _type", ErrTypeExportInvalid, nil)
+		}
 		if types, err = a.defaultExportTypes(ctx, job.TenantID, req.Level, table); err != nil {
 			return ExportPlan{}, err
 		}
@@ -123,8 +134,9 @@ func (a *Activities) BulkExportPlan(ctx context.Context, jobID uuid.UUID) (Expor
 		}
 		for _, o := range owners {
 			if o != routing.Builtin {
-				return ExportPlan{}, temporal.NewNonRetryableApplicationError(
-					typ+" is owned by "+o+": this server exports only the types its built-in store owns", ErrTypeExportInvalid, nil)
+				if err := export.CheckOwnerFilters(typ, req.TypeFilters[typ]); err != nil {
+					return ExportPlan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeExportInvalid, err)
+				}
 			}
 			plan.Tasks = append(plan.Tasks, ExportTask{Type: typ, Owner: o})
 		}
@@ -173,23 +185,42 @@ func (a *Activities) defaultExportTypes(ctx context.Context, tenant string, leve
 	return types, nil
 }
 
-// groupMembers reads Group/id and returns the ids of its Patient members.
-func (a *Activities) groupMembers(ctx context.Context, tenant, id string) ([]string, error) {
-	g, err := a.Store.Read(ctx, tenant, "Group", id)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
-		return nil, temporal.NewNonRetryableApplicationError("Group/"+id+" does not exist", ErrTypeExportInvalid, err)
-	}
+// groupMembers reads Group/id as it was at the export's transaction time and returns the ids
+// of its Patient members. Every try of every task sees the same members, whatever happens to
+// the Group meanwhile: a resumed task's Patient batches (see exportOwner) stay the same.
+func (a *Activities) groupMembers(ctx context.Context, tenant, id string, transactionTime time.Time) ([]string, error) {
+	var body []byte
+	_, _, err := a.Store.ExportPage(ctx, store.ExportQuery{
+		Tenant: tenant, Type: "Group", TransactionTime: transactionTime, Filters: []store.Query{{ID: id}}, Limit: 1,
+	}, func(_ string, line []byte) error {
+		body = slices.Clone(line)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read Group/%s: %w", id, err)
 	}
-	members, err := export.GroupPatients(g.Body)
+	if body == nil {
+		return nil, temporal.NewNonRetryableApplicationError("Group/"+id+" does not exist", ErrTypeExportInvalid, nil)
+	}
+	members, err := export.GroupPatients(body)
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError("Group/"+id+": "+err.Error(), ErrTypeExportInvalid, err)
 	}
 	return members, nil
 }
 
-// BulkExportType writes one task's NDJSON files, resuming from its last heartbeat.
+// exportScope is the part of the Patient compartment a task of a patient- or group-level
+// export covers.
+type exportScope struct {
+	compartment bool
+	// everyPatient: every Patient's compartment (patient level without `patient`); otherwise
+	// the compartments of patients only (none, for a Group without matching members).
+	everyPatient bool
+	patients     []string
+}
+
+// BulkExportType writes one task's NDJSON files, resuming from its last heartbeat: from the
+// built-in store, or from an external owner's FHIR search (exportOwner).
 func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (ExportTaskResult, error) {
 	job, req, err := a.loadExportJob(ctx, in.JobID)
 	if err != nil {
@@ -198,34 +229,19 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 	if a.Exports == nil {
 		return ExportTaskResult{}, temporal.NewNonRetryableApplicationError("no export bucket is configured", ErrTypeExportInvalid, nil)
 	}
-	q := store.ExportQuery{Tenant: job.TenantID, Type: in.Task.Type, TransactionTime: job.TransactionTime, Since: req.Since}
-	if req.Level != export.LevelSystem {
-		q.Compartment = true
-		q.Patients = req.Patients
-		if req.Level == export.LevelGroup {
-			members, err := a.groupMembers(ctx, job.TenantID, req.GroupID)
-			if err != nil {
-				return ExportTaskResult{}, err
-			}
-			if len(q.Patients) > 0 {
-				members = slices.DeleteFunc(members, func(m string) bool { return !slices.Contains(q.Patients, m) })
-			}
-			if len(members) == 0 {
-				members = []string{""} // a Group without (matching) Patients exports nothing
-			}
-			q.Patients = members
-		}
-	}
-	for _, f := range req.TypeFilters[in.Task.Type] {
-		vals, err := url.ParseQuery(f)
+	var scope exportScope
+	switch req.Level {
+	case export.LevelPatient:
+		scope = exportScope{compartment: true, everyPatient: len(req.Patients) == 0, patients: req.Patients}
+	case export.LevelGroup:
+		members, err := a.groupMembers(ctx, job.TenantID, req.GroupID, job.TransactionTime)
 		if err != nil {
-			return ExportTaskResult{}, temporal.NewNonRetryableApplicationError("_typeFilter "+in.Task.Type+"?"+f+": "+err.Error(), ErrTypeExportInvalid, err)
+			return ExportTaskResult{}, err
 		}
-		fq, _, err := store.ParseQuery(in.Task.Type, vals, false)
-		if err != nil {
-			return ExportTaskResult{}, temporal.NewNonRetryableApplicationError("_typeFilter "+in.Task.Type+"?"+f+": "+err.Error(), ErrTypeExportInvalid, err)
+		if len(req.Patients) > 0 {
+			members = slices.DeleteFunc(members, func(m string) bool { return !slices.Contains(req.Patients, m) })
 		}
-		q.Filters = append(q.Filters, fq)
+		scope = exportScope{compartment: true, patients: members}
 	}
 
 	cur := exportCursor{Phase: "output"}
@@ -235,18 +251,15 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 			cur = exportCursor{Phase: "output"}
 		}
 	}
-	fw := &fileWriter{a: a, job: job, cur: &cur, typ: in.Task.Type, maxBytes: a.exportFileMaxBytes(), maxCount: a.exportFileMaxCount()}
-	if cur.Phase == "output" {
-		if err := a.exportOutput(ctx, q, fw); err != nil {
-			return ExportTaskResult{}, err
-		}
-		cur.Phase, cur.Part, cur.After = "deleted", 0, ""
-		activity.RecordHeartbeat(ctx, cur)
+	fw := &fileWriter{a: a, job: job, cur: &cur, typ: in.Task.Type, tag: ownerFileTag(in.Task.Owner), maxBytes: a.exportFileMaxBytes(), maxCount: a.exportFileMaxCount()}
+	defer fw.discard()
+	if in.Task.Owner == routing.Builtin {
+		err = a.exportBuiltin(ctx, job, req, in.Task.Type, scope, fw)
+	} else {
+		err = a.exportOwner(ctx, job, req, in.Task, scope, fw)
 	}
-	if !req.Since.IsZero() && !q.Compartment {
-		if err := a.exportDeleted(ctx, q, fw); err != nil {
-			return ExportTaskResult{}, err
-		}
+	if err != nil {
+		return ExportTaskResult{}, err
 	}
 	if err := db.New(a.Pool).BulkExportTaskDone(ctx, db.BulkExportTaskDoneParams{
 		JobID: in.JobID, ResourceType: in.Task.Type, OwnerURL: in.Task.Owner, Resources: cur.Resources,
@@ -254,6 +267,46 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 		return ExportTaskResult{}, fmt.Errorf("export %s: mark done: %w", in.Task.Type, err)
 	}
 	return ExportTaskResult{Files: cur.Files, Resources: cur.Resources, Deleted: cur.Deleted}, nil
+}
+
+// exportBuiltin writes typ's resources from the built-in store as they were at the
+// transaction time, then, for a system-level export with _since, the ids deleted since.
+func (a *Activities) exportBuiltin(ctx context.Context, job db.BulkExportJob, req export.Request, typ string, scope exportScope, fw *fileWriter) error {
+	q := store.ExportQuery{Tenant: job.TenantID, Type: typ, TransactionTime: job.TransactionTime, Since: req.Since}
+	if scope.compartment {
+		q.Compartment = true
+		if !scope.everyPatient {
+			q.Patients = scope.patients
+			if len(q.Patients) == 0 {
+				q.Patients = []string{""} // a Group without (matching) Patients exports nothing
+			}
+		}
+	}
+	for _, f := range req.TypeFilters[typ] {
+		vals, err := url.ParseQuery(f)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError("_typeFilter "+typ+"?"+f+": "+err.Error(), ErrTypeExportInvalid, err)
+		}
+		fq, _, err := store.ParseQuery(typ, vals, false)
+		if err != nil {
+			return temporal.NewNonRetryableApplicationError("_typeFilter "+typ+"?"+f+": "+err.Error(), ErrTypeExportInvalid, err)
+		}
+		q.Filters = append(q.Filters, fq)
+	}
+	cur := fw.cur
+	if cur.Phase == "output" {
+		if err := a.exportOutput(ctx, q, fw); err != nil {
+			return err
+		}
+		cur.Phase, cur.Part, cur.After = "deleted", 0, ""
+		activity.RecordHeartbeat(ctx, *cur)
+	}
+	if !req.Since.IsZero() && !q.Compartment {
+		if err := a.exportDeleted(ctx, q, fw); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *Activities) exportOutput(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {

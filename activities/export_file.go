@@ -28,13 +28,16 @@ func isBlobNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotF
 // file of its own). A file is committed — closed, which publishes it atomically, and recorded
 // as a BulkExportFile — before the cursor moves past its lines.
 type fileWriter struct {
-	a                  *Activities
-	job                db.BulkExportJob
-	cur                *exportCursor
-	typ, kind          string
+	a         *Activities
+	job       db.BulkExportJob
+	cur       *exportCursor
+	typ, kind string
+	// tag, when set, tells apart the files of tasks that export one type from several owners.
+	tag                string
 	maxBytes, maxCount int64
 
 	w           *blob.Writer
+	cancel      context.CancelFunc // aborts w
 	buf         *bufio.Writer
 	key         string
 	count, size int64
@@ -45,12 +48,18 @@ func (f *fileWriter) open() bool { return f.w != nil }
 
 func (f *fileWriter) write(ctx context.Context, id string, line []byte) error {
 	if f.w == nil {
-		f.key = fmt.Sprintf("%s/%s/%s-%05d.ndjson", f.job.ID, f.kind, f.typ, f.cur.Part+1)
-		w, err := f.a.Exports.NewWriter(ctx, f.key, &blob.WriterOptions{ContentType: fhir.NDJSONMediaType})
+		name := f.typ
+		if f.tag != "" {
+			name += "-" + f.tag
+		}
+		f.key = fmt.Sprintf("%s/%s/%s-%05d.ndjson", f.job.ID, f.kind, name, f.cur.Part+1)
+		wctx, cancel := context.WithCancel(ctx)
+		w, err := f.a.Exports.NewWriter(wctx, f.key, &blob.WriterOptions{ContentType: fhir.NDJSONMediaType})
 		if err != nil {
+			cancel()
 			return fmt.Errorf("create export file %s: %w", f.key, err)
 		}
-		f.w, f.count, f.size = w, 0, 0
+		f.w, f.cancel, f.count, f.size = w, cancel, 0, 0
 		if f.buf == nil {
 			f.buf = bufio.NewWriterSize(w, 256<<10)
 		} else {
@@ -72,14 +81,27 @@ func (f *fileWriter) write(ctx context.Context, id string, line []byte) error {
 	return nil
 }
 
+// discard drops the open file, if any, unpublished: a failed try leaves no partial file (the
+// next try writes it again from the cursor).
+func (f *fileWriter) discard() {
+	if f.w == nil {
+		return
+	}
+	f.cancel() // a blob.Writer whose context is done aborts at Close
+	_ = f.w.Close()
+	f.w = nil
+}
+
 // commit publishes the open file, if any, and moves the cursor past it.
 func (f *fileWriter) commit(ctx context.Context) error {
 	if f.w == nil {
 		return nil
 	}
-	w := f.w
+	w, cancel := f.w, f.cancel
 	f.w = nil
+	defer cancel()
 	if err := f.buf.Flush(); err != nil {
+		cancel()
 		_ = w.Close()
 		return fmt.Errorf("write export file %s: %w", f.key, err)
 	}

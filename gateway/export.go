@@ -117,8 +117,9 @@ func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
 }
 
 // checkRequest refuses what the workflow would fail on, while the client still waits: types
-// outside the Patient compartment at patient and group level, _typeFilter queries the store
-// cannot run, scopes that do not allow reading every type, a Group that does not exist.
+// outside the Patient compartment at patient and group level, what the types' owners cannot
+// be asked (checkOwners), scopes that do not allow reading every type, a Group that does not
+// exist.
 func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *export.Request) error {
 	if req.Level != export.LevelSystem {
 		compartment := store.PatientCompartmentTypes()
@@ -129,18 +130,7 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 			}
 		}
 	}
-	for typ, filters := range req.TypeFilters {
-		for _, f := range filters {
-			vals, err := url.ParseQuery(f)
-			if err == nil {
-				_, _, err = store.ParseQuery(typ, vals, false)
-			}
-			if err != nil {
-				return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "_typeFilter "+typ+"?"+f+": "+err.Error())
-			}
-		}
-	}
-	if err := x.checkOwners(ctx, p.Tenant, req.Types); err != nil {
+	if err := x.checkOwners(ctx, p.Tenant, req); err != nil {
 		return err
 	}
 	if len(req.Types) == 0 {
@@ -176,35 +166,42 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 	return nil
 }
 
-// checkOwners refuses an export of types that another service owns: the export reads the
-// built-in store only (reading external owners through their search or $export is not built).
-func (x *exporter) checkOwners(ctx context.Context, tenant string, types []string) error {
+// checkOwners refuses what reading the owners of the types cannot do. The built-in store runs
+// _typeFilter queries itself, so they must be its searches; another service's search is read
+// with the type's one query (export.CheckOwnerFilters), which that service checks. An export
+// without _type lists the types the built-in store holds and the routing rules name, so types
+// that fall to another service by default cannot be listed.
+func (x *exporter) checkOwners(ctx context.Context, tenant string, req *export.Request) error {
 	table, err := db.New(x.d.Pool).RoutingTable(ctx, tenant, x.d.DefaultOwner)
 	if err != nil {
 		return err
 	}
-	if len(types) == 0 {
-		for _, r := range table.Rules {
-			if r.OwnerURL != routing.Builtin {
-				types = append(types, r.ResourceType)
-			}
-		}
-		if table.Default != routing.Builtin {
-			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported, "$export reads the built-in store only, and this tenant's default owner is another service")
+	if len(req.Types) == 0 {
+		if o := table.FallbackOwner(); o != "" && o != routing.Builtin {
+			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
+				"this tenant's resource types default to another service, whose types an export cannot list; name the types with _type")
 		}
 	}
-	for _, t := range types {
-		if t == "*" {
-			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported, "$export reads the built-in store only, and a routing rule gives every type to another service")
-		}
-		owners, err := table.Owners(t)
+	for typ, filters := range req.TypeFilters {
+		owners, err := table.Owners(typ)
 		if err != nil {
 			continue // no owner: nothing stored, an empty export of that type
 		}
 		for _, o := range owners {
 			if o != routing.Builtin {
-				return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
-					"$export reads the built-in store only, and "+t+" is owned by another service; leave it out with _type")
+				if err := export.CheckOwnerFilters(typ, filters); err != nil {
+					return kickoffError(err)
+				}
+				continue
+			}
+			for _, f := range filters {
+				vals, err := url.ParseQuery(f)
+				if err == nil {
+					_, _, err = store.ParseQuery(typ, vals, false)
+				}
+				if err != nil {
+					return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "_typeFilter "+typ+"?"+f+": "+err.Error())
+				}
 			}
 		}
 	}

@@ -64,8 +64,30 @@ func (s *services) activities() *activities.Activities {
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
 		Mapping: s.mapping, Exports: s.exports,
 		ExportFileMaxCount: s.cfg.ExportFileMaxCount, ExportFileMaxBytes: s.cfg.ExportFileMaxBytes,
+		OwnerToken: s.ownerToken(),
 	}
 	return s.acts
+}
+
+// ownerToken is how the worker authenticates to the external owners an export reads: it has
+// no caller's token to forward, so with the HS256 secret (which `interop store` and other
+// owners sharing INTEROP_JWT_SECRET verify) it mints a short-lived token of the tenant that
+// reads every type (system/*.rs). With JWKS verification the tokens come from an external
+// issuer, which this process cannot sign for: nil, and owners get no Authorization header
+// (obtaining a token from the issuer, e.g. a client-credentials grant, is not built).
+func (s *services) ownerToken() func(context.Context, string) (string, error) {
+	if s.cfg.JWKSURL != "" {
+		s.logger.Info("exports send no token to external owners: tokens come from the JWKS issuer, which this process cannot sign for")
+		return nil
+	}
+	hs, err := signer(s.cfg)
+	if err != nil {
+		s.logger.Warn("exports send no token to external owners: no HS256 secret", "error", err)
+		return nil
+	}
+	return func(_ context.Context, tenant string) (string, error) {
+		return hs.Issue("interop-export", tenant, "system/*.rs", 5*time.Minute)
+	}
 }
 
 // runRetention prunes processed messages older than cfg.RetainProcessed until ctx ends. Every

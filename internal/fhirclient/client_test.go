@@ -2,6 +2,7 @@ package fhirclient
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -43,4 +44,49 @@ func TestConditionalCreate(t *testing.T) {
 	_, err = c.ConditionalCreate(ctx, "Observation", []byte(`{}`), fhir.Identifier{Value: "v"})
 	require.Error(t, err)
 	require.False(t, IsPermanent(err), "a 503 is worth retrying")
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	var gotAuth, gotPrefer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth, gotPrefer = r.Header.Get("Authorization"), r.Header.Get("Prefer")
+		switch r.URL.Path {
+		case "/fhir/Observation":
+			_, _ = w.Write([]byte(`{"resourceType":"Bundle"}`))
+		case "/fhir/Unknown":
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = w.Write([]byte(`{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-supported","diagnostics":"unknown parameter"}]}`))
+		default:
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	c := &Client{BaseURL: srv.URL + "/fhir", HTTP: srv.Client(), Authorization: "Bearer t"}
+	ctx := context.Background()
+
+	resp, err := c.Open(ctx, srv.URL+"/fhir/Observation?_count=2", http.Header{"Prefer": {"handling=strict"}})
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.JSONEq(t, `{"resourceType":"Bundle"}`, string(body))
+	require.Equal(t, "Bearer t", gotAuth)
+	require.Equal(t, "handling=strict", gotPrefer)
+
+	_, err = c.Open(ctx, srv.URL+"/fhir/Unknown", nil)
+	require.True(t, IsPermanent(err))
+	require.ErrorContains(t, err, "unknown parameter")
+	_, err = c.Open(ctx, srv.URL+"/fhir/Other", nil)
+	require.Error(t, err)
+	require.False(t, IsPermanent(err))
+
+	gotAuth = ""
+	for _, u := range []string{"http://elsewhere.example/fhir/Observation", srv.URL + "/fhirx/Observation", srv.URL + "/Observation", "/fhir/Observation"} {
+		_, err = c.Open(ctx, u, nil)
+		require.ErrorIs(t, err, ErrNotUnderBase, u)
+	}
+	require.Empty(t, gotAuth, "the token never leaves the owner")
+	require.True(t, c.UnderBase(srv.URL+"/fhir"))
+	require.True(t, (&Client{BaseURL: srv.URL + "/fhir/"}).UnderBase(srv.URL+"/fhir/Patient?x=1"))
 }

@@ -277,3 +277,10 @@ func categoryNames(rules []Rule) []string {
 	slices.Sort(names)
 	return names
 }
+
+// FallbackOwner is the owner of the types no rule names: the '*' rule's owner, else Default
+// ("" when there is neither).
+func (t Table) FallbackOwner() string {
+	o, _ := t.fallback(AnyType)
+	return o
+}

@@ -246,3 +246,11 @@ func TestValidCategory(t *testing.T) {
 		require.False(t, ValidCategory(s), s)
 	}
 }
+
+func TestFallbackOwner(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, Builtin, Table{Default: Builtin}.FallbackOwner())
+	require.Equal(t, "", Table{}.FallbackOwner())
+	star := Table{Default: Builtin, Rules: []Rule{{ResourceType: "Patient", OwnerURL: "https://a"}, {ResourceType: AnyType, OwnerURL: "https://b"}}}
+	require.Equal(t, "https://b", star.FallbackOwner())
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/fhir"
 )
 
 // ExportQuery selects one page of one resource type for a Bulk Data export.
@@ -46,6 +48,43 @@ func PatientCompartmentTypes() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// CompartmentPatients returns the ids of the Patients in whose compartment a resource of typ is,
+// by the rule ExportPage applies to the store's index: a Patient's own id; for another type
+// the Patient targets of its patient parameter (none when the resource has no patient). It
+// reads resources from elsewhere (an owning service's search) the way the store reads its own.
+// A type outside PatientCompartmentTypes is ErrNotInCompartment.
+func CompartmentPatients(typ string, body []byte) ([]string, error) {
+	if typ == "Patient" {
+		var p struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(body, &p); err != nil {
+			return nil, fmt.Errorf("%w: %v", fhir.ErrInvalidResource, err)
+		}
+		if p.ID == "" {
+			return nil, nil
+		}
+		return []string{p.ID}, nil
+	}
+	d, ok := typeParams[typ]["patient"]
+	if !ok || d.kind != kindReference {
+		return nil, fmt.Errorf("%s: %w", typ, ErrNotInCompartment)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", fhir.ErrInvalidResource, err)
+	}
+	var ids []string
+	for _, p := range d.paths {
+		for _, v := range walk(doc, strings.Split(p, ".")) {
+			if r, ok := referenceOf(v); ok && r.typ == "Patient" && !slices.Contains(ids, r.id) {
+				ids = append(ids, r.id)
+			}
+		}
+	}
+	return ids, nil
 }
 
 // ExportTypes lists the resource types the tenant has stored, live or deleted.

@@ -76,3 +76,32 @@ func TestSplitEscaped(t *testing.T) {
 	require.Equal(t, "v|w", unescape(`v\|w`))
 	require.Equal(t, `a\,b\|c\\`, escape(`a,b|c\`))
 }
+
+func TestCompartmentPatients(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		typ, body string
+		want      []string
+		err       error
+	}{
+		{"Patient", `{"resourceType":"Patient","id":"p1"}`, []string{"p1"}, nil},
+		{"Observation", `{"resourceType":"Observation","subject":{"reference":"Patient/p1"}}`, []string{"p1"}, nil},
+		{"Observation", `{"resourceType":"Observation","subject":{"reference":"https://other.example/fhir/Patient/p2/_history/3"}}`, []string{"p2"}, nil},
+		{"Observation", `{"resourceType":"Observation","subject":{"reference":"Group/g1"}}`, nil, nil},
+		{"Observation", `{"resourceType":"Observation","subject":{"reference":"p1"}}`, nil, nil},
+		{"Observation", `{"resourceType":"Observation"}`, nil, nil},
+		{"Immunization", `{"resourceType":"Immunization","patient":{"reference":"Patient/p3"}}`, []string{"p3"}, nil},
+		{"Group", `{"resourceType":"Group"}`, nil, ErrNotInCompartment},
+	}
+	for _, tt := range tests {
+		got, err := CompartmentPatients(tt.typ, []byte(tt.body))
+		if tt.err != nil {
+			require.ErrorIs(t, err, tt.err, tt.body)
+			continue
+		}
+		require.NoError(t, err, tt.body)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: (-want +got)\n%s", tt.body, diff)
+		}
+	}
+}
