@@ -37,9 +37,10 @@ type Activities struct {
 	// DefaultExportFileMaxBytes and DefaultExportFileMaxCount.
 	ExportFileMaxBytes int64
 	ExportFileMaxCount int64
-	// OwnerToken mints the bearer token sent to an external owner whose FHIR search an export
-	// of tenant reads (the worker has no caller's token to forward); nil sends none.
-	OwnerToken func(ctx context.Context, tenant string) (string, error)
+	// OwnerToken mints the bearer token sent to an external owner on behalf of tenant, with
+	// scope (SMART, e.g. system/*.rs for an export's searches, system/*.cu for the Route
+	// step's writes): the worker has no caller's token to forward. Nil sends none.
+	OwnerToken func(ctx context.Context, tenant, scope string) (string, error)
 	// ExportOwnerPageCount is the _count of the searches an export sends to external owners;
 	// 0 means DefaultExportOwnerPageCount.
 	ExportOwnerPageCount int

@@ -230,7 +230,7 @@ func (o *ownerExport) searchURL(batch int) string {
 func (o *ownerExport) page(ctx context.Context, batch int, pageURL string, done []string) (string, error) {
 	c := fhirclient.Client{BaseURL: o.owner, HTTP: o.a.HTTP}
 	if o.a.OwnerToken != nil {
-		tok, err := o.a.OwnerToken(ctx, o.tenant)
+		tok, err := o.a.OwnerToken(ctx, o.tenant, "system/*.rs")
 		if err != nil {
 			return "", fmt.Errorf("export %s: token for the owning service: %w", o.typ, err)
 		}

@@ -214,7 +214,7 @@ func TestExportFromExternalOwner(t *testing.T) {
 	h := newExportHarness(t)
 	ctx := context.Background()
 	h.acts.HTTP = &http.Client{Timeout: 30 * time.Second}
-	h.acts.OwnerToken = func(_ context.Context, tenant string) (string, error) {
+	h.acts.OwnerToken = func(_ context.Context, tenant, _ string) (string, error) {
 		return auth.HS256{Secret: ownerSecret}.Issue("interop-export", tenant, "system/*.rs", 5*time.Minute)
 	}
 	h.acts.ExportFileMaxCount = 70

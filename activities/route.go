@@ -152,6 +152,13 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 		return r.ID, r.Action, r.Stale, nil
 	}
 	c := fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
+	if a.OwnerToken != nil {
+		tok, err := a.OwnerToken(ctx, tenant, "system/*.cru")
+		if err != nil {
+			return "", "", false, fmt.Errorf("token for owner %s: %w", owner, err)
+		}
+		c.Authorization = "Bearer " + tok
+	}
 	var r fhirclient.WriteResult
 	switch {
 	case w.id != "":

@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/internal/auth"
@@ -31,6 +32,8 @@ type exportClient struct {
 	t     *testing.T
 	base  string
 	token string
+	// diagnose, when set, says what the service knows of a job that did not complete.
+	diagnose func(job string) string
 }
 
 type exportManifest struct {
@@ -111,7 +114,11 @@ func (c exportClient) wait(status string) exportManifest {
 			c.t.Fatalf("status %s: %d %s", status, resp.StatusCode, body)
 		}
 	}
-	c.t.Fatalf("export %s did not complete", status)
+	var why string
+	if c.diagnose != nil {
+		why = c.diagnose(jobIDOf(status))
+	}
+	c.t.Fatalf("export %s did not complete\n%s", status, why)
 	return exportManifest{}
 }
 
@@ -227,11 +234,14 @@ func TestBulkExportEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		return tok
 	}
-	a := exportClient{t: t, base: base, token: issue("default", "system/*.cruds")}
-	b := exportClient{t: t, base: base, token: issue("tenant-b", "system/*.cruds")}
 	pool, err := pgxpool.New(context.Background(), serviceURL)
 	require.NoError(t, err)
 	defer pool.Close()
+	tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
+	require.NoError(t, err)
+	defer tc.Close()
+	a := exportClient{t: t, base: base, token: issue("default", "system/*.cruds"), diagnose: exportDiagnosis(pool, tc)}
+	b := exportClient{t: t, base: base, token: issue("tenant-b", "system/*.cruds")}
 
 	seedPatients(t, pool, "default", 3000)
 	a.put("Patient", "alice", `{"resourceType":"Patient","name":[{"family":"Alice"}]}`)
@@ -259,10 +269,7 @@ func TestBulkExportEndToEnd(t *testing.T) {
 
 	m := a.wait(status)
 	if *recordExportHistory {
-		tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
-		require.NoError(t, err)
 		writeHistory(t, tc, "bulk-export/default/$system", "bulk_export_v0_completed")
-		tc.Close()
 	}
 	require.False(t, m.RequiresAccessToken)
 	require.Contains(t, m.Request, "/fhir/$export?_type=Patient,Observation")
@@ -376,14 +383,64 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	resp, body = a.do(http.MethodGet, base+"/fhir/$export-status/"+groupJob, nil, nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, body)
 	if *recordExportHistory {
-		tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
-		require.NoError(t, err)
 		writeHistory(t, tc, "bulk-export-expiry/"+groupJob, "bulk_export_expiry_v0_expired")
-		tc.Close()
 	}
 }
 
 var recordExportHistory = flag.Bool("record-export-history", false, "write the BulkExport and BulkExportExpiry histories of TestBulkExportEndToEnd to workflows/testdata/histories")
+
+// exportDiagnosis reports a job's row, tasks and files, and its workflow's pending
+// activities, for a test that waited in vain.
+func exportDiagnosis(pool *pgxpool.Pool, tc client.Client) func(job string) string {
+	return func(job string) string {
+		ctx := context.Background()
+		var b strings.Builder
+		var status, progress, errText, wfID string
+		if err := pool.QueryRow(ctx, `SELECT status::text, progress, error, workflow_id FROM bulk_export_jobs WHERE id = $1`, job).Scan(&status, &progress, &errText, &wfID); err != nil {
+			return "job row: " + err.Error()
+		}
+		fmt.Fprintf(&b, "job %s: status=%s progress=%q error=%q workflow=%s\n", job, status, progress, errText, wfID)
+		rows, _ := pool.Query(ctx, `SELECT resource_type, owner_url, done, resources FROM bulk_export_tasks WHERE job_id = $1`, job)
+		for rows.Next() {
+			var typ, owner string
+			var done bool
+			var n int64
+			_ = rows.Scan(&typ, &owner, &done, &n)
+			fmt.Fprintf(&b, "  task %s@%s done=%v resources=%d\n", typ, owner, done, n)
+		}
+		rows.Close()
+		var files int
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM bulk_export_files WHERE job_id = $1`, job).Scan(&files)
+		fmt.Fprintf(&b, "  files: %d\n", files)
+		d, err := tc.DescribeWorkflowExecution(ctx, wfID, "")
+		if err != nil {
+			return b.String() + "  describe workflow: " + err.Error()
+		}
+		fmt.Fprintf(&b, "  workflow status %s, history length %d\n", d.WorkflowExecutionInfo.Status, d.WorkflowExecutionInfo.HistoryLength)
+		iter := tc.GetWorkflowHistory(ctx, wfID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			if err != nil {
+				break
+			}
+			line := ev.GetEventType().String()
+			if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+				line += " " + a.GetActivityType().GetName() + " " + a.GetInput().String()
+			}
+			if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+				line += " " + a.GetResult().String() + " by " + a.GetIdentity()
+			}
+			if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+				line += " " + a.GetInput().String()
+			}
+			fmt.Fprintf(&b, "  %s\n", line)
+		}
+		for _, pa := range d.PendingActivities {
+			fmt.Fprintf(&b, "  pending %s state=%s attempt=%d last failure=%v\n", pa.ActivityType.GetName(), pa.State, pa.Attempt, pa.LastFailure.GetMessage())
+		}
+		return b.String()
+	}
+}
 
 func jobIDOf(status string) string { return status[strings.LastIndex(status, "/")+1:] }
 

@@ -69,24 +69,24 @@ func (s *services) activities() *activities.Activities {
 	return s.acts
 }
 
-// ownerToken is how the worker authenticates to the external owners an export reads: it has
-// no caller's token to forward, so with the HS256 secret (which `interop store` and other
-// owners sharing INTEROP_JWT_SECRET verify) it mints a short-lived token of the tenant that
-// reads every type (system/*.rs). With JWKS verification the tokens come from an external
+// ownerToken is how the worker authenticates to external owners (the Route step's writes, an
+// export's searches): it has no caller's token to forward, so with the HS256 secret (which
+// `interop store` and other owners sharing INTEROP_JWT_SECRET verify) it mints a short-lived
+// token of the tenant with the scope the activity asks for. With JWKS verification the tokens come from an external
 // issuer, which this process cannot sign for: nil, and owners get no Authorization header
 // (obtaining a token from the issuer, e.g. a client-credentials grant, is not built).
-func (s *services) ownerToken() func(context.Context, string) (string, error) {
+func (s *services) ownerToken() func(context.Context, string, string) (string, error) {
 	if s.cfg.JWKSURL != "" {
-		s.logger.Info("exports send no token to external owners: tokens come from the JWKS issuer, which this process cannot sign for")
+		s.logger.Info("the worker sends no token to external owners: tokens come from the JWKS issuer, which this process cannot sign for")
 		return nil
 	}
 	hs, err := signer(s.cfg)
 	if err != nil {
-		s.logger.Warn("exports send no token to external owners: no HS256 secret", "error", err)
+		s.logger.Warn("the worker sends no token to external owners: no HS256 secret", "error", err)
 		return nil
 	}
-	return func(_ context.Context, tenant string) (string, error) {
-		return hs.Issue("interop-export", tenant, "system/*.rs", 5*time.Minute)
+	return func(_ context.Context, tenant, scope string) (string, error) {
+		return hs.Issue("interop-worker", tenant, scope, 5*time.Minute)
 	}
 }
 
