@@ -113,7 +113,7 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 		call.interaction = interCreate
 	case call.method == http.MethodPut && (len(segs) == 2 || len(segs) == 1 && len(query) > 0):
 		call.interaction = interUpdate
-	case call.method == http.MethodDelete && len(segs) == 2:
+	case call.method == http.MethodDelete && (len(segs) == 2 || len(segs) == 1 && len(query) > 0):
 		call.interaction = interDelete
 	default:
 		return bad(e.Request.Method + " " + strconv.Quote(e.Request.URL) + " is not an interaction this server supports in a Bundle")
@@ -293,6 +293,11 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 				"a search of "+call.typ+" without a category spans several owners; a transaction goes to one owner")
 		}
 		return owners[0], what, nil
+	case interDelete:
+		if call.id == "" {
+			owner, err := conditionalDeleteOwner(table, call)
+			return owner, what, err
+		}
 	}
 	owners, err := table.Owners(call.typ)
 	if err != nil {

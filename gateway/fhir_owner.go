@@ -133,7 +133,9 @@ func ownerRequestOf(call fhirCall) ownerRequest {
 	path := "/" + call.typ
 	switch call.interaction {
 	case interRead, interDelete:
-		path += "/" + call.id
+		if call.id != "" { // a conditional delete has criteria instead
+			path += "/" + call.id
+		}
 	case interVRead:
 		path += "/" + call.id + "/_history/" + call.vid
 	case interHistory:

@@ -102,7 +102,7 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		for _, code := range gatewayInteractions {
 			r.Interaction = append(r.Interaction, fhirserver.Code{Code: code})
 		}
-		r.ConditionalDelete = "not-supported"
+		r.ConditionalDelete = "single" // routed to the one owner of the criteria; see conditionalDeleteOwner
 		cr := capabilityResource{CapabilityResource: r}
 		cr.SupportedProfile = append(slices.Clone(baseProfiles[t]), national[t]...)
 		if table.IsSplit(t) {

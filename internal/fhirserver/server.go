@@ -226,7 +226,7 @@ func classify(err error) (int, fhir.IssueType, string, bool) {
 	case errors.Is(err, store.ErrVersionConflict):
 		return http.StatusPreconditionFailed, fhir.IssueConflict, "version conflict: the resource's current version is not the one given in If-Match", false
 	case errors.Is(err, store.ErrMultipleMatches):
-		return http.StatusPreconditionFailed, fhir.IssueDuplicate, "the condition matches more than one resource", false
+		return http.StatusPreconditionFailed, fhir.IssueMultipleMatches, "the condition matches more than one resource: make the criteria more selective", false
 	case errors.Is(err, fhir.ErrInvalidResource):
 		return http.StatusBadRequest, fhir.IssueInvalid, err.Error(), false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -459,3 +459,35 @@ func TestBundles(t *testing.T) {
 
 	requireOutcome(t, e.do(tA, "POST", "/", `{"resourceType":"Bundle","type":"collection"}`), http.StatusBadRequest)
 }
+
+func TestConditionalDelete(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fhirserver.Options{})
+	for _, v := range []string{"d1", "d2", "d2"} {
+		require.Equal(t, http.StatusCreated, e.do(tA, "POST", "/Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"`+v+`"}]}`).status)
+	}
+	one := e.do(tA, "GET", "/Patient?identifier=urn:mrn|d1", "").json(t)
+	id := entryIDs(t, one, "match")[0]
+
+	gone := e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d1", "")
+	require.Equal(t, http.StatusNoContent, gone.status, string(gone.body))
+	require.Equal(t, `W/"2"`, gone.header.Get("ETag"))
+	requireOutcome(t, e.do(tA, "GET", "/"+id, ""), http.StatusGone)
+	none := e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d1", "")
+	require.Equal(t, http.StatusNoContent, none.status, "no match: nothing to do")
+	require.Empty(t, none.header.Get("ETag"))
+
+	many := requireOutcome(t, e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d2", ""), http.StatusPreconditionFailed)
+	require.Equal(t, "multiple-matches", many["issue"].([]any)[0].(map[string]any)["code"])
+	require.EqualValues(t, 2, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t)["total"])
+	requireOutcome(t, e.do(tA, "DELETE", "/Patient", ""), http.StatusBadRequest)
+	requireOutcome(t, e.do(tA, "DELETE", "/Patient?nope=1", ""), http.StatusBadRequest)
+
+	// In a transaction, with the rest.
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"DELETE","url":"Patient?identifier=urn:mrn|d2&_id=` + entryIDs(t, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t), "match")[0][len("Patient/"):] + `"}},
+		{"resource":{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"d3"}]},"request":{"method":"POST","url":"Patient"}}]}`
+	r := e.do(tA, "POST", "/", tx)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	require.EqualValues(t, 1, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t)["total"])
+}
