@@ -55,15 +55,18 @@ type FHIROptions struct {
 // FHIR restful interaction codes (http://hl7.org/fhir/restful-interaction), used in routed
 // events, CapabilityStatements and scope checks.
 const (
-	interRead     = "read"
-	interVRead    = "vread"
-	interHistory  = "history-instance"
-	interSearch   = "search-type"
-	interCreate   = "create"
-	interUpdate   = "update"
-	interDelete   = "delete"
-	interBatch    = "batch"
-	interTransact = "transaction"
+	interRead    = "read"
+	interVRead   = "vread"
+	interHistory = "history-instance"
+	// interHistoryType and interHistorySystem are GET Type/_history and GET /_history.
+	interHistoryType   = "history-type"
+	interHistorySystem = "history-system"
+	interSearch        = "search-type"
+	interCreate        = "create"
+	interUpdate        = "update"
+	interDelete        = "delete"
+	interBatch         = "batch"
+	interTransact      = "transaction"
 )
 
 // scopeOf is the SMART v2 permission an interaction needs.
@@ -104,6 +107,8 @@ func fhirRoutes(f *echo.Group, h *handlers) {
 	authed := f.Group("", h.authenticate)
 	authed.POST("", g.bundle)
 	authed.POST("/", g.bundle)
+	authed.GET("/_history", g.systemHistory)
+	authed.GET("/:type/_history", g.typeHistory)
 	authed.GET("/:type", g.search)
 	authed.POST("/:type/_search", g.search)
 	authed.POST("/:type", g.create)

@@ -79,12 +79,16 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 		return bad("request.url has a malformed query")
 	}
 	query.Del("_format")
+	if p == "_history" && e.Request.Method == http.MethodGet {
+		return fhirCall{interaction: interHistorySystem, method: http.MethodGet, query: query, header: http.Header{}}, nil
+	}
 	segs := strings.Split(p, "/")
 	if !routing.IsResourceType(segs[0]) {
 		return bad("request.url " + strconv.Quote(e.Request.URL) + " does not name a resource type")
 	}
 	call := fhirCall{method: e.Request.Method, typ: segs[0], query: query, header: http.Header{}}
-	if len(segs) > 1 && segs[1] != "_search" {
+	typeHistory := call.method == http.MethodGet && len(segs) == 2 && segs[1] == "_history"
+	if len(segs) > 1 && segs[1] != "_search" && !typeHistory {
 		if !fhir.ValidID(segs[1]) {
 			return bad("request.url " + strconv.Quote(e.Request.URL) + " has an invalid id")
 		}
@@ -103,6 +107,8 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 	switch {
 	case call.method == http.MethodGet && len(segs) == 1, call.method == http.MethodGet && len(segs) == 2 && segs[1] == "_search":
 		call.interaction = interSearch
+	case typeHistory:
+		call.interaction = interHistoryType
 	case call.method == http.MethodGet && len(segs) == 2:
 		call.interaction = interRead
 	case call.method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
@@ -298,6 +304,20 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 			owner, err := conditionalDeleteOwner(table, call)
 			return owner, what, err
 		}
+	case interHistoryType, interHistorySystem:
+		owners := tenantOwners(table)
+		if call.typ != "" {
+			if owners, err = table.Owners(call.typ); err != nil {
+				return "", what, routeError(err, false)
+			}
+		} else {
+			what = "the history of every type"
+		}
+		if len(owners) != 1 {
+			return "", what, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
+				what+" spans several owners; a transaction goes to one owner")
+		}
+		return owners[0], what, nil
 	}
 	owners, err := table.Owners(call.typ)
 	if err != nil {

@@ -368,6 +368,8 @@ type ownerPager struct {
 	query url.Values
 	keys  []sortKey
 	keyOf func(fhir.BundleEntry) []sortValue
+	// keep, if set, drops the matches of an owner it returns false for; they count as used.
+	keep func(owner string, e fhir.BundleEntry) bool
 }
 
 // fannedPage is one merged page of a fan-out.
@@ -462,8 +464,11 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 		if best < 0 {
 			break
 		}
-		fp.merged = append(fp.merged, hits[best].matches[pos[best]].entry)
+		e := hits[best].matches[pos[best]].entry
 		pos[best]++
+		if p.keep == nil || p.keep(owners[best], e) {
+			fp.merged = append(fp.merged, e)
+		}
 	}
 
 	seen := map[string]bool{}

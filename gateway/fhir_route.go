@@ -157,6 +157,8 @@ func (g *fhirGateway) dispatch(ctx context.Context, cl caller, call fhirCall) (*
 	switch call.interaction {
 	case interSearch:
 		return g.searchType(ctx, cl, table, call)
+	case interHistoryType, interHistorySystem:
+		return g.typeOrSystemHistory(ctx, cl, table, call)
 	case interCreate, interUpdate:
 		return g.write(ctx, cl, table, call)
 	case interDelete:
