@@ -80,7 +80,9 @@ func TestTypeAndSystemHistory(t *testing.T) {
 		return nil
 	}
 	system := func(o store.HistoryOptions) (store.HistoryPage, error) { return s.SystemHistory(ctx, tenantA, o) }
-	patients := func(o store.HistoryOptions) (store.HistoryPage, error) { return s.TypeHistory(ctx, tenantA, "Patient", o) }
+	patients := func(o store.HistoryOptions) (store.HistoryPage, error) {
+		return s.TypeHistory(ctx, tenantA, "Patient", o)
+	}
 
 	whole, err := s.SystemHistory(ctx, tenantA, store.HistoryOptions{Count: 100})
 	require.NoError(t, err)
