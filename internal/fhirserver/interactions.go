@@ -195,6 +195,7 @@ type backend interface {
 	Create(ctx context.Context, tenant string, body []byte) (store.WriteResult, error)
 	ConditionalCreateWhere(ctx context.Context, tenant string, body []byte, q store.Query) (store.WriteResult, error)
 	ConditionalUpdateWhere(ctx context.Context, tenant string, body []byte, q store.Query) (store.WriteResult, error)
+	ConditionalUpdateWhereIfMatch(ctx context.Context, tenant string, body []byte, q store.Query, ifMatch int64) (store.WriteResult, error)
 	Update(ctx context.Context, tenant, typ, id string, body []byte) (store.WriteResult, error)
 	UpdateIfMatch(ctx context.Context, tenant, typ, id string, body []byte, ifMatch int64) (store.WriteResult, error)
 	Delete(ctx context.Context, tenant, typ, id string) (store.DeleteResult, error)
@@ -297,7 +298,16 @@ func (h *Handler) exec(ctx context.Context, b backend, tenant string, rq request
 		if head.ResourceType != rq.typ {
 			return response{}, errStatus(http.StatusBadRequest, fhir.IssueInvalid, "the body is a "+head.ResourceType+", not a "+rq.typ)
 		}
-		res, err := b.ConditionalUpdateWhere(ctx, tenant, rq.body, q)
+		var res store.WriteResult
+		if rq.ifMatch != "" {
+			v, perr := parseETag(rq.ifMatch)
+			if perr != nil {
+				return response{}, perr
+			}
+			res, err = b.ConditionalUpdateWhereIfMatch(ctx, tenant, rq.body, q, v)
+		} else {
+			res, err = b.ConditionalUpdateWhere(ctx, tenant, rq.body, q)
+		}
 		if err != nil {
 			return response{}, err
 		}

@@ -571,3 +571,31 @@ func TestConditionalDelete(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	require.EqualValues(t, 1, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t)["total"])
 }
+
+func TestConditionalUpdateIfMatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fhirserver.Options{})
+	body := func(active bool) string {
+		return `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"im"}],"active":` + strconv.FormatBool(active) + `}`
+	}
+	const cond = "/Patient?identifier=urn:mrn|im"
+	// No match: nothing is at the version If-Match names, so nothing is created.
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `W/"1"`), http.StatusPreconditionFailed)
+	require.EqualValues(t, 0, e.do(tA, "GET", cond, "").json(t)["total"])
+
+	require.Equal(t, http.StatusCreated, e.do(tA, "PUT", cond, body(true)).status)
+	stale := requireOutcome(t, e.do(tA, "PUT", cond, body(false), "If-Match", `W/"2"`), http.StatusPreconditionFailed)
+	require.Equal(t, "conflict", stale["issue"].([]any)[0].(map[string]any)["code"])
+	ok := e.do(tA, "PUT", cond, body(false), "If-Match", `W/"1"`)
+	require.Equal(t, http.StatusOK, ok.status, string(ok.body))
+	require.Equal(t, `W/"2"`, ok.header.Get("ETag"))
+	require.Equal(t, false, ok.json(t)["active"])
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `W/"1"`), http.StatusPreconditionFailed)
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `nonsense`), http.StatusBadRequest)
+
+	// In a transaction entry, too.
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body(true) + `,
+		"request":{"method":"PUT","url":"Patient?identifier=urn:mrn|im","ifMatch":"W/\"1\""}}]}`
+	requireOutcome(t, e.do(tA, "POST", "/", tx), http.StatusPreconditionFailed)
+	require.Equal(t, `W/"2"`, e.do(tA, "GET", "/"+entryIDs(t, e.do(tA, "GET", cond, "").json(t), "match")[0], "").header.Get("ETag"))
+}
