@@ -336,26 +336,91 @@ func (q *Queries) FhirResourceSearch(ctx context.Context, arg FhirResourceSearch
 	return items, nil
 }
 
+const fhirResourceSystemHistoryList = `-- name: FhirResourceSystemHistoryList :many
+SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, method, resource FROM fhir_resource_history
+WHERE tenant_id = $1 AND last_updated >= $2
+  AND (last_updated, resource_type, id, version_id) < ($3::timestamptz, $4::text, $5::text, $6::bigint)
+ORDER BY last_updated DESC, resource_type DESC, id DESC, version_id DESC
+LIMIT $7
+`
+
+type FhirResourceSystemHistoryListParams struct {
+	TenantID      string
+	Since         time.Time
+	BeforeTime    time.Time
+	BeforeType    string
+	BeforeID      string
+	BeforeVersion int64
+	MaxRows       int32
+}
+
+// FhirResourceTypeHistoryList over every type of the tenant, by fhir_resource_history_time.
+func (q *Queries) FhirResourceSystemHistoryList(ctx context.Context, arg FhirResourceSystemHistoryListParams) ([]FhirResourceHistory, error) {
+	rows, err := q.db.Query(ctx, fhirResourceSystemHistoryList,
+		arg.TenantID,
+		arg.Since,
+		arg.BeforeTime,
+		arg.BeforeType,
+		arg.BeforeID,
+		arg.BeforeVersion,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResourceHistory{}
+	for rows.Next() {
+		var i FhirResourceHistory
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
+			&i.Deleted,
+			&i.Method,
+			&i.Resource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const fhirResourceTypeHistoryList = `-- name: FhirResourceTypeHistoryList :many
 SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, method, resource FROM fhir_resource_history
 WHERE tenant_id = $1 AND resource_type = $2 AND last_updated >= $3
+  AND (last_updated, id, version_id) < ($4::timestamptz, $5::text, $6::bigint)
 ORDER BY last_updated DESC, id DESC, version_id DESC
-LIMIT $4
+LIMIT $7
 `
 
 type FhirResourceTypeHistoryListParams struct {
-	TenantID     string
-	ResourceType string
-	Since        time.Time
-	MaxRows      int32
+	TenantID      string
+	ResourceType  string
+	Since         time.Time
+	BeforeTime    time.Time
+	BeforeID      string
+	BeforeVersion int64
+	MaxRows       int32
 }
 
-// Every version of a type's resources changed at or after since, newest first.
+// A page of the versions of a type's resources made at or after since, newest first, from
+// the keyset position of the previous page's last version (on the first page one after every
+// version), by fhir_resource_history_type_time.
 func (q *Queries) FhirResourceTypeHistoryList(ctx context.Context, arg FhirResourceTypeHistoryListParams) ([]FhirResourceHistory, error) {
 	rows, err := q.db.Query(ctx, fhirResourceTypeHistoryList,
 		arg.TenantID,
 		arg.ResourceType,
 		arg.Since,
+		arg.BeforeTime,
+		arg.BeforeID,
+		arg.BeforeVersion,
 		arg.MaxRows,
 	)
 	if err != nil {

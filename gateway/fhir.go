@@ -55,15 +55,18 @@ type FHIROptions struct {
 // FHIR restful interaction codes (http://hl7.org/fhir/restful-interaction), used in routed
 // events, CapabilityStatements and scope checks.
 const (
-	interRead     = "read"
-	interVRead    = "vread"
-	interHistory  = "history-instance"
-	interSearch   = "search-type"
-	interCreate   = "create"
-	interUpdate   = "update"
-	interDelete   = "delete"
-	interBatch    = "batch"
-	interTransact = "transaction"
+	interRead    = "read"
+	interVRead   = "vread"
+	interHistory = "history-instance"
+	// interHistoryType and interHistorySystem are GET Type/_history and GET /_history.
+	interHistoryType   = "history-type"
+	interHistorySystem = "history-system"
+	interSearch        = "search-type"
+	interCreate        = "create"
+	interUpdate        = "update"
+	interDelete        = "delete"
+	interBatch         = "batch"
+	interTransact      = "transaction"
 )
 
 // scopeOf is the SMART v2 permission an interaction needs.
@@ -104,18 +107,20 @@ func fhirRoutes(f *echo.Group, h *handlers) {
 	authed := f.Group("", h.authenticate)
 	authed.POST("", g.bundle)
 	authed.POST("/", g.bundle)
+	authed.GET("/_history", g.systemHistory)
+	authed.GET("/:type/_history", g.typeHistory)
 	authed.GET("/:type", g.search)
 	authed.POST("/:type/_search", g.search)
 	authed.POST("/:type", g.create)
 	authed.PUT("/:type", g.conditionalUpdate)
 	authed.GET("/:type/:id", g.read)
 	authed.PUT("/:type/:id", g.update)
+	authed.DELETE("/:type", g.conditionalDelete)
 	authed.DELETE("/:type/:id", g.delete)
 	authed.GET("/:type/:id/_history", g.history)
 	authed.GET("/:type/:id/_history/:vid", g.vread)
 	// Interactions the facade does not offer answer 405 with what is allowed, not 404.
-	authed.DELETE("/:type", methodNotAllowed("GET, POST, PUT"))
-	authed.PATCH("/:type", methodNotAllowed("GET, POST, PUT"))
+	authed.PATCH("/:type", methodNotAllowed("GET, POST, PUT, DELETE"))
 	authed.PATCH("/:type/:id", methodNotAllowed("GET, PUT, DELETE"))
 	authed.POST("/:type/:id", methodNotAllowed("GET, PUT, DELETE"))
 	authed.GET("", methodNotAllowed("POST"))
@@ -388,6 +393,21 @@ func (g *fhirGateway) conditionalUpdate(c echo.Context) error {
 		return err
 	}
 	return g.run(c, fhirCall{interaction: interUpdate, method: http.MethodPut, typ: typ, query: q, body: body, header: requestHeaders(c.Request())})
+}
+
+// conditionalDelete is DELETE Type?criteria: the owner deletes the one match (none is a
+// no-op; several are its 412).
+func (g *fhirGateway) conditionalDelete(c echo.Context) error {
+	typ, err := g.pathType(c)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	q.Del("_format")
+	if len(q) == 0 {
+		return newOutcome(http.StatusBadRequest, fhir.IssueRequired, "DELETE "+typ+" needs search criteria (conditional delete) or an id: DELETE "+typ+"/[id]")
+	}
+	return g.run(c, fhirCall{interaction: interDelete, method: http.MethodDelete, typ: typ, query: q, header: requestHeaders(c.Request())})
 }
 
 // readResourceBody reads a JSON request body within the body limit.

@@ -79,12 +79,16 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 		return bad("request.url has a malformed query")
 	}
 	query.Del("_format")
+	if p == "_history" && e.Request.Method == http.MethodGet {
+		return fhirCall{interaction: interHistorySystem, method: http.MethodGet, query: query, header: http.Header{}}, nil
+	}
 	segs := strings.Split(p, "/")
 	if !routing.IsResourceType(segs[0]) {
 		return bad("request.url " + strconv.Quote(e.Request.URL) + " does not name a resource type")
 	}
 	call := fhirCall{method: e.Request.Method, typ: segs[0], query: query, header: http.Header{}}
-	if len(segs) > 1 && segs[1] != "_search" {
+	typeHistory := call.method == http.MethodGet && len(segs) == 2 && segs[1] == "_history"
+	if len(segs) > 1 && segs[1] != "_search" && !typeHistory {
 		if !fhir.ValidID(segs[1]) {
 			return bad("request.url " + strconv.Quote(e.Request.URL) + " has an invalid id")
 		}
@@ -103,6 +107,8 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 	switch {
 	case call.method == http.MethodGet && len(segs) == 1, call.method == http.MethodGet && len(segs) == 2 && segs[1] == "_search":
 		call.interaction = interSearch
+	case typeHistory:
+		call.interaction = interHistoryType
 	case call.method == http.MethodGet && len(segs) == 2:
 		call.interaction = interRead
 	case call.method == http.MethodGet && len(segs) == 3 && segs[2] == "_history":
@@ -113,7 +119,7 @@ func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, er
 		call.interaction = interCreate
 	case call.method == http.MethodPut && (len(segs) == 2 || len(segs) == 1 && len(query) > 0):
 		call.interaction = interUpdate
-	case call.method == http.MethodDelete && len(segs) == 2:
+	case call.method == http.MethodDelete && (len(segs) == 2 || len(segs) == 1 && len(query) > 0):
 		call.interaction = interDelete
 	default:
 		return bad(e.Request.Method + " " + strconv.Quote(e.Request.URL) + " is not an interaction this server supports in a Bundle")
@@ -291,6 +297,25 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 		if len(owners) > 1 {
 			return "", what, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
 				"a search of "+call.typ+" without a category spans several owners; a transaction goes to one owner")
+		}
+		return owners[0], what, nil
+	case interDelete:
+		if call.id == "" {
+			owner, err := conditionalDeleteOwner(table, call)
+			return owner, what, err
+		}
+	case interHistoryType, interHistorySystem:
+		owners := tenantOwners(table)
+		if call.typ != "" {
+			if owners, err = table.Owners(call.typ); err != nil {
+				return "", what, routeError(err, false)
+			}
+		} else {
+			what = "the history of every type"
+		}
+		if len(owners) != 1 {
+			return "", what, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
+				what+" spans several owners; a transaction goes to one owner")
 		}
 		return owners[0], what, nil
 	}

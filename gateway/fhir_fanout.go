@@ -77,12 +77,12 @@ func ownerSearchQuery(q url.Values) url.Values {
 	return out
 }
 
-// pageRequest is the request for an owner's page: the first (the search itself) or a page
-// it linked to.
-func pageRequest(typ string, q url.Values, page string) ownerRequest {
+// pageRequest is the request for an owner's page: the first (path, e.g. /Observation, with
+// q) or a page it linked to.
+func pageRequest(path string, q url.Values, page string) ownerRequest {
 	r := ownerRequest{method: http.MethodGet, header: http.Header{}}
 	if page == "" {
-		r.path, r.query = "/"+typ, q.Encode()
+		r.path, r.query = path, q.Encode()
 		return r
 	}
 	r.path, r.query, _ = strings.Cut(page, "?")
@@ -137,9 +137,17 @@ func (g *fhirGateway) searchURL(typ string, q url.Values, cursor string) string 
 
 // publicEntry rewrites an owner's entry for the client.
 func (g *fhirGateway) publicEntry(owner string, e fhir.BundleEntry) fhir.BundleEntry {
-	out := fhir.BundleEntry{Resource: g.rewriteBody(owner, e.Resource), Search: e.Search}
+	out := fhir.BundleEntry{Resource: g.rewriteBody(owner, e.Resource), Search: e.Search, Request: e.Request}
 	if e.FullURL != "" {
 		out.FullURL = g.publicURL(owner, e.FullURL)
+	}
+	if e.Response != nil { // a history entry's
+		r := *e.Response
+		if r.Location != "" {
+			r.Location = g.publicURL(owner, r.Location)
+		}
+		r.Outcome = g.rewriteBody(owner, r.Outcome)
+		out.Response = &r
 	}
 	return out
 }
@@ -165,7 +173,7 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 		}
 		page = cur.Pages[0].Page
 	}
-	resp, err := g.send(ctx, cl, owner, pageRequest(call.typ, ownerSearchQuery(call.query), page))
+	resp, err := g.send(ctx, cl, owner, pageRequest("/"+call.typ, ownerSearchQuery(call.query), page))
 	if err != nil {
 		return nil, ownerFailure(mapFailure(err), call.typ)
 	}
@@ -199,7 +207,7 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 // nextCursorURL is the gateway's next link for an owner's next link, "" if it cannot be
 // followed.
 func (g *fhirGateway) nextCursorURL(cl caller, owner string, call fhirCall, next string) string {
-	rel, ok := ownerRelative(owner, call.typ, next)
+	rel, ok := ownerRelative(owner, "/"+call.typ, next)
 	if !ok {
 		return ""
 	}
@@ -298,9 +306,7 @@ type mergeEntry struct {
 }
 
 // searchFanout asks every owner for up to count matches from where each stands, merges
-// them in the requested order and returns the first count, remembering per owner how many it
-// used. Each owner is read at most twice per page: the rest of its page in progress and, when
-// that is short, the page after.
+// them in the requested order and returns the first count (see fanoutPage).
 func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing.Table, owners []string, call fhirCall, count int, cur *pageCursor) (*fhirResult, error) {
 	keys, sortSpec, err := parseSort(call.query["_sort"])
 	if err != nil {
@@ -309,7 +315,83 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 	oq := ownerSearchQuery(call.query)
 	oq.Set("_sort", sortSpec)
 	oq.Set("_count", strconv.Itoa(count))
+	p := ownerPager{path: "/" + call.typ, query: oq, keys: keys,
+		keyOf: func(e fhir.BundleEntry) []sortValue { return sortValues(e.Resource, keys) }}
+	fp, refused, err := g.fanoutPage(ctx, cl, table, owners, call.typ, p, count, cur)
+	if err != nil || refused != nil {
+		return refused, err
+	}
+	out := &fhir.Bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: fhir.BundleSearchset,
+		Meta: &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
+		Link: []fhir.BundleLink{{Relation: "self", URL: g.searchURL(call.typ, call.query, call.query.Get(cursorParam))}},
+	}
+	// Totals are summed; with an owner missing the sum would understate, so it is left out
+	// unless the failed owner is the only gap (then the outcome entry says so).
+	if fp.haveTotal || len(fp.warnings) > 0 {
+		out.Total = &fp.total
+	}
+	if fp.hasNext && count > 0 {
+		out.Link = append(out.Link, fhir.BundleLink{Relation: "next",
+			URL: g.searchURL(call.typ, call.query, g.signCursor(cl.p.Tenant, call.typ, call.query, fp.next))})
+	}
+	out.Entry = append(fp.merged, fp.others...)
+	header := g.partialResult(cl, out, fp.warnings, call.typ, "search")
+	return bundleResult(out, header)
+}
 
+// partialResult returns a Warning header naming the owners missing from a fan-out's answer,
+// if any, and adds an outcome entry saying the same to a searchset (a history Bundle's
+// entries are versions only).
+func (g *fhirGateway) partialResult(cl caller, out *fhir.Bundle, warnings []string, typ, what string) http.Header {
+	header := http.Header{}
+	if len(warnings) == 0 {
+		return header
+	}
+	msg := strings.Join(warnings, "; ")
+	if out.Type == fhir.BundleSearchset {
+		oo, _ := json.Marshal(&fhir.OperationOutcome{ResourceType: "OperationOutcome", Issue: []fhir.Issue{{
+			Severity: fhir.SeverityWarning, Code: fhir.IssueType("incomplete"), Diagnostics: "partial result: " + msg,
+		}}})
+		out.Entry = append(out.Entry, fhir.BundleEntry{FullURL: "urn:uuid:" + uuid.NewString(), Resource: oo,
+			Search: &fhir.EntrySearch{Mode: "outcome"}})
+	}
+	header.Set("Warning", `199 interop "partial result: `+strings.ReplaceAll(msg, `"`, "'")+`"`)
+	g.log.Warn("fhir fan-out "+what+" partial", "resource_type", typ, "tenant", cl.p.Tenant,
+		"failed_owners", len(warnings), "request_id", cl.requestID)
+	return header
+}
+
+// ownerPager says how a fan-out reads owners' pages: the first page's path (relative to an
+// owner's base) and query, and each match's sort keys in the merged order.
+type ownerPager struct {
+	path  string
+	query url.Values
+	keys  []sortKey
+	keyOf func(fhir.BundleEntry) []sortValue
+	// keep, if set, drops the matches of an owner it returns false for; they count as used.
+	keep func(owner string, e fhir.BundleEntry) bool
+}
+
+// fannedPage is one merged page of a fan-out.
+type fannedPage struct {
+	merged []fhir.BundleEntry
+	// others are the owners' include and outcome entries.
+	others []fhir.BundleEntry
+	// next is where each owner stands after this page; hasNext is set if one has more.
+	next    pageCursor
+	hasNext bool
+	// total sums the owners' totals; haveTotal is set when every owner gave one.
+	total     int
+	haveTotal bool
+	// warnings name the owners whose results are missing.
+	warnings []string
+}
+
+// fanoutPage asks every owner for up to count matches from where each stands, merges them in
+// p's order and keeps the first count, remembering per owner how many it used. Each owner is
+// read at most twice per page: the rest of its page in progress and, when that is short, the
+// page after. An owner's refusal (4xx) is returned as refused: every owner would say the same.
+func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.Table, owners []string, typ string, p ownerPager, count int, cur *pageCursor) (*fannedPage, *fhirResult, error) {
 	states := make([]ownerPage, len(owners))
 	if cur != nil {
 		copy(states, cur.Pages)
@@ -326,12 +408,12 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			hits[i] = g.readOwnerPage(ctx, cl, owner, call.typ, oq, states[i], count, keys)
+			hits[i] = g.readOwnerPage(ctx, cl, owner, typ, p, states[i], count)
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	asked, failed, timeouts := 0, 0, 0
@@ -354,45 +436,42 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			}
 		}
 	}
-	// A refusal (a bad parameter, a forbidden type) is the client's to see: every owner
-	// would say the same.
 	if refused != nil {
-		return refused, nil
+		return nil, refused, nil
 	}
 	if asked > 0 && failed == asked {
 		if timeouts == failed {
-			return nil, newOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "no service that owns "+call.typ+" answered in time")
+			return nil, nil, newOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "no service that owns "+typ+" answered in time")
 		}
-		return nil, newOutcome(http.StatusBadGateway, fhir.IssueTransient, "no service that owns "+call.typ+" answered")
+		return nil, nil, newOutcome(http.StatusBadGateway, fhir.IssueTransient, "no service that owns "+typ+" answered")
 	}
 
 	// Merge: a k-way merge keeps each owner's own order, so what is used of an owner is
 	// always a prefix of what it gave.
 	pos := make([]int, len(owners))
-	merged := make([]fhir.BundleEntry, 0, count)
-	for len(merged) < count {
+	fp := &fannedPage{merged: make([]fhir.BundleEntry, 0, count), haveTotal: true,
+		next: pageCursor{Owners: ownersDigest(owners), Pages: make([]ownerPage, len(owners))}}
+	for len(fp.merged) < count {
 		best := -1
 		for i := range owners {
 			if pos[i] >= len(hits[i].matches) {
 				continue
 			}
-			if best < 0 || lessKeys(hits[i].matches[pos[i]].keys, hits[best].matches[pos[best]].keys, keys) {
+			if best < 0 || lessKeys(hits[i].matches[pos[i]].keys, hits[best].matches[pos[best]].keys, p.keys) {
 				best = i
 			}
 		}
 		if best < 0 {
 			break
 		}
-		merged = append(merged, hits[best].matches[pos[best]].entry)
+		e := hits[best].matches[pos[best]].entry
 		pos[best]++
+		if p.keep == nil || p.keep(owners[best], e) {
+			fp.merged = append(fp.merged, e)
+		}
 	}
 
-	next := pageCursor{Owners: ownersDigest(owners), Pages: make([]ownerPage, len(owners))}
-	hasNext := false
-	total, haveTotal := 0, true
-	var others []fhir.BundleEntry
 	seen := map[string]bool{}
-	var warnings []string
 	for i, owner := range owners {
 		st, h := states[i], hits[i]
 		ns := ownerPage{Total: st.Total}
@@ -401,7 +480,7 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			ns = st
 		case st.Failed || h.err != nil:
 			ns = ownerPage{Failed: true}
-			warnings = append(warnings, "results from "+ownerLabel(table, call.typ, owner)+" are missing: it did not answer")
+			fp.warnings = append(fp.warnings, "results from "+ownerLabel(table, typ, owner)+" are missing: it did not answer")
 		default:
 			if h.total != nil {
 				ns.Total = h.total
@@ -422,49 +501,23 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			for _, e := range h.others {
 				if e.FullURL == "" || !seen[e.FullURL] {
 					seen[e.FullURL] = true
-					others = append(others, e)
+					fp.others = append(fp.others, e)
 				}
 			}
 		}
 		if ns.Failed {
-			haveTotal = false
+			fp.haveTotal = false
 		} else if ns.Total != nil {
-			total += *ns.Total
+			fp.total += *ns.Total
 		} else {
-			haveTotal = false
+			fp.haveTotal = false
 		}
 		if !ns.Done && !ns.Failed {
-			hasNext = true
+			fp.hasNext = true
 		}
-		next.Pages[i] = ns
+		fp.next.Pages[i] = ns
 	}
-	out := &fhir.Bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: fhir.BundleSearchset,
-		Meta: &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
-		Link: []fhir.BundleLink{{Relation: "self", URL: g.searchURL(call.typ, call.query, call.query.Get(cursorParam))}},
-	}
-	// Totals are summed; with an owner missing the sum would understate, so it is left out
-	// unless the failed owner is the only gap (then the outcome entry says so).
-	if haveTotal || len(warnings) > 0 {
-		out.Total = &total
-	}
-	if hasNext && count > 0 {
-		out.Link = append(out.Link, fhir.BundleLink{Relation: "next",
-			URL: g.searchURL(call.typ, call.query, g.signCursor(cl.p.Tenant, call.typ, call.query, next))})
-	}
-	out.Entry = append(merged, others...)
-	header := http.Header{}
-	if len(warnings) > 0 {
-		msg := strings.Join(warnings, "; ")
-		oo, _ := json.Marshal(&fhir.OperationOutcome{ResourceType: "OperationOutcome", Issue: []fhir.Issue{{
-			Severity: fhir.SeverityWarning, Code: fhir.IssueType("incomplete"), Diagnostics: "partial result: " + msg,
-		}}})
-		out.Entry = append(out.Entry, fhir.BundleEntry{FullURL: "urn:uuid:" + uuid.NewString(), Resource: oo,
-			Search: &fhir.EntrySearch{Mode: "outcome"}})
-		header.Set("Warning", `199 interop "partial result: `+strings.ReplaceAll(msg, `"`, "'")+`"`)
-		g.log.Warn("fhir fan-out search partial", "resource_type", call.typ, "tenant", cl.p.Tenant,
-			"failed_owners", len(warnings), "request_id", cl.requestID)
-	}
-	return bundleResult(out, header)
+	return fp, nil, nil
 }
 
 // refusedError carries an owner's refusal (4xx) of a fan-out search.
@@ -473,14 +526,14 @@ type refusedError struct{ res *fhirResult }
 func (e *refusedError) Error() string { return "owner refused the search" }
 
 // readOwnerPage reads what one owner has towards a merged page of count matches.
-func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ string, oq url.Values, st ownerPage, count int, keys []sortKey) ownerHits {
+func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ string, p ownerPager, st ownerPage, count int) ownerHits {
 	var h ownerHits
 	fail := func(err error) ownerHits {
 		h.err = err
 		h.timedOut = errors.Is(err, errOwnerTimeout)
 		return h
 	}
-	b1, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(typ, oq, st.Page))
+	b1, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, st.Page))
 	if refused != nil && err == nil {
 		return fail(&refusedError{res: refused})
 	}
@@ -488,7 +541,7 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 		return fail(err)
 	}
 	h.total = b1.Total
-	m1, o1 := g.splitEntries(owner, b1, keys)
+	m1, o1 := g.splitEntries(owner, b1, p.keyOf)
 	if st.Skip < len(m1) {
 		m1 = m1[st.Skip:]
 	} else {
@@ -496,22 +549,22 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 	}
 	h.matches, h.others, h.len1 = m1, o1, len(m1)
 	if n := linkOf(b1, "next"); n != "" {
-		h.next1, _ = ownerRelative(owner, typ, n)
+		h.next1, _ = ownerRelative(owner, p.path, n)
 	}
 	if len(m1) < count && h.next1 != "" {
-		b2, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(typ, oq, h.next1))
+		b2, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, h.next1))
 		if refused != nil && err == nil {
 			return fail(&refusedError{res: refused})
 		}
 		if err != nil {
 			return fail(err)
 		}
-		m2, o2 := g.splitEntries(owner, b2, keys)
+		m2, o2 := g.splitEntries(owner, b2, p.keyOf)
 		h.used2, h.len2 = true, len(m2)
 		h.matches = append(h.matches, m2...)
 		h.others = append(h.others, o2...)
 		if n := linkOf(b2, "next"); n != "" {
-			h.next2, _ = ownerRelative(owner, typ, n)
+			h.next2, _ = ownerRelative(owner, p.path, n)
 		}
 	}
 	return h
@@ -519,14 +572,14 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 
 // splitEntries separates an owner page's matches (with their sort keys) from its include
 // and outcome entries, rewriting every URL to the gateway's.
-func (g *fhirGateway) splitEntries(owner string, b *fhir.Bundle, keys []sortKey) (matches []mergeEntry, others []fhir.BundleEntry) {
+func (g *fhirGateway) splitEntries(owner string, b *fhir.Bundle, keyOf func(fhir.BundleEntry) []sortValue) (matches []mergeEntry, others []fhir.BundleEntry) {
 	for _, e := range b.Entry {
 		pe := g.publicEntry(owner, e)
 		if e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match" {
 			others = append(others, pe)
 			continue
 		}
-		matches = append(matches, mergeEntry{entry: pe, keys: sortValues(e.Resource, keys)})
+		matches = append(matches, mergeEntry{entry: pe, keys: keyOf(e)})
 	}
 	return matches, others
 }

@@ -133,7 +133,9 @@ func ownerRequestOf(call fhirCall) ownerRequest {
 	path := "/" + call.typ
 	switch call.interaction {
 	case interRead, interDelete:
-		path += "/" + call.id
+		if call.id != "" { // a conditional delete has criteria instead
+			path += "/" + call.id
+		}
 	case interVRead:
 		path += "/" + call.id + "/_history/" + call.vid
 	case interHistory:
@@ -253,9 +255,10 @@ func (g *fhirGateway) publicURL(owner, raw string) string {
 }
 
 // ownerRelative returns link (an owner's paging link) relative to the owner's base, for a
-// paging cursor: the owner's address never goes into a cursor. ok is false when the link
+// paging cursor: the owner's address never goes into a cursor. path is the first page's path
+// (e.g. /Observation), which a link to elsewhere is read against. ok is false when the link
 // cannot be followed.
-func ownerRelative(owner, typ, link string) (string, bool) {
+func ownerRelative(owner, path, link string) (string, bool) {
 	base := ownerBase(owner)
 	if rest, ok := strings.CutPrefix(link, base); ok && strings.HasPrefix(rest, "/") {
 		return rest, true
@@ -271,11 +274,11 @@ func ownerRelative(owner, typ, link string) (string, bool) {
 		}
 		return p, true
 	}
-	// Elsewhere: the page's query against the type's search endpoint.
+	// Elsewhere: the page's query against the first page's path.
 	if u.RawQuery == "" {
 		return "", false
 	}
-	return "/" + typ + "?" + u.RawQuery, true
+	return path + "?" + u.RawQuery, true
 }
 
 // scopesKey carries the caller's scopes into the in-process built-in store, which checks them

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,8 +157,19 @@ func (g *fhirGateway) dispatch(ctx context.Context, cl caller, call fhirCall) (*
 	switch call.interaction {
 	case interSearch:
 		return g.searchType(ctx, cl, table, call)
+	case interHistoryType, interHistorySystem:
+		return g.typeOrSystemHistory(ctx, cl, table, call)
 	case interCreate, interUpdate:
 		return g.write(ctx, cl, table, call)
+	case interDelete:
+		if call.id == "" {
+			owner, err := conditionalDeleteOwner(table, call)
+			if err != nil {
+				return nil, err
+			}
+			return g.forward(ctx, cl, owner, call)
+		}
+		return g.byID(ctx, cl, table, call)
 	default:
 		return g.byID(ctx, cl, table, call)
 	}
@@ -203,6 +215,29 @@ func (g *fhirGateway) write(ctx context.Context, cl caller, table routing.Table,
 	}
 	applyPrefer(call, res)
 	return res, nil
+}
+
+// conditionalDeleteOwner is the one owner a conditional delete goes to: the type's, or, for a
+// type split by category, the owner of the categories its criteria name. Criteria naming no
+// category (or categories of several owners) are refused, not guessed at: the match could
+// live at any owner, and "delete the one match" cannot be checked atomically across owners.
+func conditionalDeleteOwner(table routing.Table, call fhirCall) (string, error) {
+	owners, err := table.SearchOwners(call.typ, searchCategories(call.query))
+	if err != nil {
+		return "", routeError(err, false)
+	}
+	if len(owners) > 1 {
+		var re *routing.RouteError
+		_, err := table.OwnerByCategories(call.typ, searchCategories(call.query))
+		msg := call.typ + " is owned by category"
+		if errors.As(err, &re) {
+			msg = re.Error()
+		}
+		return "", newOutcome(http.StatusPreconditionFailed, fhir.IssueType("business-rule"),
+			"conditional delete is ambiguous: "+msg+". Its match could be at any of "+strconv.Itoa(len(owners))+
+				" owning services; add a category parameter naming one owner's category")
+	}
+	return owners[0], nil
 }
 
 // applyPrefer makes the answer to a write what Prefer asked for, whatever the owner did:

@@ -409,7 +409,7 @@ func TestFHIRConditionalCreate(t *testing.T) {
 	s.createPatient(tok, apiMRN, "dup")
 	s.createPatient(tok, apiMRN, "dup")
 	rec := s.post("/fhir/Patient", tok, apiPatient(apiMRN, "dup"), map[string]string{"If-None-Exist": "identifier=" + apiMRN + "|dup"})
-	requireAPIOutcome(t, rec, http.StatusPreconditionFailed, "duplicate")
+	requireAPIOutcome(t, rec, http.StatusPreconditionFailed, "multiple-matches")
 	total, _ = requireSearchset(t, s.get("/fhir/Patient?identifier="+url.QueryEscape(apiMRN+"|dup"), tok))
 	require.Equal(t, 2, total)
 }

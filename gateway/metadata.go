@@ -25,7 +25,7 @@ var baseProfiles = map[string][]string{
 }
 
 // gatewayInteractions are the type interactions the gateway routes, whoever owns the type.
-var gatewayInteractions = []string{"read", "vread", "update", "delete", "history-instance", "create", "search-type"}
+var gatewayInteractions = []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}
 
 // baseSearchParams are searchable on every type the built-in store holds, and forwarded for
 // types owned elsewhere.
@@ -102,7 +102,7 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		for _, code := range gatewayInteractions {
 			r.Interaction = append(r.Interaction, fhirserver.Code{Code: code})
 		}
-		r.ConditionalDelete = "not-supported"
+		r.ConditionalDelete = "single" // routed to the one owner of the criteria; see conditionalDeleteOwner
 		cr := capabilityResource{CapabilityResource: r}
 		cr.SupportedProfile = append(slices.Clone(baseProfiles[t]), national[t]...)
 		if table.IsSplit(t) {
@@ -114,7 +114,8 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 			}
 			cr.Documentation = "Owned by category (" + strings.Join(cats, ", ") + "): a write routes by the resource's category; " +
 				"a read by id asks every owner; a search without category merges every owner's results (sortable by " +
-				"_lastUpdated, _id, date, status, code, identifier, patient, subject, birthdate)."
+				"_lastUpdated, _id, date, status, code, identifier, patient, subject, birthdate); its history merges every " +
+				"owner's, newest first; a conditional delete must name one owner's category."
 		}
 		resources = append(resources, cr)
 	}
@@ -135,7 +136,7 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		"mode":        "server",
 		"security":    security,
 		"resource":    resources,
-		"interaction": []fhirserver.Code{{Code: "batch"}, {Code: "transaction"}},
+		"interaction": []fhirserver.Code{{Code: "batch"}, {Code: "transaction"}, {Code: "history-system"}},
 	}
 	if exports {
 		rest["operation"] = []map[string]string{{

@@ -27,10 +27,21 @@ ORDER BY version_id DESC
 LIMIT @max_rows;
 
 -- name: FhirResourceTypeHistoryList :many
--- Every version of a type's resources changed at or after since, newest first.
+-- A page of the versions of a type's resources made at or after since, newest first, from
+-- the keyset position of the previous page's last version (on the first page one after every
+-- version), by fhir_resource_history_type_time.
 SELECT * FROM fhir_resource_history
 WHERE tenant_id = @tenant_id AND resource_type = @resource_type AND last_updated >= @since
+  AND (last_updated, id, version_id) < (@before_time::timestamptz, @before_id::text, @before_version::bigint)
 ORDER BY last_updated DESC, id DESC, version_id DESC
+LIMIT @max_rows;
+
+-- name: FhirResourceSystemHistoryList :many
+-- FhirResourceTypeHistoryList over every type of the tenant, by fhir_resource_history_time.
+SELECT * FROM fhir_resource_history
+WHERE tenant_id = @tenant_id AND last_updated >= @since
+  AND (last_updated, resource_type, id, version_id) < (@before_time::timestamptz, @before_type::text, @before_id::text, @before_version::bigint)
+ORDER BY last_updated DESC, resource_type DESC, id DESC, version_id DESC
 LIMIT @max_rows;
 
 -- name: FhirResourceFindByIdentifier :many

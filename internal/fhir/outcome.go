@@ -35,6 +35,8 @@ const (
 	IssueException     IssueType = "exception"
 	IssueInformational IssueType = "informational"
 	IssueTooLong       IssueType = "too-long"
+	// IssueMultipleMatches: the operation needed one match and its criteria found several.
+	IssueMultipleMatches IssueType = "multiple-matches"
 )
 
 // OperationOutcome is the FHIR resource for errors and warnings.

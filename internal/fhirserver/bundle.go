@@ -205,7 +205,7 @@ func (h *Handler) transaction(w http.ResponseWriter, ctx context.Context, tenant
 				}
 			}
 		}
-		for _, phase := range [][]kind{{kindDelete, kindCondDelete}, {kindCreate}, {kindUpdate, kindCondUpdate}, {kindRead, kindVRead, kindSearch, kindHistory, kindTypeHistory}} {
+		for _, phase := range [][]kind{{kindDelete, kindCondDelete}, {kindCreate}, {kindUpdate, kindCondUpdate}, {kindRead, kindVRead, kindSearch, kindHistory, kindTypeHistory, kindSystemHistory}} {
 			for i, rq := range entries {
 				if done[i] || !containsKind(phase, rq.kind) {
 					continue

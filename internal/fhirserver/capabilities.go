@@ -88,7 +88,7 @@ func Capabilities() CapabilityStatement {
 		Format: []string{"application/fhir+json", "json"}, Software: &Software{Name: "interop built-in FHIR store"},
 		Rest: []CapabilityRest{{
 			Mode: "server", Resource: resources,
-			Interaction: []Code{{Code: "batch"}, {Code: "transaction"}},
+			Interaction: []Code{{Code: "batch"}, {Code: "transaction"}, {Code: "history-system"}},
 		}},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,7 @@ const (
 	kindCondDelete
 	kindHistory
 	kindTypeHistory
+	kindSystemHistory
 	kindBundle
 )
 
@@ -71,6 +73,12 @@ func route(method string, segs []string, query url.Values) (request, error) {
 			return request{}, errMethod("POST")
 		}
 		return request{kind: kindBundle}, nil
+	}
+	if len(segs) == 1 && segs[0] == "_history" {
+		if method != http.MethodGet {
+			return request{}, errMethod("GET")
+		}
+		return request{kind: kindSystemHistory, query: query}, nil
 	}
 	typ := segs[0]
 	if !fhir.ValidType(typ) {
@@ -187,6 +195,7 @@ type backend interface {
 	Create(ctx context.Context, tenant string, body []byte) (store.WriteResult, error)
 	ConditionalCreateWhere(ctx context.Context, tenant string, body []byte, q store.Query) (store.WriteResult, error)
 	ConditionalUpdateWhere(ctx context.Context, tenant string, body []byte, q store.Query) (store.WriteResult, error)
+	ConditionalUpdateWhereIfMatch(ctx context.Context, tenant string, body []byte, q store.Query, ifMatch int64) (store.WriteResult, error)
 	Update(ctx context.Context, tenant, typ, id string, body []byte) (store.WriteResult, error)
 	UpdateIfMatch(ctx context.Context, tenant, typ, id string, body []byte, ifMatch int64) (store.WriteResult, error)
 	Delete(ctx context.Context, tenant, typ, id string) (store.DeleteResult, error)
@@ -219,7 +228,7 @@ func (h *Handler) exec(ctx context.Context, b backend, tenant string, rq request
 		return response{status: http.StatusOK, resource: &r}, err
 	case kindSearch:
 		return h.search(ctx, b, tenant, rq, base)
-	case kindHistory, kindTypeHistory:
+	case kindHistory, kindTypeHistory, kindSystemHistory:
 		return h.history(ctx, tenant, rq, base)
 	case kindCreate:
 		head, err := fhir.ReadHead(rq.body)
@@ -289,7 +298,16 @@ func (h *Handler) exec(ctx context.Context, b backend, tenant string, rq request
 		if head.ResourceType != rq.typ {
 			return response{}, errStatus(http.StatusBadRequest, fhir.IssueInvalid, "the body is a "+head.ResourceType+", not a "+rq.typ)
 		}
-		res, err := b.ConditionalUpdateWhere(ctx, tenant, rq.body, q)
+		var res store.WriteResult
+		if rq.ifMatch != "" {
+			v, perr := parseETag(rq.ifMatch)
+			if perr != nil {
+				return response{}, perr
+			}
+			res, err = b.ConditionalUpdateWhereIfMatch(ctx, tenant, rq.body, q, v)
+		} else {
+			res, err = b.ConditionalUpdateWhere(ctx, tenant, rq.body, q)
+		}
 		if err != nil {
 			return response{}, err
 		}
@@ -362,8 +380,28 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 	return response{status: http.StatusOK, bundle: bundle}, nil
 }
 
+// historyParams are the parameters a history takes besides _format and _pretty; _cursor
+// pages type and system histories.
+var historyParams = []string{"_count", "_since", store.CursorParam}
+
+// history serves instance, type and system _history as a Bundle of type history, newest
+// version first. Type and system histories are paged with a next link; their total is given
+// when the page holds every version (counting a long history on each page is not worth it).
 func (h *Handler) history(ctx context.Context, tenant string, rq request, base string) (response, error) {
-	var opts store.HistoryOptions
+	opts := store.HistoryOptions{CursorKey: h.opts.CursorKey}
+	for k, vs := range rq.query {
+		switch {
+		case k == "_format" || k == "_pretty":
+			continue
+		case !slices.Contains(historyParams, k) || rq.kind == kindHistory && k == store.CursorParam:
+			if rq.lenient {
+				continue
+			}
+			return response{}, &store.ParamError{Param: k, Unknown: true, Reason: "not supported in a history (supported: _count, _since)"}
+		case len(vs) != 1:
+			return response{}, &store.ParamError{Param: k, Reason: "give it once"}
+		}
+	}
 	if c := rq.query.Get("_count"); c != "" {
 		n, err := strconv.Atoi(c)
 		if err != nil || n < 0 {
@@ -378,19 +416,37 @@ func (h *Handler) history(ctx context.Context, tenant string, rq request, base s
 		}
 		opts.Since = t
 	}
-	var entries []store.HistoryEntry
+	opts.Cursor = rq.query.Get(store.CursorParam)
+	var page store.HistoryPage
 	var err error
-	if rq.kind == kindHistory {
-		entries, err = h.st.History(ctx, tenant, rq.typ, rq.id, opts)
-	} else {
-		entries, err = h.st.TypeHistory(ctx, tenant, rq.typ, opts)
+	path := "/_history"
+	switch rq.kind {
+	case kindHistory:
+		page.Entries, err = h.st.History(ctx, tenant, rq.typ, rq.id, opts)
+		path = "/" + rq.typ + "/" + rq.id + "/_history"
+	case kindTypeHistory:
+		page, err = h.st.TypeHistory(ctx, tenant, rq.typ, opts)
+		path = "/" + rq.typ + "/_history"
+	default:
+		page, err = h.st.SystemHistory(ctx, tenant, opts)
 	}
 	if err != nil {
 		return response{}, err
 	}
-	total := len(entries)
-	bundle := &fhir.Bundle{ResourceType: "Bundle", Type: "history", Timestamp: httpDate(time.Now()), Total: &total}
-	for _, e := range entries {
+	bundle := &fhir.Bundle{ResourceType: "Bundle", Type: "history", Timestamp: httpDate(time.Now())}
+	if rq.kind == kindHistory || opts.Cursor == "" && page.Next == "" {
+		total := len(page.Entries)
+		bundle.Total = &total
+	}
+	self := cloneValues(rq.query)
+	self.Del("_format")
+	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: withQuery(base+path, self)})
+	if page.Next != "" {
+		next := cloneValues(self)
+		next.Set(store.CursorParam, page.Next)
+		bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "next", URL: withQuery(base+path, next)})
+	}
+	for _, e := range page.Entries {
 		entry := fhir.BundleEntry{
 			FullURL: base + "/" + e.Type + "/" + e.ID,
 			Request: &fhir.EntryRequest{Method: e.Method, URL: e.Type + "/" + e.ID},
@@ -411,6 +467,14 @@ func (h *Handler) history(ctx context.Context, tenant string, rq request, base s
 		bundle.Entry = append(bundle.Entry, entry)
 	}
 	return response{status: http.StatusOK, bundle: bundle}, nil
+}
+
+// withQuery appends q to u, if it has any values.
+func withQuery(u string, q url.Values) string {
+	if len(q) == 0 {
+		return u
+	}
+	return u + "?" + q.Encode()
 }
 
 func cloneValues(v url.Values) url.Values {

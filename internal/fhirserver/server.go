@@ -74,8 +74,8 @@ func TenantFrom(ctx context.Context) string {
 	return t
 }
 
-// ServeHTTP dispatches on method and path: /metadata, / (Bundles), /{type}, /{type}/_search,
-// /{type}/_history, /{type}/{id}, /{type}/{id}/_history[/{vid}].
+// ServeHTTP dispatches on method and path: /metadata, / (Bundles), /_history, /{type},
+// /{type}/_search, /{type}/_history, /{type}/{id}, /{type}/{id}/_history[/{vid}].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !acceptsJSON(r) {
 		writeOutcome(w, http.StatusNotAcceptable, fhir.IssueNotSupported, "only JSON is supported: use _format=json or Accept: application/fhir+json")
@@ -111,7 +111,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.allowed(r.Context(), rq) {
-		writeOutcome(w, http.StatusForbidden, fhir.IssueForbidden, "token scopes do not grant '"+string(rune(rq.interaction()))+"' on "+rq.typ)
+		what := rq.typ
+		if rq.kind == kindSystemHistory {
+			what = "every type (a system history needs e.g. system/*.r)"
+		}
+		writeOutcome(w, http.StatusForbidden, fhir.IssueForbidden, "token scopes do not grant '"+string(rune(rq.interaction()))+"' on "+what)
 		return
 	}
 	resp, err := h.exec(r.Context(), h.st, tenant, rq, h.base(r))
@@ -122,8 +126,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.write(w, resp, rq.prefer)
 }
 
+// allowed asks Authorize for the request's type; a system history needs its interaction on
+// every type ("*").
 func (h *Handler) allowed(ctx context.Context, rq request) bool {
-	return h.opts.Authorize == nil || h.opts.Authorize(ctx, rq.typ, rq.interaction())
+	typ := rq.typ
+	if rq.kind == kindSystemHistory {
+		typ = "*"
+	}
+	return h.opts.Authorize == nil || h.opts.Authorize(ctx, typ, rq.interaction())
 }
 
 // base is the absolute base URL of links.
@@ -226,7 +236,7 @@ func classify(err error) (int, fhir.IssueType, string, bool) {
 	case errors.Is(err, store.ErrVersionConflict):
 		return http.StatusPreconditionFailed, fhir.IssueConflict, "version conflict: the resource's current version is not the one given in If-Match", false
 	case errors.Is(err, store.ErrMultipleMatches):
-		return http.StatusPreconditionFailed, fhir.IssueDuplicate, "the condition matches more than one resource", false
+		return http.StatusPreconditionFailed, fhir.IssueMultipleMatches, "the condition matches more than one resource: make the criteria more selective", false
 	case errors.Is(err, fhir.ErrInvalidResource):
 		return http.StatusBadRequest, fhir.IssueInvalid, err.Error(), false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

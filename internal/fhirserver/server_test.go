@@ -1,16 +1,19 @@
 package fhirserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/fhirserver"
 	"github.com/nhp/interop/internal/store"
@@ -458,4 +461,141 @@ func TestBundles(t *testing.T) {
 	require.EqualValues(t, 1, be[3].(map[string]any)["resource"].(map[string]any)["total"])
 
 	requireOutcome(t, e.do(tA, "POST", "/", `{"resourceType":"Bundle","type":"collection"}`), http.StatusBadRequest)
+}
+
+func TestTypeAndSystemHistory(t *testing.T) {
+	t.Parallel()
+	var scopes string
+	e := setup(t, fhirserver.Options{Authorize: func(_ context.Context, typ string, in auth.Interaction) bool {
+		return scopes == "" || auth.ParseScopes(scopes).Allows(typ, in)
+	}})
+	var ids []string
+	for i := range 3 {
+		p := e.do(tA, "POST", "/Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"h`+strconv.Itoa(i)+`"}]}`)
+		require.Equal(t, http.StatusCreated, p.status)
+		ids = append(ids, p.json(t)["id"].(string))
+		require.Equal(t, http.StatusCreated, e.do(tA, "POST", "/Observation", `{"resourceType":"Observation","status":"final"}`).status)
+	}
+	require.Equal(t, http.StatusNoContent, e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|h1", "").status)
+	require.Equal(t, http.StatusCreated, e.do(tB, "POST", "/Patient", `{"resourceType":"Patient"}`).status)
+
+	// follow pages from path, returning each entry's request method and url, and the totals.
+	follow := func(path string) (entries []string, totals []any) {
+		t.Helper()
+		for range 20 {
+			r := e.do(tA, "GET", path, "")
+			require.Equal(t, http.StatusOK, r.status, string(r.body))
+			b := r.json(t)
+			require.Equal(t, "history", b["type"])
+			require.True(t, strings.HasPrefix(link(b, "self"), e.srv.URL+"/fhir/"), link(b, "self"))
+			totals = append(totals, b["total"])
+			list, _ := b["entry"].([]any)
+			for _, x := range list {
+				em := x.(map[string]any)
+				req := em["request"].(map[string]any)
+				entries = append(entries, req["method"].(string)+" "+req["url"].(string))
+				require.NotEmpty(t, em["response"].(map[string]any)["lastModified"])
+			}
+			next := link(b, "next")
+			if next == "" {
+				return entries, totals
+			}
+			require.Contains(t, next, "_cursor=")
+			path = next
+		}
+		t.Fatal("no end")
+		return nil, nil
+	}
+	all, totals := follow("/_history")
+	require.Len(t, all, 7)
+	require.Equal(t, []any{float64(7)}, totals, "one page: its total")
+	require.Equal(t, "DELETE Patient/"+ids[1], all[0], "newest first")
+	paged, totals := follow("/_history?_count=3")
+	require.Equal(t, all, paged)
+	require.Equal(t, []any{nil, nil, nil}, totals, "no total on paged histories")
+	pats, _ := follow("/Patient/_history?_count=2")
+	require.Equal(t, []string{"DELETE Patient/" + ids[1], "POST Patient", "POST Patient", "POST Patient"}, pats)
+
+	since := e.do(tA, "GET", "/_history", "").json(t)["entry"].([]any)[2].(map[string]any)["response"].(map[string]any)["lastModified"].(string)
+	recent, _ := follow("/_history?_count=1&_since=" + url.QueryEscape(since))
+	require.Equal(t, all[:3], recent)
+
+	requireOutcome(t, e.do(tA, "GET", "/_history?_at=2024", ""), http.StatusBadRequest)
+	requireOutcome(t, e.do(tA, "GET", "/_history?_since=yesterday", ""), http.StatusBadRequest)
+	requireOutcome(t, e.do(tA, "GET", "/Patient/_history?_cursor=junk", ""), http.StatusBadRequest)
+	requireOutcome(t, e.do(tA, "GET", "/Patient/"+ids[0]+"/_history?_cursor=x", ""), http.StatusBadRequest)
+	require.Equal(t, http.StatusOK, e.do(tA, "GET", "/_history?_at=2024", "", "Prefer", "handling=lenient").status)
+	requireOutcome(t, e.do(tA, "POST", "/_history", `{}`), http.StatusMethodNotAllowed)
+	first := e.do(tA, "GET", "/Patient/_history?_count=1", "").json(t)
+	requireOutcome(t, e.do(tB, "GET", link(first, "next"), ""), http.StatusBadRequest) // another tenant's cursor
+
+	// Scopes: a type history needs read on the type, a system history read on every type.
+	scopes = "system/Patient.r"
+	require.Equal(t, http.StatusOK, e.do(tA, "GET", "/Patient/_history", "").status)
+	requireOutcome(t, e.do(tA, "GET", "/Observation/_history", ""), http.StatusForbidden)
+	requireOutcome(t, e.do(tA, "GET", "/_history", ""), http.StatusForbidden)
+	scopes = "system/*.s"
+	requireOutcome(t, e.do(tA, "GET", "/_history", ""), http.StatusForbidden)
+	scopes = "system/*.r"
+	require.Equal(t, http.StatusOK, e.do(tA, "GET", "/_history", "").status)
+}
+
+func TestConditionalDelete(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fhirserver.Options{})
+	for _, v := range []string{"d1", "d2", "d2"} {
+		require.Equal(t, http.StatusCreated, e.do(tA, "POST", "/Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"`+v+`"}]}`).status)
+	}
+	one := e.do(tA, "GET", "/Patient?identifier=urn:mrn|d1", "").json(t)
+	id := entryIDs(t, one, "match")[0]
+
+	gone := e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d1", "")
+	require.Equal(t, http.StatusNoContent, gone.status, string(gone.body))
+	require.Equal(t, `W/"2"`, gone.header.Get("ETag"))
+	requireOutcome(t, e.do(tA, "GET", "/"+id, ""), http.StatusGone)
+	none := e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d1", "")
+	require.Equal(t, http.StatusNoContent, none.status, "no match: nothing to do")
+	require.Empty(t, none.header.Get("ETag"))
+
+	many := requireOutcome(t, e.do(tA, "DELETE", "/Patient?identifier=urn:mrn|d2", ""), http.StatusPreconditionFailed)
+	require.Equal(t, "multiple-matches", many["issue"].([]any)[0].(map[string]any)["code"])
+	require.EqualValues(t, 2, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t)["total"])
+	requireOutcome(t, e.do(tA, "DELETE", "/Patient", ""), http.StatusBadRequest)
+	requireOutcome(t, e.do(tA, "DELETE", "/Patient?nope=1", ""), http.StatusBadRequest)
+
+	// In a transaction, with the rest.
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+		{"request":{"method":"DELETE","url":"Patient?identifier=urn:mrn|d2&_id=` + entryIDs(t, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t), "match")[0][len("Patient/"):] + `"}},
+		{"resource":{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"d3"}]},"request":{"method":"POST","url":"Patient"}}]}`
+	r := e.do(tA, "POST", "/", tx)
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	require.EqualValues(t, 1, e.do(tA, "GET", "/Patient?identifier=urn:mrn|d2", "").json(t)["total"])
+}
+
+func TestConditionalUpdateIfMatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t, fhirserver.Options{})
+	body := func(active bool) string {
+		return `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"im"}],"active":` + strconv.FormatBool(active) + `}`
+	}
+	const cond = "/Patient?identifier=urn:mrn|im"
+	// No match: nothing is at the version If-Match names, so nothing is created.
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `W/"1"`), http.StatusPreconditionFailed)
+	require.EqualValues(t, 0, e.do(tA, "GET", cond, "").json(t)["total"])
+
+	require.Equal(t, http.StatusCreated, e.do(tA, "PUT", cond, body(true)).status)
+	stale := requireOutcome(t, e.do(tA, "PUT", cond, body(false), "If-Match", `W/"2"`), http.StatusPreconditionFailed)
+	require.Equal(t, "conflict", stale["issue"].([]any)[0].(map[string]any)["code"])
+	ok := e.do(tA, "PUT", cond, body(false), "If-Match", `W/"1"`)
+	require.Equal(t, http.StatusOK, ok.status, string(ok.body))
+	require.Equal(t, `W/"2"`, ok.header.Get("ETag"))
+	require.Equal(t, false, ok.json(t)["active"])
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `W/"1"`), http.StatusPreconditionFailed)
+	requireOutcome(t, e.do(tA, "PUT", cond, body(true), "If-Match", `nonsense`), http.StatusBadRequest)
+
+	// In a transaction entry, too.
+	tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body(true) + `,
+		"request":{"method":"PUT","url":"Patient?identifier=urn:mrn|im","ifMatch":"W/\"1\""}}]}`
+	requireOutcome(t, e.do(tA, "POST", "/", tx), http.StatusPreconditionFailed)
+	require.Equal(t, `W/"2"`, e.do(tA, "GET", "/"+entryIDs(t, e.do(tA, "GET", cond, "").json(t), "match")[0], "").header.Get("ETag"))
 }

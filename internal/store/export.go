@@ -162,15 +162,15 @@ func exportSQL(q ExportQuery) (string, []any, error) {
 	if len(q.Filters) > 0 {
 		var ors []string
 		for _, f := range q.Filters {
-			conds, err := compileWhere(q.Type, f.params(), args)
+			w, err := compileWhere(q.Type, f.params(), args, false)
 			if err != nil {
 				return "", nil, err
 			}
-			if len(conds) == 0 {
+			if len(w.filters) == 0 {
 				ors = nil // an empty filter matches everything
 				break
 			}
-			ors = append(ors, "("+strings.Join(conds, " AND ")+")")
+			ors = append(ors, "("+strings.Join(w.filters, " AND ")+")")
 		}
 		if len(ors) > 0 {
 			where = append(where, "("+strings.Join(ors, " OR ")+")")
@@ -194,7 +194,7 @@ CROSS JOIN LATERAL (
 ) v
 WHERE ` + strings.Join(where, " AND ") + `
 ORDER BY r.id LIMIT ` + args.add(limit)
-	return sql, execMode(where[fixed:], args.args), nil
+	return sql, execMode(compiledWhere{filters: where[fixed:]}, args.args), nil
 }
 
 // ExportDeletedPage lists, in ascending id order, the ids of Type deleted after q.Since and

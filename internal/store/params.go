@@ -26,22 +26,27 @@ type paramDef struct {
 	paths []string
 	// target, for references, restricts the indexed targets to one type (patient → Patient).
 	target string
+	// selective marks a parameter whose value names one entity, so that few resources match
+	// it (identifier, patient, subject, encounter): a search with one is driven from the
+	// parameter's search table (see compileWhere).
+	selective bool
 }
 
 func token(paths ...string) paramDef { return paramDef{kind: kindToken, paths: paths} }
 func date(paths ...string) paramDef  { return paramDef{kind: kindDate, paths: paths} }
 func ref(paths ...string) paramDef   { return paramDef{kind: kindReference, paths: paths} }
 func patientRef(path string) paramDef {
-	return paramDef{kind: kindReference, paths: []string{path}, target: "Patient"}
+	return paramDef{kind: kindReference, paths: []string{path}, target: "Patient", selective: true}
 }
+func selective(d paramDef) paramDef { d.selective = true; return d }
 func subjectParams() map[string]paramDef {
-	return map[string]paramDef{"subject": ref("subject"), "patient": patientRef("subject")}
+	return map[string]paramDef{"subject": selective(ref("subject")), "patient": patientRef("subject")}
 }
 
 // commonParams apply to every type: the store indexes identifier everywhere, since conditional
 // writes key on it whatever the type.
 var commonParams = map[string]paramDef{
-	"identifier": token("identifier"),
+	"identifier": selective(token("identifier")),
 }
 
 // typeParams are the per-type search parameters (FHIR R4 names and paths), beyond _id,
@@ -54,7 +59,7 @@ var typeParams = map[string]map[string]paramDef{
 	"Observation": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("code"), "status": token("status"),
 		"date":      date("effectiveDateTime", "effectivePeriod", "effectiveInstant"),
-		"encounter": ref("encounter"),
+		"encounter": selective(ref("encounter")),
 	}),
 	"Encounter": with(subjectParams(), map[string]paramDef{
 		"date": date("period"), "status": token("status"), "class": token("class"), "type": token("type"),
@@ -65,20 +70,20 @@ var typeParams = map[string]map[string]paramDef{
 	},
 	"DiagnosticReport": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("code"), "status": token("status"),
-		"date": date("effectiveDateTime", "effectivePeriod"), "encounter": ref("encounter"),
+		"date": date("effectiveDateTime", "effectivePeriod"), "encounter": selective(ref("encounter")),
 	}),
 	"Condition": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("code"), "clinical-status": token("clinicalStatus"),
 		"date": date("onsetDateTime", "onsetPeriod"), "onset-date": date("onsetDateTime", "onsetPeriod"),
-		"encounter": ref("encounter"),
+		"encounter": selective(ref("encounter")),
 	}),
 	"Procedure": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("code"), "status": token("status"),
-		"date": date("performedDateTime", "performedPeriod"), "encounter": ref("encounter"),
+		"date": date("performedDateTime", "performedPeriod"), "encounter": selective(ref("encounter")),
 	}),
 	"MedicationRequest": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("medicationCodeableConcept"), "status": token("status"),
-		"intent": token("intent"), "authoredon": date("authoredOn"), "encounter": ref("encounter"),
+		"intent": token("intent"), "authoredon": date("authoredOn"), "encounter": selective(ref("encounter")),
 	}),
 	"AllergyIntolerance": {
 		"patient": patientRef("patient"), "code": token("code"), "clinical-status": token("clinicalStatus"),
@@ -86,7 +91,7 @@ var typeParams = map[string]map[string]paramDef{
 	},
 	"ServiceRequest": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "code": token("code"), "status": token("status"),
-		"authored": date("authoredOn"), "encounter": ref("encounter"),
+		"authored": date("authoredOn"), "encounter": selective(ref("encounter")),
 	}),
 	"DocumentReference": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "type": token("type"), "status": token("status"), "date": date("date"),

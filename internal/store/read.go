@@ -68,6 +68,26 @@ type HistoryOptions struct {
 	Since time.Time
 	// BeforeVersion, in an instance history, keeps versions older than it (paging); 0 keeps all.
 	BeforeVersion int64
+	// Cursor continues a type or system history from a previous HistoryPage.Next. It is only
+	// valid for the same tenant, type, Since and CursorKey.
+	Cursor string
+	// CursorKey signs and verifies cursors, as Query.CursorKey does.
+	CursorKey []byte
+}
+
+// HistoryPage is one page of a type or system history, newest version first.
+type HistoryPage struct {
+	Entries []HistoryEntry
+	// Next continues the history after this page (as HistoryOptions.Cursor); "" on the last.
+	Next string
+}
+
+// historyPos is the keyset position a history cursor carries: the last entry's.
+type historyPos struct {
+	LastUpdated string `json:"t"`
+	Type        string `json:"r"`
+	ID          string `json:"i"`
+	Version     int64  `json:"v"`
 }
 
 // History returns the versions of typ/id, newest first (FHIR instance _history), deletions
@@ -96,24 +116,74 @@ func (s *Store) History(ctx context.Context, tenant, typ, id string, opts Histor
 	return out, nil
 }
 
-// TypeHistory returns the versions of every resource of typ in tenant, newest first (FHIR
-// type-level _history), deletions included.
-func (s *Store) TypeHistory(ctx context.Context, tenant, typ string, opts HistoryOptions) ([]HistoryEntry, error) {
+// TypeHistory returns a page of the versions of every resource of typ in tenant, newest
+// first (FHIR type-level _history), deletions included. Versions made while a client pages
+// are above its position: paging neither repeats nor skips one.
+func (s *Store) TypeHistory(ctx context.Context, tenant, typ string, opts HistoryOptions) (HistoryPage, error) {
+	return historyPage(tenant, typ, opts, func(pos historyPos, since time.Time, before time.Time, n int32) ([]db.FhirResourceHistory, error) {
+		rows, err := db.New(s.Pool).FhirResourceTypeHistoryList(ctx, db.FhirResourceTypeHistoryListParams{
+			TenantID: tenant, ResourceType: typ, Since: since,
+			BeforeTime: before, BeforeID: pos.ID, BeforeVersion: pos.Version, MaxRows: n,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", typ, err)
+		}
+		return rows, nil
+	})
+}
+
+// SystemHistory returns a page of the versions of every resource in tenant, newest first (FHIR
+// system-level _history), deletions included; paged as TypeHistory.
+func (s *Store) SystemHistory(ctx context.Context, tenant string, opts HistoryOptions) (HistoryPage, error) {
+	return historyPage(tenant, "", opts, func(pos historyPos, since time.Time, before time.Time, n int32) ([]db.FhirResourceHistory, error) {
+		rows, err := db.New(s.Pool).FhirResourceSystemHistoryList(ctx, db.FhirResourceSystemHistoryListParams{
+			TenantID: tenant, Since: since,
+			BeforeTime: before, BeforeType: pos.Type, BeforeID: pos.ID, BeforeVersion: pos.Version, MaxRows: n,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("history of tenant: %w", err)
+		}
+		return rows, nil
+	})
+}
+
+// historyPage reads one page with list, which returns up to n versions made at or after since
+// that sort before (before, pos) in the history's order, newest first. typ is "" for the
+// system history.
+func historyPage(tenant, typ string, opts HistoryOptions, list func(pos historyPos, since, before time.Time, n int32) ([]db.FhirResourceHistory, error)) (HistoryPage, error) {
 	since := opts.Since
 	if since.IsZero() {
 		since = minDate
 	}
-	rows, err := db.New(s.Pool).FhirResourceTypeHistoryList(ctx, db.FhirResourceTypeHistoryListParams{
-		TenantID: tenant, ResourceType: typ, Since: since, MaxRows: int32(pageSize(opts.Count)),
-	})
+	binding := tenant + "\x1f" + typ + "\x1f" + since.UTC().Format(time.RFC3339Nano)
+	// The first page starts after every version: none is made at maxDate.
+	before, pos := maxDate, historyPos{}
+	if opts.Cursor != "" {
+		if err := verifyPosition(opts.CursorKey, historyCursorDomain, binding, opts.Cursor, &pos); err != nil || pos.ID == "" || pos.Version <= 0 {
+			return HistoryPage{}, ErrBadCursor
+		}
+		t, err := time.Parse(time.RFC3339Nano, pos.LastUpdated)
+		if err != nil {
+			return HistoryPage{}, ErrBadCursor
+		}
+		before = t
+	}
+	count := pageSize(opts.Count)
+	rows, err := list(pos, since, before, int32(count+1))
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", typ, err)
+		return HistoryPage{}, err
 	}
-	out := make([]HistoryEntry, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, fromHistoryRow(r))
+	page := HistoryPage{Entries: make([]HistoryEntry, 0, min(len(rows), count))}
+	for _, r := range rows[:min(len(rows), count)] {
+		page.Entries = append(page.Entries, fromHistoryRow(r))
 	}
-	return out, nil
+	if len(rows) > count {
+		last := page.Entries[count-1]
+		page.Next = signPosition(opts.CursorKey, historyCursorDomain, binding, historyPos{
+			LastUpdated: last.LastUpdated.UTC().Format(time.RFC3339Nano), Type: last.Type, ID: last.ID, Version: last.VersionID,
+		})
+	}
+	return page, nil
 }
 
 func pageSize(n int) int {

@@ -49,6 +49,15 @@ func (s *Store) ConditionalUpdateWhere(ctx context.Context, tenant string, body 
 	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) { return tx.ConditionalUpdateWhere(ctx, tenant, body, q) })
 }
 
+// ConditionalUpdateWhereIfMatch is ConditionalUpdateWhere that applies only when the one match's
+// current version is ifMatch (If-Match: W/"<version>"); otherwise, or when nothing matches,
+// ErrVersionConflict.
+func (s *Store) ConditionalUpdateWhereIfMatch(ctx context.Context, tenant string, body []byte, q Query, ifMatch int64) (WriteResult, error) {
+	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) {
+		return tx.ConditionalUpdateWhereIfMatch(ctx, tenant, body, q, ifMatch)
+	})
+}
+
 // Update stores body as typ/id (FHIR update, PUT Type/id): it creates the resource with that
 // client-chosen id when the tenant has none, else replaces it. Content equal to the current
 // version's is not a new version, so a replay changes nothing; and, as for ConditionalUpdate,
@@ -121,7 +130,7 @@ func (tx *Tx) ConditionalCreate(ctx context.Context, tenant string, body []byte,
 	if ident.Value == "" {
 		return WriteResult{}, fmt.Errorf("%w: conditional write needs an identifier value", fhir.ErrInvalidResource)
 	}
-	return tx.conditional(ctx, tenant, body, Query{Identifier: &ident}, false)
+	return tx.conditional(ctx, tenant, body, Query{Identifier: &ident}, false, 0)
 }
 
 // ConditionalUpdate is Store.ConditionalUpdate inside the transaction.
@@ -129,17 +138,25 @@ func (tx *Tx) ConditionalUpdate(ctx context.Context, tenant string, body []byte,
 	if ident.Value == "" {
 		return WriteResult{}, fmt.Errorf("%w: conditional write needs an identifier value", fhir.ErrInvalidResource)
 	}
-	return tx.conditional(ctx, tenant, body, Query{Identifier: &ident}, true)
+	return tx.conditional(ctx, tenant, body, Query{Identifier: &ident}, true, 0)
 }
 
 // ConditionalCreateWhere is Store.ConditionalCreateWhere inside the transaction.
 func (tx *Tx) ConditionalCreateWhere(ctx context.Context, tenant string, body []byte, q Query) (WriteResult, error) {
-	return tx.conditional(ctx, tenant, body, q, false)
+	return tx.conditional(ctx, tenant, body, q, false, 0)
 }
 
 // ConditionalUpdateWhere is Store.ConditionalUpdateWhere inside the transaction.
 func (tx *Tx) ConditionalUpdateWhere(ctx context.Context, tenant string, body []byte, q Query) (WriteResult, error) {
-	return tx.conditional(ctx, tenant, body, q, true)
+	return tx.conditional(ctx, tenant, body, q, true, 0)
+}
+
+// ConditionalUpdateWhereIfMatch is Store.ConditionalUpdateWhereIfMatch inside the transaction.
+func (tx *Tx) ConditionalUpdateWhereIfMatch(ctx context.Context, tenant string, body []byte, q Query, ifMatch int64) (WriteResult, error) {
+	if ifMatch <= 0 {
+		return WriteResult{}, ErrVersionConflict
+	}
+	return tx.conditional(ctx, tenant, body, q, true, ifMatch)
 }
 
 // Update is Store.Update inside the transaction.
@@ -292,7 +309,9 @@ func (tx *Tx) find(ctx context.Context, tenant, typ string, q Query) ([]Resource
 	return res.Resources, nil
 }
 
-func (tx *Tx) conditional(ctx context.Context, tenant string, body []byte, q Query, update bool) (WriteResult, error) {
+// conditional is a conditional create (update false) or update; ifMatch > 0, for an update,
+// is the version the match must be at.
+func (tx *Tx) conditional(ctx context.Context, tenant string, body []byte, q Query, update bool, ifMatch int64) (WriteResult, error) {
 	head, err := fhir.ReadHead(body)
 	if err != nil {
 		return WriteResult{}, err
@@ -318,6 +337,19 @@ func (tx *Tx) conditional(ctx context.Context, tenant string, body []byte, q Que
 		return WriteResult{}, ErrMultipleMatches
 	case len(matches) == 1 && !update:
 		return WriteResult{Resource: matches[0], Action: ActionUnchanged}, nil
+	case ifMatch > 0 && len(matches) == 0:
+		return WriteResult{}, ErrVersionConflict // no current version to be at ifMatch
+	case ifMatch > 0:
+		row, err := tx.lockAndGet(ctx, tenant, head.ResourceType, matches[0].ID)
+		switch {
+		case err != nil:
+			return WriteResult{}, err
+		case row == nil || row.Deleted || row.VersionID != ifMatch:
+			return WriteResult{}, ErrVersionConflict
+		case olderEvent(body, row.Resource):
+			return WriteResult{Resource: fromRow(*row), Action: ActionUnchanged, Stale: true}, nil
+		}
+		return tx.put(ctx, tenant, head.ResourceType, matches[0].ID, body, row, "PUT")
 	case len(matches) == 1 && olderEvent(body, matches[0].Body):
 		return WriteResult{Resource: matches[0], Action: ActionUnchanged, Stale: true}, nil
 	case len(matches) == 1:

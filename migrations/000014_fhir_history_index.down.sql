@@ -1,0 +1,2 @@
+DROP INDEX IF EXISTS fhir_resource_history_time;
+DROP INDEX IF EXISTS fhir_resource_history_type_time;
