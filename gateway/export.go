@@ -230,11 +230,7 @@ func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) e
 	if err != nil {
 		return err
 	}
-	_, err = x.d.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: wfID, TaskQueue: x.d.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-	}, workflows.BulkExportName, workflows.BulkExportInput{JobID: job.ID, Retention: x.o.Retention, Parallelism: x.o.Parallelism})
+	err = x.startWorkflow(ctx, wfID, workflows.BulkExportInput{JobID: job.ID, Retention: x.o.Retention, Parallelism: x.o.Parallelism})
 	if err != nil {
 		// Undo the row, so that the group is free again; the client may retry.
 		if derr := q.BulkExportJobDelete(context.WithoutCancel(ctx), job.ID); derr != nil {
@@ -251,6 +247,35 @@ func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) e
 	c.Response().Header().Set("Content-Location", x.base+exportStatusPath+job.ID.String())
 	return writeOutcome(c, http.StatusAccepted, fhir.SeverityInformation, fhir.IssueInformational,
 		"export "+job.ID.String()+" accepted; poll its Content-Location for the manifest")
+}
+
+// startWorkflow starts the export's workflow under the group's id. The database has just
+// admitted the job, so a run still holding the id is one that completed its job and is
+// closing (it starts the expiry workflow last): wait a little for it, then start again,
+// rather than answer 429 for an export the client has already downloaded. The SDK must
+// report the running workflow as an error: by default it would return that run as if it were
+// ours, and the new job would never start.
+func (x *exporter) startWorkflow(ctx context.Context, wfID string, in workflows.BulkExportInput) error {
+	opts := client.StartWorkflowOptions{
+		ID: wfID, TaskQueue: x.d.TaskQueue,
+		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}
+	var err error
+	for range 3 {
+		if _, err = x.d.Temporal.ExecuteWorkflow(ctx, opts, workflows.BulkExportName, in); err == nil {
+			return nil
+		}
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if !errors.As(err, &started) {
+			return err
+		}
+		wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = x.d.Temporal.GetWorkflow(wait, wfID, "").Get(wait, nil)
+		cancel()
+	}
+	return err
 }
 
 // busy is the 429 of a second export of a (tenant, group) while one is active.
