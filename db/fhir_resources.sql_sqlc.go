@@ -80,25 +80,6 @@ func (q *Queries) FhirResourceByIdentifier(ctx context.Context, arg FhirResource
 	return items, nil
 }
 
-const fhirResourceCount = `-- name: FhirResourceCount :one
-SELECT count(*) FROM fhir_resources
-WHERE tenant_id = $1 AND resource_type = $2 AND NOT deleted
-  AND resource @> $3::jsonb
-`
-
-type FhirResourceCountParams struct {
-	TenantID     string
-	ResourceType string
-	Containment  []byte
-}
-
-func (q *Queries) FhirResourceCount(ctx context.Context, arg FhirResourceCountParams) (int64, error) {
-	row := q.db.QueryRow(ctx, fhirResourceCount, arg.TenantID, arg.ResourceType, arg.Containment)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const fhirResourceFindByIdentifier = `-- name: FhirResourceFindByIdentifier :many
 SELECT r.tenant_id, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.resource, r.sort_date, r.search_indexed FROM fhir_resources r
 WHERE r.tenant_id = $1 AND r.resource_type = $2 AND NOT r.deleted
@@ -283,57 +264,6 @@ func (q *Queries) FhirResourceMarkIndexed(ctx context.Context, arg FhirResourceM
 		arg.ID,
 	)
 	return err
-}
-
-const fhirResourceSearch = `-- name: FhirResourceSearch :many
-SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources
-WHERE tenant_id = $1 AND resource_type = $2 AND NOT deleted
-  AND resource @> $3::jsonb
-ORDER BY last_updated, id
-LIMIT $4
-`
-
-type FhirResourceSearchParams struct {
-	TenantID     string
-	ResourceType string
-	Containment  []byte
-	MaxRows      int32
-}
-
-// containment is a JSON document the resource must contain (jsonb @>), '{}' for all.
-func (q *Queries) FhirResourceSearch(ctx context.Context, arg FhirResourceSearchParams) ([]FhirResource, error) {
-	rows, err := q.db.Query(ctx, fhirResourceSearch,
-		arg.TenantID,
-		arg.ResourceType,
-		arg.Containment,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []FhirResource{}
-	for rows.Next() {
-		var i FhirResource
-		if err := rows.Scan(
-			&i.TenantID,
-			&i.ResourceType,
-			&i.ID,
-			&i.VersionID,
-			&i.LastUpdated,
-			&i.Deleted,
-			&i.Resource,
-			&i.SortDate,
-			&i.SearchIndexed,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const fhirResourceSystemHistoryList = `-- name: FhirResourceSystemHistoryList :many

@@ -85,19 +85,6 @@ FOR UPDATE SKIP LOCKED;
 UPDATE fhir_resources SET search_indexed = true, sort_date = @sort_date
 WHERE tenant_id = @tenant_id AND resource_type = @resource_type AND id = @id;
 
--- name: FhirResourceSearch :many
--- containment is a JSON document the resource must contain (jsonb @>), '{}' for all.
-SELECT * FROM fhir_resources
-WHERE tenant_id = @tenant_id AND resource_type = @resource_type AND NOT deleted
-  AND resource @> @containment::jsonb
-ORDER BY last_updated, id
-LIMIT @max_rows;
-
--- name: FhirResourceCount :one
-SELECT count(*) FROM fhir_resources
-WHERE tenant_id = @tenant_id AND resource_type = @resource_type AND NOT deleted
-  AND resource @> @containment::jsonb;
-
 -- name: AdvisoryXactLock :exec
 -- Serialises writers of one logical key (e.g. a conditional create's identifier) across processes.
 SELECT pg_advisory_xact_lock(hashtextextended(@lock_key::text, 0));

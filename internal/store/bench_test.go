@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/store"
 )
@@ -97,7 +96,6 @@ func BenchmarkSearchAt1M(b *testing.B) {
 		pool := loadBench(b, n)
 		s := &store.Store{Pool: pool}
 		patients := n / 5
-		q := db.New(pool)
 		cases := []struct {
 			name string
 			run  func(i int) (int, error)
@@ -117,16 +115,6 @@ func BenchmarkSearchAt1M(b *testing.B) {
 					{Name: "date", Values: []string{"ge2024"}},
 				}, Sort: "-date"})
 				return len(r.Resources), err
-			}},
-			{"containment-identifier", func(i int) (int, error) {
-				rows, err := q.FhirResourceSearch(ctx, db.FhirResourceSearchParams{TenantID: "bench", ResourceType: "Patient", MaxRows: 51,
-					Containment: fmt.Appendf(nil, `{"identifier":[{"system":"urn:mrn","value":"p%d"}]}`, i)})
-				return len(rows), err
-			}},
-			{"containment-patient", func(i int) (int, error) {
-				rows, err := q.FhirResourceSearch(ctx, db.FhirResourceSearchParams{TenantID: "bench", ResourceType: "Observation", MaxRows: 51,
-					Containment: fmt.Appendf(nil, `{"subject":{"reference":"Patient/pat-%d"}}`, i)})
-				return len(rows), err
 			}},
 		}
 		for _, c := range cases {
