@@ -829,3 +829,33 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 	require.True(t, found)
 }
+
+// With a token, the CapabilityStatement lists the caller tenant's national profiles beside
+// US Core and IPS; without one (or for another tenant) only the base profiles.
+func TestFHIRMetadataDeclaresTenantProfiles(t *testing.T) {
+	t.Parallel()
+	const afg = "http://moph.gov.af/fhir/StructureDefinition/afg-patient"
+	s := newAPIServer(t, func(d *Deps) {
+		d.FHIR.Profiles = func(tenant string) map[string][]string {
+			if tenant == apiTenantA {
+				return map[string][]string{"Patient": {afg}}
+			}
+			return nil
+		}
+	})
+	profiles := func(token string) []any {
+		rec := s.get("/fhir/metadata", token)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		for _, r := range decodeBody(t, rec)["rest"].([]any)[0].(map[string]any)["resource"].([]any) {
+			if r.(map[string]any)["type"] == "Patient" {
+				return r.(map[string]any)["supportedProfile"].([]any)
+			}
+		}
+		t.Fatal("no Patient in the CapabilityStatement")
+		return nil
+	}
+	require.Contains(t, profiles(s.token(apiTenantA, "system/Patient.rs")), afg)
+	require.Contains(t, profiles(s.token(apiTenantA, "system/Patient.rs")), "http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient")
+	require.NotContains(t, profiles(s.token(apiTenantB, "system/Patient.rs")), afg)
+	require.NotContains(t, profiles(""), afg)
+}

@@ -154,7 +154,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	}
 	routed := &gateway.RoutedEvents{Pool: s.pool, Logger: s.logger}
 	e := gateway.New(gateway.Deps{
-		FHIR:    gateway.FHIROptions{CursorKey: cursorKey, Routed: routed},
+		FHIR:    gateway.FHIROptions{CursorKey: cursorKey, Routed: routed, Profiles: s.mapping.NationalProfiles},
 		Exports: gateway.ExportOptions{Bucket: s.exports, SigningKey: exportKey, Retention: s.cfg.ExportRetention, Parallelism: s.cfg.ExportParallelism},
 		Pool:    s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,

@@ -107,3 +107,13 @@ func absoluteURL(s string) error {
 	}
 	return nil
 }
+
+// NationalProfiles returns the national profiles tenant's resources are mapped to, by resource
+// type (nil for none), for its CapabilityStatement.
+func (t *Tenants) NationalProfiles(tenant string) map[string][]string {
+	m := t.ForTenant(tenant)
+	if m.opts.Profiles == nil {
+		return nil
+	}
+	return m.opts.Profiles.Profiles
+}

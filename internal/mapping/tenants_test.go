@@ -49,6 +49,12 @@ func TestTenantsApplyNationalProfiles(t *testing.T) {
 
 	other := patient(tenants.ForTenant("someone-else"))
 	require.NotContains(t, other["meta"].(map[string]any)["profile"], "http://moph.gov.af/fhir/StructureDefinition/afg-patient")
+
+	// What the CapabilityStatement declares for each tenant.
+	require.Equal(t, map[string][]string{"Patient": {"http://moph.gov.af/fhir/StructureDefinition/afg-patient"}}, tenants.NationalProfiles("moph-af"))
+	require.Nil(t, tenants.NationalProfiles("someone-else"))
+	var none *mapping.Tenants
+	require.Nil(t, none.NationalProfiles("moph-af"), "no configuration: no national profiles")
 }
 
 // "*" configures the tenants the file does not name: here, the zone of times without offset.
