@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	fastjson "github.com/segmentio/encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -104,7 +105,9 @@ func (g *fhirGateway) fetchBundle(ctx context.Context, cl caller, owner, typ str
 		return nil, res, nil
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
+	// segmentio's decoder: the same result as encoding/json, at a fraction of the CPU, on the
+	// largest thing a fan-out reads (every owner's page, entries and all).
+	if err := fastjson.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
 		g.log.Warn("fhir owner answered a search with something other than a Bundle", "owner", owner, "request_id", cl.requestID)
 		return nil, nil, errOwnerFailed
 	}
@@ -184,7 +187,9 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 		return res, nil
 	}
 	var b fhir.Bundle
-	if err := json.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
+	// segmentio's decoder: the same result as encoding/json, at a fraction of the CPU, on the
+	// largest thing a fan-out reads (every owner's page, entries and all).
+	if err := fastjson.Unmarshal(resp.body, &b); err != nil || b.ResourceType != "Bundle" {
 		g.log.Warn("fhir owner answered a search with something other than a Bundle", "owner", owner, "request_id", cl.requestID)
 		return nil, ownerFailure(errOwnerUnreachable, call.typ)
 	}

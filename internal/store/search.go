@@ -554,7 +554,7 @@ func search(ctx context.Context, conn db.DBTX, tenant, typ string, q Query) (Sea
 		for rows.Next() {
 			var r Resource
 			var sortDate time.Time
-			if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Body, &sortDate); err != nil {
+			if err := rows.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, (*[]byte)(&r.Body), &sortDate); err != nil {
 				rows.Close()
 				return SearchResult{}, fmt.Errorf("search %s: %w", typ, err)
 			}
@@ -666,7 +666,7 @@ func includes(ctx context.Context, conn db.DBTX, tenant, typ string, params []st
 	}
 	included, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Resource, error) {
 		var r Resource
-		err := row.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, &r.Body)
+		err := row.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, (*[]byte)(&r.Body))
 		return r, err
 	})
 	if err != nil {
