@@ -310,7 +310,7 @@ func TestParseDecodeAllocations(t *testing.T) {
 	a := testing.AllocsPerRun(20, func() { _, _ = Parse(ascii) })
 	d := testing.AllocsPerRun(20, func() { _, _ = Parse(declared) })
 	u := testing.AllocsPerRun(20, func() { _, _ = Parse(undeclared) })
-	if d != a+1 || u > a+10 {
+	if !raceEnabled && (d != a+1 || u > a+10) {
 		t.Errorf("allocations: ASCII %v, declared Latin-1 %v (want %v), undeclared %v (want <= %v)", a, d, a+1, u, a+10)
 	}
 	m, err := Parse(undeclared)

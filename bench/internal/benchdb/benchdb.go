@@ -71,6 +71,12 @@ func (d *DB) Drop() {
 	if d.Pool != nil {
 		d.Pool.Close()
 	}
+	DropNamed(d.Name)
+}
+
+// DropNamed drops the database name of the cluster, if it exists (e.g. the embedded Temporal
+// server's databases beside a benchmark's).
+func DropNamed(name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, ClusterURL())
@@ -78,7 +84,7 @@ func (d *DB) Drop() {
 		return
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d.Name}.Sanitize()+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "drop", d.Name, err)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "drop", name, err)
 	}
 }

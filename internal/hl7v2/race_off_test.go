@@ -1,0 +1,5 @@
+//go:build !race
+
+package hl7v2
+
+const raceEnabled = false
