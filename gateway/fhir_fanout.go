@@ -225,33 +225,9 @@ func (g *fhirGateway) nextCursorURL(cl caller, owner string, call fhirCall, next
 // "entry", are swapped for the gateway's. ok is false when the body is not laid out so (then
 // the caller decodes it whole).
 func (g *fhirGateway) relaySearchset(cl caller, owner string, call fhirCall, body []byte) (*fhirResult, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	resourceType, typ, links, ok := bundleEnvelope(body)
+	if !ok {
 		return nil, false
-	}
-	var links []fhir.BundleLink
-	var resourceType, typ string
-	for dec.More() {
-		t, err := dec.Token()
-		key, ok := t.(string)
-		if err != nil || !ok {
-			return nil, false
-		}
-		if key == "entry" {
-			break
-		}
-		var dst any = new(json.RawMessage)
-		switch key {
-		case "resourceType":
-			dst = &resourceType
-		case "type":
-			dst = &typ
-		case "link":
-			dst = &links
-		}
-		if dec.Decode(dst) != nil {
-			return nil, false
-		}
 	}
 	if resourceType != "Bundle" || typ != fhir.BundleSearchset {
 		return nil, false
@@ -280,6 +256,53 @@ func (g *fhirGateway) relaySearchset(cl caller, owner string, call fhirCall, bod
 		}
 	}
 	return &fhirResult{status: http.StatusOK, header: http.Header{}, body: g.rewriteBody(owner, out)}, true
+}
+
+// bundleEnvelope reads a Bundle's members that come before "entry" (resourceType, type,
+// link), without decoding the entries; ok is false when the body is not a JSON object, or
+// when "entry" comes before any link (the caller then decodes the Bundle whole).
+func bundleEnvelope(body []byte) (resourceType, typ string, links []fhir.BundleLink, ok bool) {
+	rest := bytes.TrimLeft(body, " \t\r\n")
+	if len(rest) == 0 || rest[0] != '{' {
+		return "", "", nil, false
+	}
+	rest = rest[1:]
+	for {
+		var key string
+		var err error
+		if rest, err = fastjson.Parse(rest, &key, 0); err != nil {
+			return "", "", nil, false
+		}
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 || rest[0] != ':' {
+			return "", "", nil, false
+		}
+		if key == "entry" {
+			// Links after the entries would be missed: let the caller decode the whole Bundle.
+			return resourceType, typ, links, links != nil
+		}
+		var dst any = new(fastjson.RawMessage)
+		switch key {
+		case "resourceType":
+			dst = &resourceType
+		case "type":
+			dst = &typ
+		case "link":
+			dst = &links
+		}
+		if rest, err = fastjson.Parse(rest[1:], dst, 0); err != nil {
+			return "", "", nil, false
+		}
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		switch {
+		case len(rest) > 0 && rest[0] == ',':
+			rest = rest[1:]
+		case len(rest) > 0 && rest[0] == '}':
+			return resourceType, typ, links, true // no entries: an empty searchset
+		default:
+			return "", "", nil, false
+		}
+	}
 }
 
 // mapFailure turns a search failure into the transport error ownerFailure words.
