@@ -108,8 +108,23 @@ func (c *Client) url(path string) string {
 	return strings.TrimRight(c.BaseURL, "/") + "/" + path
 }
 
+// do sends a write: its response body is read (its first MiB) and closed.
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	req.Header.Set("Content-Type", fhir.MediaType)
+	resp, err := c.roundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp, nil
+}
+
+// roundTrip sends req asking for FHIR JSON, with the client's Authorization, and returns a
+// 2xx response with its body open for the caller to read and close. Any other answer is an
+// *OwnerError carrying its OperationOutcome's diagnostics (read from the first MiB); a
+// transport failure is returned wrapped with the method and the redacted URL.
+func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	req.Header.Set("Accept", fhir.MediaType)
 	if c.Authorization != "" {
 		req.Header.Set("Authorization", c.Authorization)
@@ -122,9 +137,9 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 300 {
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return nil, &OwnerError{Status: resp.StatusCode, Diagnostics: diagnostics(body)}
 	}
 	return resp, nil

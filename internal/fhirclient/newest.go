@@ -1,7 +1,6 @@
 package fhirclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -115,23 +114,11 @@ func (c *Client) updateIfMatch(ctx context.Context, resourceType string, cur sto
 	if err != nil {
 		return WriteResult{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(resourceType+"/"+url.PathEscape(cur.id)), bytes.NewReader(withID))
-	if err != nil {
-		return WriteResult{}, fmt.Errorf("build request: %w", err)
-	}
+	var ifMatch string
 	if cur.version != "" {
-		req.Header.Set("If-Match", `W/"`+cur.version+`"`)
+		ifMatch = `W/"` + cur.version + `"`
 	}
-	req.Header.Set("Prefer", "return=minimal")
-	resp, err := c.do(req)
-	if err != nil {
-		return WriteResult{}, err
-	}
-	_, version := parseLocation(resp.Header.Get("Location"), resourceType)
-	if version == "" {
-		_, version = parseLocation(resp.Header.Get("Content-Location"), resourceType)
-	}
-	return WriteResult{ID: cur.id, VersionID: version}, nil
+	return c.put(ctx, resourceType, cur.id, withID, ifMatch)
 }
 
 // setID returns body with its id set to id.
@@ -147,25 +134,14 @@ func setID(body []byte, id string) ([]byte, error) {
 
 // getJSON runs req and decodes a successful answer (at most 8 MiB) into dst.
 func (c *Client) getJSON(req *http.Request, dst any) error {
-	req.Header.Set("Accept", fhir.MediaType)
-	if c.Authorization != "" {
-		req.Header.Set("Authorization", c.Authorization)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.roundTrip(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), err)
-	}
-	if resp.StatusCode >= 300 {
-		return &OwnerError{Status: resp.StatusCode, Diagnostics: diagnostics(body)}
 	}
 	if err := json.Unmarshal(body, dst); err != nil {
 		return fmt.Errorf("%s %s: unreadable answer: %w", req.Method, req.URL.Redacted(), err)

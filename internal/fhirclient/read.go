@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/nhp/interop/internal/fhir"
 )
 
 // ErrNotUnderBase is a URL outside the owner's base URL, such as a next link to another server:
@@ -31,24 +28,7 @@ func (c *Client) Open(ctx context.Context, target string, header http.Header) (*
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
-	req.Header.Set("Accept", fhir.MediaType)
-	if c.Authorization != "" {
-		req.Header.Set("Authorization", c.Authorization)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", req.URL.Redacted(), err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, &OwnerError{Status: resp.StatusCode, Diagnostics: diagnostics(body)}
-	}
-	return resp, nil
+	return c.roundTrip(req)
 }
 
 // UnderBase reports whether target is an absolute URL under BaseURL: the same scheme and host,

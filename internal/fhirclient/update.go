@@ -11,9 +11,17 @@ import (
 // Update PUTs body to Type/id (FHIR update): the owner replaces that resource, or creates it
 // with the client's id. Owners that refuse client-assigned ids answer 4xx, a permanent error.
 func (c *Client) Update(ctx context.Context, resourceType, id string, body []byte) (WriteResult, error) {
+	return c.put(ctx, resourceType, id, body, "")
+}
+
+// put is Update on condition that the stored version is ifMatch (an ETag), when it is given.
+func (c *Client) put(ctx context.Context, resourceType, id string, body []byte, ifMatch string) (WriteResult, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(resourceType+"/"+url.PathEscape(id)), bytes.NewReader(body))
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("build request: %w", err)
+	}
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
 	}
 	req.Header.Set("Prefer", "return=minimal")
 	resp, err := c.do(req)
