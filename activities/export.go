@@ -5,15 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
+	"gocloud.dev/blob"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/export"
@@ -251,7 +252,7 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 			cur = exportCursor{Phase: "output"}
 		}
 	}
-	fw := &fileWriter{a: a, job: job, cur: &cur, typ: in.Task.Type, tag: ownerFileTag(in.Task.Owner), maxBytes: a.exportFileMaxBytes(), maxCount: a.exportFileMaxCount()}
+	fw := a.newFileWriter(job, &cur, in.Task.Type, ownerFileTag(in.Task.Owner))
 	defer fw.discard()
 	if in.Task.Owner == routing.Builtin {
 		err = a.exportBuiltin(ctx, job, req, in.Task.Type, scope, fw)
@@ -310,47 +311,49 @@ func (a *Activities) exportBuiltin(ctx context.Context, job db.BulkExportJob, re
 }
 
 func (a *Activities) exportOutput(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {
-	fw.kind = "output"
+	return a.exportPages(ctx, q, fw, "output", func(q store.ExportQuery) (int, error) {
+		n, _, err := a.Store.ExportPage(ctx, q, func(id string, line []byte) error {
+			return fw.write(ctx, id, line)
+		})
+		return n, err
+	})
+}
+
+func (a *Activities) exportDeleted(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {
+	return a.exportPages(ctx, q, fw, "deleted", func(q store.ExportQuery) (int, error) {
+		ids, err := a.Store.ExportDeletedPage(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		for _, id := range ids {
+			line, err := export.DeletedEntry(q.Type, id)
+			if err != nil {
+				return 0, err
+			}
+			if err := fw.write(ctx, id, line); err != nil {
+				return 0, err
+			}
+		}
+		return len(ids), nil
+	})
+}
+
+// exportPages runs page over q from the writer's position (after its open file's last line,
+// else after its last committed file) until a short page, heartbeating the committed cursor
+// after each, then commits the last file.
+func (a *Activities) exportPages(ctx context.Context, q store.ExportQuery, fw *fileWriter, kind string, page func(store.ExportQuery) (int, error)) error {
+	fw.kind = kind
 	for {
 		q.After, q.Limit = fw.cur.After, exportPageRows
 		if fw.open() {
 			q.After = fw.lastID
 		}
-		n, _, err := a.Store.ExportPage(ctx, q, func(id string, line []byte) error {
-			return fw.write(ctx, id, line)
-		})
+		n, err := page(q)
 		if err != nil {
 			return a.exportError(ctx, q.Type, err)
 		}
 		activity.RecordHeartbeat(ctx, *fw.cur)
 		if n < q.Limit {
-			return a.exportError(ctx, q.Type, fw.commit(ctx))
-		}
-	}
-}
-
-func (a *Activities) exportDeleted(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {
-	fw.kind = "deleted"
-	for {
-		q.After, q.Limit = fw.cur.After, exportPageRows
-		if fw.open() {
-			q.After = fw.lastID
-		}
-		ids, err := a.Store.ExportDeletedPage(ctx, q)
-		if err != nil {
-			return a.exportError(ctx, q.Type, err)
-		}
-		for _, id := range ids {
-			line, err := export.DeletedEntry(q.Type, id)
-			if err != nil {
-				return err
-			}
-			if err := fw.write(ctx, id, line); err != nil {
-				return a.exportError(ctx, q.Type, err)
-			}
-		}
-		activity.RecordHeartbeat(ctx, *fw.cur)
-		if len(ids) < q.Limit {
 			return a.exportError(ctx, q.Type, fw.commit(ctx))
 		}
 	}
@@ -369,27 +372,13 @@ func (a *Activities) exportError(ctx context.Context, typ string, err error) err
 	if errors.Is(err, store.ErrInvalidSearch) || errors.Is(err, store.ErrNotInCompartment) {
 		return temporal.NewNonRetryableApplicationError("export "+typ+": "+err.Error(), ErrTypeExportInvalid, err)
 	}
-	if strings.Contains(err.Error(), "is finished: its files are immutable") {
+	if db.IsCheckViolation(err) { // the only one a file insert can meet: bulk_export_files_immutable
 		return temporal.NewNonRetryableApplicationError("export "+typ+": the job was cancelled", ErrTypeExportInactive, err)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return fmt.Errorf("export %s: %w", typ, err)
-}
-
-func (a *Activities) exportFileMaxBytes() int64 {
-	if a.ExportFileMaxBytes > 0 {
-		return a.ExportFileMaxBytes
-	}
-	return DefaultExportFileMaxBytes
-}
-
-func (a *Activities) exportFileMaxCount() int64 {
-	if a.ExportFileMaxCount > 0 {
-		return a.ExportFileMaxCount
-	}
-	return DefaultExportFileMaxCount
 }
 
 // ExportCompleteInput closes a job.
@@ -413,7 +402,8 @@ func (a *Activities) BulkExportComplete(ctx context.Context, in ExportCompleteIn
 	}
 	if len(req.Ignored) > 0 {
 		cur := exportCursor{}
-		fw := &fileWriter{a: a, job: job, cur: &cur, typ: "OperationOutcome", kind: "error", maxBytes: a.exportFileMaxBytes(), maxCount: a.exportFileMaxCount()}
+		fw := a.newFileWriter(job, &cur, "OperationOutcome", "")
+		fw.kind = "error"
 		lines, err := export.IgnoredOutcomes(req.Ignored)
 		if err != nil {
 			return ExportCompleteResult{}, err
@@ -503,10 +493,10 @@ func (a *Activities) BulkExportCleanup(ctx context.Context, in ExportCleanupInpu
 func (a *Activities) deleteExportFiles(ctx context.Context, jobID uuid.UUID) error {
 	if a.Exports != nil {
 		prefix := jobID.String() + "/"
-		it := a.Exports.List(&blobListOptions{Prefix: prefix})
+		it := a.Exports.List(&blob.ListOptions{Prefix: prefix})
 		for {
 			obj, err := it.Next(ctx)
-			if errors.Is(err, errEndOfList) {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {

@@ -2,10 +2,10 @@ package activities
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/jackc/pgx/v5"
 	"gocloud.dev/blob"
@@ -14,12 +14,6 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
 )
-
-type blobListOptions = blob.ListOptions
-
-var errEndOfList = io.EOF
-
-var errNoRows = pgx.ErrNoRows
 
 func isBlobNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
@@ -42,6 +36,13 @@ type fileWriter struct {
 	key         string
 	count, size int64
 	lastID      string
+}
+
+// newFileWriter writes typ's files of the job from cur on; tag, when set, keeps the files of
+// one owner apart from another's.
+func (a *Activities) newFileWriter(job db.BulkExportJob, cur *exportCursor, typ, tag string) *fileWriter {
+	return &fileWriter{a: a, job: job, cur: cur, typ: typ, tag: tag,
+		maxBytes: cmp.Or(a.ExportFileMaxBytes, DefaultExportFileMaxBytes), maxCount: cmp.Or(a.ExportFileMaxCount, DefaultExportFileMaxCount)}
 }
 
 func (f *fileWriter) open() bool { return f.w != nil }
@@ -115,7 +116,7 @@ func (f *fileWriter) commit(ctx context.Context) error {
 	_, err := db.New(f.a.Pool).BulkExportFileInsert(ctx, db.BulkExportFileInsertParams{
 		TenantID: f.job.TenantID, JobID: f.job.ID, Kind: f.kind, ResourceType: typ, BlobKey: f.key, Count: f.count, SizeBytes: f.size,
 	})
-	if err != nil && !errors.Is(err, errNoRows) {
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("record export file %s: %w", f.key, err)
 	}
 	f.a.countExportFile(f.job.TenantID, f.kind, typ, f.count)

@@ -2,6 +2,7 @@ package activities
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -146,12 +147,12 @@ func (a *Activities) exportOwner(ctx context.Context, job db.BulkExportJob, req 
 		q.Add("_lastUpdated", "ge"+req.Since.UTC().Format(time.RFC3339Nano))
 	}
 	q.Set("_sort", "_lastUpdated")
-	q.Set("_count", strconv.Itoa(a.exportOwnerPageCount()))
+	q.Set("_count", strconv.Itoa(cmp.Or(a.ExportOwnerPageCount, DefaultExportOwnerPageCount)))
 
 	o := &ownerExport{
 		a: a, tenant: job.TenantID, typ: task.Type, owner: task.Owner, fw: fw,
 		tt: job.TransactionTime, since: req.Since, query: q, compartment: scope.compartment,
-		maxBytes: a.exportOwnerPageMaxBytes(),
+		maxBytes: cmp.Or(a.ExportOwnerPageMaxBytes, DefaultExportOwnerPageMaxBytes),
 	}
 	if !scope.compartment || scope.everyPatient {
 		o.batches = [][]string{nil}
@@ -516,18 +517,4 @@ func (c *cappedReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.left -= int64(n)
 	return n, err
-}
-
-func (a *Activities) exportOwnerPageCount() int {
-	if a.ExportOwnerPageCount > 0 {
-		return a.ExportOwnerPageCount
-	}
-	return DefaultExportOwnerPageCount
-}
-
-func (a *Activities) exportOwnerPageMaxBytes() int64 {
-	if a.ExportOwnerPageMaxBytes > 0 {
-		return a.ExportOwnerPageMaxBytes
-	}
-	return DefaultExportOwnerPageMaxBytes
 }
