@@ -84,8 +84,8 @@ func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		p := principal(c)
-		prefer := preferTokens(c.Request().Header.Values("Prefer"))
-		if !prefer["respond-async"] {
+		prefer := fhir.ParsePrefer(c.Request().Header.Values("Prefer"))
+		if !prefer.RespondAsync {
 			return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "a $export kick-off needs the header Prefer: respond-async (Bulk Data IG)")
 		}
 		groupID := c.Param("id")
@@ -104,7 +104,7 @@ func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
 		query.Del("_pretty")
 		req, err := export.ParseKickoff(export.KickoffInput{
 			Method: c.Request().Method, Level: level, GroupID: groupID, Query: query, Body: body,
-			Lenient: prefer["handling=lenient"], KnownType: routing.IsResourceType, Now: time.Now(),
+			Lenient: prefer.Lenient, KnownType: routing.IsResourceType, Now: time.Now(),
 		})
 		if err != nil {
 			return kickoffError(err)
@@ -294,20 +294,6 @@ func kickoffError(err error) error {
 		return newOutcome(http.StatusBadRequest, fhir.IssueType(pe.IssueCode()), pe.Error())
 	}
 	return err
-}
-
-// preferTokens reads Prefer headers into their tokens ("respond-async", "handling=lenient").
-func preferTokens(values []string) map[string]bool {
-	out := map[string]bool{}
-	for _, v := range values {
-		for _, tok := range strings.Split(v, ",") {
-			tok = strings.ToLower(strings.ReplaceAll(strings.TrimSpace(tok), " ", ""))
-			if tok != "" {
-				out[tok] = true
-			}
-		}
-	}
-	return out
 }
 
 // writeOutcome answers with an OperationOutcome that is not an error (202 of a kick-off).

@@ -246,7 +246,7 @@ func applyPrefer(call fhirCall, res *fhirResult) {
 	if res.status >= 300 {
 		return
 	}
-	switch preferReturn(call.header.Get("Prefer")) {
+	switch fhir.ParsePrefer(call.header.Values("Prefer")).Return {
 	case "minimal":
 		res.body = nil
 	case "OperationOutcome":
@@ -259,19 +259,6 @@ func applyPrefer(call fhirCall, res *fhirResult) {
 		}
 		res.body = outcomeBody(fhir.SeverityInformation, fhir.IssueInformational, msg)
 	}
-}
-
-// preferReturn reads the return preference of a Prefer header.
-func preferReturn(prefer string) string {
-	for _, part := range strings.Split(prefer, ",") {
-		for _, kv := range strings.Split(part, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-			if ok && strings.EqualFold(k, "return") {
-				return strings.Trim(v, `"`)
-			}
-		}
-	}
-	return ""
 }
 
 func isOutcome(body []byte) bool {

@@ -156,7 +156,8 @@ func (h *Handler) parse(r *http.Request, segs []string) (request, error) {
 	if err != nil {
 		return request{}, err
 	}
-	rq.prefer, rq.lenient = preferReturn(r.Header)
+	pref := fhir.ParsePrefer(r.Header.Values("Prefer"))
+	rq.prefer, rq.lenient = pref.Return, pref.Lenient
 	rq.ifNoneExist = r.Header.Get("If-None-Exist")
 	rq.ifMatch = r.Header.Get("If-Match")
 	switch {

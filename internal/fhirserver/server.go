@@ -308,23 +308,6 @@ func (h *Handler) write(w http.ResponseWriter, resp response, prefer string) {
 	}
 }
 
-// preferReturn reads Prefer: return=…; handling reads Prefer: handling=lenient.
-func preferReturn(h http.Header) (ret string, lenient bool) {
-	for _, v := range h.Values("Prefer") {
-		for _, part := range strings.Split(v, ";") {
-			k, val, _ := strings.Cut(strings.TrimSpace(part), "=")
-			val = strings.Trim(val, `"`)
-			switch strings.ToLower(k) {
-			case "return":
-				ret = val
-			case "handling":
-				lenient = val == "lenient"
-			}
-		}
-	}
-	return ret, lenient
-}
-
 // parseETag reads W/"3" (or "3", 3) as 3.
 func parseETag(s string) (int64, error) {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
