@@ -42,27 +42,7 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Skip("boots the embedded Temporal server")
 	}
 	ctx := context.Background()
-	name := dbtest.UniqueName("e2e")
-	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, db := range []string{name, name + "_temporal", name + "_visibility"} {
-			dbtest.DropDatabase(t, db)
-		}
-	})
-
-	cfg := config.Default()
-	cfg.DatabaseURL = serviceURL
-	cfg.HTTPAddr = freeAddr(t)
-	cfg.MLLPAddr = freeAddr(t)
-	cfg.DataDir = t.TempDir()
-	cfg.LogFormat = "text"
-	cfg.LogLevel = "warn"
-	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
-	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
-	cfg.Temporal.HistoryShards = 1
+	cfg, _ := devTestConfig(t, "e2e")
 	base := "http://" + cfg.HTTPAddr
 
 	stop := startDev(t, cfg)
@@ -150,6 +130,34 @@ type devProcess struct {
 	done   chan struct{}
 	err    error
 	cancel context.CancelFunc
+}
+
+// devTestConfig is the configuration of an in-process `interop dev` on fresh databases named
+// after prefix (the service's, and the embedded Temporal server's two), dropped at the end,
+// with every address free; it returns the service database's URL too.
+func devTestConfig(t *testing.T, prefix string) (config.Config, string) {
+	t.Helper()
+	name := dbtest.UniqueName(prefix)
+	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for _, d := range []string{name, name + "_temporal", name + "_visibility"} {
+			dbtest.DropDatabase(t, d)
+		}
+	})
+	cfg := config.Default()
+	cfg.DatabaseURL = serviceURL
+	cfg.HTTPAddr = freeAddr(t)
+	cfg.MLLPAddr = freeAddr(t)
+	cfg.DataDir = t.TempDir()
+	cfg.LogFormat = "text"
+	cfg.LogLevel = "warn"
+	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
+	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
+	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
+	cfg.Temporal.HistoryShards = 1
+	return cfg, serviceURL
 }
 
 func startDev(t *testing.T, cfg config.Config) (stop func()) {

@@ -23,8 +23,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/internal/auth"
-	"github.com/nhp/interop/internal/config"
-	"github.com/nhp/interop/internal/dbtest"
 )
 
 // exportClient is a plain HTTP client of the Bulk Data IG flow, as a registry's would be.
@@ -167,31 +165,6 @@ func (c exportClient) put(typ, id, body string) {
 	require.Less(c.t, resp.StatusCode, 300, "PUT %s/%s: %s", typ, id, b)
 }
 
-func exportDevConfig(t *testing.T) (config.Config, string) {
-	t.Helper()
-	name := dbtest.UniqueName("export")
-	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, d := range []string{name, name + "_temporal", name + "_visibility"} {
-			dbtest.DropDatabase(t, d)
-		}
-	})
-	cfg := config.Default()
-	cfg.DatabaseURL = serviceURL
-	cfg.HTTPAddr = freeAddr(t)
-	cfg.MLLPAddr = freeAddr(t)
-	cfg.DataDir = t.TempDir()
-	cfg.LogFormat = "text"
-	cfg.LogLevel = "warn"
-	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
-	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
-	cfg.Temporal.HistoryShards = 1
-	return cfg, serviceURL
-}
-
 // seedPatients inserts n Patients and, for each, one Observation, in one statement each: the
 // export tests are about reading, so the store's write path is not what they wait for.
 func seedPatients(t *testing.T, pool *pgxpool.Pool, tenant string, n int) {
@@ -221,7 +194,7 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots the embedded Temporal server")
 	}
-	cfg, serviceURL := exportDevConfig(t)
+	cfg, serviceURL := devTestConfig(t, "export")
 	cfg.ExportRetention = 30 * time.Second
 	base := "http://" + cfg.HTTPAddr
 	startDev(t, cfg)
@@ -367,9 +340,9 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	require.Eventually(t, func() bool { return dirEmpty(jobDir) }, 30*time.Second, 100*time.Millisecond, "the cancelled export's files are deleted")
 
 	// Expiry (retention 30 s here): the files are deleted, the URL refused, the job 404.
-	gstatus := strings.TrimSuffix(gm.Output[0].URL, "")
+	groupFile := gm.Output[0].URL
 	require.Eventually(t, func() bool {
-		resp, _ := http.Get(gstatus)
+		resp, _ := http.Get(groupFile)
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusForbidden
 	}, 90*time.Second, 500*time.Millisecond, "an expired URL is refused")

@@ -222,27 +222,9 @@ func TestBadInputKeepsServing(t *testing.T) {
 		t.Skip("boots the embedded Temporal server")
 	}
 	ctx := context.Background()
-	name := dbtest.UniqueName("badin")
-	serviceURL, err := dbtest.WithDatabase(dbtest.ClusterURL(), name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		for _, d := range []string{name, name + "_temporal", name + "_visibility"} {
-			dbtest.DropDatabase(t, d)
-		}
-	})
-	cfg := config.Default()
-	cfg.DatabaseURL = serviceURL
-	cfg.HTTPAddr = freeAddr(t)
-	cfg.MLLPAddr = freeAddr(t)
+	cfg, serviceURL := devTestConfig(t, "badin")
 	cfg.MetricsAddr = freeAddr(t)
-	cfg.DataDir = t.TempDir()
-	cfg.LogFormat = "text"
 	cfg.LogLevel = "error" // every refused connection and frame error is a warning
-	cfg.Temporal.EmbeddedFrontendAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedUIAddr = freeAddr(t)
-	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
-	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
-	cfg.Temporal.HistoryShards = 1
 	base := "http://" + cfg.HTTPAddr
 
 	dev := resRun(t, "dev", func(ctx context.Context) error { return devCmd{}.Run(ctx, &cfg) })
@@ -256,7 +238,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		maxConns    = 100
 		readTimeout = time.Second
 	)
-	_, err = pool.Exec(ctx, `UPDATE interop_connectors SET settings = settings || $1::jsonb
+	_, err := pool.Exec(ctx, `UPDATE interop_connectors SET settings = settings || $1::jsonb
 		WHERE tenant_id = 'default' AND name = $2`,
 		fmt.Sprintf(`{"maxMessageSize": %d, "readTimeoutSeconds": 1, "maxConnections": %d}`, maxSize, maxConns), defaultConnector)
 	require.NoError(t, err)
