@@ -155,6 +155,8 @@ type Segment struct {
 	d      Delimiters
 	header bool // MSH/FHS/BHS numbering
 	seq    int  // occurrence among segments with the same ID, 1-based
+	tag    any  // set on the segments of a Tagged copy only
+	pos    int  // position in the message, set by Tagged
 }
 
 // Name returns the segment ID, e.g. "PID".

@@ -41,6 +41,8 @@ type Builder struct {
 	// meta is the source-event-time extension every resource's meta carries, formatted once
 	// per message; resources share it read-only.
 	metaExt []fhir.Extension
+	// acct records what the handlers read of Msg (accounting.go).
+	acct *account
 }
 
 // entryKey identifies an entry: its type and conditional key.
@@ -58,7 +60,8 @@ type entry struct {
 }
 
 func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
-	b := &Builder{Msg: m, Opts: opts, controlID: m.ControlID(), eventTime: eventTime(m), byKey: make(map[entryKey]*entry, 16)}
+	m, acct := newAccount(m)
+	b := &Builder{Msg: m, Opts: opts, acct: acct, controlID: m.ControlID(), eventTime: eventTime(m), byKey: make(map[entryKey]*entry, 16)}
 	if !b.eventTime.IsZero() {
 		b.metaExt = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
 	}

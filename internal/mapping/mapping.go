@@ -12,6 +12,7 @@ package mapping
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -22,10 +23,35 @@ import (
 var ErrUnmappable = errors.New("unmappable message")
 
 // Result is a mapped message: the transaction Bundle and notes on what was skipped or
-// degraded (ignored Z-segments, values that did not convert).
+// degraded (ignored Z-segments, values that did not convert, and every populated field the
+// mapping did not read, as "<location>: not mapped").
 type Result struct {
 	Bundle *fhir.Bundle
 	Notes  []string
+	acct   *account
+}
+
+// Coverage returns the field accounting of the message: every populated component and
+// whether the mapping read it. It is built on demand (a string per component).
+func (r Result) Coverage() Coverage {
+	if r.acct == nil {
+		return Coverage{}
+	}
+	return r.acct.coverage()
+}
+
+// CoverageCounts returns Coverage's counts without building its table.
+func (r Result) CoverageCounts() (populated, mapped int) {
+	if r.acct == nil {
+		return 0, 0
+	}
+	r.acct.visit(func(seg *hl7v2.Segment, _, _, _ int, read bool) {
+		populated++
+		if read && !strings.HasPrefix(seg.Name(), "Z") {
+			mapped++
+		}
+	})
+	return populated, mapped
 }
 
 // Mapper maps messages with one tenant's configuration. It is immutable and safe for
@@ -70,9 +96,10 @@ func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	if mp.opts.MessageResources {
 		trailer = b.messageResources()
 	}
+	b.notes = append(b.notes, b.acct.notMappedNotes()...)
 	bundle, err := b.bundle(trailer)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Bundle: bundle, Notes: b.notes}, nil
+	return Result{Bundle: bundle, Notes: b.notes, acct: b.acct}, nil
 }
