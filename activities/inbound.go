@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -96,8 +97,12 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	if notes == nil {
 		notes = []string{}
 	}
+	coverage, err := json.Marshal(res.Coverage())
+	if err != nil {
+		return MapResult{}, temporal.NewNonRetryableApplicationError("marshal field coverage", ErrTypeMapping, err)
+	}
 	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{
-		ID: ref.AttemptID, MappedBundle: raw, MappingNotes: notes,
+		ID: ref.AttemptID, MappedBundle: raw, MappingNotes: notes, FieldCoverage: coverage,
 	}); err != nil {
 		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
 	}

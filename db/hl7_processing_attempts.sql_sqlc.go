@@ -36,7 +36,7 @@ func (q *Queries) Hl7ProcessingAttemptFinish(ctx context.Context, arg Hl7Process
 }
 
 const hl7ProcessingAttemptGet = `-- name: Hl7ProcessingAttemptGet :one
-SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try, mapping_notes FROM hl7_processing_attempts WHERE id = $1
+SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try, mapping_notes, field_coverage FROM hl7_processing_attempts WHERE id = $1
 `
 
 func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl7ProcessingAttempt, error) {
@@ -57,12 +57,13 @@ func (q *Queries) Hl7ProcessingAttemptGet(ctx context.Context, id uuid.UUID) (Hl
 		&i.FinishedAt,
 		&i.RunTry,
 		&i.MappingNotes,
+		&i.FieldCoverage,
 	)
 	return i, err
 }
 
 const hl7ProcessingAttemptListByMessage = `-- name: Hl7ProcessingAttemptListByMessage :many
-SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at, mapping_notes
+SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at, mapping_notes, field_coverage
 FROM hl7_processing_attempts WHERE message_id = $1 ORDER BY attempt_number
 `
 
@@ -77,6 +78,7 @@ type Hl7ProcessingAttemptListByMessageRow struct {
 	AttemptAt     time.Time
 	FinishedAt    *time.Time
 	MappingNotes  []string
+	FieldCoverage []byte
 }
 
 func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, messageID uuid.UUID) ([]Hl7ProcessingAttemptListByMessageRow, error) {
@@ -99,6 +101,7 @@ func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, message
 			&i.AttemptAt,
 			&i.FinishedAt,
 			&i.MappingNotes,
+			&i.FieldCoverage,
 		); err != nil {
 			return nil, err
 		}
@@ -111,17 +114,25 @@ func (q *Queries) Hl7ProcessingAttemptListByMessage(ctx context.Context, message
 }
 
 const hl7ProcessingAttemptSetBundle = `-- name: Hl7ProcessingAttemptSetBundle :exec
-UPDATE hl7_processing_attempts SET mapped_bundle = $1, mapping_notes = $2::text[] WHERE id = $3
+UPDATE hl7_processing_attempts
+SET mapped_bundle = $1, mapping_notes = $2::text[], field_coverage = $3
+WHERE id = $4
 `
 
 type Hl7ProcessingAttemptSetBundleParams struct {
-	MappedBundle []byte
-	MappingNotes []string
-	ID           uuid.UUID
+	MappedBundle  []byte
+	MappingNotes  []string
+	FieldCoverage []byte
+	ID            uuid.UUID
 }
 
 func (q *Queries) Hl7ProcessingAttemptSetBundle(ctx context.Context, arg Hl7ProcessingAttemptSetBundleParams) error {
-	_, err := q.db.Exec(ctx, hl7ProcessingAttemptSetBundle, arg.MappedBundle, arg.MappingNotes, arg.ID)
+	_, err := q.db.Exec(ctx, hl7ProcessingAttemptSetBundle,
+		arg.MappedBundle,
+		arg.MappingNotes,
+		arg.FieldCoverage,
+		arg.ID,
+	)
 	return err
 }
 

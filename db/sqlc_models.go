@@ -677,6 +677,7 @@ type Hl7ProcessingAttempt struct {
 	FinishedAt    *time.Time
 	RunTry        int32
 	MappingNotes  []string
+	FieldCoverage []byte
 }
 
 type Hl7RejectedInput struct {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -222,6 +223,9 @@ func (h *handlers) getMessage(c echo.Context) error {
 		FinishedAt  *time.Time `json:"finishedAt,omitempty"`
 		// MappingNotes is what the Map step noted without failing (ignored Z-segments, …).
 		MappingNotes []string `json:"mappingNotes,omitempty"`
+		// FieldCoverage is the Map step's field accounting: every populated component of
+		// the message, mapped or not mapped (mapping.Coverage).
+		FieldCoverage json.RawMessage `json:"fieldCoverage,omitempty"`
 	}
 	type linkJSON struct {
 		ResourceType string `json:"resourceType"`
@@ -241,7 +245,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	}
 	as := make([]attemptJSON, 0, len(attempts))
 	for _, a := range attempts {
-		as = append(as, attemptJSON{a.AttemptNumber, string(a.Status), a.WorkflowID, a.RunID, a.ErrorCode, a.ErrorDetail, a.AttemptAt, a.FinishedAt, a.MappingNotes})
+		as = append(as, attemptJSON{a.AttemptNumber, string(a.Status), a.WorkflowID, a.RunID, a.ErrorCode, a.ErrorDetail, a.AttemptAt, a.FinishedAt, a.MappingNotes, a.FieldCoverage})
 	}
 	ls := make([]linkJSON, 0, len(links))
 	for _, l := range links {

@@ -342,11 +342,27 @@ func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string)
 
 	var detail struct {
 		Attempts []struct {
-			Status string `json:"status"`
+			Status        string `json:"status"`
+			FieldCoverage struct {
+				Populated int `json:"populated"`
+				Mapped    int `json:"mapped"`
+				Fields    []struct {
+					Location string `json:"location"`
+					Status   string `json:"status"`
+				} `json:"fields"`
+			} `json:"fieldCoverage"`
 		} `json:"attempts"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(getJSON(t, base+"/admin/messages/"+id, token)), &detail))
 	require.Len(t, detail.Attempts, 2, "each try is an Hl7ProcessingAttempt")
+	cov := detail.Attempts[0].FieldCoverage
+	require.Positive(t, cov.Populated, "the attempt shows the Map step's field accounting")
+	require.Len(t, cov.Fields, cov.Populated)
+	statuses := map[string]string{}
+	for _, f := range cov.Fields {
+		statuses[f.Location] = f.Status
+	}
+	require.Equal(t, "mapped", statuses["PID-3.1"], "the patient identifier is mapped: %v", statuses)
 
 	raw := getBody(t, base+"/admin/messages/"+id+"/raw", token)
 	require.Equal(t, msg, raw, "the raw message is returned byte for byte")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -200,10 +201,11 @@ func failureFinding(path string, msg int, err error) lintFinding {
 
 // hl7MapCmd is `interop hl7 map`.
 type hl7MapCmd struct {
-	Array   bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
-	Tenants string   `type:"existingfile" env:"INTEROP_MAPPING_TENANTS" help:"Tenants' mapping configuration (JSON; national profiles, identifier systems, time zone)."`
-	Tenant  string   `help:"Map as this tenant (its entry in --tenants)."`
-	Files   []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+	Array    bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
+	Coverage bool     `help:"Print the field accounting instead of the Bundle: every populated component of each message and whether the mapping read it (mapped) or not (not mapped)."`
+	Tenants  string   `type:"existingfile" env:"INTEROP_MAPPING_TENANTS" help:"Tenants' mapping configuration (JSON; national profiles, identifier systems, time zone)."`
+	Tenant   string   `help:"Map as this tenant (its entry in --tenants)."`
+	Files    []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
 
 	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
 	Stderr io.Writer `kong:"-"` // nil means os.Stderr
@@ -243,14 +245,21 @@ func (c hl7MapCmd) Run() error {
 		}
 		for i, m := range bf.Messages {
 			total++
-			b, notes, err := mapMessage(mapper, m.Data)
+			res, err := mapMessage(mapper, m.Data)
 			if err != nil {
 				failed++
 				fmt.Fprintf(errOut, "%s:%d: %v\n", path, i+1, err)
 				continue
 			}
-			for _, n := range notes {
+			b := res.Bundle
+			for _, n := range res.Notes {
 				fmt.Fprintf(errOut, "%s:%d: note: %s\n", path, i+1, n)
+			}
+			if c.Coverage {
+				if err := writeCoverage(out, fmt.Sprintf("%s:%d", path, i+1), res.Coverage()); err != nil {
+					return err
+				}
+				continue
 			}
 			if c.Array {
 				bundles = append(bundles, b)
@@ -261,7 +270,7 @@ func (c hl7MapCmd) Run() error {
 			}
 		}
 	}
-	if c.Array {
+	if c.Array && !c.Coverage {
 		if bundles == nil {
 			bundles = []*fhir.Bundle{} // an empty array, not null
 		}
@@ -279,16 +288,34 @@ func (c hl7MapCmd) Run() error {
 }
 
 // mapMessage parses and maps one message.
-func mapMessage(m *mapping.Mapper, data []byte) (*fhir.Bundle, []string, error) {
+func mapMessage(m *mapping.Mapper, data []byte) (mapping.Result, error) {
 	msg, err := hl7v2.Parse(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot parse: %w", err)
+		return mapping.Result{}, fmt.Errorf("cannot parse: %w", err)
 	}
 	res, err := m.Map(msg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cannot map: %w", err)
+		return mapping.Result{}, fmt.Errorf("cannot map: %w", err)
 	}
-	return res.Bundle, res.Notes, nil
+	return res, nil
+}
+
+// writeCoverage prints one message's field accounting: a summary line, then one line per
+// populated component with its status, aligned.
+func writeCoverage(w io.Writer, name string, c mapping.Coverage) error {
+	pct := 0.0
+	if c.Populated > 0 {
+		pct = 100 * float64(c.Mapped) / float64(c.Populated)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%s: %d populated components, %d mapped (%.0f%%)\n", name, c.Populated, c.Mapped, pct)
+	for _, f := range c.Fields {
+		fmt.Fprintf(tw, "  %s\t%s\n", f.Location, f.Status)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write coverage: %w", err)
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -126,7 +126,9 @@ func TestHL7Map(t *testing.T) {
 	err := hl7MapCmd{Files: []string{path}, Stdout: &out, Stderr: &errOut}.Run()
 	require.NoError(t, err)
 	// EVN-2 has no UTC offset and no zone is configured, so there is no Provenance: said, not failed.
-	require.Equal(t, path+":1: note: EVN-2: \"20250101120000\" is not an instant (no UTC offset and no sender zone configured); no Provenance\n", errOut.String())
+	require.Contains(t, errOut.String(), path+":1: note: EVN-2: \"20250101120000\" is not an instant (no UTC offset and no sender zone configured); no Provenance\n")
+	// Field accounting: what the mapping did not read is named, one note each.
+	require.Contains(t, errOut.String(), path+":1: note: MSH-7: not mapped\n")
 	var b fhir.Bundle
 	require.NoError(t, json.Unmarshal(out.Bytes(), &b))
 	require.Equal(t, "Bundle", b.ResourceType)
@@ -152,6 +154,26 @@ func TestHL7Map(t *testing.T) {
 	require.Equal(t, "PUT", pat.Request.Method, "a conditional update keyed on PID-3")
 	require.True(t, strings.HasPrefix(pat.Request.URL, "Patient?identifier="), pat.Request.URL)
 	require.True(t, strings.HasPrefix(out.String(), "{\n  \"resourceType\": \"Bundle\""), "pretty JSON")
+}
+
+// TestHL7MapCoverage: --coverage prints the field accounting instead of the Bundle: a summary,
+// then every populated component with mapped or not mapped.
+func TestHL7MapCoverage(t *testing.T) {
+	path := hl7TempFile(t, "adt.hl7", hl7ADT+"ROL|1|AD|PP|X^DOC\r")
+	var out, errOut bytes.Buffer
+	require.NoError(t, hl7MapCmd{Files: []string{path}, Coverage: true, Stdout: &out, Stderr: &errOut}.Run())
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Regexp(t, `^.*adt\.hl7:1: \d+ populated components, \d+ mapped \(\d+%\)$`, lines[0])
+	status := map[string]string{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		require.GreaterOrEqual(t, len(f), 2, l)
+		status[f[0]] = strings.Join(f[1:], " ")
+	}
+	require.Equal(t, "mapped", status["PID-3.1"])
+	require.Equal(t, "mapped", status["PID-5.1"])
+	require.Equal(t, "not mapped", status["ROL-2"])
+	require.NotContains(t, out.String(), `"resourceType"`, "the table replaces the Bundle")
 }
 
 func TestHL7MapBatchArrayAndFailure(t *testing.T) {

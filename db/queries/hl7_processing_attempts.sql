@@ -12,7 +12,9 @@ RETURNING id, attempt_number;
 SELECT * FROM hl7_processing_attempts WHERE id = @id;
 
 -- name: Hl7ProcessingAttemptSetBundle :exec
-UPDATE hl7_processing_attempts SET mapped_bundle = @mapped_bundle, mapping_notes = @mapping_notes::text[] WHERE id = @id;
+UPDATE hl7_processing_attempts
+SET mapped_bundle = @mapped_bundle, mapping_notes = @mapping_notes::text[], field_coverage = @field_coverage
+WHERE id = @id;
 
 -- name: Hl7ProcessingAttemptFinish :exec
 UPDATE hl7_processing_attempts
@@ -20,7 +22,7 @@ SET status = @status, error_code = @error_code, error_detail = @error_detail, fi
 WHERE id = @id;
 
 -- name: Hl7ProcessingAttemptListByMessage :many
-SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at, mapping_notes
+SELECT id, attempt_number, workflow_id, run_id, status, error_code, error_detail, attempt_at, finished_at, mapping_notes, field_coverage
 FROM hl7_processing_attempts WHERE message_id = @message_id ORDER BY attempt_number;
 
 -- name: Hl7ProcessingAttemptStartTry :one

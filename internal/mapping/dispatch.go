@@ -68,6 +68,17 @@ func (b *Builder) MapSegments() error {
 	return nil
 }
 
+// readEventType accounts for EVN-1 (event type code, deprecated since v2.5) when it repeats
+// MSH-9.2: the trigger is then mapped (MessageHeader.eventCoding). One that differs stays
+// unread, so that the accounting notes it.
+func (b *Builder) readEventType() {
+	evn := b.Msg.Segment("EVN", 1)
+	if evn == nil || evn.Field(1).Value() != b.Msg.Type().Trigger {
+		return
+	}
+	FieldValue(evn, 1).Get(1)
+}
+
 // noteZSegments records every Z-segment: site-defined, so never mapped and never a failure.
 func (b *Builder) noteZSegments() {
 	for _, seg := range b.Msg.Segments("") {

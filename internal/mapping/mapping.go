@@ -82,6 +82,7 @@ func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
 func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	b := newBuilder(m, &mp.opts)
 	b.noteZSegments()
+	b.readEventType()
 	if _, h, ok := handlerFor(m); ok {
 		if err := h(b); err != nil {
 			return Result{}, err

@@ -7,19 +7,27 @@ import (
 type messageHeader struct {
 	ResourceType string            `json:"resourceType"`
 	ID           string            `json:"id"`
-	Meta         fhir.Meta         `json:"meta"`
+	Meta         headerMeta        `json:"meta"`
 	EventCoding  Coding            `json:"eventCoding"`
 	Destination  []messageEndpoint `json:"destination,omitempty"`
 	Sender       *Reference        `json:"sender,omitempty"`
 	Source       messageEndpoint   `json:"source"`
+	Responsible  *Reference        `json:"responsible,omitempty"`
 	Focus        []*Reference      `json:"focus,omitempty"`
 }
 
+// headerMeta is the MessageHeader's meta: the common one, and MSH-11 as tags (PT[Meta]).
+type headerMeta struct {
+	fhir.Meta
+	Tag []Coding `json:"tag,omitempty"`
+}
+
 type messageEndpoint struct {
-	Name     string `json:"name,omitempty"`
-	Software string `json:"software,omitempty"`
-	Version  string `json:"version,omitempty"`
-	Endpoint string `json:"endpoint"`
+	Name     string     `json:"name,omitempty"`
+	Software string     `json:"software,omitempty"`
+	Version  string     `json:"version,omitempty"`
+	Endpoint string     `json:"endpoint"`
+	Receiver *Reference `json:"receiver,omitempty"`
 }
 
 // messageResources builds the MessageHeader (the IG's MSH[MessageHeader]) and the Provenance
@@ -40,16 +48,24 @@ func (b *Builder) messageResources() []*entry {
 	var out []*entry
 	if source, ok := endpoint(FieldValue(msh, 3)); ok {
 		mh := &messageHeader{
-			ResourceType: "MessageHeader", Meta: b.Meta("MessageHeader"),
+			ResourceType: "MessageHeader", Meta: headerMeta{Meta: b.Meta("MessageHeader"), Tag: processingTags(FieldValue(msh, 11))},
 			EventCoding: Coding{System: "http://terminology.hl7.org/CodeSystem/v2-0003", Code: b.Msg.Type().Trigger},
 			Source:      source,
 			Sender:      b.HDOrganization(FieldValue(msh, 4)),
+			Responsible: b.XON(FieldValue(msh, 22)),
 			Focus:       focus,
 		}
 		if sft := b.Msg.Segment("SFT", 1); sft != nil {
 			mh.Source.Software, mh.Source.Version = FieldValue(sft, 3).Get(1), FieldValue(sft, 2).Get(1)
 		}
+		// MSH-6 (else its XON form, MSH-23) is the receiving facility: the destination's
+		// receiver. A destination needs an endpoint, which only MSH-5 gives.
+		receiver := b.HDOrganization(FieldValue(msh, 6))
+		if receiver == nil {
+			receiver = b.XON(FieldValue(msh, 23))
+		}
 		if dest, ok := endpoint(FieldValue(msh, 5)); ok {
+			dest.Receiver = receiver
 			mh.Destination = []messageEndpoint{dest}
 		}
 		header := b.trailerEntry("MessageHeader", mh)
@@ -62,6 +78,20 @@ func (b *Builder) messageResources() []*entry {
 		out = append(out, prov)
 	}
 	return out
+}
+
+// processingTags maps MSH-11 (PT[Meta]): the processing id (table 0103: P production, T
+// training, D debugging) and mode (table 0207) as meta tags, so that a consumer can tell a
+// training message from a production one.
+func processingTags(pt Value) []Coding {
+	var tags []Coding
+	if id := pt.Get(1); id != "" {
+		tags = append(tags, Coding{System: "http://terminology.hl7.org/CodeSystem/v2-0103", Code: id})
+	}
+	if mode := pt.Get(2); mode != "" {
+		tags = append(tags, Coding{System: "http://terminology.hl7.org/CodeSystem/v2-0207", Code: mode})
+	}
+	return tags
 }
 
 // endpoint maps an HD application (MSH-3, MSH-5) to a message endpoint (the IG's

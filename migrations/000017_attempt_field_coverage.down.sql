@@ -1,0 +1,1 @@
+ALTER TABLE hl7_processing_attempts DROP COLUMN field_coverage;
