@@ -203,6 +203,9 @@ func (a *account) visit(fn func(seg *hl7v2.Segment, field, rep, comp int, read b
 
 // dataRead reports whether the mapping read any field of seg beyond its structure.
 func (a *account) dataRead(pos int, seg *hl7v2.Segment) bool {
+	if seg.Name() == "MSH" && seg.Index() == 1 {
+		return true // the engine read it (engineFields), whatever the mapping did
+	}
 	for n := 1; n <= seg.NumFields(); n++ {
 		if structural(seg, n) {
 			continue
