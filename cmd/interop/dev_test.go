@@ -362,7 +362,8 @@ func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string)
 	for _, f := range cov.Fields {
 		statuses[f.Location] = f.Status
 	}
-	require.Equal(t, "mapped", statuses["PID-3.1"], "the patient identifier is mapped: %v", statuses)
+	require.Equal(t, "mapped", statuses["PID-3(1).1"], "the patient identifier is mapped")
+	require.Equal(t, "not mapped", statuses["ROL-2"], "a segment the mapping does not read is accounted as not mapped")
 
 	raw := getBody(t, base+"/admin/messages/"+id+"/raw", token)
 	require.Equal(t, msg, raw, "the raw message is returned byte for byte")
