@@ -208,6 +208,21 @@ function bindingIssues(defs, sd, value, where = '') {
     if (e.binding?.strength !== 'required' || !e.binding.valueSet) continue;
     const codes = defs.expand(e.binding.valueSet);
     if (!codes) continue;
+    const parts = e.id.split('.');
+    const last = parts[parts.length - 1];
+    if (e.sliceName && !last.startsWith('extension:') && !last.startsWith('modifierExtension:')) {
+      // A slice defined by its binding (US Core's category:us-core): medplum matches any
+      // item to it, so its minimum is checked here. An item outside the value set is merely
+      // not in the slice, which open slicing allows.
+      if ((e.min ?? 0) < 1) continue;
+      const unsliced = [...parts.slice(0, -1), last.split(':')[0]].join('.');
+      const items = select(byId, unsliced, value, where);
+      if (items.length > 0 && !items.some(({ node }) => !outOfValueSet(node, codes))) {
+        const path = items[0].path.replace(/\[\d+\]$/, '');
+        issues.push([path, `none is in the required value set ${canonical(e.binding.valueSet)} of slice ${e.sliceName} (min ${e.min}, ${sd.name ?? sd.id})`]);
+      }
+      continue;
+    }
     for (const { node, path } of select(byId, e.id, value, where)) {
       const bad = outOfValueSet(node, codes);
       if (bad) issues.push([path, `${bad} is not in the required value set ${canonical(e.binding.valueSet)} (${sd.name ?? sd.id})`]);
