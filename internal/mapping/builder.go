@@ -206,6 +206,7 @@ func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
 	ends := endsArr[:0]
 	for _, list := range [...][]*entry{b.shared, b.main, trailer} {
 		for _, e := range list {
+			settleProfiles(e.resource)
 			var err error
 			if data, err = json.Append(data, e.resource, json.EscapeHTML|json.SortMapKeys); err != nil {
 				return nil, fmt.Errorf("marshal %s: %w", e.typ, err)
