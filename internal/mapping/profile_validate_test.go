@@ -148,3 +148,29 @@ func repoRoot(t *testing.T) string {
 		dir = parent
 	}
 }
+
+// TestVendoredUSCoreIsThePublishedPackage checks that tools/fhir-validate's US Core subset is
+// exactly what vendor-us-core.mjs makes of the published package (for the profiles the
+// mapping names today), where shared/reference is there to compare with.
+func TestVendoredUSCoreIsThePublishedPackage(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("SKIPPED: Node.js is not installed; the vendored US Core subset was NOT compared with the package")
+	}
+	root := repoRoot(t)
+	const pkg = "reference/HL7-US-Core-6.1.0/hl7.fhir.us.core-6.1.0.tgz"
+	tgz := ""
+	for _, shared := range []string{filepath.Join(root, "..", "shared"), "/work/shared"} {
+		if _, err := os.Stat(filepath.Join(shared, pkg)); err == nil {
+			tgz = filepath.Join(shared, pkg)
+			break
+		}
+	}
+	if tgz == "" {
+		t.Skip("SKIPPED: ../shared/" + pkg + " not found; the vendored US Core subset was NOT compared with the package")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, filepath.Join(root, "tools", "fhir-validate", "vendor-us-core.mjs"), "--check", tgz).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}

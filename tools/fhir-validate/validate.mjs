@@ -200,9 +200,12 @@ function medplumIssues(resource, options) {
 
 // bindingIssues checks the required bindings of sd's snapshot on value (a resource, or an
 // extension when sd defines one), and returns [path, message] pairs.
+const elementsById = new WeakMap();
+
 function bindingIssues(defs, sd, value, where = '') {
   const elements = sd.snapshot.element;
-  const byId = new Map(elements.map((e) => [e.id, e]));
+  let byId = elementsById.get(sd);
+  if (!byId) elementsById.set(sd, (byId = new Map(elements.map((e) => [e.id, e]))));
   const issues = [];
   for (const e of elements) {
     if (e.binding?.strength !== 'required' || !e.binding.valueSet) continue;

@@ -11,7 +11,9 @@
 //
 // Usage (from the repository root):
 //   node tools/fhir-validate/vendor-us-core.mjs [../shared/reference/HL7-US-Core-6.1.0/hl7.fhir.us.core-6.1.0.tgz]
-// then record the printed sha256 values in tools/fhir-validate/README.md.
+// then record the printed sha256 values in tools/fhir-validate/README.md. With --check first,
+// it writes nothing and exits 1 when the committed subset is not what it would write
+// (TestVendoredUSCoreIsThePublishedPackage runs that when ../shared is there).
 
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -75,7 +77,7 @@ function strip(resource) {
   return rest;
 }
 
-function main(tgz) {
+function main(tgz, check) {
   const raw = readFileSync(tgz);
   const files = untar(gunzipSync(raw));
   const byUrl = new Map();
@@ -118,13 +120,25 @@ function main(tgz) {
 
   const resources = [...wanted].sort().map((url) => strip(byUrl.get(url)));
   const json = JSON.stringify({ package: `${pkg.name}#${pkg.version}`, resources });
-  writeFileSync(SUBSET_FILE, gzipSync(Buffer.from(json), { level: 9 }));
   const sha = (b) => createHash('sha256').update(b).digest('hex');
+  if (check) {
+    const committed = gunzipSync(readFileSync(SUBSET_FILE)).toString('utf8');
+    if (committed !== json) {
+      console.log(`${SUBSET_FILE} is not what ${tgz} and the mapping's profiles give (sha256 ${sha(Buffer.from(committed))}, want ${sha(Buffer.from(json))}): regenerate it with vendor-us-core.mjs`);
+      return 1;
+    }
+    console.log(`${SUBSET_FILE} matches ${tgz} (${resources.length} resources)`);
+    return 0;
+  }
+  writeFileSync(SUBSET_FILE, gzipSync(Buffer.from(json), { level: 9 }));
   console.log(`${resources.length} resources: ${resources.map((r) => r.url.split('/').pop()).join(', ')}`);
   console.log(`source ${tgz} sha256 ${sha(raw)}`);
   console.log(`wrote ${SUBSET_FILE}: decompresses to sha256 ${sha(Buffer.from(json))}`);
+  return 0;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main(process.argv[2] ?? join(root, '..', 'shared', 'reference', 'HL7-US-Core-6.1.0', 'hl7.fhir.us.core-6.1.0.tgz'));
+  const args = process.argv.slice(2);
+  const check = args[0] === '--check';
+  process.exitCode = main((check ? args[1] : args[0]) ?? join(root, '..', 'shared', 'reference', 'HL7-US-Core-6.1.0', 'hl7.fhir.us.core-6.1.0.tgz'), check);
 }
