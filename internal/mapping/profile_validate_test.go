@@ -44,6 +44,8 @@ func TestProfileValidationFailsOnBadResources(t *testing.T) {
 			"Patient: identifier: Missing required property [medplum US Core 6.1.0 us-core-patient]"},
 		{"us-core-patient without name", `{"resourceType":"Patient","meta":{"profile":["` + usCore + `us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"gender":"male"}`,
 			"Patient: name: Missing required property [medplum US Core 6.1.0 us-core-patient]"},
+		{"us-core-race without its required text", `{"resourceType":"Patient","meta":{"profile":["` + usCore + `us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"X"}],"gender":"male","extension":[{"url":"` + usCore + `us-core-race","extension":[{"url":"ombCategory","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"2106-3"}}]}]}`,
+			"Patient: extension[0].extension: Incorrect number of values provided for slice 'text'"},
 		{"IPS patient without birthDate", `{"resourceType":"Patient","meta":{"profile":["` + ips + `Patient-uv-ips"]},"name":[{"family":"X"}]}`,
 			"Patient: birthDate: Missing required property [medplum IPS 2.0.0 Patient-uv-ips]"},
 		{"lab observation without category", `{"resourceType":"Observation","meta":{"profile":["` + usCore + `us-core-observation-lab"]},"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020-01-01","valueString":"x"}`,
