@@ -73,3 +73,17 @@ func TestSettleProfilesDropsOnlyUnmetClaims(t *testing.T) {
 	settleProfiles(registered)
 	assert.Equal(t, []string{ProfileUSCoreDiagnosticReportL}, registered.Meta.Profile)
 }
+
+// TestDropEmptyMeta: an empty meta goes, a meta with content and a "meta" elsewhere stay.
+func TestDropEmptyMeta(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"resourceType":"Observation","meta":{},"status":"final"}`:     `{"resourceType":"Observation","status":"final"}`,
+		`{"resourceType":"Observation","meta":{"profile":["x"]},"a":1}`: `{"resourceType":"Observation","meta":{"profile":["x"]},"a":1}`,
+		`{"resourceType":"Observation","status":"final","meta":{}}`:     `{"resourceType":"Observation","status":"final","meta":{}}`,
+		`{"resourceType":"Basic","code":{"text":"x"},"x":{"meta":{}}}`:  `{"resourceType":"Basic","code":{"text":"x"},"x":{"meta":{}}}`,
+	} {
+		prefix := []byte(`[{"resourceType":"Patient"},`)
+		out := dropEmptyMeta(append(prefix, in...), len(prefix))
+		assert.Equal(t, string(prefix)+want, string(out))
+	}
+}

@@ -12,7 +12,8 @@
 //     be in the value set when the value set can be enumerated from the loaded packages
 //     (explicit concepts, or whole code systems of content "complete"); value sets defined by
 //     filters or by code systems we do not hold (LOINC, SNOMED, CDC race) are not checked;
-//   - fhir (FHIR.js, Lantana) validate: base R4 again, including the base required bindings.
+//   - fhir (FHIR.js, Lantana) validate: base R4 again, including the base required bindings;
+//   - no empty object or array anywhere in a resource (ele-1), which neither library checks.
 //
 // Profiles: US Core 6.1.0 from us-core-6.1.0-subset.json.gz (vendored, see README.md and
 // vendor-us-core.mjs) and IPS 2.0.0 from the npm package hl7.fhir.uv.ips. A meta.profile that
@@ -290,6 +291,20 @@ function outOfValueSet(node, codes) {
   return null;
 }
 
+// emptyIn lists the paths of empty objects and arrays in a resource: FHIR JSON has none (an
+// element has a value or children, ele-1), which neither library reports.
+function emptyIn(value, path, out = []) {
+  if (Array.isArray(value)) {
+    if (value.length === 0) out.push(path);
+    value.forEach((v, i) => emptyIn(v, `${path}[${i}]`, out));
+  } else if (value && typeof value === 'object') {
+    const keys = Object.keys(value);
+    if (keys.length === 0) out.push(path);
+    for (const k of keys) emptyIn(value[k], path ? `${path}.${k}` : k, out);
+  }
+  return out;
+}
+
 // extensionsIn lists every extension in a resource with its path (not in contained resources).
 function extensionsIn(value, path, out = []) {
   if (Array.isArray(value)) value.forEach((v, i) => extensionsIn(v, `${path}[${i}]`, out));
@@ -361,6 +376,7 @@ function main(files) {
     entries.forEach((entry, i) => {
       const resource = entry.resource;
       if (!resource) return;
+      for (const path of emptyIn(resource, '')) add(i, path, 'empty object or array (ele-1: an element has a value or children)', 'fhir-validate');
       for (const url of resource.meta?.profile ?? []) {
         const loaded = defs.profiles.get(canonical(url));
         if (!loaded) {
