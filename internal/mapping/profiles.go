@@ -102,29 +102,40 @@ type conformer interface {
 
 // settleProfiles drops from resource's meta.profile the profiles its content does not meet.
 // Meta.Profile may be shared with other resources (Options.profiles returns the base slice),
-// so a drop copies; the common case, every claim met, allocates nothing.
+// so it is never written through: the kept profiles are a capacity-capped subslice when they
+// are contiguous (no allocation: the common cases, every claim met or the first one not),
+// a copy otherwise.
 func settleProfiles(resource any) {
 	c, ok := resource.(conformer)
 	if !ok {
 		return
 	}
 	m := c.meta()
+	first, last, gaps := -1, -1, false
 	for i, p := range m.Profile {
-		if c.meets(p) {
+		if !c.meets(p) {
 			continue
 		}
-		kept := make([]string, i, len(m.Profile)-1)
-		copy(kept, m.Profile[:i])
-		for _, q := range m.Profile[i+1:] {
-			if c.meets(q) {
-				kept = append(kept, q)
+		if first < 0 {
+			first = i
+		} else if i != last+1 {
+			gaps = true
+		}
+		last = i
+	}
+	switch {
+	case first < 0:
+		m.Profile = nil
+	case !gaps:
+		m.Profile = m.Profile[first : last+1 : last+1]
+	default:
+		kept := make([]string, 0, last+1-first)
+		for _, p := range m.Profile[first : last+1] {
+			if c.meets(p) {
+				kept = append(kept, p)
 			}
 		}
-		if len(kept) == 0 {
-			kept = nil
-		}
 		m.Profile = kept
-		return
 	}
 }
 
