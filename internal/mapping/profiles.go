@@ -286,3 +286,27 @@ func (o *observation) meets(profile string) bool {
 	}
 	return true
 }
+
+func (p *procedure) meta() *fhir.Meta { return &p.Meta }
+
+func (p *procedure) meets(profile string) bool {
+	if profile != ProfileUSCoreProcedure {
+		return true
+	}
+	// us-core-7: a completed or in-progress procedure has a performed time.
+	if (p.Status == "completed" || p.Status == "in-progress") && p.PerformedDateTime == "" && p.PerformedElement == nil {
+		return false
+	}
+	return p.Subject != nil && p.Status != ""
+}
+
+func (im *immunization) meta() *fhir.Meta { return &im.Meta }
+
+func (im *immunization) meets(profile string) bool {
+	switch profile {
+	case ProfileUSCoreImmunization, ProfileIPSImmunization:
+		// occurrence[x] 1..1 (a data-absent-reason counts), patient 1..1.
+		return im.Patient != nil && im.Status != "" && (im.OccurrenceDateTime != "" || im.OccurrenceElement != nil)
+	}
+	return true
+}

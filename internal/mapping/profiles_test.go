@@ -68,6 +68,15 @@ func TestSettleProfilesDropsOnlyUnmetClaims(t *testing.T) {
 	final.Meta.Profile = []string{ProfileUSCoreDiagnosticReportL}
 	settleProfiles(final)
 	assert.Nil(t, final.Meta.Profile, "us-core-9: a final report without issued")
+	done := &procedure{Status: "completed", Subject: &Reference{}}
+	done.Meta.Profile = []string{ProfileUSCoreProcedure}
+	settleProfiles(done)
+	assert.Nil(t, done.Meta.Profile, "us-core-7: a completed procedure without performed")
+	given := &immunization{Status: "completed", Patient: &Reference{}, OccurrenceElement: AbsentElement()}
+	given.Meta.Profile = []string{ProfileUSCoreImmunization, ProfileIPSImmunization}
+	settleProfiles(given)
+	assert.Len(t, given.Meta.Profile, 2, "occurrence data-absent is accepted")
+
 	registered := &diagnosticReport{Status: "registered", Category: []CodeableConcept{{Text: "LAB"}}, Subject: &Reference{}}
 	registered.Meta.Profile = []string{ProfileUSCoreDiagnosticReportL}
 	settleProfiles(registered)
