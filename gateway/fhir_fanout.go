@@ -46,6 +46,16 @@ func (g *fhirGateway) searchType(ctx context.Context, cl caller, table routing.T
 		}
 		count = min(n, maxSearchCount)
 	}
+	// _summary=count: each owner counts (and is sent _count=0 as well, which every owner
+	// understands), the totals are summed, no entries and no next link.
+	if v, ok := q["_summary"]; ok {
+		if len(v) != 1 {
+			return nil, newOutcome(http.StatusBadRequest, fhir.IssueValue, "_summary must be given once")
+		}
+		if v[0] == "count" {
+			count = 0
+		}
+	}
 	var cur *pageCursor
 	if tok := q.Get(cursorParam); tok != "" {
 		c, err := g.openCursor(cl.p.Tenant, call.typ, q, tok)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"testing"
@@ -287,6 +288,25 @@ func TestFHIRGatewayFanOutSearch(t *testing.T) {
 	total, entries = requireSearchset(t, o.get("/fhir/Observation?_count=0", o.tokA))
 	require.Equal(t, 9, total)
 	require.Empty(t, entries)
+	// _summary=count: the owners' totals summed, no entries, no next link, whatever _count
+	// says; with a category, the one owner's count.
+	for path, want := range map[string]int{
+		"/fhir/Observation?_summary=count":                       9,
+		"/fhir/Observation?_summary=count&_count=2":              9,
+		"/fhir/Observation?_summary=count&_sort=-_lastUpdated":   9,
+		"/fhir/Observation?_summary=count&category=laboratory":   3,
+		"/fhir/Observation?_summary=count&category=vital-signs":  6,
+		"/fhir/Observation?_summary=count&code=nothing-has-this": 0,
+	} {
+		rec := o.get(path, o.tokA)
+		total, entries := requireSearchset(t, rec)
+		require.Equal(t, want, total, path)
+		require.Empty(t, entries, path)
+		for _, l := range decodeBody(t, rec)["link"].([]any) {
+			require.NotEqual(t, "next", l.(map[string]any)["relation"], path)
+		}
+	}
+	requireAPIOutcome(t, o.get("/fhir/Observation?_summary=count&_summary=count", o.tokA), http.StatusBadRequest, "value")
 
 	// category=laboratory goes to that owner only.
 	ids, totals, _ = o.pageIDs(t, o.tokA, "/fhir/Observation?category=laboratory&_count=2")
@@ -352,6 +372,65 @@ func TestFHIRGatewayFanOutSearch(t *testing.T) {
 	rec = o.get("/fhir/Observation", o.tokA)
 	requireAPIOutcome(t, rec, http.StatusBadGateway, "transient")
 	o.requireNoOwnerURL(t, rec)
+}
+
+// TestFHIRGatewayFanOutCountWithOwnerIgnoringSummary: an owner that does not implement
+// _summary=count (here the lab owner behind a proxy that drops the parameter) still gives
+// the gateway a count, not a page of entries: the fan-out asks every owner for _count=0.
+func TestFHIRGatewayFanOutCountWithOwnerIgnoringSummary(t *testing.T) {
+	t.Parallel()
+	o := newOwnersSetup(t)
+	for i := range 6 {
+		cat := "vital-signs"
+		if i%2 == 1 {
+			cat = "laboratory"
+		}
+		o.create(t, "Observation", observation(cat, fmt.Sprint("c", i)))
+	}
+	target, err := url.Parse(o.lab.url)
+	require.NoError(t, err)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	ignoring := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		q.Del("_summary")
+		r.URL.RawQuery = q.Encode()
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ignoring.Close)
+	_, err = o.pool.Exec(context.Background(), `UPDATE fhir_routing_rules SET owner_url = $1 WHERE tenant_id = $2 AND category = 'laboratory'`,
+		ignoring.URL, apiTenantA)
+	require.NoError(t, err)
+
+	rec := o.get("/fhir/Observation?_summary=count", o.tokA)
+	total, entries := requireSearchset(t, rec)
+	require.Equal(t, 6, total)
+	require.Empty(t, entries, "a count has no entries, whatever an owner sends")
+}
+
+// TestFHIRGatewaySearchesMappedTypesByPatient: what the mapping writes for a patient besides
+// Observations (RelatedPerson, Specimen, Coverage; here owned by the built-in store) is found
+// through the gateway by patient, and counted.
+func TestFHIRGatewaySearchesMappedTypesByPatient(t *testing.T) {
+	t.Parallel()
+	o := newOwnersSetup(t)
+	o.create(t, "RelatedPerson", `{"resourceType":"RelatedPerson","patient":{"reference":"Patient/p1"}}`)
+	o.create(t, "Specimen", `{"resourceType":"Specimen","subject":{"reference":"Patient/p1"}}`)
+	o.create(t, "Coverage", `{"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/p1"},"payor":[{"reference":"Organization/o1"}]}`)
+	o.create(t, "Coverage", `{"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/p1"},"payor":[{"reference":"Organization/o2"}]}`)
+	o.create(t, "Coverage", `{"resourceType":"Coverage","status":"active","beneficiary":{"reference":"Patient/p2"},"payor":[{"reference":"Organization/o1"}]}`)
+	for path, want := range map[string]int{
+		"/fhir/RelatedPerson?patient=Patient/p1": 1,
+		"/fhir/Specimen?patient=p1":              1,
+		"/fhir/Coverage?patient=p1":              2,
+		"/fhir/Coverage?beneficiary=Patient/p2":  1,
+	} {
+		total, entries := requireSearchset(t, o.get(path, o.tokA))
+		require.Equal(t, want, total, path)
+		require.Len(t, entries, want, path)
+		total, entries = requireSearchset(t, o.get(path+"&_summary=count", o.tokA))
+		require.Equal(t, want, total, path+"&_summary=count")
+		require.Empty(t, entries, path+"&_summary=count")
+	}
 }
 
 func TestFHIRGatewayBatchAndTransaction(t *testing.T) {

@@ -191,6 +191,17 @@ func TestFHIRMetadataIsOpen(t *testing.T) {
 		types = append(types, r.(map[string]any)["type"].(string))
 	}
 	require.Contains(t, types, "Patient")
+	// The parameters the mapping's own output needs are declared (issue #12).
+	params := map[string][]string{}
+	for _, r := range rest["resource"].([]any) {
+		r := r.(map[string]any)
+		for _, sp := range r["searchParam"].([]any) {
+			params[r["type"].(string)] = append(params[r["type"].(string)], sp.(map[string]any)["name"].(string))
+		}
+	}
+	require.Subset(t, params["RelatedPerson"], []string{"patient", "_summary"})
+	require.Subset(t, params["Specimen"], []string{"patient", "subject", "_summary"})
+	require.Subset(t, params["Coverage"], []string{"patient", "beneficiary", "_summary"})
 
 	// A token, even a bad one, does not matter here.
 	require.Equal(t, http.StatusOK, s.do(apiRequest{path: "/fhir/metadata", header: map[string]string{"Authorization": "Bearer junk"}}).Code)

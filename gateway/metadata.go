@@ -113,7 +113,7 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 				}
 			}
 			cr.Documentation = "Owned by category (" + strings.Join(cats, ", ") + "): a write routes by the resource's category; " +
-				"a read by id asks every owner; a search without category merges every owner's results (sortable by " +
+				"a read by id asks every owner; a search without category merges every owner's results (_summary=count sums their totals; sortable by " +
 				"_lastUpdated, _id, date, status, code, identifier, patient, subject, birthdate); its history merges every " +
 				"owner's, newest first; a conditional delete must name one owner's category."
 		}

@@ -316,6 +316,21 @@ func TestSearch(t *testing.T) {
 		require.EqualValues(t, 3, b["total"])
 		require.Empty(t, entryIDs(t, b, "match"))
 	})
+	t.Run("_summary=count", func(t *testing.T) {
+		for query, want := range map[string]int{
+			"/Observation?_summary=count":                              3,
+			"/Observation?_summary=count&patient=" + p1:                2,
+			"/Observation?_summary=count&_count=1&_sort=-date":         3,
+			"/Observation?_summary=count&_include=Observation:patient": 3,
+		} {
+			b := search(query)
+			require.EqualValues(t, want, b["total"], query)
+			require.NotContains(t, b, "entry", "%s: a count has no entries", query)
+			require.Empty(t, link(b, "next"), query)
+		}
+		requireOutcome(t, e.do(tA, "GET", "/Observation?_summary=true", ""), http.StatusBadRequest)
+		requireOutcome(t, e.do(tA, "GET", "/Observation?_summary=count&_summary=count", ""), http.StatusBadRequest)
+	})
 	t.Run("POST _search", func(t *testing.T) {
 		r := e.do(tA, "POST", "/Patient/_search", "identifier=urn%3Amrn%7C2", "Content-Type", "application/x-www-form-urlencoded")
 		require.Equal(t, http.StatusOK, r.status, string(r.body))

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"fmt"
 	"sync/atomic"
@@ -209,10 +210,13 @@ func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
 	ends := endsArr[:0]
 	for _, list := range [...][]*entry{b.shared, b.main, trailer} {
 		for _, e := range list {
+			settleProfiles(e.resource)
 			var err error
+			start := len(data)
 			if data, err = json.Append(data, e.resource, json.EscapeHTML|json.SortMapKeys); err != nil {
 				return nil, fmt.Errorf("marshal %s: %w", e.typ, err)
 			}
+			data = dropEmptyMeta(data, start)
 			ends = append(ends, len(data))
 		}
 	}
@@ -293,4 +297,25 @@ func appendQueryEscape(dst []byte, s string) []byte {
 		}
 	}
 	return dst
+}
+
+// dropEmptyMeta removes an empty meta ("meta":{}, FHIR has no empty elements) from the
+// resource encoded at data[start:]. Resource types declare Meta right after ResourceType,
+// as a value: it is empty when a resource claims no profile (none met, see settleProfiles)
+// and the message gave no event time.
+func dropEmptyMeta(data []byte, start int) []byte {
+	const prefix, empty = `{"resourceType":"`, `,"meta":{}`
+	r := data[start:]
+	if !bytes.HasPrefix(r, []byte(prefix)) {
+		return data
+	}
+	end := bytes.IndexByte(r[len(prefix):], '"')
+	if end < 0 {
+		return data
+	}
+	at := len(prefix) + end + 1
+	if !bytes.HasPrefix(r[at:], []byte(empty)) {
+		return data
+	}
+	return append(data[:start+at], r[at+len(empty):]...)
 }

@@ -63,7 +63,7 @@ func (b *Builder) XCN(v Value) *Reference {
 		// US Core Practitioner requires a name.
 		p.Name = []HumanName{{Extension: Absent()}}
 	}
-	ref := b.Shared("Practitioner", Identifier{System: id.System, Value: id.Value}, p)
+	ref := b.Shared("Practitioner", Identifier{System: id.System, Value: id.Value}, &p)
 	if hasName {
 		ref.Display = displayName(name)
 	}
@@ -107,7 +107,7 @@ func (b *Builder) organization(id Identifier, name string) *Reference {
 	}
 	// US Core Organization requires active; an organization that issues messages is active.
 	o.Active = boolPtr(true)
-	ref := b.Shared("Organization", Identifier{System: id.System, Value: id.Value}, o)
+	ref := b.Shared("Organization", Identifier{System: id.System, Value: id.Value}, &o)
 	ref.Display = o.Name
 	return ref
 }
@@ -146,7 +146,7 @@ func (b *Builder) PL(v Value) *Reference {
 		key = id
 	}
 	loc.Identifier = []Identifier{key}
-	ref := b.Shared("Location", Identifier{System: key.System, Value: key.Value}, loc)
+	ref := b.Shared("Location", Identifier{System: key.System, Value: key.Value}, &loc)
 	ref.Display = strings.Join(path, "/")
 	return ref
 }

@@ -3,6 +3,7 @@ package mapping_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,14 +11,81 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 // TestResourcesValidateWithIndependentValidator runs tools/fhir-validate (@medplum/core and
-// FHIR.js, pinned in its package-lock.json) over every golden Bundle: base R4 and the US Core
-// profiles named in meta.profile, judged by code from other projects than ours. The header of
-// validate.mjs says which US Core version it can check, and why not 6.1.
+// FHIR.js, pinned in its package-lock.json) over every golden Bundle: base R4, and every
+// resource against every profile in its meta.profile (US Core 6.1.0 and IPS 2.0.0; a profile
+// the validator cannot load is an error), judged by code from other projects than ours.
 func TestResourcesValidateWithIndependentValidator(t *testing.T) {
+	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, goldens, "no golden Bundles to validate")
+	out, err := runValidator(t, goldens...)
+	if err != nil {
+		t.Fatalf("independent FHIR validation failed (%v); run `node tools/fhir-validate/validate.mjs internal/mapping/testdata/*.golden.json`:\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+}
+
+// TestProfileValidationFailsOnBadResources proves that the validator judges: each resource
+// below breaks one rule of a profile it claims, and each break must be reported.
+func TestProfileValidationFailsOnBadResources(t *testing.T) {
+	const (
+		usCore = "http://hl7.org/fhir/us/core/StructureDefinition/"
+		ips    = "http://hl7.org/fhir/uv/ips/StructureDefinition/"
+	)
+	cases := []struct {
+		name, resource, want string
+	}{
+		{"us-core-patient without identifier", `{"resourceType":"Patient","meta":{"profile":["` + usCore + `us-core-patient"]},"name":[{"family":"X"}],"gender":"male"}`,
+			"Patient: identifier: Missing required property [medplum US Core 6.1.0 us-core-patient]"},
+		{"us-core-patient without name", `{"resourceType":"Patient","meta":{"profile":["` + usCore + `us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"gender":"male"}`,
+			"Patient: name: Missing required property [medplum US Core 6.1.0 us-core-patient]"},
+		{"us-core-race without its required text", `{"resourceType":"Patient","meta":{"profile":["` + usCore + `us-core-patient"]},"identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"X"}],"gender":"male","extension":[{"url":"` + usCore + `us-core-race","extension":[{"url":"ombCategory","valueCoding":{"system":"urn:oid:2.16.840.1.113883.6.238","code":"2106-3"}}]}]}`,
+			"Patient: extension[0].extension: Incorrect number of values provided for slice 'text'"},
+		{"IPS patient without birthDate", `{"resourceType":"Patient","meta":{"profile":["` + ips + `Patient-uv-ips"]},"name":[{"family":"X"}]}`,
+			"Patient: birthDate: Missing required property [medplum IPS 2.0.0 Patient-uv-ips]"},
+		{"lab observation without category", `{"resourceType":"Observation","meta":{"profile":["` + usCore + `us-core-observation-lab"]},"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020-01-01","valueString":"x"}`,
+			"Observation: category: Missing required property [medplum US Core 6.1.0 us-core-observation-lab]"},
+		{"lab observation with a category outside the bound value set", `{"resourceType":"Observation","meta":{"profile":["` + usCore + `us-core-observation-lab"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"labx"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020-01-01","valueString":"x"}`,
+			"none is in the required value set http://hl7.org/fhir/us/core/ValueSet/us-core-clinical-result-observation-category of slice us-core"},
+		{"lab report issued missing", `{"resourceType":"DiagnosticReport","meta":{"profile":["` + usCore + `us-core-diagnosticreport-lab"]},"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/1"},"effectiveDateTime":"2020-01-01"}`,
+			"Constraint us-core-9 not met"},
+		{"a profile nobody can load", `{"resourceType":"Organization","meta":{"profile":["http://example.org/fhir/StructureDefinition/national-organization"]},"name":"X"}`,
+			"http://example.org/fhir/StructureDefinition/national-organization cannot be loaded"},
+		{"a profile of another type", `{"resourceType":"Organization","meta":{"profile":["` + usCore + `us-core-patient"]},"name":"X"}`,
+			"us-core-patient profiles Patient, not Organization"},
+	}
+	dir := t.TempDir()
+	var entries []string
+	for i, c := range cases {
+		entries = append(entries, fmt.Sprintf(`{"fullUrl":"urn:uuid:%d","resource":%s,"request":{"method":"POST","url":"%s"}}`,
+			i, c.resource, strings.SplitN(strings.TrimPrefix(c.resource, `{"resourceType":"`), `"`, 2)[0]))
+	}
+	bundle := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bundle, []byte(`{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(entries, ",")+`]}`), 0o600))
+	out, err := runValidator(t, bundle)
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the validator accepted bad resources:\n%s", out)
+	require.Equal(t, 1, exit.ExitCode(), "exit 1 is a verdict, anything else a failure to judge:\n%s", out)
+	for i, c := range cases {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, fmt.Sprintf("#entry[%d] ", i)) && strings.Contains(line, c.want) {
+				found = true
+			}
+		}
+		assert.True(t, found, "%s: no error %q on entry[%d] in:\n%s", c.name, c.want, i, out)
+	}
+}
+
+// runValidator runs tools/fhir-validate/validate.mjs over the Bundles and returns its output;
+// the error is the process's (an *exec.ExitError with code 1 when it found errors).
+func runValidator(t *testing.T, bundles ...string) (string, error) {
+	t.Helper()
 	node, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	if errNode != nil || errNpm != nil {
@@ -30,28 +98,21 @@ func TestResourcesValidateWithIndependentValidator(t *testing.T) {
 	root := repoRoot(t)
 	tool := filepath.Join(root, "tools", "fhir-validate")
 	ensureNodeModules(t, npm, tool)
-
-	goldens, err := filepath.Glob(filepath.Join("testdata", "*.golden.json"))
-	require.NoError(t, err)
-	require.NotEmpty(t, goldens, "no golden Bundles to validate")
 	args := []string{filepath.Join(tool, "validate.mjs")}
-	for _, g := range goldens {
-		abs, err := filepath.Abs(g)
+	for _, b := range bundles {
+		abs, err := filepath.Abs(b)
 		require.NoError(t, err)
-		rel, err := filepath.Rel(root, abs) // shorter lines: internal/mapping/testdata/…
-		require.NoError(t, err)
-		args = append(args, rel)
+		if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			abs = rel // shorter lines: internal/mapping/testdata/…
+		}
+		args = append(args, abs)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = root
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("independent FHIR validation failed (%v); run `node tools/fhir-validate/validate.mjs internal/mapping/testdata/*.golden.json`:\n%s", err, out)
-	}
-	t.Log(strings.TrimSpace(string(out)))
+	return string(out), err
 }
 
 // ensureNodeModules installs the validator's locked dependencies when they are missing or
@@ -88,4 +149,30 @@ func repoRoot(t *testing.T) string {
 		require.NotEqual(t, dir, parent, "go.mod not found above the test's directory")
 		dir = parent
 	}
+}
+
+// TestVendoredUSCoreIsThePublishedPackage checks that tools/fhir-validate's US Core subset is
+// exactly what vendor-us-core.mjs makes of the published package (for the profiles the
+// mapping names today), where shared/reference is there to compare with.
+func TestVendoredUSCoreIsThePublishedPackage(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("SKIPPED: Node.js is not installed; the vendored US Core subset was NOT compared with the package")
+	}
+	root := repoRoot(t)
+	const pkg = "reference/HL7-US-Core-6.1.0/hl7.fhir.us.core-6.1.0.tgz"
+	tgz := ""
+	for _, shared := range []string{filepath.Join(root, "..", "shared"), "/work/shared"} {
+		if _, err := os.Stat(filepath.Join(shared, pkg)); err == nil {
+			tgz = filepath.Join(shared, pkg)
+			break
+		}
+	}
+	if tgz == "" {
+		t.Skip("SKIPPED: ../shared/" + pkg + " not found; the vendored US Core subset was NOT compared with the package")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, filepath.Join(root, "tools", "fhir-validate", "vendor-us-core.mjs"), "--check", tgz).CombinedOutput()
+	require.NoError(t, err, "%s", out)
 }

@@ -96,6 +96,21 @@ var typeParams = map[string]map[string]paramDef{
 	"DocumentReference": with(subjectParams(), map[string]paramDef{
 		"category": token("category"), "type": token("type"), "status": token("status"), "date": date("date"),
 	}),
+	// The mapping writes RelatedPerson (NK1), Specimen (SPM) and Coverage (IN1) for a patient:
+	// finding them by patient is what a client of its output does first.
+	"RelatedPerson": {
+		"patient": patientRef("patient"), "relationship": token("relationship"), "active": token("active"),
+	},
+	"Specimen": with(subjectParams(), map[string]paramDef{
+		"type": token("type"), "status": token("status"), "accession": token("accessionIdentifier"),
+		"collected": date("collection.collectedDateTime", "collection.collectedPeriod"),
+	}),
+	"Coverage": {
+		// R4: patient and beneficiary are both Coverage.beneficiary (a Patient reference).
+		"patient": patientRef("beneficiary"), "beneficiary": selective(ref("beneficiary")),
+		"subscriber": ref("subscriber"), "payor": ref("payor"), "policy-holder": ref("policyHolder"),
+		"status": token("status"), "type": token("type"),
+	},
 }
 
 func with(a, b map[string]paramDef) map[string]paramDef {
@@ -115,9 +130,9 @@ func lookupParam(typ, name string) (paramDef, bool) {
 }
 
 // SearchParams lists the search parameters of typ with their FHIR types (token, reference,
-// date), for a CapabilityStatement. _id and _lastUpdated are included.
+// date), for a CapabilityStatement. _id, _lastUpdated and _summary (count only) are included.
 func SearchParams(typ string) map[string]string {
-	out := map[string]string{"_id": "token", "_lastUpdated": "date"}
+	out := map[string]string{"_id": "token", "_lastUpdated": "date", "_summary": "token"}
 	add := func(m map[string]paramDef) {
 		for name, d := range m {
 			out[name] = [...]string{"token", "reference", "date"}[d.kind]

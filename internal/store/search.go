@@ -27,7 +27,7 @@ type Query struct {
 	AnySystem bool
 	// Count is the page size: 0 means DefaultCount, above MaxCount means MaxCount.
 	Count int
-	// OnlyTotal asks for the total and no resources (_count=0).
+	// OnlyTotal asks for the total and no resources (_count=0 or _summary=count).
 	OnlyTotal bool
 
 	// Params are search parameters, ANDed; each one's Values are ORed.
@@ -133,7 +133,23 @@ func ParseQuery(typ string, params url.Values, lenient bool) (q Query, ignored [
 			if err != nil || n < 0 {
 				return Query{}, nil, &ParamError{Param: key, Reason: "not a non-negative integer"}
 			}
-			q.Count, q.OnlyTotal = n, n == 0
+			q.Count = n
+			q.OnlyTotal = q.OnlyTotal || n == 0
+			continue
+		case "_summary":
+			// count is what a client asks to size a patient's record; the other summaries
+			// (true, text, data) would need per-type summary elements the store does not keep.
+			switch {
+			case modifier != "" || len(vals) != 1:
+				return Query{}, nil, &ParamError{Param: key, Reason: "give _summary once"}
+			case vals[0] == "count":
+				q.OnlyTotal = true
+			case vals[0] == "false":
+			default:
+				if err := unknown(key, "only _summary=count (and false) is supported"); err != nil {
+					return Query{}, nil, err
+				}
+			}
 			continue
 		case "_sort":
 			if len(vals) != 1 || !slices.Contains([]string{"_lastUpdated", "-_lastUpdated", "date", "-date", "_id", "-_id"}, vals[0]) {
