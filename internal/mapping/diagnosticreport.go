@@ -12,19 +12,6 @@ var reportStatuses = map[string]string{
 // report category slice requires.
 const systemV20074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
-// reportKey is the DiagnosticReport's conditional key, which also keys its Observations: the
-// filler number (the lab's own report id), else the placer number, else the order's key.
-func reportKey(b *Builder, g *orderGroup) Identifier {
-	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
-	switch {
-	case hasFiller && !b.Has("DiagnosticReport", keyOf(filler)):
-		return keyOf(filler)
-	case hasPlacer && !b.Has("DiagnosticReport", keyOf(placer)):
-		return keyOf(placer)
-	}
-	return g.srKey
-}
-
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
 // Observations, Specimens and code-less report text. It is a conditional update: corrected
 // and final reports replace preliminary ones.
@@ -38,10 +25,8 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	if hasPlacer {
 		dr.Identifier = append(dr.Identifier, placer)
 	}
-	key := g.resKey
-	if !hasFiller && !hasPlacer || (key.Value != filler.Value && key.Value != placer.Value) {
-		dr.Identifier = append(dr.Identifier, key)
-	}
+	key := g.resKey // see orderKey
+	dr.Identifier = append(dr.Identifier, key)
 	dr.BasedOn = []*Reference{g.sr}
 	dr.Status = reportStatuses[Code(FieldValue(obr, 25))]
 	if dr.Status == "" {

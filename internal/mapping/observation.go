@@ -168,7 +168,8 @@ func observationKey(b *Builder, g *orderGroup, obx *hl7v2.Segment, code Codeable
 	if len(code.Coding) > 0 {
 		c = code.Coding[0]
 	}
-	id := Identifier{System: SystemV2Observation, Value: strings.Join([]string{g.resKey.System, g.resKey.Value, c.System, c.Code, FieldValue(obx, 4).Get(1)}, "|")}
+	// Every order key is a SystemV2Order value, so the value alone names the order.
+	id := Identifier{System: SystemV2Observation, Value: strings.Join([]string{g.resKey.Value, c.System, c.Code, FieldValue(obx, 4).Get(1)}, "|")}
 	if b.Has("Observation", id) {
 		id.Value += "|#" + FieldValue(obx, 1).Get(1)
 		b.Notef("OBX(%d)-4: code and sub-id repeat in the order; keyed with OBX-1", obx.Index())

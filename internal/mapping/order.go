@@ -105,6 +105,76 @@ func orderNumbers(b *Builder, g *orderGroup) (placer, filler Identifier, hasPlac
 
 func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Value: id.Value} }
 
+// Order identity. An OBR group is one order, and what identifies it in every message about it
+// (ORM, preliminary and final ORU, corrections) is its order number together with the service
+// it orders: senders give several OBRs of one accession or requisition the same filler (OBR-3)
+// or placer (OBR-2) number — newborn screening panels, the panels of one public-health
+// specimen, the reflex and susceptibility orders of a culture — and a key on the number alone
+// would merge them into one ServiceRequest and one DiagnosticReport. So every order is keyed
+// under SystemV2Order as
+//
+//	<number system>|<number>|<OBR-4 system>|<OBR-4 code>[|<OBR-26.1 system>|<OBR-26.1 code>|<OBR-26.2>]
+//
+// where the number is the placer number (OBR-2, else ORC-2) for the ServiceRequest, so that an
+// ORM and the ORU that answers it meet, and the filler number (OBR-3, else ORC-3) for the
+// DiagnosticReport and the Observations under it, the lab's own report id; each falls back to
+// the other. OBR-26 (parent result: the parent's OBX-3 and OBX-4) is added for a child order,
+// so that the susceptibility panels of two isolates of one culture stay apart. An order
+// without either number keeps derivedOrderKey. Nothing in the key depends on the other OBRs
+// of the message or on OBR-1, so a later message about one panel keys it as the first did;
+// only when one message orders the same service twice under one number (and parent) do the
+// later ones get "|#<OBR-1>", with a note. The placer and filler numbers themselves stay the
+// resources' PLAC and FILL identifiers.
+func orderKey(b *Builder, g *orderGroup, typ string, number Identifier) Identifier {
+	svc := conceptKey(orderCode(g))
+	key := Identifier{System: SystemV2Order, Value: number.System + "|" + number.Value + "|" + svc}
+	if parent := FieldValue(g.obr, 26); !parent.IsEmpty() {
+		key.Value += "|" + CodingSystem(parent.Sub(1).Get(3)) + "|" + parent.Sub(1).Get(1) + "|" + parent.Get(2)
+	}
+	if b.Has(typ, key) {
+		set := FieldValue(g.obr, 1).Get(1)
+		b.Notef("OBR-2/OBR-3: order number %s with service %s repeated; %s keyed on it with OBR-1 %q", number.Value, svc, typ, set)
+		key.Value += "|#" + set
+	}
+	return key
+}
+
+// conceptKey is the first coding of cc as "system|code", or "|text" when it has no coding.
+func conceptKey(cc CodeableConcept) string {
+	if len(cc.Coding) > 0 {
+		return cc.Coding[0].System + "|" + cc.Coding[0].Code
+	}
+	return "|" + cc.Text
+}
+
+// orderKeys sets the group's ServiceRequest key (g.srKey) and, for a result, the key of its
+// DiagnosticReport and Observations (g.resKey); see orderKey. An ORM's Observations are keyed
+// under its ServiceRequest key.
+func orderKeys(b *Builder, g *orderGroup, isResult bool) {
+	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
+	if g.obr == nil && (hasPlacer || hasFiller) {
+		b.Notef("ORC(%d): order without OBR; keyed on its number without a service, it does not update an order mapped with its OBR", g.orc.Index())
+	}
+	switch {
+	case hasPlacer:
+		g.srKey = orderKey(b, g, "ServiceRequest", placer)
+	case hasFiller:
+		g.srKey = orderKey(b, g, "ServiceRequest", filler)
+	default:
+		g.srKey = derivedOrderKey(b, g)
+	}
+	switch {
+	case !isResult:
+		g.resKey = g.srKey
+	case hasFiller:
+		g.resKey = orderKey(b, g, "DiagnosticReport", filler)
+	case hasPlacer:
+		g.resKey = orderKey(b, g, "DiagnosticReport", placer)
+	default:
+		g.resKey = g.srKey
+	}
+}
+
 // derivedOrderKey keys an order without placer or filler number on the patient, the service
 // (OBR-4.1) and the observation time (OBR-7), which every message about it repeats.
 func derivedOrderKey(b *Builder, g *orderGroup) Identifier {
@@ -160,33 +230,18 @@ var serviceRequestCategories = map[string]Coding{
 }
 
 // mapServiceRequest maps ORC and OBR to the ServiceRequest (IG ORC[ServiceRequest],
-// OBR[ServiceRequest]), keyed on the placer number, else the filler number, else
-// SystemV2Order. A placer number that several OBRs of the message share (one requisition, many
-// services) keys the first; the others fall back to their filler number. supporting are the
-// ORM's OBX observations. Sets g.sr and g.srKey.
+// OBR[ServiceRequest]), keyed on g.srKey (see orderKey). supporting are the ORM's OBX
+// observations. Sets g.sr.
 func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*Reference) {
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	sr := &serviceRequest{ResourceType: "ServiceRequest", Meta: b.Meta("ServiceRequest"), Intent: "order", Subject: b.Patient(), Encounter: b.Encounter()}
-	switch {
-	case hasPlacer && !b.Has("ServiceRequest", keyOf(placer)):
-		g.srKey = keyOf(placer)
-	case hasFiller:
-		g.srKey = keyOf(filler)
-	case hasPlacer:
-		g.srKey = Identifier{System: placer.System, Value: placer.Value + "|" + FieldValue(g.obr, 1).Get(1)}
-		b.Notef("OBR-2: placer number %s repeated; order keyed on it with OBR-1", placer.Value)
-	default:
-		g.srKey = derivedOrderKey(b, g)
-	}
 	if hasPlacer {
 		sr.Identifier = append(sr.Identifier, placer)
 	}
 	if hasFiller {
 		sr.Identifier = append(sr.Identifier, filler)
 	}
-	if g.srKey.System == SystemV2Order || (hasPlacer && g.srKey.Value != placer.Value && g.srKey.Value != filler.Value) {
-		sr.Identifier = append(sr.Identifier, g.srKey)
-	}
+	sr.Identifier = append(sr.Identifier, g.srKey)
 	if id, ok := EI(FieldValue(g.orc, 4), b.Opts.ids()); ok {
 		sr.Requisition = &id // placer group number
 	}
@@ -266,8 +321,8 @@ func mapOrders(b *Builder, isResult bool) {
 			g.resKey = Identifier{System: SystemV2Order, Value: pk.System + "|" + pk.Value + "||"}
 			mapResults(b, g, nil)
 		case isResult:
+			orderKeys(b, g, true)
 			mapServiceRequest(b, g, true, nil)
-			g.resKey = reportKey(b, g)
 			specs := mapSpecimens(b, g)
 			var spec *Reference
 			if len(specs) > 0 {
@@ -278,25 +333,13 @@ func mapOrders(b *Builder, isResult bool) {
 				mapDiagnosticReport(b, g, results, specs, text)
 			}
 		default:
-			// The ORM's OBX are the order's supporting information; they are keyed on the
-			// order key the ServiceRequest will take, which only depends on its numbers.
-			g.resKey = ormResultKey(b, g)
+			// The ORM's OBX are the order's supporting information, keyed under its order
+			// key, and mapped before the ServiceRequest that references them.
+			orderKeys(b, g, false)
 			supporting, _ := mapResults(b, g, nil)
 			mapServiceRequest(b, g, false, supporting)
 		}
 	}
-}
-
-// ormResultKey predicts the order key of an ORM group before its ServiceRequest exists.
-func ormResultKey(b *Builder, g *orderGroup) Identifier {
-	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
-	switch {
-	case hasPlacer:
-		return keyOf(placer)
-	case hasFiller:
-		return keyOf(filler)
-	}
-	return derivedOrderKey(b, g)
 }
 
 // isCode reports whether s is one of codes.
