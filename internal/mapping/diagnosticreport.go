@@ -1,5 +1,11 @@
 package mapping
 
+import (
+	"slices"
+
+	"github.com/nhp/interop/internal/fhir"
+)
+
 // v2 table 0123 (result status, OBR-25) → DiagnosticReport.status: the IG ConceptMap
 // ResultStatus[Non-Queries], completed where it is silent: A (some results) and N (procedure
 // done, results pending) partial, M (corrected, not final) corrected. Empty is "unknown".
@@ -12,12 +18,24 @@ var reportStatuses = map[string]string{
 // report category slice requires.
 const systemV20074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
+// reportMergedLists are the DiagnosticReport elements merged across messages rather than
+// replaced (fhir.ExtMergeList): a message about a report carries the results it reports — a
+// correction (OBR-25 C) only the corrected OBX — and the report keeps the others, with their
+// specimens and performers.
+var reportMergedLists = []fhir.Extension{
+	fhir.MergeListExtension("result"), fhir.MergeListExtension("specimen"), fhir.MergeListExtension("performer"),
+}
+
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
-// Observations, Specimens and code-less report text. It is a conditional update: corrected
-// and final reports replace preliminary ones.
+// Observations, Specimens and code-less report text. It is a conditional update whose
+// scalar elements are those of the newest message and whose result, specimen and performer
+// lists are merged across messages (reportMergedLists): a correction replaces the results
+// it carries (they are keyed as the originals, see SystemV2Observation), an OBX-11 D result
+// leaves the report, and every other result stays, whatever order the messages arrive in.
 func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, text []string) {
 	obr := g.obr
 	dr := &diagnosticReport{ResourceType: "DiagnosticReport", Meta: b.Meta("DiagnosticReport"), Subject: b.Patient(), Encounter: b.Encounter()}
+	dr.Meta.Extension = slices.Concat(dr.Meta.Extension, reportMergedLists)
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	if hasFiller {
 		dr.Identifier = append(dr.Identifier, filler)
