@@ -22,6 +22,9 @@ func MergeListExtension(element string) Extension {
 // MergedLists returns the elements a resource marks with ExtMergeList; none for a resource
 // whose lists are plainly replaced.
 func MergedLists(resource []byte) []string {
+	if !bytes.Contains(resource, []byte(ExtMergeList)) {
+		return nil // the route step asks this of every entry: most have none
+	}
 	var r struct {
 		Meta struct {
 			Extension []Extension `json:"extension"`
@@ -55,6 +58,11 @@ func MergedLists(resource []byte) []string {
 // Entries keep the stored order; a new one is placed after the entry that precedes it in
 // incoming (else before the one that follows it, else last), so that a report whose
 // messages arrive in any order lists its results alike.
+//
+// The staleness of an entry is its update's, taken earlier in the transaction: should two
+// messages that disagree about one entry be processed at the same moment and interleave
+// between their updates of it and their merges of the list, the list follows the one merged
+// last until the next message about it.
 func MergeLists(stored, incoming []byte, written map[string]bool) (merged []byte, older bool, err error) {
 	elements := MergedLists(incoming)
 	if len(elements) == 0 || len(stored) == 0 {
