@@ -36,6 +36,7 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	obr := g.obr
 	dr := &diagnosticReport{ResourceType: "DiagnosticReport", Meta: b.Meta("DiagnosticReport"), Subject: b.Patient(), Encounter: b.Encounter()}
 	dr.Meta.Extension = slices.Concat(dr.Meta.Extension, reportMergedLists)
+	dr.Identifier = make([]Identifier, 0, 3)
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	if hasFiller {
 		dr.Identifier = append(dr.Identifier, filler)
@@ -62,7 +63,7 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 		// categories v2 does not carry, so no profile is claimed.
 		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: section}}}}
 	}
-	dr.Code = orderCode(g)
+	dr.Code = g.code
 	effective := FieldValue(obr, 7).Get(1)
 	if effective == "" {
 		effective = FieldValue(obr, 8).Get(1)

@@ -19,7 +19,8 @@ type orderGroup struct {
 	srKey    Identifier // the ServiceRequest's conditional key (zero when no order)
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
-	category string // of the order, from OBR-24: laboratory unless it says otherwise
+	category string          // of the order, from OBR-24: laboratory unless it says otherwise
+	code     CodeableConcept // OBR-4 (orderCode), read once for the keys, ServiceRequest and report
 }
 
 type result struct {
@@ -126,31 +127,33 @@ func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Valu
 // later ones get "|#<OBR-1>", with a note. The placer and filler numbers themselves stay the
 // resources' PLAC and FILL identifiers.
 func orderKey(b *Builder, g *orderGroup, typ string, number Identifier) Identifier {
-	svc := conceptKey(orderCode(g))
-	key := Identifier{System: SystemV2Order, Value: number.System + "|" + number.Value + "|" + svc}
+	sys, code := conceptKey(g.code)
+	key := Identifier{System: SystemV2Order, Value: number.System + "|" + number.Value + "|" + sys + "|" + code}
 	if parent := FieldValue(g.obr, 26); !parent.IsEmpty() {
 		key.Value += "|" + CodingSystem(parent.Sub(1).Get(3)) + "|" + parent.Sub(1).Get(1) + "|" + parent.Get(2)
 	}
 	if b.Has(typ, key) {
 		set := FieldValue(g.obr, 1).Get(1)
-		b.Notef("OBR-2/OBR-3: order number %s with service %s repeated; %s keyed on it with OBR-1 %q", number.Value, svc, typ, set)
+		b.Notef("OBR-2/OBR-3: order number %s with service %s repeated; %s keyed on it with OBR-1 %q", number.Value, code, typ, set)
 		key.Value += "|#" + set
 	}
 	return key
 }
 
-// conceptKey is the first coding of cc as "system|code", or "|text" when it has no coding.
-func conceptKey(cc CodeableConcept) string {
+// conceptKey is the system and code of the first coding of cc, or no system and the text
+// when it has no coding: what identifies the concept in a key.
+func conceptKey(cc CodeableConcept) (system, code string) {
 	if len(cc.Coding) > 0 {
-		return cc.Coding[0].System + "|" + cc.Coding[0].Code
+		return cc.Coding[0].System, cc.Coding[0].Code
 	}
-	return "|" + cc.Text
+	return "", cc.Text
 }
 
 // orderKeys sets the group's ServiceRequest key (g.srKey) and, for a result, the key of its
 // DiagnosticReport and Observations (g.resKey); see orderKey. An ORM's Observations are keyed
 // under its ServiceRequest key.
 func orderKeys(b *Builder, g *orderGroup, isResult bool) {
+	g.code = orderCode(g)
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	if g.obr == nil && (hasPlacer || hasFiller) {
 		b.Notef("ORC(%d): order without OBR; keyed on its number without a service, it does not update an order mapped with its OBR", g.orc.Index())
@@ -235,6 +238,7 @@ var serviceRequestCategories = map[string]Coding{
 func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*Reference) {
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	sr := &serviceRequest{ResourceType: "ServiceRequest", Meta: b.Meta("ServiceRequest"), Intent: "order", Subject: b.Patient(), Encounter: b.Encounter()}
+	sr.Identifier = make([]Identifier, 0, 3)
 	if hasPlacer {
 		sr.Identifier = append(sr.Identifier, placer)
 	}
@@ -254,7 +258,7 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 		prio = strings.ToUpper(FieldValue(g.orc, 7).Get(6))
 	}
 	sr.Priority = priorities[prio]
-	sr.Code = orderCode(g)
+	sr.Code = g.code
 	sr.OccurrenceDateTime = DateTime(FieldValue(g.obr, 6).Get(1), b.Opts.Location)
 	if sr.OccurrenceDateTime == "" {
 		sr.OccurrenceDateTime = DateTime(FieldValue(g.orc, 7).Sub(4).Get(1), b.Opts.Location)

@@ -14,7 +14,7 @@ import "strconv"
 func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 	var refs []*Reference
 	for i, spm := range g.specs {
-		s := &specimen{ResourceType: "Specimen", Meta: b.Meta("Specimen"), Subject: b.Patient()}
+		s := &specimen{ResourceType: "Specimen", Meta: b.Meta("Specimen"), Subject: b.Patient(), Identifier: make([]Identifier, 0, 3)}
 		id2 := FieldValue(spm, 2)
 		placer, hasPlacer := EI(id2.Sub(1), b.Opts.ids())
 		filler, hasFiller := EI(id2.Sub(2), b.Opts.ids())
@@ -23,9 +23,11 @@ func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 		switch {
 		case hasPlacer:
 			placer.Type = typePlacer
-			key = Identifier{System: SystemV2Specimen, Value: placer.System + "|" + placer.Value + "|" + conceptKey(typ)}
+			sys, code := conceptKey(typ)
+			key = Identifier{System: SystemV2Specimen, Value: placer.System + "|" + placer.Value + "|" + sys + "|" + code}
 		case hasFiller:
-			key = Identifier{System: SystemV2Specimen, Value: filler.System + "|" + filler.Value + "|" + conceptKey(typ)}
+			sys, code := conceptKey(typ)
+			key = Identifier{System: SystemV2Specimen, Value: filler.System + "|" + filler.Value + "|" + sys + "|" + code}
 		default:
 			set := FieldValue(spm, 1).Get(1)
 			if set == "" {
