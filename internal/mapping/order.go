@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/nhp/interop/internal/hl7v2"
@@ -133,8 +134,17 @@ func orderKey(b *Builder, g *orderGroup, typ string, number Identifier) Identifi
 		key.Value += "|" + CodingSystem(parent.Sub(1).Get(3)) + "|" + parent.Sub(1).Get(1) + "|" + parent.Get(2)
 	}
 	if b.Has(typ, key) {
+		// OBR-1, else (an ORC without OBR, a sender leaving OBR-1 empty) the segment's
+		// position, which only this message's own duplicates depend on.
 		set := FieldValue(g.obr, 1).Get(1)
-		b.Notef("OBR-2/OBR-3: order number %s with service %s repeated; %s keyed on it with OBR-1 %q", number.Value, code, typ, set)
+		if set == "" {
+			seg := g.obr
+			if seg == nil {
+				seg = g.orc
+			}
+			set = seg.Name() + strconv.Itoa(seg.Index())
+		}
+		b.Notef("ORC/OBR-2, -3: order number %s with service %q repeated in the message; %s keyed on it with %q", number.Value, code, typ, set)
 		key.Value += "|#" + set
 	}
 	return key

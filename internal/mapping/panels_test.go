@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
 )
 
 // mapped is one entry of a mapped Bundle: its conditional URL and resource.
@@ -146,4 +148,24 @@ func TestOrderAndResultMeet(t *testing.T) {
 	orm, oru := keysOf("orm_o01_raster.hl7"), keysOf("oru_r01_raster.hl7")
 	require.Len(t, orm, 3)
 	require.Equal(t, orm, oru)
+}
+
+// One message ordering the same service twice under one number: two orders, the second keyed
+// with its OBR-1, and a note saying so.
+func TestSameServiceTwiceUnderOneNumber(t *testing.T) {
+	raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
+		"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
+		"OBR|1|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101080000+0000||||||||||||||20240101110000+0000||CH|F\r" +
+		"OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\r" +
+		"OBR|2|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101100000+0000||||||||||||||20240101110000+0000||CH|F\r" +
+		"OBX|1|NM|2345-7^Glucose^LN||140|mg/dL|||||F\r"
+	m, err := hl7v2.Parse([]byte(raw))
+	require.NoError(t, err)
+	res, err := mapping.New(mapping.Options{}).Map(m)
+	require.NoError(t, err)
+	drs := entriesOf(t, res.Bundle, "DiagnosticReport")
+	require.Len(t, drs, 2)
+	require.Len(t, entriesOf(t, res.Bundle, "Observation"), 2)
+	require.True(t, strings.HasSuffix(drs[1].url, "%7C%232"), drs[1].url)
+	require.Contains(t, strings.Join(res.Notes, "\n"), "repeated in the message")
 }
