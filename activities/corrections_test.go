@@ -127,3 +127,32 @@ func TestCorrectionsKeepTheReportWhole(t *testing.T) {
 		require.Equal(t, tc.phe, phe, "order %s: phenylalanine", tc.order)
 	}
 }
+
+// The panels of one accession (OBRs sharing their numbers, different OBR-4) are stored as one
+// report each with its own results, also when a later message about one panel arrives.
+func TestPanelsOfOneAccessionStored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	for _, file := range []string{"oru_r01_nbs_panels.hl7", "oru_r01_elr_shared_filler.hl7"} {
+		h.route("P-"+file, nbsMessage(t, file, 100))
+	}
+	h.route("P-correction", nbsMessage(t, "sequences/nbs_correction_c.hl7", 100))
+	res, err := h.acts.Store.Search(ctx, tenant, "DiagnosticReport", store.Query{Count: 50})
+	require.NoError(t, err)
+	got := map[string]int{}
+	for _, r := range res.Resources {
+		var dr struct {
+			Code struct {
+				Coding []struct{ Code string } `json:"coding"`
+			} `json:"code"`
+			Result []json.RawMessage `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(r.Body, &dr))
+		got[dr.Code.Coding[0].Code] = len(dr.Result)
+	}
+	require.Equal(t, map[string]int{"54089-8": 2, "AAPNL": 2, "THYPNL": 1, "68991-9": 2, "42803-7": 1, "50545-3": 2, "62237-3": 1}, got)
+	sr, err := h.acts.Store.Search(ctx, tenant, "ServiceRequest", store.Query{Count: 50})
+	require.NoError(t, err)
+	require.Len(t, sr.Resources, 7, "one ServiceRequest per OBR")
+}

@@ -22,6 +22,9 @@ type orderGroup struct {
 	sr       *Reference
 	category string          // of the order, from OBR-24: laboratory unless it says otherwise
 	code     CodeableConcept // OBR-4 (orderCode), read once for the keys, ServiceRequest and report
+	// parent is the order a child order (OBR-29) is based on: the reference to its
+	// ServiceRequest when it is in the message, else one by its number; nil when none.
+	parent *Reference
 }
 
 type result struct {
@@ -121,8 +124,9 @@ func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Valu
 // ORM and the ORU that answers it meet, and the filler number (OBR-3, else ORC-3) for the
 // DiagnosticReport and the Observations under it, the lab's own report id; each falls back to
 // the other. OBR-26 (parent result: the parent's OBX-3 and OBX-4) is added for a child order,
-// so that the susceptibility panels of two isolates of one culture stay apart. An order
-// without either number keeps derivedOrderKey. Nothing in the key depends on the other OBRs
+// so that the susceptibility panels of two isolates of one culture stay apart. A child order
+// without numbers of its own is keyed on its parent's (OBR-29: filler, else placer), an order
+// with none at all keeps derivedOrderKey. Nothing in the key depends on the other OBRs
 // of the message or on OBR-1, so a later message about one panel keys it as the first did;
 // only when one message orders the same service twice under one number (and parent) do the
 // later ones get "|#<OBR-1>", with a note. The placer and filler numbers themselves stay the
@@ -168,11 +172,14 @@ func orderKeys(b *Builder, g *orderGroup, isResult bool) {
 	if g.obr == nil && (hasPlacer || hasFiller) {
 		b.Notef("ORC(%d): order without OBR; keyed on its number without a service, it does not update an order mapped with its OBR", g.orc.Index())
 	}
+	parent, hasParent := parentNumber(b, g)
 	switch {
 	case hasPlacer:
 		g.srKey = orderKey(b, g, "ServiceRequest", placer)
 	case hasFiller:
 		g.srKey = orderKey(b, g, "ServiceRequest", filler)
+	case hasParent:
+		g.srKey = orderKey(b, g, "ServiceRequest", parent)
 	default:
 		g.srKey = derivedOrderKey(b, g)
 	}
@@ -183,9 +190,77 @@ func orderKeys(b *Builder, g *orderGroup, isResult bool) {
 		g.resKey = orderKey(b, g, "DiagnosticReport", filler)
 	case hasPlacer:
 		g.resKey = orderKey(b, g, "DiagnosticReport", placer)
+	case hasParent:
+		g.resKey = orderKey(b, g, "DiagnosticReport", parent)
 	default:
 		g.resKey = g.srKey
 	}
+}
+
+// parentNumber is the number of the order a child order is based on (OBR-29, EIP): the
+// parent's filler number, else its placer number, typed FILL or PLAC.
+func parentNumber(b *Builder, g *orderGroup) (Identifier, bool) {
+	eip := FieldValue(g.obr, 29)
+	if eip.IsEmpty() {
+		return Identifier{}, false
+	}
+	if id, ok := EI(eip.Sub(2), b.Opts.ids()); ok {
+		id.Type = typeFiller
+		return id, true
+	}
+	if id, ok := EI(eip.Sub(1), b.Opts.ids()); ok {
+		id.Type = typePlacer
+		return id, true
+	}
+	return Identifier{}, false
+}
+
+// parentOrder resolves a child order's parent (OBR-29, IG OBR[ServiceRequest] basedOn): the
+// ServiceRequest of an earlier group of the message that carries the parent's number as its
+// ORC or OBR placer or filler number — when several do (one accession number on several
+// OBRs), the one holding the parent result OBR-26 names — else a reference by that number.
+func parentOrder(b *Builder, g *orderGroup, earlier []*orderGroup) *Reference {
+	number, ok := parentNumber(b, g)
+	if !ok {
+		return nil
+	}
+	var match []*orderGroup
+	for _, p := range earlier {
+		if p.sr != nil && carriesNumber(b, p, number) {
+			match = append(match, p)
+		}
+	}
+	if len(match) > 1 {
+		prl := FieldValue(g.obr, 26)
+		code, sub := prl.Sub(1).Get(1), prl.Get(2)
+		for _, p := range match {
+			for _, r := range p.results {
+				if code != "" && FieldValue(r.obx, 3).Get(1) == code && FieldValue(r.obx, 4).Get(1) == sub {
+					return p.sr
+				}
+			}
+		}
+	}
+	if len(match) == 1 {
+		return match[0].sr
+	}
+	return &Reference{Type: "ServiceRequest", Identifier: &number}
+}
+
+// carriesNumber reports whether group g has number among its ORC and OBR placer and filler
+// numbers.
+func carriesNumber(b *Builder, g *orderGroup, number Identifier) bool {
+	for _, s := range []*hl7v2.Segment{g.obr, g.orc} {
+		for _, n := range []int{2, 3} {
+			if s == nil {
+				continue
+			}
+			if id, ok := EI(FieldValue(s, n), b.Opts.ids()); ok && id.System == number.System && id.Value == number.Value {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // derivedOrderKey keys an order without placer or filler number on the patient, the service
@@ -283,6 +358,9 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 			sr.ReasonCode = append(sr.ReasonCode, cc)
 		}
 	}
+	if g.parent != nil {
+		sr.BasedOn = []*Reference{g.parent}
+	}
 	sr.SupportingInfo = supporting
 	if !isResult {
 		sr.Note = annotations(b, g.notes)
@@ -326,8 +404,10 @@ func annotations(b *Builder, ntes []*hl7v2.Segment) []annotation {
 // reference points back: ORU ServiceRequest → Specimen → Observations → DiagnosticReport; ORM
 // Observations (supporting information) → ServiceRequest.
 func mapOrders(b *Builder, isResult bool) {
-	for _, g := range orderGroups(b) {
+	groups := orderGroups(b)
+	for i, g := range groups {
 		g.category = ObservationCategory(CodeableConcept{}, FieldValue(g.obr, 24).Get(1))
+		g.parent = parentOrder(b, g, groups[:i])
 		switch {
 		case g.orc == nil && g.obr == nil:
 			// Results outside any order: keyed on the patient.

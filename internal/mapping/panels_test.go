@@ -155,9 +155,9 @@ func TestOrderAndResultMeet(t *testing.T) {
 func TestSameServiceTwiceUnderOneNumber(t *testing.T) {
 	raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
 		"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
-		"OBR|1|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101080000+0000||||||||||||||20240101110000+0000||CH|F\r" +
+		"OBR|1|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101080000+0000|||||||||||||||20240101110000+0000||CH|F\r" +
 		"OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F\r" +
-		"OBR|2|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101100000+0000||||||||||||||20240101110000+0000||CH|F\r" +
+		"OBR|2|PL1^EHR|FL1^LAB|2345-7^Glucose^LN|||20240101100000+0000|||||||||||||||20240101110000+0000||CH|F\r" +
 		"OBX|1|NM|2345-7^Glucose^LN||140|mg/dL|||||F\r"
 	m, err := hl7v2.Parse([]byte(raw))
 	require.NoError(t, err)
@@ -168,4 +168,35 @@ func TestSameServiceTwiceUnderOneNumber(t *testing.T) {
 	require.Len(t, entriesOf(t, res.Bundle, "Observation"), 2)
 	require.True(t, strings.HasSuffix(drs[1].url, "%7C%232"), drs[1].url)
 	require.Contains(t, strings.Join(res.Notes, "\n"), "repeated in the message")
+}
+
+// A child order (OBR-29 parent number, OBR-26 parent result) is based on its parent's
+// ServiceRequest when the message carries it; the susceptibility panels of two isolates,
+// sharing the culture's accession number and their own service code, stay two orders; a
+// child without numbers of its own is keyed on its parent's.
+func TestChildOrders(t *testing.T) {
+	raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
+		"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
+		"OBR|1||ACC9^LAB|600-7^Bacteria identified in Blood by Culture^LN|||20240101080000+0000|||||||||||||||20240101110000+0000||MB|F\r" +
+		"OBX|1|CWE|600-7^Bacteria identified^LN|1|112283007^Escherichia coli^SCT||||||F\r" +
+		"OBX|2|CWE|600-7^Bacteria identified^LN|2|3092008^Staphylococcus aureus^SCT||||||F\r" +
+		"OBR|2||ACC9^LAB|29576-6^Bacterial susceptibility panel^LN|||20240101080000+0000|||||||||||||||20240101110000+0000||MB|F|600-7&Bacteria identified&LN^1|||^ACC9&LAB\r" +
+		"OBX|1|SN|18906-8^Ciprofloxacin^LN|1|<=^0.25|ug/mL|||||F\r" +
+		"OBR|3||ACC9^LAB|29576-6^Bacterial susceptibility panel^LN|||20240101080000+0000|||||||||||||||20240101110000+0000||MB|F|600-7&Bacteria identified&LN^2|||^ACC9&LAB\r" +
+		"OBX|1|SN|18906-8^Ciprofloxacin^LN|1|>^4|ug/mL|||||F\r" +
+		"OBR|4|||18907-6^Clindamycin screen^LN|||20240101080000+0000|||||||||||||||20240101110000+0000||MB|F|600-7&Bacteria identified&LN^2|||^ACC9&LAB\r" +
+		"OBX|1|CWE|18907-6^Clindamycin^LN|1|R^Resistant^HL70078||||||F\r"
+	m, err := hl7v2.Parse([]byte(raw))
+	require.NoError(t, err)
+	res, err := mapping.New(mapping.Options{}).Map(m)
+	require.NoError(t, err)
+	srs, drs := entriesOf(t, res.Bundle, "ServiceRequest"), entriesOf(t, res.Bundle, "DiagnosticReport")
+	require.Len(t, srs, 4)
+	require.Len(t, drs, 4)
+	require.Len(t, entriesOf(t, res.Bundle, "Observation"), 5)
+	for _, child := range srs[1:] {
+		require.Equal(t, srs[0].fullURL, dig(child.res, "basedOn", 0, "reference"), "%s is based on the culture", child.url)
+	}
+	require.Contains(t, drs[3].url, "ACC9", "a child without numbers is keyed on its parent's")
+	require.NotContains(t, strings.Join(res.Notes, "\n"), "repeated")
 }

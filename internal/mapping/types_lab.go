@@ -130,6 +130,7 @@ type serviceRequest struct {
 	ResourceType       string            `json:"resourceType"`
 	Meta               fhir.Meta         `json:"meta"`
 	Identifier         []Identifier      `json:"identifier"`
+	BasedOn            []*Reference      `json:"basedOn,omitempty"`
 	Requisition        *Identifier       `json:"requisition,omitempty"`
 	Status             string            `json:"status"`
 	Intent             string            `json:"intent"`
