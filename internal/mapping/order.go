@@ -108,8 +108,6 @@ func orderNumbers(b *Builder, g *orderGroup) (placer, filler Identifier, hasPlac
 	return placer, filler, hasPlacer, hasFiller
 }
 
-func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Value: id.Value} }
-
 // Order identity. An OBR group is one order, and what identifies it in every message about it
 // (ORM, preliminary and final ORU, corrections) is its order number together with the service
 // it orders: senders give several OBRs of one accession or requisition the same filler (OBR-3)
@@ -251,10 +249,10 @@ func parentOrder(b *Builder, g *orderGroup, earlier []*orderGroup) *Reference {
 // numbers.
 func carriesNumber(b *Builder, g *orderGroup, number Identifier) bool {
 	for _, s := range []*hl7v2.Segment{g.obr, g.orc} {
+		if s == nil {
+			continue
+		}
 		for _, n := range []int{2, 3} {
-			if s == nil {
-				continue
-			}
 			if id, ok := EI(FieldValue(s, n), b.Opts.ids()); ok && id.System == number.System && id.Value == number.Value {
 				return true
 			}
