@@ -177,3 +177,26 @@ func permutations(s string) []string {
 	}
 	return out
 }
+
+// LAB-ORU-1 (preliminary) and LAB-ORU-2 (final) are the same two orders: in either order and
+// replayed they leave two ServiceRequests, two reports of five results each and one
+// Observation per result.
+func TestLabResultsConverge(t *testing.T) {
+	first, final := mapFile(t, readTestdata(t, "oru_r01_lab1.hl7")), mapFile(t, readTestdata(t, "oru_r01_lab2.hl7"))
+	for name, seq := range map[string][]*fhir.Bundle{
+		"in order": {first, final}, "reversed": {final, first}, "replayed": {first, final, first, final},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &memStore{byType: map[string][]map[string]any{}}
+			for _, b := range seq {
+				s.apply(t, b)
+			}
+			require.Len(t, s.byType["ServiceRequest"], 2)
+			require.Len(t, s.byType["DiagnosticReport"], 2)
+			require.Len(t, s.byType["Observation"], 10)
+			for _, dr := range s.byType["DiagnosticReport"] {
+				require.Len(t, asList(dr["result"]), 5)
+			}
+		})
+	}
+}
