@@ -55,6 +55,10 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 	}()
 	var res RouteResult
 	refs := map[string]string{}
+	// written records, per "Type/id", whether this Bundle's conditional update of it applied
+	// (true) or was stale: a merged list (fhir.MergeLists) lists what the newest message
+	// about each entry says.
+	written := map[string]bool{}
 	for i, entry := range bundle.Entry {
 		body, err := fhir.RewriteReferences(entry.Resource, refs)
 		if err != nil {
@@ -72,12 +76,26 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRouting, err)
 		}
+		var older bool
+		if write.update && write.id == "" && len(fhir.MergedLists(body)) > 0 {
+			write.merge = func(stored []byte) ([]byte, error) {
+				merged, o, err := fhir.MergeLists(stored, body, written)
+				older = o
+				return merged, err
+			}
+		}
 		id, action, stale, err := a.write(ctx, attempt.TenantID, owner, head.ResourceType, body, write)
 		if err != nil {
 			return res, err
 		}
+		if older && action == store.ActionUnchanged {
+			stale = true // its lists added nothing and its other elements are older
+		}
 		if stale {
 			res.Stale++
+		}
+		if write.update && write.id == "" {
+			written[head.ResourceType+"/"+id] = !stale
 		}
 		if entry.FullURL != "" {
 			refs[entry.FullURL] = head.ResourceType + "/" + id
@@ -127,6 +145,9 @@ type entryWrite struct {
 	update bool
 	ident  fhir.Identifier
 	id     string
+	// merge, for a conditional update whose resource merges lists across messages
+	// (fhir.ExtMergeList), makes the body to write from the owner's current version.
+	merge func(stored []byte) ([]byte, error)
 }
 
 // write applies one entry to the builtin store in-process, or to an external owner over HTTP.
@@ -138,6 +159,8 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 		switch {
 		case w.id != "":
 			r, err = a.Store.Update(ctx, tenant, typ, w.id, body)
+		case w.merge != nil:
+			r, err = a.Store.ConditionalUpdateMerge(ctx, tenant, body, w.ident, w.merge)
 		case w.update:
 			r, err = a.Store.ConditionalUpdate(ctx, tenant, body, w.ident)
 		default:
@@ -163,6 +186,8 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 	switch {
 	case w.id != "":
 		r, err = c.Update(ctx, typ, w.id, body)
+	case w.merge != nil:
+		r, err = c.ConditionalUpdateMerge(ctx, typ, body, w.ident, w.merge)
 	case w.update:
 		r, err = c.ConditionalUpdateNewest(ctx, typ, body, w.ident)
 	default:

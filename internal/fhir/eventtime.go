@@ -14,6 +14,7 @@ const ExtSourceEventTime = "https://interop.nhp.health/fhir/StructureDefinition/
 type Extension struct {
 	URL           string `json:"url"`
 	ValueDateTime string `json:"valueDateTime,omitempty"`
+	ValueCode     string `json:"valueCode,omitempty"`
 }
 
 // SourceEventTimeExtension returns the meta extension for t.

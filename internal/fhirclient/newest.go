@@ -53,6 +53,38 @@ func (c *Client) ConditionalUpdateNewest(ctx context.Context, resourceType strin
 	return WriteResult{}, fmt.Errorf("%s %s: %w", resourceType, ident.Token(), ErrOwnerKeptChanging)
 }
 
+// ConditionalUpdateMerge is ConditionalUpdate of what merge makes of the owner's resource:
+// it reads the resource carrying ident, has merge compute the body to write from it (nil
+// when none matches: merge(nil) is created by a conditional update), and writes that by id
+// with If-Match on the version it read, reading and merging again when another writer came
+// between. merge decides what a newer stored source event keeps (fhir.MergeLists).
+func (c *Client) ConditionalUpdateMerge(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
+	for range newestTries {
+		cur, found, err := c.findOne(ctx, resourceType, ident)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		var stored []byte
+		if found {
+			stored = cur.body
+		}
+		merged, err := merge(stored)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		if !found {
+			return c.ConditionalUpdate(ctx, resourceType, merged, ident)
+		}
+		res, err := c.updateIfMatch(ctx, resourceType, cur, merged)
+		var oe *OwnerError
+		if errors.As(err, &oe) && (oe.Status == http.StatusPreconditionFailed || oe.Status == http.StatusConflict) {
+			continue // changed since it was read: merge again
+		}
+		return res, err
+	}
+	return WriteResult{}, fmt.Errorf("%s %s: %w", resourceType, ident.Token(), ErrOwnerKeptChanging)
+}
+
 type storedResource struct {
 	id, version string
 	body        json.RawMessage

@@ -18,7 +18,7 @@ import (
 // activities/route.go: entries in order, urn:uuid references rewritten to earlier entries'
 // ids, conditional update (PUT Type?identifier=) replacing the match unless it holds a newer
 // source event time, conditional create (POST + ifNoneExist) creating only when nothing
-// matches.
+// matches, and lists marked fhir.ExtMergeList merged with fhir.MergeLists.
 type memStore struct {
 	byType map[string][]map[string]any
 }
@@ -26,6 +26,7 @@ type memStore struct {
 func (s *memStore) apply(t *testing.T, b *fhir.Bundle) {
 	t.Helper()
 	refs := map[string]string{}
+	written := map[string]bool{} // see activities.RouteBundle
 	for i, e := range b.Entry {
 		body, err := fhir.RewriteReferences(e.Resource, refs)
 		require.NoError(t, err)
@@ -54,8 +55,21 @@ func (s *memStore) apply(t *testing.T, b *fhir.Bundle) {
 		switch {
 		case idx < 0:
 			s.byType[head.ResourceType] = append(list, res)
-		case e.Request.Method == "PUT" && !newer(list[idx], body):
-			list[idx] = res
+			if e.Request.Method == "PUT" {
+				written[head.ResourceType+"/"+id] = true
+			}
+		case e.Request.Method == "PUT" && len(fhir.MergedLists(body)) > 0:
+			merged, _, err := fhir.MergeLists(mustJSON(t, list[idx]), body, written)
+			require.NoError(t, err)
+			var m map[string]any
+			require.NoError(t, json.Unmarshal(merged, &m))
+			list[idx] = m
+		case e.Request.Method == "PUT":
+			applied := !newer(list[idx], body)
+			if applied {
+				list[idx] = res
+			}
+			written[head.ResourceType+"/"+id] = applied
 		}
 		refs[e.FullURL] = head.ResourceType + "/" + id
 	}

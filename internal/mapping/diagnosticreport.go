@@ -1,5 +1,11 @@
 package mapping
 
+import (
+	"slices"
+
+	"github.com/nhp/interop/internal/fhir"
+)
+
 // v2 table 0123 (result status, OBR-25) → DiagnosticReport.status: the IG ConceptMap
 // ResultStatus[Non-Queries], completed where it is silent: A (some results) and N (procedure
 // done, results pending) partial, M (corrected, not final) corrected. Empty is "unknown".
@@ -12,25 +18,25 @@ var reportStatuses = map[string]string{
 // report category slice requires.
 const systemV20074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
-// reportKey is the DiagnosticReport's conditional key, which also keys its Observations: the
-// filler number (the lab's own report id), else the placer number, else the order's key.
-func reportKey(b *Builder, g *orderGroup) Identifier {
-	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
-	switch {
-	case hasFiller && !b.Has("DiagnosticReport", keyOf(filler)):
-		return keyOf(filler)
-	case hasPlacer && !b.Has("DiagnosticReport", keyOf(placer)):
-		return keyOf(placer)
-	}
-	return g.srKey
+// reportMergedLists are the DiagnosticReport elements merged across messages rather than
+// replaced (fhir.ExtMergeList): a message about a report carries the results it reports — a
+// correction (OBR-25 C) only the corrected OBX — and the report keeps the others, with their
+// specimens and performers.
+var reportMergedLists = []fhir.Extension{
+	fhir.MergeListExtension("result"), fhir.MergeListExtension("specimen"), fhir.MergeListExtension("performer"),
 }
 
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
-// Observations, Specimens and code-less report text. It is a conditional update: corrected
-// and final reports replace preliminary ones.
+// Observations, Specimens and code-less report text. It is a conditional update whose
+// scalar elements are those of the newest message and whose result, specimen and performer
+// lists are merged across messages (reportMergedLists): a correction replaces the results
+// it carries (they are keyed as the originals, see SystemV2Observation), an OBX-11 D result
+// leaves the report, and every other result stays, whatever order the messages arrive in.
 func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, text []string) {
 	obr := g.obr
 	dr := &diagnosticReport{ResourceType: "DiagnosticReport", Meta: b.Meta("DiagnosticReport"), Subject: b.Patient(), Encounter: b.Encounter()}
+	dr.Meta.Extension = slices.Concat(dr.Meta.Extension, reportMergedLists)
+	dr.Identifier = make([]Identifier, 0, 3)
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	if hasFiller {
 		dr.Identifier = append(dr.Identifier, filler)
@@ -38,10 +44,8 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	if hasPlacer {
 		dr.Identifier = append(dr.Identifier, placer)
 	}
-	key := g.resKey
-	if !hasFiller && !hasPlacer || (key.Value != filler.Value && key.Value != placer.Value) {
-		dr.Identifier = append(dr.Identifier, key)
-	}
+	key := g.resKey // see orderKey
+	dr.Identifier = append(dr.Identifier, key)
 	dr.BasedOn = []*Reference{g.sr}
 	dr.Status = reportStatuses[Code(FieldValue(obr, 25))]
 	if dr.Status == "" {
@@ -59,7 +63,7 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 		// categories v2 does not carry, so no profile is claimed.
 		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: section}}}}
 	}
-	dr.Code = orderCode(g)
+	dr.Code = g.code
 	effective := FieldValue(obr, 7).Get(1)
 	if effective == "" {
 		effective = FieldValue(obr, 8).Get(1)

@@ -210,7 +210,7 @@ func TestObservationKey(t *testing.T) {
 	first := mapOBX(t, "OBX|1|NM|718-7^Hgb^LN|1|13|g/dL|||||P")
 	corrected := mapOBX(t, "OBX|1|NM|718-7^Hgb^LN|1|14|g/dL|||||C")
 	require.Equal(t, first[0]["identifier"], corrected[0]["identifier"])
-	require.Equal(t, "urn:id:LAB|FL1|http://loinc.org|718-7|1", first[0]["identifier"].([]any)[0].(map[string]any)["value"])
+	require.Equal(t, "urn:id:LAB|FL1|http://loinc.org|24317-0|http://loinc.org|718-7|1", first[0]["identifier"].([]any)[0].(map[string]any)["value"])
 
 	two := mapOBX(t, "OBX|1|NM|718-7^Hgb^LN|1|13|g/dL|||||F", "OBX|2|NM|718-7^Hgb^LN|1|14|g/dL|||||F", "OBX|3|NM|718-7^Hgb^LN|2|15|g/dL|||||F")
 	require.Len(t, two, 3)
@@ -218,5 +218,5 @@ func TestObservationKey(t *testing.T) {
 	for _, o := range two {
 		keys = append(keys, o["identifier"].([]any)[0].(map[string]any)["value"].(string))
 	}
-	require.Equal(t, []string{"urn:id:LAB|FL1|http://loinc.org|718-7|1", "urn:id:LAB|FL1|http://loinc.org|718-7|1|#2", "urn:id:LAB|FL1|http://loinc.org|718-7|2"}, keys)
+	require.Equal(t, []string{"urn:id:LAB|FL1|http://loinc.org|24317-0|http://loinc.org|718-7|1", "urn:id:LAB|FL1|http://loinc.org|24317-0|http://loinc.org|718-7|1|#2", "urn:id:LAB|FL1|http://loinc.org|24317-0|http://loinc.org|718-7|2"}, keys)
 }

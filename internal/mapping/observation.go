@@ -60,7 +60,10 @@ func interpretation(v Value) (CodeableConcept, bool) {
 
 // mapResults maps the group's OBX segments to Observations and returns the references (in
 // OBX order) and the text of code-less text OBX (report lines without an observation code,
-// which become the DiagnosticReport's presentedForm).
+// which become the DiagnosticReport's presentedForm). An OBX-11 D result (v2: delete the
+// OBX) is mapped, as entered-in-error, but not returned: the report drops it (see
+// mapDiagnosticReport). It is kept as a tombstone rather than deleted so that the original,
+// should it arrive late, is refused as older instead of bringing the result back.
 func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, text []string) {
 	for _, r := range g.results {
 		obx := r.obx
@@ -77,7 +80,7 @@ func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, 
 			b.Notef("OBX(%d)-3: no observation identifier; result not mapped", obx.Index())
 			continue
 		}
-		if ref := mapObservation(b, g, r, code, spec); ref != nil {
+		if ref := mapObservation(b, g, r, code, spec); ref != nil && Code(FieldValue(obx, 11)) != "D" {
 			refs = append(refs, ref)
 		}
 	}
@@ -168,7 +171,8 @@ func observationKey(b *Builder, g *orderGroup, obx *hl7v2.Segment, code Codeable
 	if len(code.Coding) > 0 {
 		c = code.Coding[0]
 	}
-	id := Identifier{System: SystemV2Observation, Value: strings.Join([]string{g.resKey.System, g.resKey.Value, c.System, c.Code, FieldValue(obx, 4).Get(1)}, "|")}
+	// Every order key is a SystemV2Order value, so the value alone names the order.
+	id := Identifier{System: SystemV2Observation, Value: strings.Join([]string{g.resKey.Value, c.System, c.Code, FieldValue(obx, 4).Get(1)}, "|")}
 	if b.Has("Observation", id) {
 		id.Value += "|#" + FieldValue(obx, 1).Get(1)
 		b.Notef("OBX(%d)-4: code and sub-id repeat in the order; keyed with OBX-1", obx.Index())

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/nhp/interop/internal/hl7v2"
@@ -19,7 +20,11 @@ type orderGroup struct {
 	srKey    Identifier // the ServiceRequest's conditional key (zero when no order)
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
-	category string // of the order, from OBR-24: laboratory unless it says otherwise
+	category string          // of the order, from OBR-24: laboratory unless it says otherwise
+	code     CodeableConcept // OBR-4 (orderCode), read once for the keys, ServiceRequest and report
+	// parent is the order a child order (OBR-29) is based on: the reference to its
+	// ServiceRequest when it is in the message, else one by its number; nil when none.
+	parent *Reference
 }
 
 type result struct {
@@ -103,7 +108,158 @@ func orderNumbers(b *Builder, g *orderGroup) (placer, filler Identifier, hasPlac
 	return placer, filler, hasPlacer, hasFiller
 }
 
-func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Value: id.Value} }
+// Order identity. An OBR group is one order, and what identifies it in every message about it
+// (ORM, preliminary and final ORU, corrections) is its order number together with the service
+// it orders: senders give several OBRs of one accession or requisition the same filler (OBR-3)
+// or placer (OBR-2) number — newborn screening panels, the panels of one public-health
+// specimen, the reflex and susceptibility orders of a culture — and a key on the number alone
+// would merge them into one ServiceRequest and one DiagnosticReport. So every order is keyed
+// under SystemV2Order as
+//
+//	<number system>|<number>|<OBR-4 system>|<OBR-4 code>[|<OBR-26.1 system>|<OBR-26.1 code>|<OBR-26.2>]
+//
+// where the number is the placer number (OBR-2, else ORC-2) for the ServiceRequest, so that an
+// ORM and the ORU that answers it meet, and the filler number (OBR-3, else ORC-3) for the
+// DiagnosticReport and the Observations under it, the lab's own report id; each falls back to
+// the other. OBR-26 (parent result: the parent's OBX-3 and OBX-4) is added for a child order,
+// so that the susceptibility panels of two isolates of one culture stay apart. A child order
+// without numbers of its own is keyed on its parent's (OBR-29: filler, else placer), an order
+// with none at all keeps derivedOrderKey. Nothing in the key depends on the other OBRs
+// of the message or on OBR-1, so a later message about one panel keys it as the first did;
+// only when one message orders the same service twice under one number (and parent) do the
+// later ones get "|#<OBR-1>", with a note. The placer and filler numbers themselves stay the
+// resources' PLAC and FILL identifiers.
+func orderKey(b *Builder, g *orderGroup, typ string, number Identifier) Identifier {
+	sys, code := conceptKey(g.code)
+	key := Identifier{System: SystemV2Order, Value: number.System + "|" + number.Value + "|" + sys + "|" + code}
+	if parent := FieldValue(g.obr, 26); !parent.IsEmpty() {
+		key.Value += "|" + CodingSystem(parent.Sub(1).Get(3)) + "|" + parent.Sub(1).Get(1) + "|" + parent.Get(2)
+	}
+	if b.Has(typ, key) {
+		// OBR-1, else (an ORC without OBR, a sender leaving OBR-1 empty) the segment's
+		// position, which only this message's own duplicates depend on.
+		set := FieldValue(g.obr, 1).Get(1)
+		if set == "" {
+			seg := g.obr
+			if seg == nil {
+				seg = g.orc
+			}
+			set = seg.Name() + strconv.Itoa(seg.Index())
+		}
+		b.Notef("ORC/OBR-2, -3: order number %s with service %q repeated in the message; %s keyed on it with %q", number.Value, code, typ, set)
+		key.Value += "|#" + set
+	}
+	return key
+}
+
+// conceptKey is the system and code of the first coding of cc, or no system and the text
+// when it has no coding: what identifies the concept in a key.
+func conceptKey(cc CodeableConcept) (system, code string) {
+	if len(cc.Coding) > 0 {
+		return cc.Coding[0].System, cc.Coding[0].Code
+	}
+	return "", cc.Text
+}
+
+// orderKeys sets the group's ServiceRequest key (g.srKey) and, for a result, the key of its
+// DiagnosticReport and Observations (g.resKey); see orderKey. An ORM's Observations are keyed
+// under its ServiceRequest key.
+func orderKeys(b *Builder, g *orderGroup, isResult bool) {
+	g.code = orderCode(g)
+	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
+	if g.obr == nil && (hasPlacer || hasFiller) {
+		b.Notef("ORC(%d): order without OBR; keyed on its number without a service, it does not update an order mapped with its OBR", g.orc.Index())
+	}
+	parent, hasParent := parentNumber(b, g)
+	switch {
+	case hasPlacer:
+		g.srKey = orderKey(b, g, "ServiceRequest", placer)
+	case hasFiller:
+		g.srKey = orderKey(b, g, "ServiceRequest", filler)
+	case hasParent:
+		g.srKey = orderKey(b, g, "ServiceRequest", parent)
+	default:
+		g.srKey = derivedOrderKey(b, g)
+	}
+	switch {
+	case !isResult:
+		g.resKey = g.srKey
+	case hasFiller:
+		g.resKey = orderKey(b, g, "DiagnosticReport", filler)
+	case hasPlacer:
+		g.resKey = orderKey(b, g, "DiagnosticReport", placer)
+	case hasParent:
+		g.resKey = orderKey(b, g, "DiagnosticReport", parent)
+	default:
+		g.resKey = g.srKey
+	}
+}
+
+// parentNumber is the number of the order a child order is based on (OBR-29, EIP): the
+// parent's filler number, else its placer number, typed FILL or PLAC.
+func parentNumber(b *Builder, g *orderGroup) (Identifier, bool) {
+	eip := FieldValue(g.obr, 29)
+	if eip.IsEmpty() {
+		return Identifier{}, false
+	}
+	if id, ok := EI(eip.Sub(2), b.Opts.ids()); ok {
+		id.Type = typeFiller
+		return id, true
+	}
+	if id, ok := EI(eip.Sub(1), b.Opts.ids()); ok {
+		id.Type = typePlacer
+		return id, true
+	}
+	return Identifier{}, false
+}
+
+// parentOrder resolves a child order's parent (OBR-29, IG OBR[ServiceRequest] basedOn): the
+// ServiceRequest of an earlier group of the message that carries the parent's number as its
+// ORC or OBR placer or filler number — when several do (one accession number on several
+// OBRs), the one holding the parent result OBR-26 names — else a reference by that number.
+func parentOrder(b *Builder, g *orderGroup, earlier []*orderGroup) *Reference {
+	number, ok := parentNumber(b, g)
+	if !ok {
+		return nil
+	}
+	var match []*orderGroup
+	for _, p := range earlier {
+		if p.sr != nil && carriesNumber(b, p, number) {
+			match = append(match, p)
+		}
+	}
+	if len(match) > 1 {
+		prl := FieldValue(g.obr, 26)
+		code, sub := prl.Sub(1).Get(1), prl.Get(2)
+		for _, p := range match {
+			for _, r := range p.results {
+				if code != "" && FieldValue(r.obx, 3).Get(1) == code && FieldValue(r.obx, 4).Get(1) == sub {
+					return p.sr
+				}
+			}
+		}
+	}
+	if len(match) == 1 {
+		return match[0].sr
+	}
+	return &Reference{Type: "ServiceRequest", Identifier: &number}
+}
+
+// carriesNumber reports whether group g has number among its ORC and OBR placer and filler
+// numbers.
+func carriesNumber(b *Builder, g *orderGroup, number Identifier) bool {
+	for _, s := range []*hl7v2.Segment{g.obr, g.orc} {
+		if s == nil {
+			continue
+		}
+		for _, n := range []int{2, 3} {
+			if id, ok := EI(FieldValue(s, n), b.Opts.ids()); ok && id.System == number.System && id.Value == number.Value {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // derivedOrderKey keys an order without placer or filler number on the patient, the service
 // (OBR-4.1) and the observation time (OBR-7), which every message about it repeats.
@@ -160,33 +316,19 @@ var serviceRequestCategories = map[string]Coding{
 }
 
 // mapServiceRequest maps ORC and OBR to the ServiceRequest (IG ORC[ServiceRequest],
-// OBR[ServiceRequest]), keyed on the placer number, else the filler number, else
-// SystemV2Order. A placer number that several OBRs of the message share (one requisition, many
-// services) keys the first; the others fall back to their filler number. supporting are the
-// ORM's OBX observations. Sets g.sr and g.srKey.
+// OBR[ServiceRequest]), keyed on g.srKey (see orderKey). supporting are the ORM's OBX
+// observations. Sets g.sr.
 func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*Reference) {
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
 	sr := &serviceRequest{ResourceType: "ServiceRequest", Meta: b.Meta("ServiceRequest"), Intent: "order", Subject: b.Patient(), Encounter: b.Encounter()}
-	switch {
-	case hasPlacer && !b.Has("ServiceRequest", keyOf(placer)):
-		g.srKey = keyOf(placer)
-	case hasFiller:
-		g.srKey = keyOf(filler)
-	case hasPlacer:
-		g.srKey = Identifier{System: placer.System, Value: placer.Value + "|" + FieldValue(g.obr, 1).Get(1)}
-		b.Notef("OBR-2: placer number %s repeated; order keyed on it with OBR-1", placer.Value)
-	default:
-		g.srKey = derivedOrderKey(b, g)
-	}
+	sr.Identifier = make([]Identifier, 0, 3)
 	if hasPlacer {
 		sr.Identifier = append(sr.Identifier, placer)
 	}
 	if hasFiller {
 		sr.Identifier = append(sr.Identifier, filler)
 	}
-	if g.srKey.System == SystemV2Order || (hasPlacer && g.srKey.Value != placer.Value && g.srKey.Value != filler.Value) {
-		sr.Identifier = append(sr.Identifier, g.srKey)
-	}
+	sr.Identifier = append(sr.Identifier, g.srKey)
 	if id, ok := EI(FieldValue(g.orc, 4), b.Opts.ids()); ok {
 		sr.Requisition = &id // placer group number
 	}
@@ -199,7 +341,7 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 		prio = strings.ToUpper(FieldValue(g.orc, 7).Get(6))
 	}
 	sr.Priority = priorities[prio]
-	sr.Code = orderCode(g)
+	sr.Code = g.code
 	sr.OccurrenceDateTime = DateTime(FieldValue(g.obr, 6).Get(1), b.Opts.Location)
 	if sr.OccurrenceDateTime == "" {
 		sr.OccurrenceDateTime = DateTime(FieldValue(g.orc, 7).Sub(4).Get(1), b.Opts.Location)
@@ -213,6 +355,9 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 		if cc, ok := CWE(v); ok {
 			sr.ReasonCode = append(sr.ReasonCode, cc)
 		}
+	}
+	if g.parent != nil {
+		sr.BasedOn = []*Reference{g.parent}
 	}
 	sr.SupportingInfo = supporting
 	if !isResult {
@@ -257,8 +402,10 @@ func annotations(b *Builder, ntes []*hl7v2.Segment) []annotation {
 // reference points back: ORU ServiceRequest → Specimen → Observations → DiagnosticReport; ORM
 // Observations (supporting information) → ServiceRequest.
 func mapOrders(b *Builder, isResult bool) {
-	for _, g := range orderGroups(b) {
+	groups := orderGroups(b)
+	for i, g := range groups {
 		g.category = ObservationCategory(CodeableConcept{}, FieldValue(g.obr, 24).Get(1))
+		g.parent = parentOrder(b, g, groups[:i])
 		switch {
 		case g.orc == nil && g.obr == nil:
 			// Results outside any order: keyed on the patient.
@@ -266,8 +413,8 @@ func mapOrders(b *Builder, isResult bool) {
 			g.resKey = Identifier{System: SystemV2Order, Value: pk.System + "|" + pk.Value + "||"}
 			mapResults(b, g, nil)
 		case isResult:
+			orderKeys(b, g, true)
 			mapServiceRequest(b, g, true, nil)
-			g.resKey = reportKey(b, g)
 			specs := mapSpecimens(b, g)
 			var spec *Reference
 			if len(specs) > 0 {
@@ -278,25 +425,13 @@ func mapOrders(b *Builder, isResult bool) {
 				mapDiagnosticReport(b, g, results, specs, text)
 			}
 		default:
-			// The ORM's OBX are the order's supporting information; they are keyed on the
-			// order key the ServiceRequest will take, which only depends on its numbers.
-			g.resKey = ormResultKey(b, g)
+			// The ORM's OBX are the order's supporting information, keyed under its order
+			// key, and mapped before the ServiceRequest that references them.
+			orderKeys(b, g, false)
 			supporting, _ := mapResults(b, g, nil)
 			mapServiceRequest(b, g, false, supporting)
 		}
 	}
-}
-
-// ormResultKey predicts the order key of an ORM group before its ServiceRequest exists.
-func ormResultKey(b *Builder, g *orderGroup) Identifier {
-	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
-	switch {
-	case hasPlacer:
-		return keyOf(placer)
-	case hasFiller:
-		return keyOf(filler)
-	}
-	return derivedOrderKey(b, g)
 }
 
 // isCode reports whether s is one of codes.

@@ -3,23 +3,31 @@ package mapping
 import "strconv"
 
 // mapSpecimens maps the group's SPM segments (IG SPM[Specimen]) and returns their references.
-// A Specimen is keyed on its placer id (SPM-2.1), else its filler id (SPM-2.2, which is also
-// the accession identifier), else the derived SystemV2Specimen key. It is created, not
-// updated: a specimen's facts do not change with later results.
+// A Specimen is keyed under SystemV2Specimen on its id and its type: "<id system>|<id>|<SPM-4
+// system>|<SPM-4 code>", the id being the placer id (SPM-2.1), else the filler id (SPM-2.2,
+// which is also the accession identifier). Senders give one id to the parts of a collection
+// that differ in type (a dried blood spot and a venous sample of one kit), which are two
+// specimens; the type is in the key always, not only when a message happens to carry both,
+// so that every message keys a specimen alike. A specimen without SPM-2 is keyed
+// "<order key system>|<order key value>|<SPM-1 set id>". It is created, not updated: a
+// specimen's facts do not change with later results.
 func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 	var refs []*Reference
 	for i, spm := range g.specs {
-		s := &specimen{ResourceType: "Specimen", Meta: b.Meta("Specimen"), Subject: b.Patient()}
+		s := &specimen{ResourceType: "Specimen", Meta: b.Meta("Specimen"), Subject: b.Patient(), Identifier: make([]Identifier, 0, 3)}
 		id2 := FieldValue(spm, 2)
 		placer, hasPlacer := EI(id2.Sub(1), b.Opts.ids())
 		filler, hasFiller := EI(id2.Sub(2), b.Opts.ids())
+		typ, hasType := CWE(FieldValue(spm, 4))
 		var key Identifier
 		switch {
 		case hasPlacer:
 			placer.Type = typePlacer
-			key = keyOf(placer)
+			sys, code := conceptKey(typ)
+			key = Identifier{System: SystemV2Specimen, Value: placer.System + "|" + placer.Value + "|" + sys + "|" + code}
 		case hasFiller:
-			key = keyOf(filler)
+			sys, code := conceptKey(typ)
+			key = Identifier{System: SystemV2Specimen, Value: filler.System + "|" + filler.Value + "|" + sys + "|" + code}
 		default:
 			set := FieldValue(spm, 1).Get(1)
 			if set == "" {
@@ -37,11 +45,9 @@ func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 			acc.Type = nil
 			s.AccessionIdentifier = &acc
 		}
-		if !hasPlacer && !hasFiller {
-			s.Identifier = []Identifier{key}
-		}
-		if cc, ok := CWE(FieldValue(spm, 4)); ok {
-			s.Type = &cc
+		s.Identifier = append(s.Identifier, key)
+		if hasType {
+			s.Type = &typ
 		} else {
 			s.Type = &CodeableConcept{Extension: Absent()} // US Core: type must-support
 		}

@@ -25,17 +25,22 @@ func init() {
 
 // Derived keys of the lab family (see keys.go for the rule they follow).
 const (
-	// SystemV2Order keys an order that has neither placer (ORC-2/OBR-2) nor filler
-	// (ORC-3/OBR-3) number: "<patient system>|<patient id>|<OBR-4.1>|<OBR-7>".
+	// SystemV2Order keys an order (ServiceRequest) and its report (DiagnosticReport):
+	// "<number system>|<number>|<OBR-4 system>|<OBR-4 code>" with, for a child order,
+	// "|<OBR-26.1 system>|<OBR-26.1 code>|<OBR-26.2>" (see orderKey: an order number is not
+	// unique across the OBRs of one accession, the number with the service is); an order
+	// with neither placer (ORC-2/OBR-2) nor filler (ORC-3/OBR-3) number: "<patient
+	// system>|<patient id>|<OBR-4.1>|<OBR-7>".
 	SystemV2Order = "https://interop.nhp.health/fhir/sid/v2-order"
-	// SystemV2Observation keys an Observation: "<order key system>|<order key value>|<OBX-3
-	// system>|<OBX-3 code>|<OBX-4 sub-id>", the identity of a result within its order, which
-	// a correction (OBX-11 C) repeats. The order key is the DiagnosticReport's (filler first)
-	// in ORU and the ServiceRequest's in ORM. When two OBX of one order share code and sub-id
+	// SystemV2Observation keys an Observation: "<order key value>|<OBX-3 system>|<OBX-3
+	// code>|<OBX-4 sub-id>", the identity of a result within its order, which a correction
+	// (OBX-11 C) repeats. The order key is the SystemV2Order key of the DiagnosticReport
+	// (filler first) in ORU and of the ServiceRequest in ORM. When two OBX of one order share code and sub-id
 	// the later ones get "|#<OBX-1 set id>" appended.
 	SystemV2Observation = "https://interop.nhp.health/fhir/sid/v2-observation"
-	// SystemV2Specimen keys a Specimen without SPM-2: "<order key system>|<order key
-	// value>|<SPM-1 set id>".
+	// SystemV2Specimen keys a Specimen: "<SPM-2 id system>|<SPM-2 id>|<SPM-4 system>|<SPM-4
+	// code>" (one id, several types: several specimens), or without SPM-2 "<order key
+	// system>|<order key value>|<SPM-1 set id>".
 	SystemV2Specimen = "https://interop.nhp.health/fhir/sid/v2-specimen"
 )
 
@@ -125,6 +130,7 @@ type serviceRequest struct {
 	ResourceType       string            `json:"resourceType"`
 	Meta               fhir.Meta         `json:"meta"`
 	Identifier         []Identifier      `json:"identifier"`
+	BasedOn            []*Reference      `json:"basedOn,omitempty"`
 	Requisition        *Identifier       `json:"requisition,omitempty"`
 	Status             string            `json:"status"`
 	Intent             string            `json:"intent"`

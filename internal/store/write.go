@@ -37,6 +37,16 @@ func (s *Store) ConditionalUpdate(ctx context.Context, tenant string, body []byt
 	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) { return tx.ConditionalUpdate(ctx, tenant, body, ident) })
 }
 
+// ConditionalUpdateMerge is ConditionalUpdate that writes what merge makes of the stored
+// resource: merge gets the current version's body (nil when none matches ident) and returns
+// the body to store, e.g. incoming with list elements merged (fhir.MergeLists). It runs under
+// the identifier's lock, so no writer can come between the read and the write. As for
+// ConditionalUpdate, a merged body from an older source event than the stored one is not
+// written (Stale).
+func (s *Store) ConditionalUpdateMerge(ctx context.Context, tenant string, body []byte, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
+	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) { return tx.ConditionalUpdateMerge(ctx, tenant, body, ident, merge) })
+}
+
 // ConditionalCreateWhere is ConditionalCreate with any search as the condition (If-None-Exist:
 // a query string parsed with ParseQuery): no match creates, one match is returned unchanged,
 // several are ErrMultipleMatches.
@@ -139,6 +149,48 @@ func (tx *Tx) ConditionalUpdate(ctx context.Context, tenant string, body []byte,
 		return WriteResult{}, fmt.Errorf("%w: conditional write needs an identifier value", fhir.ErrInvalidResource)
 	}
 	return tx.conditional(ctx, tenant, body, Query{Identifier: &ident}, true, 0)
+}
+
+// ConditionalUpdateMerge is Store.ConditionalUpdateMerge inside the transaction.
+func (tx *Tx) ConditionalUpdateMerge(ctx context.Context, tenant string, body []byte, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
+	if ident.Value == "" {
+		return WriteResult{}, fmt.Errorf("%w: conditional write needs an identifier value", fhir.ErrInvalidResource)
+	}
+	head, err := fhir.ReadHead(body)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	matches, err := tx.matches(ctx, tenant, head.ResourceType, Query{Identifier: &ident})
+	switch {
+	case err != nil:
+		return WriteResult{}, err
+	case len(matches) > 1:
+		return WriteResult{}, ErrMultipleMatches
+	case len(matches) == 0:
+		merged, err := merge(nil)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		return tx.put(ctx, tenant, head.ResourceType, uuid.NewString(), merged, nil, "POST")
+	}
+	row, err := tx.lockAndGet(ctx, tenant, head.ResourceType, matches[0].ID)
+	switch {
+	case err != nil:
+		return WriteResult{}, err
+	case row == nil || row.Deleted:
+		return WriteResult{}, fmt.Errorf("%s/%s matched %s but has no current version", head.ResourceType, matches[0].ID, ident.Token())
+	}
+	merged, err := merge(row.Resource)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	if rh, err := fhir.ReadHead(merged); err != nil || rh.ResourceType != head.ResourceType {
+		return WriteResult{}, fmt.Errorf("%w: the merge of %s/%s is not a %s", fhir.ErrInvalidResource, head.ResourceType, row.ID, head.ResourceType)
+	}
+	if olderEvent(merged, row.Resource) {
+		return WriteResult{Resource: fromRow(*row), Action: ActionUnchanged, Stale: true}, nil
+	}
+	return tx.put(ctx, tenant, head.ResourceType, row.ID, merged, row, "PUT")
 }
 
 // ConditionalCreateWhere is Store.ConditionalCreateWhere inside the transaction.
