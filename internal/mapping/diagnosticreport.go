@@ -12,6 +12,54 @@ var reportStatuses = map[string]string{
 // report category slice requires.
 const systemV20074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
+// LOINC report categories of US Core's DiagnosticReport note profile (value set
+// us-core-diagnosticreport-category).
+var (
+	categoryRadiology  = Coding{System: systemLOINC, Code: "LP29684-5", Display: "Radiology"}
+	categoryCardiology = Coding{System: systemLOINC, Code: "LP29708-2", Display: "Cardiology"}
+	categoryPathology  = Coding{System: systemLOINC, Code: "LP7839-6", Display: "Pathology"}
+)
+
+// noteCategories maps v2 table 0074 sections (OBR-24) to those LOINC categories: imaging to
+// Radiology, cardiac studies (echo, catheterisation, ECG) to Cardiology, pathology (surgical,
+// cytopathology, histopathology) to Pathology.
+var noteCategories = map[string]Coding{
+	"RAD": categoryRadiology, "CT": categoryRadiology, "NMR": categoryRadiology, "NMS": categoryRadiology,
+	"RUS": categoryRadiology, "OUS": categoryRadiology, "VUS": categoryRadiology, "RX": categoryRadiology,
+	"XRC": categoryRadiology, "US": categoryRadiology,
+	"CUS": categoryCardiology, "CTH": categoryCardiology, "EC": categoryCardiology,
+	"SP": categoryPathology, "CP": categoryPathology, "PAT": categoryPathology,
+}
+
+// reportCategories returns a report's categories and profiles (prepended to the tenant's)
+// from the order's category and OBR-24. A lab report claims us-core-diagnosticreport-lab,
+// whose category slice requires v2-0074 LAB (OBR-24's own section is a second coding of it).
+// Any other report (imaging, cardiology, pulmonary function…) claims
+// us-core-diagnosticreport-note, which requires a category: OBR-24 in v2-0074, plus the LOINC
+// category of the note profile's value set where the section has one. A pathology report is
+// both: laboratory work issued as a pathology report.
+func reportCategories(category, section string, tenant []string) ([]CodeableConcept, []string) {
+	loinc, hasLOINC := noteCategories[section]
+	var cats []CodeableConcept
+	var profiles []string
+	if category == CategoryLaboratory {
+		lab := CodeableConcept{Coding: []Coding{{System: systemV20074, Code: "LAB", Display: "Laboratory"}}}
+		if section != "" && section != "LAB" {
+			lab.Coding = append(lab.Coding, Coding{System: systemV20074, Code: section})
+		}
+		cats, profiles = append(cats, lab), append(profiles, ProfileUSCoreDiagnosticReportL)
+	} else {
+		cats = append(cats, CodeableConcept{Coding: []Coding{{System: systemV20074, Code: section}}})
+	}
+	if hasLOINC {
+		cats = append(cats, CodeableConcept{Coding: []Coding{loinc}})
+	}
+	if category != CategoryLaboratory || hasLOINC {
+		profiles = append(profiles, ProfileUSCoreDiagnosticReportN)
+	}
+	return cats, append(profiles, tenant...)
+}
+
 // reportKey is the DiagnosticReport's conditional key, which also keys its Observations: the
 // filler number (the lab's own report id), else the placer number, else the order's key.
 func reportKey(b *Builder, g *orderGroup) Identifier {
@@ -28,7 +76,7 @@ func reportKey(b *Builder, g *orderGroup) Identifier {
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
 // Observations, Specimens and code-less report text. It is a conditional update: corrected
 // and final reports replace preliminary ones.
-func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, text []string) {
+func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, forms []labAttachment) {
 	obr := g.obr
 	dr := &diagnosticReport{ResourceType: "DiagnosticReport", Meta: b.Meta("DiagnosticReport"), Subject: b.Patient(), Encounter: b.Encounter()}
 	placer, filler, hasPlacer, hasFiller := orderNumbers(b, g)
@@ -47,18 +95,7 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	if dr.Status == "" {
 		dr.Status = "unknown"
 	}
-	section := Code(FieldValue(obr, 24))
-	if g.category == CategoryLaboratory {
-		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: "LAB", Display: "Laboratory"}}}}
-		dr.Meta.Profile = append([]string{ProfileUSCoreDiagnosticReportL}, dr.Meta.Profile...)
-		if section != "" && section != "LAB" {
-			dr.Category[0].Coding = append(dr.Category[0].Coding, Coding{System: systemV20074, Code: section})
-		}
-	} else {
-		// Not a lab report (imaging, cardiology…): US Core's note profile wants LOINC
-		// categories v2 does not carry, so no profile is claimed.
-		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: section}}}}
-	}
+	dr.Category, dr.Meta.Profile = reportCategories(g.category, Code(FieldValue(obr, 24)), dr.Meta.Profile)
 	dr.Code = orderCode(g)
 	effective := FieldValue(obr, 7).Get(1)
 	if effective == "" {
@@ -83,8 +120,6 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	dr.Specimen = specs
 	dr.Result = results
-	if len(text) > 0 {
-		dr.PresentedForm = []Attachment{textAttachment(text)}
-	}
+	dr.PresentedForm = forms
 	b.Update("DiagnosticReport", key, dr)
 }

@@ -20,6 +20,7 @@ type orderGroup struct {
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
 	category string // of the order, from OBR-24: laboratory unless it says otherwise
+	report   bool   // the group's results make a DiagnosticReport (ORU with an OBR)
 }
 
 type result struct {
@@ -273,6 +274,7 @@ func mapOrders(b *Builder, isResult bool) {
 			if len(specs) > 0 {
 				spec = specs[0]
 			}
+			g.report = g.obr != nil
 			results, text := mapResults(b, g, spec)
 			if g.obr != nil {
 				mapDiagnosticReport(b, g, results, specs, text)
