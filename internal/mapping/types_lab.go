@@ -78,7 +78,6 @@ type obsValue struct {
 	ValueString          string           `json:"valueString,omitempty"`
 	ValueRange           *Range           `json:"valueRange,omitempty"`
 	ValueRatio           *Ratio           `json:"valueRatio,omitempty"`
-	ValueSampledData     *sampledData     `json:"valueSampledData,omitempty"`
 	ValueTime            string           `json:"valueTime,omitempty"`
 	ValueDateTime        string           `json:"valueDateTime,omitempty"`
 	ValuePeriod          *Period          `json:"valuePeriod,omitempty"`
@@ -86,7 +85,7 @@ type obsValue struct {
 
 func (v *obsValue) isSet() bool {
 	return v.ValueQuantity != nil || v.ValueCodeableConcept != nil || v.ValueString != "" || v.ValueRange != nil ||
-		v.ValueRatio != nil || v.ValueSampledData != nil || v.ValueTime != "" || v.ValueDateTime != "" || v.ValuePeriod != nil
+		v.ValueRatio != nil || v.ValueTime != "" || v.ValueDateTime != "" || v.ValuePeriod != nil
 }
 
 // obsComponent is an Observation.component: one repetition of a repeating OBX-5.
@@ -94,15 +93,6 @@ type obsComponent struct {
 	Code CodeableConcept `json:"code"`
 	obsValue
 	DataAbsentReason *CodeableConcept `json:"dataAbsentReason,omitempty"`
-}
-
-// sampledData is a FHIR SampledData (NA and MA values). period is required in R4 but v2
-// arrays do not say how far apart their samples are, so it is absent with a reason.
-type sampledData struct {
-	Origin        Quantity `json:"origin"`
-	PeriodElement *Element `json:"_period,omitempty"`
-	Dimensions    int      `json:"dimensions"`
-	Data          string   `json:"data,omitempty"`
 }
 
 type referenceRange struct {

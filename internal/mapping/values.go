@@ -24,8 +24,8 @@ import (
 //     every component the type's text needs (an address keeps street, city, state, postal
 //     code, country and county), as R4's value[x] has no Identifier, HumanName, Address or
 //     ContactPoint.
-//   - NA, MA: valueSampledData, one dimension for a numeric vector (NA without repetitions),
-//     else one per component (NA rows, MA channels); ragged or non-numeric arrays are text.
+//   - NA, MA: valueString of the array as written ("1^2~3^4") and its units. The IG's
+//     valueSampledData needs a sampling period (required in R4) that v2 arrays do not carry.
 //   - ED, RP: an Attachment in the R5 Observation.value extension (the IG's choice). Documents
 //     of a report go to DiagnosticReport.presentedForm instead (see reportDocument).
 //
@@ -58,16 +58,13 @@ func setValue(b *Builder, o *observation, obx *hl7v2.Segment) {
 		noteTextUnits(b, obx)
 		return
 	case typ == "NA" || typ == "MA":
-		if sd, ok := sampled(obx, typ == "MA"); ok {
-			o.ValueSampledData = sd
-			return
-		}
+		// Not valueSampledData, the IG's target: R4 requires SampledData.period, the interval
+		// between samples, which an NA or MA does not carry. The array is kept as written.
 		var rows []string
 		for r := range Repetitions(obx, 5) {
 			rows = append(rows, rawText(r))
 		}
-		o.ValueString = withUnits(strings.Join(rows, "~"), obx)
-		b.Notef("OBX(%d)-5: %s is not a numeric array of equal rows; kept as text", obx.Index(), typ)
+		o.ValueString = withUnits(b, strings.Join(rows, "~"), obx)
 		return
 	case typ == "ED" || typ == "RP":
 		if n > 1 {
@@ -102,7 +99,7 @@ func setValue(b *Builder, o *observation, obx *hl7v2.Segment) {
 func keptAsText(b *Builder, typ string, v Value, obx *hl7v2.Segment, rep int) string {
 	s := rawText(v)
 	if isMeasureType(typ) {
-		s = withUnits(s, obx)
+		s = withUnits(b, s, obx)
 	}
 	what := "no value type in OBX-2"
 	if typ != "" {
@@ -140,19 +137,21 @@ func typedValue(b *Builder, dst *obsValue, typ string, v Value, obx *hl7v2.Segme
 			return true
 		}
 	case "SN":
-		return setSN(dst, v, obx)
+		return setSN(b, dst, v, obx)
 	case "ST", "TX", "FT":
 		s := rawText(v)
-		if typ == "ST" && !FieldValue(obx, 6).IsEmpty() && setSNText(dst, s, obx) {
-			return true // a measurement sent as text: keep its units
-		}
-		dst.ValueString = s
-		if typ != "ST" {
+		switch {
+		case FieldValue(obx, 6).IsEmpty():
+			dst.ValueString = s
+		case typ == "ST" && setSNText(dst, s, obx):
+			// a measurement sent as text: a quantity, so its units are kept
+		case typ == "ST":
+			dst.ValueString = withUnits(b, s, obx)
+		default:
+			dst.ValueString = s
 			noteTextUnits(b, obx)
-		} else if !FieldValue(obx, 6).IsEmpty() {
-			dst.ValueString = withUnits(s, obx)
 		}
-		return true
+		return dst.isSet()
 	case "VR":
 		// IG: OBX-5.1 + "-" + OBX-5.2 (a value range).
 		dst.ValueString = strings.Join(nonEmpty(v.Get(1), v.Get(2)), "-")
@@ -231,7 +230,7 @@ func noteTextUnits(b *Builder, obx *hl7v2.Segment) {
 // setSN maps a structured numeric with the units of OBX-6 (IG SN[Quantity], SN[Range],
 // SN[Ratio]); the forms the IG sends to valueString ("<>" comparator, "+" suffix) and those
 // FHIR cannot hold become text of all four parts and the units, as the IG writes it.
-func setSN(dst *obsValue, v Value, obx *hl7v2.Segment) bool {
+func setSN(b *Builder, dst *obsValue, v Value, obx *hl7v2.Segment) bool {
 	if v.Get(1) != "<>" && v.Get(3) != "+" {
 		if sn, ok := SN(v, FieldValue(obx, 6)); ok {
 			sn.set(dst)
@@ -242,7 +241,7 @@ func setSN(dst *obsValue, v Value, obx *hl7v2.Segment) bool {
 	if s == "" {
 		return false
 	}
-	dst.ValueString = withUnits(s, obx)
+	dst.ValueString = withUnits(b, s, obx)
 	return true
 }
 
@@ -291,43 +290,6 @@ func setMoney(dst *obsValue, amount, currency string) bool {
 	}
 	dst.ValueQuantity = q
 	return true
-}
-
-// sampled maps an NA (numeric array: components a row, repetitions the rows) or MA
-// (multiplexed array: components the channels of one sample, repetitions the samples) to
-// SampledData with the units of OBX-6: origin 0, so the data are the values as sent. ok is
-// false for an empty, ragged or non-numeric array.
-func sampled(obx *hl7v2.Segment, multiplexed bool) (*sampledData, bool) {
-	var data strings.Builder
-	width, rows := 0, 0
-	for r := range Repetitions(obx, 5) {
-		n := r.Len()
-		if rows > 0 && n != width || n == 0 {
-			return nil, false
-		}
-		width = n
-		rows++
-		for i := 1; i <= n; i++ {
-			d, ok := ParseDecimal(r.Get(i))
-			if !ok {
-				return nil, false
-			}
-			if data.Len() > 0 {
-				data.WriteByte(' ')
-			}
-			data.WriteString(string(d))
-		}
-	}
-	if rows == 0 {
-		return nil, false
-	}
-	sd := &sampledData{Origin: Quantity{Value: "0"}, PeriodElement: AbsentElement(), Dimensions: width, Data: data.String()}
-	if rows == 1 && !multiplexed {
-		sd.Dimensions = 1 // a vector: its values are the samples of one dimension
-	}
-	setUnits(&sd.Origin, FieldValue(obx, 6))
-	normaliseUnits(&sd.Origin)
-	return sd, true
 }
 
 // attachmentValue maps an ED or RP value to the Attachment of the value extension.
@@ -380,8 +342,11 @@ func reportDocument(b *Builder, obx *hl7v2.Segment, typ string, code CodeableCon
 		return labAttachment{}, false
 	}
 	v := FieldValue(obx, 5)
-	var a labAttachment
-	var typeOfData string
+	var (
+		a          labAttachment
+		ed         edData
+		typeOfData string
+	)
 	if typ == "RP" {
 		p, ok := rpAttachment(v)
 		if !ok {
@@ -389,15 +354,17 @@ func reportDocument(b *Builder, obx *hl7v2.Segment, typ string, code CodeableCon
 		}
 		a, typeOfData = *p, v.Get(3)
 	} else {
-		ed, ok := decodeED(v)
-		if !ok {
+		var ok bool
+		if ed, ok = decodeED(v); !ok {
 			return labAttachment{}, false
 		}
-		noteED(b, obx, ed)
 		a, typeOfData = labAttachment{ContentType: ed.ContentType, Data: ed.Data}, v.Get(2)
 	}
 	if !isDocument(a.ContentType, typeOfData) {
 		return labAttachment{}, false
+	}
+	if typ == "ED" {
+		noteED(b, obx, ed)
 	}
 	a.Title = conceptText(code)
 	return a, true
@@ -450,9 +417,11 @@ func rawText(v Value) string {
 }
 
 // withUnits appends the units of OBX-6 to a value kept as text, as the IG writes SN text,
-// when the text has a number for them to qualify ("~5", "1+"; not "see note").
-func withUnits(s string, obx *hl7v2.Segment) string {
+// when the text has a number for them to qualify ("ca. 5", "1+"); units it cannot qualify
+// ("see note") are noted.
+func withUnits(b *Builder, s string, obx *hl7v2.Segment) string {
 	if strings.IndexFunc(s, isDigit) < 0 {
+		noteTextUnits(b, obx)
 		return s
 	}
 	if u := unitText(FieldValue(obx, 6)); u != "" {

@@ -87,13 +87,9 @@ func TestObservationValueTypes(t *testing.T) {
 		{"EI", "OBX|1|EI|X^Id^L||S1^LAB^1.2.3^ISO||||||F", "valueString", `"S1 (LAB)"`},
 		{"HD", "OBX|1|HD|113014^DICOM Study^DCM||1.2.840.317.5947431.51||||||O", "valueString", `"1.2.840.317.5947431.51"`},
 		// Arrays.
-		{"NA vector", "OBX|1|NA|X^Wave^L||1^2.5^-3|mV^millivolt^UCUM|||||F", "valueSampledData",
-			`{"origin":{"value":0,"unit":"millivolt","system":"http://unitsofmeasure.org","code":"mV"},"_period":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]},"dimensions":1,"data":"1 2.5 -3"}`},
-		{"NA rows", "OBX|1|NA|X^Matrix^L||1^2~3^4||||||F", "valueSampledData",
-			`{"origin":{"value":0},"_period":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]},"dimensions":2,"data":"1 2 3 4"}`},
-		{"MA one sample of three channels", "OBX|1|MA|X^Leads^L||1^2^3||||||F", "valueSampledData",
-			`{"origin":{"value":0},"_period":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]},"dimensions":3,"data":"1 2 3"}`},
-		{"NA ragged is text", "OBX|1|NA|X^Matrix^L||1^2~3||||||F", "valueString", `"1^2~3"`},
+		{"NA vector is text as written, with units", "OBX|1|NA|X^Wave^L||1^2.5^-3|mV^millivolt^UCUM|||||F", "valueString", `"1^2.5^-3 millivolt"`},
+		{"NA rows", "OBX|1|NA|X^Matrix^L||1^2~3^4||||||F", "valueString", `"1^2~3^4"`},
+		{"MA", "OBX|1|MA|X^Leads^L||1^2^3~4^5^6||||||F", "valueString", `"1^2^3~4^5^6"`},
 		// Attachments that are not documents stay Observations.
 		{"ED image declared", "OBX|1|ED|X^Image^L||^IM^JPEG^Base64^/9j/4AAQSkZJRg==||||||F", "extension",
 			`[{"url":"http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value","valueAttachment":{"contentType":"image/jpeg","data":"/9j/4AAQSkZJRg=="}}]`},
