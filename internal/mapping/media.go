@@ -180,12 +180,13 @@ type edData struct {
 	unknownEncoding string
 }
 
-// decodeED reads ED-2..ED-5: the data decoded per ED-4 (Base64, Hex, A for ASCII text;
+// decodeED reads ED-2..ED-5 (ED-1, the source application, names no part of the data): the data decoded per ED-4 (Base64, Hex, A for ASCII text;
 // anything else is kept as the text it is) and re-encoded as canonical Base64, and the
 // contentType: declared unless missing or contradicted by a magic number, else sniffed. ok is
 // false when there is no data or it does not decode as ED-4 says.
 func decodeED(v Value) (ed edData, ok bool) {
-	data := v.Get(5)
+	// ED-5 is the last component: separators after it were data the sender did not escape.
+	data := textFrom(v, 5)
 	if strings.TrimSpace(data) == "" {
 		return edData{}, false
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nhp/interop/internal/hl7v2"
 )
@@ -103,7 +104,7 @@ func keptAsText(b *Builder, typ string, v Value, obx *hl7v2.Segment, rep int) st
 	}
 	what := "no value type in OBX-2"
 	if typ != "" {
-		what = fmt.Sprintf("%q is not a valid %s", s, typ)
+		what = fmt.Sprintf("%q is not a valid %s", clip(s), typ)
 	}
 	if rep > 0 {
 		b.Notef("OBX(%d)-5: repetition %d: %s; kept as text", obx.Index(), rep, what)
@@ -111,6 +112,19 @@ func keptAsText(b *Builder, typ string, v Value, obx *hl7v2.Segment, rep int) st
 		b.Notef("OBX(%d)-5: %s; kept as text", obx.Index(), what)
 	}
 	return s
+}
+
+// clip shortens a value quoted in a note: a note says what happened, it does not copy data.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 func isMeasureType(typ string) bool {
@@ -223,7 +237,7 @@ func typedValue(b *Builder, dst *obsValue, typ string, v Value, obx *hl7v2.Segme
 // noteTextUnits notes OBX-6 units on a text result: free text has no quantity to hold them.
 func noteTextUnits(b *Builder, obx *hl7v2.Segment) {
 	if u := FieldValue(obx, 6); !u.IsEmpty() {
-		b.Notef("OBX(%d)-6: units %q on a text result; not mapped", obx.Index(), unitText(u))
+		b.Notef("OBX(%d)-6: units %q on a text result; not mapped", obx.Index(), clip(unitText(u)))
 	}
 }
 
@@ -326,7 +340,7 @@ func noteED(b *Builder, obx *hl7v2.Segment, ed edData) {
 		b.Notef("OBX(%d)-5: ED declares %s but the data is %s", obx.Index(), ed.declared, ed.ContentType)
 	}
 	if ed.unknownEncoding != "" {
-		b.Notef("OBX(%d)-5: ED-4 encoding %q unknown; data kept as text", obx.Index(), ed.unknownEncoding)
+		b.Notef("OBX(%d)-5: ED-4 encoding %q unknown; data kept as text", obx.Index(), clip(ed.unknownEncoding))
 	}
 }
 
@@ -390,14 +404,17 @@ func conceptText(cc CodeableConcept) string {
 // rawText is a value as the text it was written as: its parts rejoined with the component
 // and subcomponent separators (which text types cannot contain, so they were data the sender
 // did not escape), trailing empty parts dropped.
-func rawText(v Value) string {
+func rawText(v Value) string { return textFrom(v, 1) }
+
+// textFrom is rawText of parts from, from+1… of v.
+func textFrom(v Value, from int) string {
 	n := v.Len()
-	if n <= 1 && v.Sub(1).Len() <= 1 {
-		return v.Get(1)
+	if n <= from && v.Sub(from).Len() <= 1 {
+		return v.Get(from)
 	}
 	var sb strings.Builder
-	for i := 1; i <= n; i++ {
-		if i > 1 {
+	for i := from; i <= n; i++ {
+		if i > from {
 			sb.WriteByte('^')
 		}
 		c := v.Sub(i)

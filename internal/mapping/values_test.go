@@ -65,6 +65,7 @@ func TestObservationValueTypes(t *testing.T) {
 			`{"low":{"value":10,"unit":"/[HPF]","system":"http://unitsofmeasure.org","code":"/[HPF]"},"high":{"value":20,"unit":"/[HPF]","system":"http://unitsofmeasure.org","code":"/[HPF]"}}`},
 		{"ST comparator without units stays text", "OBX|1|ST|X^X^L||>17||||||F", "valueString", `">17"`},
 		{"ST text keeps an unescaped separator", "OBX|1|ST|X^X^L||Positive^see note||||||F", "valueString", `"Positive^see note"`},
+		{"TX keeps an unescaped ampersand", "OBX|1|TX|X^X^L||Smith & Jones method||||||F", "valueString", `"Smith & Jones method"`},
 		{"NM with comparator", "OBX|1|NM|2345-7^Glucose^LN||<0.5|mg/dL|||||F", "valueQuantity", `{"value":0.5,"comparator":"<",` + ucumMgdl + `}`},
 		{"NM not a number keeps the number's units", "OBX|1|NM|X^X^L||ca. 5|mg/dL|||||F", "valueString", `"ca. 5 mg/dL"`},
 		{"NR with units", "OBX|1|NR|X^Range^L||2^8|mg/dL|||||F", "valueRange", `{"low":{"value":2,` + ucumMgdl + `},"high":{"value":8,` + ucumMgdl + `}}`},
@@ -133,6 +134,7 @@ func TestEDDecoding(t *testing.T) {
 		{"Base64 with line breaks and no padding", "^AP^PDF^Base64^" + b64[:8] + `\.br\` + strings.TrimRight(b64[8:], "="), "application/pdf", b64},
 		{"Hex", "^AP^PDF^Hex^" + "255044462d312e340a", "application/pdf", base64.StdEncoding.EncodeToString([]byte("%PDF-1.4\n"))},
 		{"ASCII text", "^TEXT^^A^Hello", "text/plain", "SGVsbG8="},
+		{"ASCII with unescaped separators", "^TEXT^^A^a&b^c", "text/plain", base64.StdEncoding.EncodeToString([]byte("a&b^c"))},
 		{"ASCII RTF", `^TEXT^RTF^A^{\E\rtf1 x}`, "application/rtf", base64.StdEncoding.EncodeToString([]byte(`{\rtf1 x}`))},
 		{"HTML sniffed", "^^^A^<!DOCTYPE html><p>x", "text/html", base64.StdEncoding.EncodeToString([]byte("<!DOCTYPE html><p>x"))},
 		{"declared kept over a guess", "^IM^JPEG^Base64^VGhpcyBpcyBhIEJhc2U2NCBzdHJpbmc=", "image/jpeg", "VGhpcyBpcyBhIEJhc2U2NCBzdHJpbmc="},
@@ -242,5 +244,29 @@ func TestReportProfiles(t *testing.T) {
 			require.JSONEq(t, tc.categories, jsonOf(t, dr["category"]))
 			require.JSONEq(t, jsonOf(t, tc.profiles), jsonOf(t, dr["meta"].(map[string]any)["profile"]))
 		})
+	}
+}
+
+// TestObservationValuesHostile maps malformed values of every type: no panic, and every
+// Observation has a value, components, an attachment or a data-absent-reason (us-core-2).
+func TestObservationValuesHostile(t *testing.T) {
+	types := []string{"", "ZZ", "NM", "SN", "ST", "TX", "FT", "CWE", "CE", "CNE", "CF", "IS", "ID", "DT", "DTM", "TS", "TM",
+		"DR", "NR", "CQ", "MO", "CP", "VR", "CX", "CK", "EI", "HD", "XPN", "PN", "XCN", "CN", "XON", "XAD", "AD", "XTN", "TN",
+		"NA", "MA", "ED", "RP"}
+	values := []string{"^", "^^^^^", "&&&", "~~", "x~", `\X00\`, "<>^^-^", ">^^/^", "^^-^5", "1e5", "-", "...", ">",
+		"^^^Base64^====", "^IM^^Hex^zz", "^^^^" + strings.Repeat("A", 5000), "99999999999999999999999999.5", "a^b&c~d^e&f"}
+	for _, typ := range types {
+		for _, val := range values {
+			res, _ := mapReport(t, "RAD", "OBX|1|"+typ+"|X^Thing^L||"+val+"|mg^^UCUM|||||F")
+			for _, o := range res["Observation"] {
+				has := false
+				for k := range o {
+					if strings.HasPrefix(k, "value") || k == "component" || k == "extension" || k == "dataAbsentReason" {
+						has = true
+					}
+				}
+				require.True(t, has, "%s %q: %v", typ, val, o)
+			}
+		}
 	}
 }
