@@ -31,6 +31,15 @@ var noteCategories = map[string]Coding{
 	"SP": categoryPathology, "CP": categoryPathology, "PAT": categoryPathology,
 }
 
+// otherSections are table 0074 sections of reports that are neither laboratory nor have a
+// LOINC category (audiology, therapies, nursing, physician notes…). The observation category
+// does not name them (so their results stay "laboratory"), but their reports are not lab
+// reports.
+var otherSections = map[string]bool{
+	"AU": true, "ICU": true, "NRS": true, "OT": true, "PT": true, "RC": true, "RT": true, "PHY": true, "PHR": true,
+	"OTH": true,
+}
+
 // reportCategories returns a report's categories and profiles (prepended to the tenant's)
 // from the order's category and OBR-24. A lab report claims us-core-diagnosticreport-lab,
 // whose category slice requires v2-0074 LAB (OBR-24's own section is a second coding of it).
@@ -42,7 +51,8 @@ func reportCategories(category, section string, tenant []string) ([]CodeableConc
 	loinc, hasLOINC := noteCategories[section]
 	var cats []CodeableConcept
 	var profiles []string
-	if category == CategoryLaboratory {
+	isLab := category == CategoryLaboratory && !otherSections[section]
+	if isLab {
 		lab := CodeableConcept{Coding: []Coding{{System: systemV20074, Code: "LAB", Display: "Laboratory"}}}
 		if section != "" && section != "LAB" {
 			lab.Coding = append(lab.Coding, Coding{System: systemV20074, Code: section})
@@ -54,7 +64,7 @@ func reportCategories(category, section string, tenant []string) ([]CodeableConc
 	if hasLOINC {
 		cats = append(cats, CodeableConcept{Coding: []Coding{loinc}})
 	}
-	if category != CategoryLaboratory || hasLOINC {
+	if !isLab || hasLOINC {
 		profiles = append(profiles, ProfileUSCoreDiagnosticReportN)
 	}
 	return cats, append(profiles, tenant...)
@@ -120,6 +130,12 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	dr.Specimen = specs
 	dr.Result = results
+	// Report text and documents without a title of their own are titled with the report's name.
+	for i := range forms {
+		if forms[i].Title == "" {
+			forms[i].Title = conceptText(dr.Code)
+		}
+	}
 	dr.PresentedForm = forms
 	b.Update("DiagnosticReport", key, dr)
 }

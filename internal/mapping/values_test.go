@@ -197,7 +197,7 @@ func TestReportPresentedForm(t *testing.T) {
 	require.Len(t, res["DiagnosticReport"], 1)
 	dr := res["DiagnosticReport"][0]
 	require.JSONEq(t, `[
-		{"contentType":"text/plain","data":"`+base64.StdEncoding.EncodeToString([]byte("IMPRESSION:\nNo acute findings."))+`"},
+		{"contentType":"text/plain","data":"`+base64.StdEncoding.EncodeToString([]byte("IMPRESSION:\nNo acute findings."))+`","title":"CBC"},
 		{"contentType":"application/pdf","data":"`+pdf+`","title":"Diagnostic imaging study"},
 		{"contentType":"application/pdf","url":"https://pacs.example/r/1.pdf","title":"Report link"}]`, jsonOf(t, dr["presentedForm"]))
 	require.Len(t, res["Observation"], 1, "the key image stays a result")
@@ -235,6 +235,8 @@ func TestReportProfiles(t *testing.T) {
 		{"RAD", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"RAD"}]},{"coding":[{"system":"http://loinc.org","code":"LP29684-5","display":"Radiology"}]}]`},
 		{"CUS", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"CUS"}]},{"coding":[{"system":"http://loinc.org","code":"LP29708-2","display":"Cardiology"}]}]`},
 		{"EC", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"EC"}]},{"coding":[{"system":"http://loinc.org","code":"LP29708-2","display":"Cardiology"}]}]`},
+		{"PT", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"PT"}]}]`},
+		{"US", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"US"}]},{"coding":[{"system":"http://loinc.org","code":"LP29684-5","display":"Radiology"}]}]`},
 		{"PF", []string{note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"PF"}]}]`},
 		{"SP", []string{lab, note}, `[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB","display":"Laboratory"},{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"SP"}]},{"coding":[{"system":"http://loinc.org","code":"LP7839-6","display":"Pathology"}]}]`},
 	} {
