@@ -109,7 +109,7 @@ func mapOBX(t *testing.T, obx ...string) []map[string]any {
 	t.Helper()
 	raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
 		"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
-		"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000||||||||||||||20240101110000+0000||HM|F\r"
+		"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000|||||||||||||||20240101110000+0000||HM|F\r"
 	for _, s := range obx {
 		raw += s + "\r"
 	}
