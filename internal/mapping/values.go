@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -281,8 +282,8 @@ func setSNText(dst *obsValue, s string, obx *hl7v2.Segment) bool {
 		return false // no number: spare the regexp
 	}
 	m := snText.FindStringSubmatch(s)
-	if m == nil {
-		return false
+	if m == nil || m[3] == "-" && !ascending(m[2], m[4]) {
+		return false // "2024-01" is no range
 	}
 	sn, ok := snParts(m[1], m[2], m[3], m[4], FieldValue(obx, 6))
 	if !ok {
@@ -290,6 +291,13 @@ func setSNText(dst *obsValue, s string, obx *hl7v2.Segment) bool {
 	}
 	sn.set(dst)
 	return true
+}
+
+// ascending reports whether the decimal a is at most b.
+func ascending(a, b string) bool {
+	x, errA := strconv.ParseFloat(a, 64)
+	y, errB := strconv.ParseFloat(b, 64)
+	return errA == nil && errB == nil && x <= y
 }
 
 // setMoney maps an MO (quantity, ISO 4217 denomination) to a Quantity in the currency.

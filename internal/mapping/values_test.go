@@ -63,6 +63,7 @@ func TestObservationValueTypes(t *testing.T) {
 		{"ST number with units is a quantity", "OBX|1|ST|2345-7^Glucose^LN||5.2|mg/dL|||||F", "valueQuantity", `{"value":5.2,` + ucumMgdl + `}`},
 		{"ST range with units", "OBX|1|ST|X^WBC^L||10-20|/[HPF]^^UCUM|||||F", "valueRange",
 			`{"low":{"value":10,"unit":"/[HPF]","system":"http://unitsofmeasure.org","code":"/[HPF]"},"high":{"value":20,"unit":"/[HPF]","system":"http://unitsofmeasure.org","code":"/[HPF]"}}`},
+		{"ST descending pair is no range", "OBX|1|ST|X^Month^L||2024-01|mo|||||F", "valueString", `"2024-01 mo"`},
 		{"ST comparator without units stays text", "OBX|1|ST|X^X^L||>17||||||F", "valueString", `">17"`},
 		{"ST text keeps an unescaped separator", "OBX|1|ST|X^X^L||Positive^see note||||||F", "valueString", `"Positive^see note"`},
 		{"TX keeps an unescaped ampersand", "OBX|1|TX|X^X^L||Smith & Jones method||||||F", "valueString", `"Smith & Jones method"`},
