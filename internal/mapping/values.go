@@ -489,19 +489,24 @@ func addressText(v Value) string {
 		stateZip, strings.TrimSpace(v.Get(6)), strings.TrimSpace(v.Get(8))), ", ")
 }
 
-// telecomText formats an XTN: its number or address as XTN builds it, with the kind of
-// equipment when it is not a telephone ("jo@example.org", "+1 555 1234567 (fax)").
+// telecomText formats an XTN: its number or address as XTN builds it, the kind of equipment
+// when it is not a telephone, an e-mail address given beside a number, and XTN-9's comment
+// ("+1 555 1234567 (fax)", "555 1234567, jo@example.org (after 5 pm)").
 func telecomText(v Value) string {
 	system, value := xtnValue(v)
 	if value == "" {
 		return ""
 	}
+	if e := v.Get(4); system != "email" && e != "" {
+		value += ", " + e
+	}
+	kind := ""
 	switch system {
 	case "phone", "email":
 	case "other":
-		return idText(value, strings.ToLower(v.Get(3)))
+		kind = strings.ToLower(v.Get(3))
 	default:
-		return idText(value, system)
+		kind = system
 	}
-	return value
+	return idText(value, kind, v.Get(9))
 }

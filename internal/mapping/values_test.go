@@ -81,6 +81,7 @@ func TestObservationValueTypes(t *testing.T) {
 		{"XAD with SAD subcomponents", "OBX|1|XAD|56799-0^Address^LN||1000&Hospital Lane&7^^Ann Arbor^MI^48109||||||F", "valueString", `"1000 Hospital Lane 7, Ann Arbor, MI 48109"`},
 		{"XTN structured number", "OBX|1|XTN|X^Phone^L||^WPN^PH^^1^555^1234567^89||||||F", "valueString", `"+1 555 1234567 X89"`},
 		{"XTN email", "OBX|1|XTN|X^Email^L||^NET^Internet^jo@example.org||||||F", "valueString", `"jo@example.org"`},
+		{"XTN number, e-mail and comment", "OBX|1|XTN|X^Phone^L||^WPN^PH^jo@example.org^^555^1234567^^after 5 pm||||||F", "valueString", `"555 1234567, jo@example.org (after 5 pm)"`},
 		{"XTN fax", "OBX|1|XTN|X^Fax^L||^WPN^FX^^^555^7654321||||||F", "valueString", `"555 7654321 (fax)"`},
 		{"XPN", "OBX|1|XPN|X^Name^L||Smith&Sr^John^Q^Jr^Dr^MD||||||F", "valueString", `"Dr John Q Smith Jr MD"`},
 		{"XCN", "OBX|1|XCN|X^Provider^L||1234^Smith^John^^^Dr||||||F", "valueString", `"Dr John Smith (1234)"`},
