@@ -83,10 +83,32 @@ var (
 // (the pre-2.3 free text number). use comes from XTN-2 or, when that is empty, defaultUse
 // (PID-13 home, PID-14 work). ok is false without a value.
 func XTN(v Value, defaultUse string) (c ContactPoint, ok bool) {
-	if c.System, c.Value = xtnValue(v); c.Value == "" {
+	equip := strings.ToUpper(v.Get(3))
+	c.System = telecomSystems[equip]
+	if equip == "" && v.Get(4) != "" {
+		c.System = "email"
+	}
+	switch {
+	case c.System == "email":
+		c.Value = v.Get(4)
+	case v.Get(12) != "":
+		c.Value = v.Get(12)
+	case v.Get(7) != "":
+		c.Value = strings.Join(nonEmpty(prefixed("+", v.Get(5)), v.Get(6), v.Get(7), prefixed("X", v.Get(8))), " ")
+	default:
+		c.Value = v.Get(1)
+	}
+	if c.Value == "" {
 		return ContactPoint{}, false
 	}
-	equip := strings.ToUpper(v.Get(3))
+	if c.System == "" {
+		// ContactPoint.system is required when value is present (cpt-2): a v2.2-style number with
+		// no equipment type is a phone number by the field that carries it.
+		c.System = "phone"
+		if strings.Contains(c.Value, "@") {
+			c.System = "email"
+		}
+	}
 	c.Use = telecomUses[strings.ToUpper(v.Get(2))]
 	if equip == "CP" {
 		c.Use = "mobile"
@@ -96,34 +118,6 @@ func XTN(v Value, defaultUse string) (c ContactPoint, ok bool) {
 	}
 	c.Period = period(DateTime(v.Get(13), nil), DateTime(v.Get(14), nil))
 	return c, true
-}
-
-// xtnValue is an XTN's system and value (see XTN); value is "" when there is none.
-func xtnValue(v Value) (system, value string) {
-	equip := strings.ToUpper(v.Get(3))
-	system = telecomSystems[equip]
-	if equip == "" && v.Get(4) != "" {
-		system = "email"
-	}
-	switch {
-	case system == "email":
-		value = v.Get(4)
-	case v.Get(12) != "":
-		value = v.Get(12)
-	case v.Get(7) != "":
-		value = strings.Join(nonEmpty(prefixed("+", v.Get(5)), v.Get(6), v.Get(7), prefixed("X", v.Get(8))), " ")
-	default:
-		value = v.Get(1)
-	}
-	if value != "" && system == "" {
-		// ContactPoint.system is required when value is present (cpt-2): a v2.2-style number with
-		// no equipment type is a phone number by the field that carries it.
-		system = "phone"
-		if strings.Contains(value, "@") {
-			system = "email"
-		}
-	}
-	return system, value
 }
 
 func prefixed(prefix, s string) string {

@@ -489,24 +489,29 @@ func addressText(v Value) string {
 		stateZip, strings.TrimSpace(v.Get(6)), strings.TrimSpace(v.Get(8))), ", ")
 }
 
-// telecomText formats an XTN: its number or address as XTN builds it, the kind of equipment
-// when it is not a telephone, an e-mail address given beside a number, and XTN-9's comment
-// ("+1 555 1234567 (fax)", "555 1234567, jo@example.org (after 5 pm)").
+// telecomText formats an XTN: its number (XTN-12, else XTN-5..8 assembled as XTN does, else
+// XTN-1), its e-mail address (XTN-4), the kind of equipment when it is not a telephone or the
+// Internet, and XTN-9's comment ("+1 555 1234567 (fax)", "555 1234567, jo@example.org (after
+// 5 pm)").
 func telecomText(v Value) string {
-	system, value := xtnValue(v)
-	if value == "" {
-		return ""
+	number := v.Get(12)
+	if number == "" && v.Get(7) != "" {
+		number = strings.Join(nonEmpty(prefixed("+", v.Get(5)), v.Get(6), v.Get(7), prefixed("X", v.Get(8))), " ")
 	}
-	if e := v.Get(4); system != "email" && e != "" {
-		value += ", " + e
+	if number == "" {
+		number = v.Get(1)
+	}
+	email := v.Get(4)
+	if email == number {
+		email = ""
 	}
 	kind := ""
-	switch system {
-	case "phone", "email":
+	switch equip := strings.ToUpper(v.Get(3)); telecomSystems[equip] {
+	case "", "phone", "email":
 	case "other":
-		kind = strings.ToLower(v.Get(3))
+		kind = strings.ToLower(equip)
 	default:
-		kind = system
+		kind = telecomSystems[equip]
 	}
-	return idText(value, kind, v.Get(9))
+	return idText(strings.Join(nonEmpty(number, email), ", "), kind, v.Get(9))
 }

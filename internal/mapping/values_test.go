@@ -82,6 +82,8 @@ func TestObservationValueTypes(t *testing.T) {
 		{"XTN structured number", "OBX|1|XTN|X^Phone^L||^WPN^PH^^1^555^1234567^89||||||F", "valueString", `"+1 555 1234567 X89"`},
 		{"XTN email", "OBX|1|XTN|X^Email^L||^NET^Internet^jo@example.org||||||F", "valueString", `"jo@example.org"`},
 		{"XTN number, e-mail and comment", "OBX|1|XTN|X^Phone^L||^WPN^PH^jo@example.org^^555^1234567^^after 5 pm||||||F", "valueString", `"555 1234567, jo@example.org (after 5 pm)"`},
+		{"XTN e-mail without equipment beside a number", "OBX|1|XTN|X^Phone^L||^WPN^^jo@example.org^^555^1234567||||||F", "valueString", `"555 1234567, jo@example.org"`},
+		{"XTN pre-2.3 free text", "OBX|1|XTN|X^Phone^L||(404)555-0100X12||||||F", "valueString", `"(404)555-0100X12"`},
 		{"XTN fax", "OBX|1|XTN|X^Fax^L||^WPN^FX^^^555^7654321||||||F", "valueString", `"555 7654321 (fax)"`},
 		{"XPN", "OBX|1|XPN|X^Name^L||Smith&Sr^John^Q^Jr^Dr^MD||||||F", "valueString", `"Dr John Q Smith Jr MD"`},
 		{"XCN", "OBX|1|XCN|X^Provider^L||1234^Smith^John^^^Dr||||||F", "valueString", `"Dr John Smith (1234)"`},
