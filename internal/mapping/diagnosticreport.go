@@ -84,7 +84,7 @@ func reportKey(b *Builder, g *orderGroup) Identifier {
 }
 
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
-// Observations, Specimens and code-less report text. It is a conditional update: corrected
+// Observations, Specimens and presentedForm (report documents and code-less report text). It is a conditional update: corrected
 // and final reports replace preliminary ones.
 func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, forms []labAttachment) {
 	obr := g.obr

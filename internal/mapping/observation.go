@@ -99,7 +99,11 @@ func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, 
 		}
 	}
 	if textAt >= 0 {
-		forms[textAt] = textAttachment(lines)
+		if a, ok := textAttachment(lines); ok {
+			forms[textAt] = a
+		} else { // blank lines only
+			forms = append(forms[:textAt], forms[textAt+1:]...)
+		}
 	}
 	return refs, forms
 }
@@ -275,13 +279,17 @@ func timeOfDay(s string) (string, bool) {
 }
 
 // textAttachment is code-less report text as a plain-text Attachment. Blank lines around
-// the text are dropped; those inside it are the report's layout.
-func textAttachment(lines []string) labAttachment {
+// the text are dropped; those inside it are the report's layout. ok is false when no line
+// has text.
+func textAttachment(lines []string) (a labAttachment, ok bool) {
 	for len(lines) > 0 && strings.TrimSpace(lines[0]) == "" {
 		lines = lines[1:]
 	}
 	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
 		lines = lines[:len(lines)-1]
 	}
-	return labAttachment{ContentType: "text/plain", Data: base64.StdEncoding.EncodeToString([]byte(strings.Join(lines, "\n")))}
+	if len(lines) == 0 {
+		return labAttachment{}, false
+	}
+	return labAttachment{ContentType: "text/plain", Data: base64.StdEncoding.EncodeToString([]byte(strings.Join(lines, "\n")))}, true
 }

@@ -208,6 +208,10 @@ func TestReportPresentedForm(t *testing.T) {
 	require.Len(t, dr["result"], 1)
 	require.Contains(t, strings.Join(notes, "\n"), "OBX(2)-5: application/pdf document mapped to DiagnosticReport.presentedForm")
 
+	// Blank code-less lines alone are no presentedForm.
+	res, _ = mapReport(t, "RAD", "OBX|1|TX|||||||||F", "OBX|2|TX||| ||||||F", "OBX|3|NM|718-7^Hgb^LN||13|g/dL|||||F")
+	require.NotContains(t, res["DiagnosticReport"][0], "presentedForm")
+
 	// Without a report (ORM), a document stays an Observation's attachment.
 	m, err := hl7v2.Parse([]byte("MSH|^~\\&|A|B|C|D|20240101||ORM^O01|1|P|2.5.1\rPID|1||P1^^^HOSP^MR||DOE^JANE\r" +
 		"ORC|NW|PL1^EHR\rOBR|1|PL1^EHR||24317-0^CBC^LN\rOBX|1|ED|X^Consent^L||^AP^PDF^Base64^" + pdf + "||||||F\r"))
