@@ -15,11 +15,15 @@ import (
 // value[x] where it has none, never a silent cut. The rules:
 //
 //   - NM, SN, NR, CQ, MO, CP: valueQuantity, valueRange or valueRatio with the units of OBX-6
-//     (CQ and MO carry their own). An SN the IG sends to text ("<>", "+" separator) and any
-//     value that does not parse is valueString of all its parts and the units.
-//   - ST, TX, FT: valueString, repetitions (lines) joined by line breaks. An ST that is a
-//     number, with an optional comparator, range or ratio, and has units in OBX-6 is a
-//     measurement sent as text: it becomes the quantity, so the units survive.
+//     (CQ and MO carry their own; an SN ratio's comparator is its numerator's). An SN the IG
+//     sends to text ("<>", "+" separator) and any value that does not parse is valueString of
+//     all its parts and the units. An NM with a comparator or range (">17", "1-5") is read
+//     as the SN it is, with a note.
+//   - ST, TX, FT: valueString, repetitions (lines) joined by line breaks, separators the
+//     sender did not escape kept. An ST that is a number, with an optional comparator, range
+//     or ratio, and has units in OBX-6 is a measurement sent as text: it becomes the
+//     quantity, so the units survive (the IG says valueString, which would drop them). Units
+//     on other text are appended when the text has a number, else noted.
 //   - CWE, CE, CNE, CF, IS, ID: valueCodeableConcept. DT, DTM, TS: valueDateTime. TM: valueTime.
 //     DR: valuePeriod.
 //   - CX, CK, EI, HD, XPN, PN, XCN, CN, XAD, AD, XTN, TN, XON, VR: valueString formatted from
@@ -36,7 +40,7 @@ import (
 // the Observation has no value[x] (obs-7 forbids both). ED and RP map their first repetition;
 // the rest are noted.
 
-// textTypes are the v2 types whose repetitions are lines of one text.
+// isTextType reports whether typ is a v2 type whose repetitions are lines of one text.
 func isTextType(typ string) bool { return typ == "ST" || typ == "TX" || typ == "FT" }
 
 // setValue maps OBX-5 into o (see the rules above) and notes what it could not map as typed.
