@@ -116,6 +116,9 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	if s, ok := Instant(FieldValue(obr, 22).Get(1), b.Opts.Location); ok {
 		dr.Issued = s
+	} else if dr.Status != "registered" && dr.Status != "cancelled" && dr.Status != "unknown" {
+		// us-core-9 (lab profile): a released report has issued; OBR-22 did not say when.
+		dr.IssuedElement = AbsentElement()
 	}
 	// Performers are the organisations that produced the results (OBX-23), once each.
 	seen := map[string]bool{}

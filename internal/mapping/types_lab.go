@@ -134,6 +134,7 @@ type diagnosticReport struct {
 	EffectiveDateTime  string            `json:"effectiveDateTime,omitempty"`
 	EffectiveElement   *Element          `json:"_effectiveDateTime,omitempty"`
 	Issued             string            `json:"issued,omitempty"`
+	IssuedElement      *Element          `json:"_issued,omitempty"`
 	Performer          []*Reference      `json:"performer,omitempty"`
 	ResultsInterpreter []*Reference      `json:"resultsInterpreter,omitempty"`
 	Specimen           []*Reference      `json:"specimen,omitempty"`

@@ -280,3 +280,25 @@ func TestObservationValuesHostile(t *testing.T) {
 		}
 	}
 }
+
+// TestReportIssuedAbsent: a released report without OBR-22 still meets us-core-9 (issued
+// present for partial, preliminary, final… reports) with a data-absent-reason, not a made-up
+// time; a registered one needs none.
+func TestReportIssuedAbsent(t *testing.T) {
+	for status, want := range map[string]bool{"F": true, "P": true, "C": true, "I": false, "": false} {
+		raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
+			"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
+			"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000||||||||||||||||HM|" + status + "\r" +
+			"OBX|1|NM|718-7^Hgb^LN||13|g/dL|||||F\r"
+		m, err := hl7v2.Parse([]byte(raw))
+		require.NoError(t, err)
+		res, err := New(Options{}).Map(m)
+		require.NoError(t, err)
+		for _, e := range res.Bundle.Entry {
+			if strings.Contains(string(e.Resource), `"resourceType":"DiagnosticReport"`) {
+				require.NotContains(t, string(e.Resource), `"issued"`)
+				require.Equal(t, want, strings.Contains(string(e.Resource), `"_issued":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}`), status)
+			}
+		}
+	}
+}
