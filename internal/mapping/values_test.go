@@ -288,7 +288,7 @@ func TestReportIssuedAbsent(t *testing.T) {
 	for status, want := range map[string]bool{"F": true, "P": true, "C": true, "I": false, "": false} {
 		raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
 			"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
-			"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000||||||||||||||||HM|" + status + "\r" +
+			"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000|||||||||||||||||HM|" + status + "\r" +
 			"OBX|1|NM|718-7^Hgb^LN||13|g/dL|||||F\r"
 		m, err := hl7v2.Parse([]byte(raw))
 		require.NoError(t, err)
