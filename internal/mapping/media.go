@@ -66,10 +66,11 @@ func mediaType(typ, sub string) string {
 	return ""
 }
 
-// validMediaType checks the type/subtype syntax of RFC 6838 (restricted-name characters).
+// validMediaType checks a lower-case type/subtype: an IANA top-level type and a subtype of
+// RFC 6838 restricted-name characters.
 func validMediaType(s string) bool {
 	major, minor, ok := strings.Cut(s, "/")
-	if !ok || majorTypes[strings.ToUpper(major)] == "" || minor == "" || len(minor) > 127 {
+	if !ok || majorTypes[strings.ToUpper(major)] != major || minor == "" || len(minor) > 127 {
 		return false
 	}
 	if i := strings.IndexByte(minor, ';'); i >= 0 { // parameters ("; charset=…") are kept as written

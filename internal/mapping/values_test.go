@@ -134,6 +134,7 @@ func TestEDDecoding(t *testing.T) {
 		{"IANA type and subtype", "^application^pdf^Base64^" + b64, "application/pdf", b64},
 		{"table 0191/0291", "^AP^PDF^Base64^" + b64, "application/pdf", b64},
 		{"full type in ED-3", "^^application/pdf^Base64^" + b64, "application/pdf", b64},
+		{"table code where the IANA type belongs: sniffed", "^^AP/PDF^Base64^" + b64, "application/pdf", b64},
 		{"nonsense type: sniffed", "^XX^foo bar^Base64^" + b64, "application/pdf", b64},
 		{"Base64 with line breaks and no padding", "^AP^PDF^Base64^" + b64[:8] + `\.br\` + strings.TrimRight(b64[8:], "="), "application/pdf", b64},
 		{"Hex", "^AP^PDF^Hex^" + "255044462d312e340a", "application/pdf", base64.StdEncoding.EncodeToString([]byte("%PDF-1.4\n"))},
