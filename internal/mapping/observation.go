@@ -70,7 +70,9 @@ func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, 
 		obx := r.obx
 		typ := Code(FieldValue(obx, 2))
 		code, ok := CWE(FieldValue(obx, 3))
-		if g.report && (typ == "ED" || typ == "RP") {
+		// A document withdrawn by its status (OBX-11 D, W) is no presented form: it stays an
+		// Observation, entered-in-error.
+		if g.report && (typ == "ED" || typ == "RP") && !isCode(Code(FieldValue(obx, 11)), "D", "W") {
 			if a, isDoc := reportDocument(b, obx, typ, code); isDoc {
 				b.Notef("OBX(%d)-5: %s document mapped to DiagnosticReport.presentedForm", obx.Index(), a.ContentType)
 				forms = append(forms, a)

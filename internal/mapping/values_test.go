@@ -209,6 +209,11 @@ func TestReportPresentedForm(t *testing.T) {
 	require.Len(t, dr["result"], 1)
 	require.Contains(t, strings.Join(notes, "\n"), "OBX(2)-5: application/pdf document mapped to DiagnosticReport.presentedForm")
 
+	// A withdrawn document (OBX-11 W) is not presented; its Observation says entered-in-error.
+	res, _ = mapReport(t, "RAD", "OBX|1|ED|18748-4^Diagnostic imaging study^LN||^application^pdf^Base64^"+pdf+"||||||W")
+	require.NotContains(t, res["DiagnosticReport"][0], "presentedForm")
+	require.Equal(t, "entered-in-error", res["Observation"][0]["status"])
+
 	// Blank code-less lines alone are no presentedForm.
 	res, _ = mapReport(t, "RAD", "OBX|1|TX|||||||||F", "OBX|2|TX||| ||||||F", "OBX|3|NM|718-7^Hgb^LN||13|g/dL|||||F")
 	require.NotContains(t, res["DiagnosticReport"][0], "presentedForm")
