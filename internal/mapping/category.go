@@ -55,7 +55,7 @@ var serviceSections = map[string]string{
 	"SR": CategoryLaboratory, "TX": CategoryLaboratory, "URN": CategoryLaboratory, "VR": CategoryLaboratory,
 	"CT": CategoryImaging, "CUS": CategoryImaging, "NMR": CategoryImaging, "NMS": CategoryImaging,
 	"OUS": CategoryImaging, "RAD": CategoryImaging, "RUS": CategoryImaging, "RX": CategoryImaging,
-	"VUS": CategoryImaging, "XRC": CategoryImaging,
+	"VUS": CategoryImaging, "XRC": CategoryImaging, "US": CategoryImaging, // US: not in 0074, but senders write it for ultrasound
 	"CTH": CategoryProcedure, "EC": CategoryProcedure, "EN": CategoryProcedure, "PF": CategoryProcedure,
 }
 

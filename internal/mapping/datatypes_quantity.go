@@ -1,10 +1,6 @@
 package mapping
 
-import (
-	"encoding/base64"
-	"encoding/hex"
-	"strings"
-)
+import "strings"
 
 // Decimal is a FHIR decimal kept as the sender's digits, so "7.10" is not rewritten as 7.1.
 // Only values NM accepts are built (see ParseDecimal), so the text is always a JSON number.
@@ -87,80 +83,53 @@ var snComparators = map[string]string{"<": "<", ">": ">", "<=": "<=", ">=": ">="
 
 // SN maps a structured numeric (SN-1 comparator, SN-2 num1, SN-3 separator, SN-4 num2) per the
 // IG's SN[Quantity], SN[Range] and SN[Ratio]: "-" a range, ":" or "/" a ratio, no separator a
-// quantity. units apply to every number. ok is false when the numbers are not numbers or the
-// comparator is one FHIR has no code for ("<>").
+// quantity. units (OBX-6) apply to every number, as the IG's OBX-6 rows say. A comparator
+// qualifies a quantity or a ratio's numerator (">^64^/^4": more than 64 to 4); a range has
+// none. ok is false when the numbers are not numbers or the comparator is one FHIR has no
+// code for ("<>").
 func SN(v Value, units Value) (SNResult, bool) {
-	comp, n1, sep, n2 := v.Get(1), v.Get(2), v.Get(3), v.Get(4)
+	return snParts(v.Get(1), v.Get(2), v.Get(3), v.Get(4), units)
+}
+
+func snParts(comp, n1, sep, n2 string, units Value) (SNResult, bool) {
 	fhirComp, known := snComparators[comp]
 	if !known {
 		return SNResult{}, false
 	}
-	q := func(s string) (*Quantity, bool) { return NM(s, units) }
+	a, okA := NM(n1, units)
+	if !okA {
+		return SNResult{}, false
+	}
 	switch sep {
 	case "":
-		a, ok := q(n1)
-		if !ok {
+		if n2 != "" {
 			return SNResult{}, false
 		}
 		a.Comparator = fhirComp
 		return SNResult{Quantity: a}, true
 	case "-":
-		a, okA := q(n1)
-		b, okB := q(n2)
-		if !okA || !okB || comp != "" {
+		b, okB := NM(n2, units)
+		if !okB || fhirComp != "" {
 			return SNResult{}, false
 		}
 		return SNResult{Range: &Range{Low: a, High: b}}, true
 	case ":", "/":
-		a, okA := NM(n1, Value{kind: kindLeaf})
-		b, okB := NM(n2, Value{kind: kindLeaf})
-		if !okA || !okB || comp != "" {
+		b, okB := NM(n2, units)
+		if !okB {
 			return SNResult{}, false
 		}
+		a.Comparator = fhirComp
 		return SNResult{Ratio: &Ratio{Numerator: a, Denominator: b}}, true
 	}
 	return SNResult{}, false
 }
 
 // ED maps encapsulated data (ED-2 type, ED-3 subtype, ED-4 encoding, ED-5 data) to an
-// Attachment: Base64 is kept, Hex and A (ASCII text) are re-encoded to Base64. ok is false
-// when there is no data or it cannot be decoded.
+// Attachment (IG ED[Attachment]): the data as Base64 whatever ED-4 says (Base64, Hex or A for
+// ASCII text), the contentType from ED-2/ED-3 unless they are missing or the data's magic
+// number contradicts them (see decodeED). ok is false when there is no data or it cannot be
+// decoded.
 func ED(v Value) (Attachment, bool) {
-	data := v.Get(5)
-	if data == "" {
-		return Attachment{}, false
-	}
-	a := Attachment{ContentType: mediaType(v.Get(2), v.Get(3))}
-	switch strings.ToUpper(v.Get(4)) {
-	case "BASE64":
-		if _, err := base64.StdEncoding.DecodeString(data); err != nil {
-			return Attachment{}, false
-		}
-		a.Data = data
-	case "HEX":
-		raw, err := hex.DecodeString(data)
-		if err != nil {
-			return Attachment{}, false
-		}
-		a.Data = base64.StdEncoding.EncodeToString(raw)
-	default:
-		a.Data = base64.StdEncoding.EncodeToString([]byte(data))
-	}
-	return a, true
-}
-
-// mediaType builds a MIME type from ED-2 (type of data, table 0191) and ED-3 (subtype).
-func mediaType(typ, sub string) string {
-	switch {
-	case strings.Contains(sub, "/"):
-		return strings.ToLower(sub)
-	case sub != "" && typ != "":
-		major := map[string]string{"AP": "application", "IM": "image", "TEXT": "text", "TX": "text", "AU": "audio", "MULTIPART": "multipart"}[strings.ToUpper(typ)]
-		if major != "" {
-			return major + "/" + strings.ToLower(sub)
-		}
-	case strings.EqualFold(typ, "TX") || strings.EqualFold(typ, "TEXT"):
-		return "text/plain"
-	}
-	return ""
+	ed, ok := decodeED(v)
+	return ed.Attachment, ok
 }

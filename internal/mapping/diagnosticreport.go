@@ -18,6 +18,64 @@ var reportStatuses = map[string]string{
 // report category slice requires.
 const systemV20074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 
+// LOINC report categories of US Core's DiagnosticReport note profile (value set
+// us-core-diagnosticreport-category).
+var (
+	categoryRadiology  = Coding{System: systemLOINC, Code: "LP29684-5", Display: "Radiology"}
+	categoryCardiology = Coding{System: systemLOINC, Code: "LP29708-2", Display: "Cardiology"}
+	categoryPathology  = Coding{System: systemLOINC, Code: "LP7839-6", Display: "Pathology"}
+)
+
+// noteCategories maps v2 table 0074 sections (OBR-24) to those LOINC categories: imaging to
+// Radiology, cardiac studies (echo, catheterisation, ECG) to Cardiology, pathology (surgical,
+// cytopathology, histopathology) to Pathology.
+var noteCategories = map[string]Coding{
+	"RAD": categoryRadiology, "CT": categoryRadiology, "NMR": categoryRadiology, "NMS": categoryRadiology,
+	"RUS": categoryRadiology, "OUS": categoryRadiology, "VUS": categoryRadiology, "RX": categoryRadiology,
+	"XRC": categoryRadiology, "US": categoryRadiology,
+	"CUS": categoryCardiology, "CTH": categoryCardiology, "EC": categoryCardiology,
+	"SP": categoryPathology, "CP": categoryPathology, "PAT": categoryPathology,
+}
+
+// otherSections are table 0074 sections of reports that are neither laboratory nor have a
+// LOINC category (audiology, therapies, nursing, physician notes…). The observation category
+// does not name them (so their results stay "laboratory"), but their reports are not lab
+// reports.
+var otherSections = map[string]bool{
+	"AU": true, "ICU": true, "NRS": true, "OT": true, "PT": true, "RC": true, "RT": true, "PHY": true, "PHR": true,
+	"OTH": true,
+}
+
+// reportCategories returns a report's categories and profiles (prepended to the tenant's)
+// from the order's category and OBR-24. A lab report claims us-core-diagnosticreport-lab,
+// whose category slice requires v2-0074 LAB (OBR-24's own section is a second coding of it).
+// Any other report (imaging, cardiology, pulmonary function…) claims
+// us-core-diagnosticreport-note, which requires a category: OBR-24 in v2-0074, plus the LOINC
+// category of the note profile's value set where the section has one. A pathology report is
+// both: laboratory work issued as a pathology report.
+func reportCategories(category, section string, tenant []string) ([]CodeableConcept, []string) {
+	loinc, hasLOINC := noteCategories[section]
+	var cats []CodeableConcept
+	var profiles []string
+	isLab := category == CategoryLaboratory && !otherSections[section]
+	if isLab {
+		lab := CodeableConcept{Coding: []Coding{{System: systemV20074, Code: "LAB", Display: "Laboratory"}}}
+		if section != "" && section != "LAB" {
+			lab.Coding = append(lab.Coding, Coding{System: systemV20074, Code: section})
+		}
+		cats, profiles = append(cats, lab), append(profiles, ProfileUSCoreDiagnosticReportL)
+	} else {
+		cats = append(cats, CodeableConcept{Coding: []Coding{{System: systemV20074, Code: section}}})
+	}
+	if hasLOINC {
+		cats = append(cats, CodeableConcept{Coding: []Coding{loinc}})
+	}
+	if !isLab || hasLOINC {
+		profiles = append(profiles, ProfileUSCoreDiagnosticReportN)
+	}
+	return cats, append(profiles, tenant...)
+}
+
 // reportMergedLists are the DiagnosticReport elements merged across messages rather than
 // replaced (fhir.ExtMergeList): a message about a report carries the results it reports — a
 // correction (OBR-25 C) only the corrected OBX — and the report keeps the others, with their
@@ -27,12 +85,12 @@ var reportMergedLists = []fhir.Extension{
 }
 
 // mapDiagnosticReport maps the OBR of a result (IG OBR[DiagnosticReport]) with its
-// Observations, Specimens and code-less report text. It is a conditional update whose
+// Observations, Specimens and presentedForm (report documents and code-less report text). It is a conditional update whose
 // scalar elements are those of the newest message and whose result, specimen and performer
 // lists are merged across messages (reportMergedLists): a correction replaces the results
 // it carries (they are keyed as the originals, see SystemV2Observation), an OBX-11 D result
 // leaves the report, and every other result stays, whatever order the messages arrive in.
-func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, text []string) {
+func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference, forms []labAttachment) {
 	obr := g.obr
 	dr := &diagnosticReport{ResourceType: "DiagnosticReport", Meta: b.Meta("DiagnosticReport"), Subject: b.Patient(), Encounter: b.Encounter()}
 	dr.Meta.Extension = slices.Concat(dr.Meta.Extension, reportMergedLists)
@@ -51,18 +109,7 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	if dr.Status == "" {
 		dr.Status = "unknown"
 	}
-	section := Code(FieldValue(obr, 24))
-	if g.category == CategoryLaboratory {
-		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: "LAB", Display: "Laboratory"}}}}
-		dr.Meta.Profile = append([]string{ProfileUSCoreDiagnosticReportL}, dr.Meta.Profile...)
-		if section != "" && section != "LAB" {
-			dr.Category[0].Coding = append(dr.Category[0].Coding, Coding{System: systemV20074, Code: section})
-		}
-	} else {
-		// Not a lab report (imaging, cardiology…): US Core's note profile wants LOINC
-		// categories v2 does not carry, so no profile is claimed.
-		dr.Category = []CodeableConcept{{Coding: []Coding{{System: systemV20074, Code: section}}}}
-	}
+	dr.Category, dr.Meta.Profile = reportCategories(g.category, Code(FieldValue(obr, 24)), dr.Meta.Profile)
 	dr.Code = g.code
 	effective := FieldValue(obr, 7).Get(1)
 	if effective == "" {
@@ -73,6 +120,9 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	if s, ok := Instant(FieldValue(obr, 22).Get(1), b.Opts.Location); ok {
 		dr.Issued = s
+	} else if dr.Status != "registered" && dr.Status != "cancelled" && dr.Status != "unknown" {
+		// us-core-9 (lab profile): a released report has issued; OBR-22 did not say when.
+		dr.IssuedElement = AbsentElement()
 	}
 	// Performers are the organisations that produced the results (OBX-23), once each.
 	seen := map[string]bool{}
@@ -87,8 +137,12 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	dr.Specimen = specs
 	dr.Result = results
-	if len(text) > 0 {
-		dr.PresentedForm = []Attachment{textAttachment(text)}
+	// Report text and documents without a title of their own are titled with the report's name.
+	for i := range forms {
+		if forms[i].Title == "" {
+			forms[i].Title = conceptText(dr.Code)
+		}
 	}
+	dr.PresentedForm = forms
 	b.Update("DiagnosticReport", key, dr)
 }

@@ -109,7 +109,7 @@ func mapOBX(t *testing.T, obx ...string) []map[string]any {
 	t.Helper()
 	raw := "MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000+0000||ORU^R01^ORU_R01|C1|P|2.5.1\r" +
 		"PID|1||P1^^^HOSP^MR||DOE^JANE||19800101|F\r" +
-		"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000||||||||||||||20240101110000+0000||HM|F\r"
+		"OBR|1|PL1^EHR|FL1^LAB|24317-0^CBC^LN|||20240101100000+0000|||||||||||||||20240101110000+0000||HM|F\r"
 	for _, s := range obx {
 		raw += s + "\r"
 	}
@@ -143,7 +143,7 @@ func TestObservationValues(t *testing.T) {
 		{"SN plain", "OBX|1|SN|1554-5^Glucose^LN||^182|mg/dl|||||F", "valueQuantity", `{"value":182,"unit":"mg/dl","system":"http://unitsofmeasure.org","code":"mg/dl"}`},
 		{"SN range", "OBX|1|SN|X^X^L||^1^-^5|%|||||F", "valueRange", `{"low":{"value":1,"unit":"%","system":"http://unitsofmeasure.org","code":"%"},"high":{"value":5,"unit":"%","system":"http://unitsofmeasure.org","code":"%"}}`},
 		{"SN ratio", "OBX|1|SN|X^Titer^L||^1^:^128||||||F", "valueRatio", `{"numerator":{"value":1},"denominator":{"value":128}}`},
-		{"SN <> is text", "OBX|1|SN|X^X^L||<>^5||||||F", "valueString", `"<>"`},
+		{"SN <> is text", "OBX|1|SN|X^X^L||<>^5||||||F", "valueString", `"<> 5"`},
 		{"ST", "OBX|1|ST|94309-2^SARS^LN||Detected||||||F", "valueString", `"Detected"`},
 		{"TX lines", "OBX|1|TX|X^Report^L||line one~line two||||||F", "valueString", `"line one\nline two"`},
 		{"FT", "OBX|1|FT|X^Report^L||free text||||||F", "valueString", `"free text"`},
@@ -154,8 +154,8 @@ func TestObservationValues(t *testing.T) {
 		{"DTM without offset keeps the date", "OBX|1|DTM|X^When^L||202403151230||||||F", "valueDateTime", `"2024-03-15"`},
 		{"TM", "OBX|1|TM|X^When^L||0830||||||F", "valueTime", `"08:30:00"`},
 		{"NR", "OBX|1|NR|X^Range^L||2^8||||||F", "valueRange", `{"low":{"value":2},"high":{"value":8}}`},
-		{"CX", "OBX|1|CX|X^Id^L||A123^^^HOSP||||||F", "valueString", `"A123"`},
-		{"ED base64", "OBX|1|ED|X^PDF^L||^AP^PDF^Base64^SGVsbG8=||||||F", "extension", `[{"url":"http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value","valueAttachment":{"contentType":"application/pdf","data":"SGVsbG8="}}]`},
+		{"CX", "OBX|1|CX|X^Id^L||A123^^^HOSP||||||F", "valueString", `"A123 (HOSP)"`},
+		{"ED base64", "OBX|1|ED|X^Image^L||^IM^JPEG^Base64^SGVsbG8=||||||F", "extension", `[{"url":"http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value","valueAttachment":{"contentType":"image/jpeg","data":"SGVsbG8="}}]`},
 		{"RP", "OBX|1|RP|X^Image^L||https://img.example/1^^IM^JPEG||||||F", "extension", `[{"url":"http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value","valueAttachment":{"contentType":"image/jpeg","url":"https://img.example/1"}}]`},
 		{"pending without value", "OBX|1|NM|718-7^Hgb^LN||||||||I", "dataAbsentReason", `{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/data-absent-reason","code":"temp-unknown"}]}`},
 		{"not asked", "OBX|1|NM|718-7^Hgb^LN||||||||N", "dataAbsentReason", `{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/data-absent-reason","code":"not-asked"}]}`},

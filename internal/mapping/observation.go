@@ -59,22 +59,41 @@ func interpretation(v Value) (CodeableConcept, bool) {
 }
 
 // mapResults maps the group's OBX segments to Observations and returns the references (in
-// OBX order) and the text of code-less text OBX (report lines without an observation code,
-// which become the DiagnosticReport's presentedForm). An OBX-11 D result (v2: delete the
-// OBX) is mapped, as entered-in-error, but not returned: the report drops it (see
-// mapDiagnosticReport). It is kept as a tombstone rather than deleted so that the original,
-// should it arrive late, is refused as older instead of bringing the result back.
-func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, text []string) {
+// OBX order) and, for a report (g.report), its presentedForm: the report rendered as a
+// document (ED or RP results of a document type, see reportDocument) and the text of
+// code-less text OBX (report lines without an observation code) as one plain-text
+// attachment, in OBX order. An OBX-11 D result (v2: delete the OBX) is mapped, as
+// entered-in-error, but not returned: the report drops it (see mapDiagnosticReport). It is
+// kept as a tombstone rather than deleted so that the original, should it arrive late, is
+// refused as older instead of bringing the result back.
+func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, forms []labAttachment) {
+	var lines []string
+	textAt := -1
 	for _, r := range g.results {
 		obx := r.obx
+		typ := Code(FieldValue(obx, 2))
 		code, ok := CWE(FieldValue(obx, 3))
+		// A document withdrawn by its status (OBX-11 D, W) is no presented form: it stays an
+		// Observation, entered-in-error.
+		if g.report && (typ == "ED" || typ == "RP") && !isCode(Code(FieldValue(obx, 11)), "D", "W") {
+			if a, isDoc := reportDocument(b, obx, typ, code); isDoc {
+				b.Notef("OBX(%d)-5: %s document mapped to DiagnosticReport.presentedForm", obx.Index(), a.ContentType)
+				forms = append(forms, a)
+				continue
+			}
+		}
 		if !ok {
-			if isCode(Code(FieldValue(obx, 2)), "TX", "ST", "FT") {
-				var lines []string
-				for v := range Repetitions(obx, 5) {
-					lines = append(lines, v.Get(1))
+			if g.report && isTextType(typ) {
+				if textAt < 0 {
+					textAt = len(forms)
+					forms = append(forms, labAttachment{})
 				}
-				text = append(text, strings.Join(lines, "\n"))
+				for v := range Repetitions(obx, 5) {
+					lines = append(lines, rawText(v))
+				}
+				if FieldValue(obx, 5).IsEmpty() {
+					lines = append(lines, "") // an empty line of the report is a line break
+				}
 				continue
 			}
 			b.Notef("OBX(%d)-3: no observation identifier; result not mapped", obx.Index())
@@ -84,7 +103,14 @@ func mapResults(b *Builder, g *orderGroup, spec *Reference) (refs []*Reference, 
 			refs = append(refs, ref)
 		}
 	}
-	return refs, text
+	if textAt >= 0 {
+		if a, ok := textAttachment(lines); ok {
+			forms[textAt] = a
+		} else { // blank lines only
+			forms = append(forms[:textAt], forms[textAt+1:]...)
+		}
+	}
+	return refs, forms
 }
 
 // mapObservation maps one OBX (IG OBX[Observation]) and its NTEs.
@@ -132,8 +158,7 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 		o.Performer = append(o.Performer, ref)
 	}
 	setValue(b, o, obx)
-	if o.ValueQuantity == nil && o.ValueCodeableConcept == nil && o.ValueString == "" && o.ValueRange == nil &&
-		o.ValueRatio == nil && o.ValueTime == "" && o.ValueDateTime == "" && o.ValuePeriod == nil {
+	if !o.isSet() && len(o.Component) == 0 {
 		reason := absentReasons[status]
 		if len(o.Extension) > 0 {
 			reason = "unsupported" // the value is an Attachment, in the extension
@@ -178,99 +203,6 @@ func observationKey(b *Builder, g *orderGroup, obx *hl7v2.Segment, code Codeable
 		b.Notef("OBX(%d)-4: code and sub-id repeat in the order; keyed with OBX-1", obx.Index())
 	}
 	return id
-}
-
-// setValue maps OBX-5 by its type OBX-2 (IG OBX[Observation] OBX-5 rows). A value that does
-// not parse as its type is kept as text (valueString), with a note.
-func setValue(b *Builder, o *observation, obx *hl7v2.Segment) {
-	typ := Code(FieldValue(obx, 2))
-	v := FieldValue(obx, 5)
-	if v.IsEmpty() {
-		return
-	}
-	units := FieldValue(obx, 6)
-	if !isCode(typ, "TX", "FT", "ST") {
-		n := 0
-		for range Repetitions(obx, 5) {
-			n++
-		}
-		if n > 1 {
-			b.Notef("OBX(%d)-5: %d repetitions; only the first is mapped", obx.Index(), n)
-		}
-	}
-	switch typ {
-	case "NM":
-		if q, ok := NM(v.Get(1), units); ok {
-			o.ValueQuantity = normaliseUnits(q)
-			return
-		}
-	case "SN":
-		if v.Get(1) == "<>" || v.Get(3) == "+" {
-			break // IG: valueString
-		}
-		if sn, ok := SN(v, units); ok {
-			switch {
-			case sn.Quantity != nil:
-				o.ValueQuantity = normaliseUnits(sn.Quantity)
-			case sn.Range != nil:
-				sn.Range.Low, sn.Range.High = normaliseUnits(sn.Range.Low), normaliseUnits(sn.Range.High)
-				o.ValueRange = sn.Range
-			default:
-				o.ValueRatio = sn.Ratio
-			}
-			return
-		}
-	case "ST", "TX", "FT", "VR":
-		var lines []string
-		for r := range Repetitions(obx, 5) {
-			lines = append(lines, r.Get(1))
-		}
-		o.ValueString = strings.Join(lines, "\n")
-		return
-	case "CE", "CWE", "CNE", "CF", "IS", "ID":
-		if cc, ok := CWE(v); ok {
-			o.ValueCodeableConcept = &cc
-			return
-		}
-	case "DT", "DTM", "TS":
-		if s := DateTime(v.Get(1), b.Opts.Location); s != "" {
-			o.ValueDateTime = s
-			return
-		}
-	case "TM":
-		if s, ok := timeOfDay(v.Get(1)); ok {
-			o.ValueTime = s
-			return
-		}
-	case "DR":
-		if p := period(DateTime(v.Sub(1).Get(1), b.Opts.Location), DateTime(v.Sub(2).Get(1), b.Opts.Location)); p != nil {
-			o.ValuePeriod = p
-			return
-		}
-	case "NR":
-		lo, okLo := NM(v.Get(1), Value{kind: kindLeaf})
-		hi, okHi := NM(v.Get(2), Value{kind: kindLeaf})
-		if okLo || okHi {
-			o.ValueRange = &Range{Low: lo, High: hi}
-			return
-		}
-	case "CX", "EI":
-		o.ValueString = v.Get(1)
-		return
-	case "ED":
-		if a, ok := ED(v); ok {
-			o.Extension = []labExtension{{URL: ExtObservationValue, ValueAttachment: &labAttachment{ContentType: a.ContentType, Data: a.Data}}}
-			return
-		}
-		b.Notef("OBX(%d)-5: ED without decodable data; not mapped", obx.Index())
-		return
-	case "RP":
-		// RP-1 is a pointer to the data (a URL, or an id the sender resolves), RP-3/RP-4 its type.
-		o.Extension = []labExtension{{URL: ExtObservationValue, ValueAttachment: &labAttachment{ContentType: mediaType(v.Get(3), v.Get(4)), URL: v.Get(1)}}}
-		return
-	}
-	b.Notef("OBX(%d)-5: %q is not a valid %s; kept as text", obx.Index(), v.Get(1), typ)
-	o.ValueString = v.Get(1)
 }
 
 // commonUCUM are units senders write without naming a coding system that are valid UCUM
@@ -352,7 +284,18 @@ func timeOfDay(s string) (string, bool) {
 	return s[:2] + ":" + s[2:4] + ":" + s[4:6] + frac, true
 }
 
-// textAttachment is code-less report text as a plain-text Attachment.
-func textAttachment(lines []string) Attachment {
-	return Attachment{ContentType: "text/plain", Data: base64.StdEncoding.EncodeToString([]byte(strings.Join(lines, "\n")))}
+// textAttachment is code-less report text as a plain-text Attachment. Blank lines around
+// the text are dropped; those inside it are the report's layout. ok is false when no line
+// has text.
+func textAttachment(lines []string) (a labAttachment, ok bool) {
+	for len(lines) > 0 && strings.TrimSpace(lines[0]) == "" {
+		lines = lines[1:]
+	}
+	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		return labAttachment{}, false
+	}
+	return labAttachment{ContentType: "text/plain", Data: base64.StdEncoding.EncodeToString([]byte(strings.Join(lines, "\n")))}, true
 }

@@ -21,6 +21,7 @@ type orderGroup struct {
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
 	category string          // of the order, from OBR-24: laboratory unless it says otherwise
+	report   bool            // the group's results make a DiagnosticReport (ORU with an OBR)
 	code     CodeableConcept // OBR-4 (orderCode), read once for the keys, ServiceRequest and report
 	// parent is the order a child order (OBR-29) is based on: the reference to its
 	// ServiceRequest when it is in the message, else one by its number; nil when none.
@@ -420,6 +421,7 @@ func mapOrders(b *Builder, isResult bool) {
 			if len(specs) > 0 {
 				spec = specs[0]
 			}
+			g.report = g.obr != nil
 			results, text := mapResults(b, g, spec)
 			if g.obr != nil {
 				mapDiagnosticReport(b, g, results, specs, text)

@@ -12,13 +12,15 @@ const (
 	ProfileUSCoreClinicalResult    = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-clinical-result"
 	ProfileUSCoreVitalSigns        = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-vital-signs"
 	ProfileUSCoreDiagnosticReportL = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-lab"
+	// ProfileUSCoreDiagnosticReportN is US Core's DiagnosticReport for report and note
+	// exchange, claimed by reports that are not (only) lab reports: see reportCategories.
+	ProfileUSCoreDiagnosticReportN = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-diagnosticreport-note"
 	ProfileUSCoreServiceRequest    = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-servicerequest"
 	ProfileUSCoreSpecimen          = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-specimen"
 )
 
 func init() {
-	// A DiagnosticReport that is not a lab report (OBR-24 says imaging, cardiology…) gets no
-	// US Core profile: see diagnosticReportMeta.
+	// DiagnosticReport profiles depend on OBR-24 (lab or note): see reportCategories.
 	baseProfiles["ServiceRequest"] = []string{ProfileUSCoreServiceRequest}
 	baseProfiles["Specimen"] = []string{ProfileUSCoreSpecimen}
 }
@@ -49,35 +51,53 @@ const (
 const ExtObservationValue = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.value"
 
 type observation struct {
-	ResourceType         string            `json:"resourceType"`
-	Meta                 fhir.Meta         `json:"meta"`
-	Extension            []labExtension    `json:"extension,omitempty"`
-	Identifier           []Identifier      `json:"identifier"`
-	BasedOn              []*Reference      `json:"basedOn,omitempty"`
-	Status               string            `json:"status"`
-	Category             []CodeableConcept `json:"category,omitempty"`
-	Code                 CodeableConcept   `json:"code"`
-	Subject              *Reference        `json:"subject"`
-	Encounter            *Reference        `json:"encounter,omitempty"`
-	EffectiveDateTime    string            `json:"effectiveDateTime,omitempty"`
-	EffectiveElement     *Element          `json:"_effectiveDateTime,omitempty"`
-	Issued               string            `json:"issued,omitempty"`
-	Performer            []*Reference      `json:"performer,omitempty"`
-	ValueQuantity        *Quantity         `json:"valueQuantity,omitempty"`
-	ValueCodeableConcept *CodeableConcept  `json:"valueCodeableConcept,omitempty"`
-	ValueString          string            `json:"valueString,omitempty"`
-	ValueRange           *Range            `json:"valueRange,omitempty"`
-	ValueRatio           *Ratio            `json:"valueRatio,omitempty"`
-	ValueTime            string            `json:"valueTime,omitempty"`
-	ValueDateTime        string            `json:"valueDateTime,omitempty"`
-	ValuePeriod          *Period           `json:"valuePeriod,omitempty"`
-	DataAbsentReason     *CodeableConcept  `json:"dataAbsentReason,omitempty"`
-	Interpretation       []CodeableConcept `json:"interpretation,omitempty"`
-	Note                 []annotation      `json:"note,omitempty"`
-	BodySite             *CodeableConcept  `json:"bodySite,omitempty"`
-	Method               *CodeableConcept  `json:"method,omitempty"`
-	Specimen             *Reference        `json:"specimen,omitempty"`
-	ReferenceRange       []referenceRange  `json:"referenceRange,omitempty"`
+	ResourceType      string            `json:"resourceType"`
+	Meta              fhir.Meta         `json:"meta"`
+	Extension         []labExtension    `json:"extension,omitempty"`
+	Identifier        []Identifier      `json:"identifier"`
+	BasedOn           []*Reference      `json:"basedOn,omitempty"`
+	Status            string            `json:"status"`
+	Category          []CodeableConcept `json:"category,omitempty"`
+	Code              CodeableConcept   `json:"code"`
+	Subject           *Reference        `json:"subject"`
+	Encounter         *Reference        `json:"encounter,omitempty"`
+	EffectiveDateTime string            `json:"effectiveDateTime,omitempty"`
+	EffectiveElement  *Element          `json:"_effectiveDateTime,omitempty"`
+	Issued            string            `json:"issued,omitempty"`
+	Performer         []*Reference      `json:"performer,omitempty"`
+	obsValue
+	DataAbsentReason *CodeableConcept  `json:"dataAbsentReason,omitempty"`
+	Interpretation   []CodeableConcept `json:"interpretation,omitempty"`
+	Note             []annotation      `json:"note,omitempty"`
+	BodySite         *CodeableConcept  `json:"bodySite,omitempty"`
+	Method           *CodeableConcept  `json:"method,omitempty"`
+	Specimen         *Reference        `json:"specimen,omitempty"`
+	ReferenceRange   []referenceRange  `json:"referenceRange,omitempty"`
+	Component        []obsComponent    `json:"component,omitempty"`
+}
+
+// obsValue is Observation.value[x], shared with component.value[x]; at most one field is set.
+type obsValue struct {
+	ValueQuantity        *Quantity        `json:"valueQuantity,omitempty"`
+	ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept,omitempty"`
+	ValueString          string           `json:"valueString,omitempty"`
+	ValueRange           *Range           `json:"valueRange,omitempty"`
+	ValueRatio           *Ratio           `json:"valueRatio,omitempty"`
+	ValueTime            string           `json:"valueTime,omitempty"`
+	ValueDateTime        string           `json:"valueDateTime,omitempty"`
+	ValuePeriod          *Period          `json:"valuePeriod,omitempty"`
+}
+
+func (v *obsValue) isSet() bool {
+	return v.ValueQuantity != nil || v.ValueCodeableConcept != nil || v.ValueString != "" || v.ValueRange != nil ||
+		v.ValueRatio != nil || v.ValueTime != "" || v.ValueDateTime != "" || v.ValuePeriod != nil
+}
+
+// obsComponent is an Observation.component: one repetition of a repeating OBX-5.
+type obsComponent struct {
+	Code CodeableConcept `json:"code"`
+	obsValue
+	DataAbsentReason *CodeableConcept `json:"dataAbsentReason,omitempty"`
 }
 
 type referenceRange struct {
@@ -119,11 +139,12 @@ type diagnosticReport struct {
 	EffectiveDateTime  string            `json:"effectiveDateTime,omitempty"`
 	EffectiveElement   *Element          `json:"_effectiveDateTime,omitempty"`
 	Issued             string            `json:"issued,omitempty"`
+	IssuedElement      *Element          `json:"_issued,omitempty"`
 	Performer          []*Reference      `json:"performer,omitempty"`
 	ResultsInterpreter []*Reference      `json:"resultsInterpreter,omitempty"`
 	Specimen           []*Reference      `json:"specimen,omitempty"`
 	Result             []*Reference      `json:"result,omitempty"`
-	PresentedForm      []Attachment      `json:"presentedForm,omitempty"`
+	PresentedForm      []labAttachment   `json:"presentedForm,omitempty"`
 }
 
 type serviceRequest struct {

@@ -133,3 +133,19 @@ func (v Value) IsEmpty() bool {
 
 // Leaf wraps a plain string as a one-part Value, for tests and derived values.
 func Leaf(s string) Value { return Value{leaf: s, kind: kindLeaf} }
+
+// Len returns the number of parts (components of a repetition, subcomponents of a component),
+// 0 when empty, so a datatype of open length (NA, MA, text with stray separators) can be read
+// whole.
+func (v Value) Len() int {
+	switch v.kind {
+	case kindRep:
+		return v.rep.NumComponents()
+	case kindComp:
+		return v.comp.NumSubcomponents()
+	}
+	if v.leaf == "" {
+		return 0
+	}
+	return 1
+}
