@@ -70,9 +70,11 @@ func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
 
 // eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
 // keeps the state of the newest event whatever order messages are processed in. A time
-// without an offset is read as UTC here: it only orders events of one sender. A value that is
-// not a time is noted.
+// without an offset is read as UTC here: it only orders events of one sender. Both are checked
+// (MSH-7 is also Bundle.timestamp and MessageHeader's time), and a value that is not a time is
+// noted.
 func (b *Builder) readEventTime() time.Time {
+	var event time.Time
 	for _, seg := range []*hl7v2.Segment{b.Msg.Segment("EVN", 1), b.Msg.Segment("MSH", 1)} {
 		n := 2
 		if seg != nil && seg.Name() == "MSH" {
@@ -80,13 +82,15 @@ func (b *Builder) readEventTime() time.Time {
 		}
 		if v := FieldValue(seg, n).Get(1); v != "" {
 			t, _, err := hl7v2.ParseTime(v)
-			if err == nil {
-				return t
+			switch {
+			case err != nil:
+				b.noteBadTime(seg, n, v, err)
+			case event.IsZero():
+				event = t
 			}
-			b.noteBadTime(seg, n, v, err)
 		}
 	}
-	return time.Time{}
+	return event
 }
 
 // EventTime is when the source event happened (EVN-2, else MSH-7); zero when unknown.

@@ -85,6 +85,12 @@ func TestBadTimesAreNotes(t *testing.T) {
 	// The same through a Mapper with MessageResources: MSH-7 is also Provenance.recorded.
 	_, notes = mapNotes(t, mapping.New(mapping.Options{MessageResources: true}), raw)
 	require.Contains(t, notesAt(notes, "MSH-7"), "no valid time; no Provenance (recorded is required)")
+
+	// A valid EVN-2 is the event time, and a bad MSH-7 is still said.
+	withEVN := strings.Replace(raw, "\rPID|", "\rEVN||20250101120000+0100\rPID|", 1)
+	_, notes = mapNotes(t, mapping.New(mapping.Options{}), withEVN)
+	require.Len(t, notesAt(notes, "MSH-7"), 1, "notes %v", notes)
+	require.Empty(t, notesAt(notes, "EVN-2"))
 }
 
 // Without a zone a time without offset keeps its date, and one note names the fields that
