@@ -277,8 +277,9 @@ func lintAndMap(t *testing.T, flags mapperFlags, files ...string) lintOutcome {
 	return o
 }
 
-// The inputs issue #12 quoted, for which lint said nothing: each now gives the finding the
-// pipeline will act on, at its field, and lint fails exactly for the one map refuses.
+// A message the pipeline refuses (empty PID-3) and three it maps with a note (a 7-digit MSH-7,
+// PID-7 month 13, OBX-5 NM "abc"): lint gives each finding at its field, and fails exactly for
+// the one map refuses.
 func TestHL7LintQuotedInputs(t *testing.T) {
 	const pid = "PID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r"
 	for _, tc := range []struct {
