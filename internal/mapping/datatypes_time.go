@@ -141,8 +141,9 @@ func (b *Builder) noteZoneless() {
 	for i, f := range b.zoneless {
 		locs[i] = hl7v2.Location{Segment: f.seg, Field: f.n}.String()
 	}
-	b.NoteAt(strings.Join(locs, ", "), "time of day dropped, only the date kept: the values have no UTC offset "+
-		"and no time zone is configured for the sender (connector settings.timeZone or the tenant's timeZone)")
+	b.NoteAt(strings.Join(locs, ", "), "time of day dropped (a dateTime keeps its date, an instant is not mapped): "+
+		"the values have no UTC offset and no time zone is configured for the sender "+
+		"(connector settings.timeZone or the tenant's timeZone)")
 }
 
 // parseDTM parses s; a time-of-day without an offset and without loc is reduced to its date.
