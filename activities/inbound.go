@@ -12,6 +12,7 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/outbox"
 )
 
@@ -81,13 +82,28 @@ type MapResult struct {
 // MapMessage maps the message to a FHIR transaction Bundle and stores it on the attempt, where
 // RouteBundle reads it.
 func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult, error) {
-	msg, tenant, err := a.load(ctx, ref.MessageID)
+	msg, in, err := a.load(ctx, ref.MessageID)
 	if err != nil {
 		return MapResult{}, err
 	}
-	res, err := a.Mapping.ForTenant(tenant).Map(msg)
+	mapper := a.Mapping.ForTenant(in.TenantID)
+	var zoneNote string
+	if in.TimeZone != "" {
+		// The admin API refuses unknown zones; one that fails here (a row written around it, a
+		// zone database without it) maps with the tenant's zone and says so, rather than
+		// dead-lettering every message of the connector.
+		if loc, err := mapping.LoadZone(in.TimeZone); err != nil {
+			zoneNote = "connector settings.timeZone: " + err.Error() + "; the tenant's zone was used"
+		} else {
+			mapper = mapper.InZone(loc)
+		}
+	}
+	res, err := mapper.Map(msg)
 	if err != nil {
 		return MapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMapping, err)
+	}
+	if zoneNote != "" {
+		res.Notes = append(res.Notes, zoneNote)
 	}
 	raw, err := res.Bundle.AppendJSON(nil) // the entries are JSON already: not re-compacted
 	if err != nil {
@@ -117,14 +133,15 @@ func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v
 	return msg, err
 }
 
-// load is loadParsed that also returns the message's tenant.
-func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, string, error) {
+// load is loadParsed that also returns what the Map step needs of the message's row: its
+// tenant and its connector's time zone.
+func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, db.Hl7MessageParseInputRow, error) {
 	row, err := db.New(a.Pool).Hl7MessageParseInput(ctx, messageID)
 	if err != nil {
 		if errors.Is(db.Interpret(err), db.ErrNotFound) {
-			return nil, "", temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+			return nil, row, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
 		}
-		return nil, "", fmt.Errorf("load message: %w", err)
+		return nil, row, fmt.Errorf("load message: %w", err)
 	}
 	var opts []hl7v2.Option
 	if row.Charset != "" {
@@ -132,9 +149,9 @@ func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Mess
 	}
 	msg, err := hl7v2.Parse(row.Raw, opts...)
 	if err != nil {
-		return nil, "", temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
+		return nil, row, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
 	}
-	return msg, row.TenantID, nil
+	return msg, row, nil
 }
 
 // CompleteMessage records success: the message is processed, the attempt succeeded, and one

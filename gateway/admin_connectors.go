@@ -23,6 +23,7 @@ import (
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/outbox"
 )
 
@@ -747,6 +748,9 @@ type connectorSettings struct {
 	Retry              *connectorRetrySettings `json:"retry,omitempty"`
 	DuplicatePolicy    string                  `json:"duplicatePolicy,omitempty"`
 	Charset            string                  `json:"charset,omitempty"`
+	// TimeZone is the IANA zone of the facility's clocks, for v2 times without a UTC offset;
+	// the Map step prefers it to the tenant's (activities.MapMessage).
+	TimeZone string `json:"timeZone,omitempty"`
 }
 
 type connectorRetrySettings struct {
@@ -824,6 +828,15 @@ func parseConnectorSettings(v json.RawMessage) ([]byte, []string) {
 				}
 				s.Charset = canonical
 			}
+		case "timeZone":
+			// The mapping's own loader decides, so that an accepted zone is one the Map step
+			// reads times in.
+			if x, ok := str(key, raw); ok {
+				if _, err := mapping.LoadZone(x); err != nil {
+					problems = append(problems, "settings.timeZone "+err.Error())
+				}
+				s.TimeZone = x
+			}
 		case "retry":
 			var r map[string]json.RawMessage
 			if json.Unmarshal(raw, &r) != nil || r == nil {
@@ -853,7 +866,7 @@ func parseConnectorSettings(v json.RawMessage) ([]byte, []string) {
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		problems = append(problems, fmt.Sprintf("settings: unknown keys %s (known: maxMessageSize, readTimeoutSeconds, "+
-			"maxConnections, retry {maxAttempts, initialIntervalSeconds, maxIntervalSeconds}, duplicatePolicy, charset)",
+			"maxConnections, retry {maxAttempts, initialIntervalSeconds, maxIntervalSeconds}, duplicatePolicy, charset, timeZone)",
 			strings.Join(unknown, ", ")))
 	}
 	if len(problems) > 0 {

@@ -615,6 +615,11 @@ func TestConnectorValidation(t *testing.T) {
 		"duplicate policy":      {with(map[string]any{"settings": map[string]any{"duplicatePolicy": "merge"}}), []string{`settings.duplicatePolicy "merge" is not one of reject, accept`}},
 		"charset":               {with(map[string]any{"settings": map[string]any{"charset": "klingon"}}), []string{`settings.charset "klingon" is not a known character set`}},
 		"charset unsupported":   {with(map[string]any{"settings": map[string]any{"charset": "UNICODE UTF-16"}}), []string{`settings.charset "UNICODE UTF-16" is a known character set that cannot be decoded`}},
+		"time zone unknown":     {with(map[string]any{"settings": map[string]any{"timeZone": "Mars/Olympus"}}), []string{`settings.timeZone "Mars/Olympus" is not an IANA time zone name`}},
+		"time zone of server":   {with(map[string]any{"settings": map[string]any{"timeZone": "Local"}}), []string{`settings.timeZone "Local" is not an IANA time zone name`}},
+		"time zone empty":       {with(map[string]any{"settings": map[string]any{"timeZone": ""}}), []string{`settings.timeZone "" is not an IANA time zone name`}},
+		"time zone offset":      {with(map[string]any{"settings": map[string]any{"timeZone": "+0430"}}), []string{`settings.timeZone "+0430" is not an IANA time zone name`}},
+		"time zone not string":  {with(map[string]any{"settings": map[string]any{"timeZone": 4.5}}), []string{"settings.timeZone must be a string"}},
 		"auth not object":       {with(map[string]any{"auth": "password"}), []string{"auth must be a JSON object"}},
 		"auth empty":            {with(map[string]any{"auth": map[string]any{}}), []string{"auth must not be an empty object"}},
 	} {
@@ -637,11 +642,23 @@ func TestConnectorValidation(t *testing.T) {
 		with(map[string]any{"name": "c3", "direction": "bidirectional", "listenHost": "::1"}),
 		with(map[string]any{"name": "c4", "direction": "outbound", "listenPort": nil}),
 		with(map[string]any{"name": "c5", "listenHost": "mllp.example.org", "settings": nil}),
+		with(map[string]any{"name": "c6", "settings": map[string]any{"timeZone": "Asia/Kabul"}}),
 	} {
 		rec := a.call(http.MethodPost, "/admin/connectors", a.tokA, body, nil)
 		require.Equal(t, http.StatusCreated, rec.Code, "%d: %s", i, rec.Body.String())
-		if i == 1 {
+		switch i {
+		case 1:
 			require.JSONEq(t, `{"charset":"WINDOWS-1252","maxMessageSize":4096}`, string(decodeConnector(t, rec).Settings))
+		case 5:
+			c6 := decodeConnector(t, rec)
+			require.JSONEq(t, `{"timeZone":"Asia/Kabul"}`, string(c6.Settings))
+			// An update is validated as a create is, and a refused one changes nothing.
+			rec = a.call(http.MethodPut, connPath(c6.ID, ""), a.tokA, with(map[string]any{"name": "c6", "settings": map[string]any{"timeZone": "Asia/Kabull"}}), nil)
+			require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+			require.Contains(t, outcomeText(decodeBody(t, rec)), `settings.timeZone "Asia/Kabull" is not an IANA time zone name`)
+			rec = a.call(http.MethodPut, connPath(c6.ID, ""), a.tokA, with(map[string]any{"name": "c6", "settings": map[string]any{"timeZone": "Europe/Berlin"}}), nil)
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			require.JSONEq(t, `{"timeZone":"Europe/Berlin"}`, string(decodeConnector(t, rec).Settings))
 		}
 	}
 
@@ -654,7 +671,7 @@ func TestConnectorValidation(t *testing.T) {
 	require.Equal(t, "c3", list.Connectors[0].Name)
 	rec = a.call(http.MethodGet, "/admin/connectors?status=draft&protocol=mllp&facilityId=f", a.tokA, "", nil)
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &list))
-	require.Len(t, list.Connectors, 5)
+	require.Len(t, list.Connectors, 6)
 	requireAPIOutcome(t, a.call(http.MethodGet, "/admin/connectors?status=sleeping", a.tokA, "", nil), http.StatusBadRequest, "value")
 	requireAPIOutcome(t, a.call(http.MethodGet, "/admin/connectors?colour=red", a.tokA, "", nil), http.StatusBadRequest, "value")
 

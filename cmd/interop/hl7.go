@@ -18,8 +18,42 @@ import (
 // hl7Cmd groups the offline HL7 v2 tools: they read files and need no
 // database, Temporal or network.
 type hl7Cmd struct {
-	Lint hl7LintCmd `cmd:"" help:"Check HL7 v2 files (one message, several, or FHS/BHS batches) and print one line per problem."`
+	Lint hl7LintCmd `cmd:"" help:"Check HL7 v2 files (one message, several, or FHS/BHS batches) as the pipeline would process them: an error for each message it would refuse, a warning for each parse problem and mapping note."`
 	Map  hl7MapCmd  `cmd:"" help:"Print the FHIR transaction Bundle each message maps to, as the workflow's Map step would."`
+}
+
+// mapperFlags choose the Mapper of `hl7 map` and `hl7 lint`: the same one, so that lint
+// reports what map does.
+type mapperFlags struct {
+	Tenants string `type:"existingfile" env:"INTEROP_MAPPING_TENANTS" help:"Tenants' mapping configuration (JSON; national profiles, identifier systems, time zone)."`
+	Tenant  string `help:"Map as this tenant (its entry in --tenants)."`
+	TZ      string `name:"tz" placeholder:"ZONE" help:"IANA time zone of the sender's clocks (e.g. Asia/Kabul) for times without a UTC offset, as a connector's settings.timeZone: used before the tenant's."`
+}
+
+// mapper returns the Mapper of the tenant, in the --tz zone when given. A bad --tz or tenants
+// file is a usage error.
+func (f mapperFlags) mapper() (*mapping.Mapper, error) {
+	var tenants *mapping.Tenants
+	if f.Tenants != "" {
+		file, err := os.Open(f.Tenants)
+		if err != nil {
+			return nil, fmt.Errorf("tenants: %w", err)
+		}
+		tenants, err = mapping.LoadTenants(file)
+		file.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Tenants, err)
+		}
+	}
+	m := tenants.ForTenant(f.Tenant)
+	if f.TZ != "" {
+		loc, err := mapping.LoadZone(f.TZ)
+		if err != nil {
+			return nil, exitError{code: 2, msg: "--tz: " + err.Error()}
+		}
+		m = m.InZone(loc)
+	}
+	return m, nil
 }
 
 // hl7LintCmd is `interop hl7 lint`.
@@ -27,6 +61,7 @@ type hl7LintCmd struct {
 	Format      string   `enum:"text,json" default:"text" help:"Output: text lines, or JSON lines for tools (${enum})."`
 	MinSeverity string   `name:"min-severity" enum:"info,warning,error" default:"info" help:"Print only problems this grave or worse; the summary counts all (${enum})."`
 	Files       []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+	mapperFlags `embed:""`
 
 	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
 }
@@ -70,9 +105,16 @@ type lintSummary struct {
 	Files    int `json:"files"`
 }
 
-// Run lints every file. It exits 1 when any message failed to parse or has
-// a problem of Error severity, or the batch envelope has one.
+// Run lints every file with the code path of `hl7 map` (and the workflow's Parse and Map
+// steps): each message is parsed and mapped, a refusal (a message that cannot be parsed or
+// mapped, a file that holds none) is an error, and the parser's problems and the mapping's
+// notes are warnings. So it exits 1 exactly when `hl7 map` would, and warns of everything
+// that would become a note on the attempt.
 func (c hl7LintCmd) Run() error {
+	mapper, err := c.mapper()
+	if err != nil {
+		return err
+	}
 	out := writerOr(c.Stdout, os.Stdout)
 	minimum := map[string]hl7v2.Severity{"info": hl7v2.SeverityInfo, "warning": hl7v2.SeverityWarning, "error": hl7v2.SeverityError}[c.MinSeverity]
 	var sum lintSummary
@@ -90,7 +132,7 @@ func (c hl7LintCmd) Run() error {
 	}
 	for _, path := range c.Files {
 		sum.Files++
-		n, err := lintFile(path, emit)
+		n, err := lintFile(path, mapper, emit)
 		sum.Messages += n
 		if err != nil {
 			return err
@@ -134,9 +176,9 @@ func (c hl7LintCmd) print(w io.Writer, v any) error {
 	return nil
 }
 
-// lintFile splits one file, parses each message and reports every problem
+// lintFile splits one file, parses and maps each message and reports every problem
 // through emit. It returns the number of messages; its error is emit's.
-func lintFile(path string, emit func(lintFinding) error) (int, error) {
+func lintFile(path string, mapper *mapping.Mapper, emit func(lintFinding) error) (int, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, emit(lintFinding{File: path, Severity: "fatal", Code: "unreadable", Text: err.Error(), grave: hl7v2.SeverityFatal})
@@ -151,25 +193,51 @@ func lintFile(path string, emit func(lintFinding) error) (int, error) {
 		return 0, emit(failureFinding(path, 0, splitErr))
 	}
 	for i, m := range bf.Messages {
-		msg, err := hl7v2.Parse(m.Data)
-		if err != nil {
-			err = emit(failureFinding(path, i+1, err))
-		} else {
-			for _, p := range msg.Problems() {
-				if err = emit(problemFinding(path, i+1, 0, p)); err != nil {
-					break
-				}
-			}
-		}
-		if err != nil {
+		if err := lintMessage(path, i+1, m.Data, mapper, emit); err != nil {
 			return 0, err
 		}
 	}
 	return len(bf.Messages), nil
 }
 
+// lintMessage reports the parser's problems of message n, then maps it as mapMessage does:
+// its refusal, or its notes.
+func lintMessage(path string, n int, data []byte, mapper *mapping.Mapper, emit func(lintFinding) error) error {
+	msg, err := hl7v2.Parse(data)
+	if err != nil {
+		return emit(failureFinding(path, n, err))
+	}
+	for _, p := range msg.Problems() {
+		if err := emit(problemFinding(path, n, 0, p)); err != nil {
+			return err
+		}
+	}
+	res, err := mapper.Map(msg)
+	if err != nil {
+		r := mapping.Refusal(err)
+		code := "mapping-failed"
+		if errors.Is(err, mapping.ErrUnmappable) {
+			code = "unmappable"
+		}
+		return emit(lintFinding{File: path, Message: n, Severity: hl7v2.SeverityError.String(), Code: code,
+			Location: r.Location, Text: r.Text, grave: hl7v2.SeverityError})
+	}
+	for _, s := range res.Notes {
+		note := mapping.ParseNote(s)
+		if err := emit(lintFinding{File: path, Message: n, Severity: hl7v2.SeverityWarning.String(), Code: "mapping-note",
+			Location: note.Location, Text: note.Text, grave: hl7v2.SeverityWarning}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// problemFinding reports a problem the parser or the batch splitter found and worked around.
+// The message is still processed, so it is at most a warning: lint's errors are exactly the
+// refusals of `hl7 map`. The parser's own grading stays in the code (e.g. bad-segment-name).
 func problemFinding(path string, msg, line int, p hl7v2.Problem) lintFinding {
-	f := lintFinding{File: path, Message: msg, Line: line, Severity: p.Severity.String(), Code: string(p.Code), Text: p.Message, grave: p.Severity}
+	grave := min(p.Severity, hl7v2.SeverityWarning)
+	f := lintFinding{File: path, Message: msg, Line: line, Severity: grave.String(), Code: string(p.Code), Text: p.Message, grave: grave}
 	if p.Location != (hl7v2.Location{}) {
 		f.Location = p.Location.String()
 	}
@@ -201,11 +269,10 @@ func failureFinding(path string, msg int, err error) lintFinding {
 
 // hl7MapCmd is `interop hl7 map`.
 type hl7MapCmd struct {
-	Array    bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
-	Coverage bool     `help:"Print the field accounting instead of the Bundle: every populated component of each message and whether the mapping read it (mapped) or not (not mapped)."`
-	Tenants  string   `type:"existingfile" env:"INTEROP_MAPPING_TENANTS" help:"Tenants' mapping configuration (JSON; national profiles, identifier systems, time zone)."`
-	Tenant   string   `help:"Map as this tenant (its entry in --tenants)."`
-	Files    []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+	Array       bool     `help:"Print one JSON array of Bundles instead of one Bundle after another."`
+	Coverage    bool     `help:"Print the field accounting instead of the Bundle: every populated component of each message and whether the mapping read it (mapped) or not (not mapped)."`
+	Files       []string `arg:"" type:"existingfile" help:"HL7 v2 files."`
+	mapperFlags `embed:""`
 
 	Stdout io.Writer `kong:"-"` // nil means os.Stdout; tests capture it
 	Stderr io.Writer `kong:"-"` // nil means os.Stderr
@@ -217,19 +284,10 @@ type hl7MapCmd struct {
 // the exit status 1; the others are still printed. Mapping notes go to stderr.
 func (c hl7MapCmd) Run() error {
 	out, errOut := writerOr(c.Stdout, os.Stdout), writerOr(c.Stderr, os.Stderr)
-	var tenants *mapping.Tenants
-	if c.Tenants != "" {
-		f, err := os.Open(c.Tenants)
-		if err != nil {
-			return fmt.Errorf("tenants: %w", err)
-		}
-		tenants, err = mapping.LoadTenants(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", c.Tenants, err)
-		}
+	mapper, err := c.mapper()
+	if err != nil {
+		return err
 	}
-	mapper := tenants.ForTenant(c.Tenant)
 	var bundles []*fhir.Bundle
 	total, failed, empty := 0, 0, 0
 	for _, path := range c.Files {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
+	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/mllp"
 )
 
@@ -60,8 +61,9 @@ func TestHL7LintClean(t *testing.T) {
 }
 
 func TestHL7LintProblems(t *testing.T) {
-	// Message 1: a two-letter segment ID (error) and an unknown escape
-	// (warning); message 2: MSH-2 repeats a delimiter, so it cannot be read.
+	// Message 1: a two-letter segment ID and an unknown escape, which the parser works around
+	// (warnings: the message is still mapped), and a date-only MSH-7 (a mapping note);
+	// message 2: MSH-2 repeats a delimiter, so it cannot be read (the one error).
 	path := hl7TempFile(t, "bad.hl7", "MSH|^~\\&|A|B|C|D|20250101||ADT^A01|1|P|2.5.1\n"+
 		"PV|1\nPID|1||42||DOE\\Q\\^J\n"+
 		"MSH|^^\\&|A|B|C|D|20250101||ADT^A01|2|P|2.5.1\nPID|1||43\n")
@@ -69,33 +71,35 @@ func TestHL7LintProblems(t *testing.T) {
 	err := hl7LintCmd{Format: "text", MinSeverity: "info", Files: []string{path}, Stdout: &out}.Run()
 	require.Equal(t, 1, hl7ExitCode(err), "err %v", err)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	require.Len(t, lines, 4, out.String())
-	require.Regexp(t, `^.*bad\.hl7:1: error bad-segment-name at PV: segment ID "PV" is not three characters`, lines[0])
+	require.Len(t, lines, 5, out.String())
+	require.Regexp(t, `^.*bad\.hl7:1: warning bad-segment-name at PV: segment ID "PV" is not three characters`, lines[0])
 	require.Regexp(t, `^.*bad\.hl7:1: warning bad-escape at PID-5\(1\)\.1\.1: escape sequence "\\\\Q\\\\" not recognised`, lines[1])
-	require.Regexp(t, `^.*bad\.hl7:2: fatal bad-delimiters at MSH-2: invalid delimiters in MSH-1/MSH-2: `, lines[2])
-	require.Equal(t, "2 messages, 2 errors, 1 warnings in 1 files", lines[3])
+	require.Regexp(t, `^.*bad\.hl7:1: warning mapping-note at MSH-7: "20250101" is not an instant \(coarser than a minute\); no Provenance$`, lines[2])
+	require.Regexp(t, `^.*bad\.hl7:2: fatal bad-delimiters at MSH-2: invalid delimiters in MSH-1/MSH-2: `, lines[3])
+	require.Equal(t, "2 messages, 1 errors, 3 warnings in 1 files", lines[4])
 
 	out.Reset()
 	err = hl7LintCmd{Format: "text", MinSeverity: "error", Files: []string{path}, Stdout: &out}.Run()
 	require.Equal(t, 1, hl7ExitCode(err))
 	require.NotContains(t, out.String(), "warning bad-escape", "--min-severity error hides warnings")
-	require.Contains(t, out.String(), "2 messages, 2 errors, 1 warnings in 1 files", "the summary counts them")
+	require.Contains(t, out.String(), "2 messages, 1 errors, 3 warnings in 1 files", "the summary counts them")
 }
 
 func TestHL7LintBatchCount(t *testing.T) {
+	// A wrong count is worth knowing, but the pipeline processes both messages: a warning.
 	path := hl7TempFile(t, "batch.hl7", "FHS|^~\\&\r\nBHS|^~\\&\r\n"+strings.ReplaceAll(hl7ADT+hl7ADT2, "\r", "\r\n")+"BTS|3\r\nFTS|1\r\n")
 	var out bytes.Buffer
-	err := hl7LintCmd{Format: "text", MinSeverity: "info", Files: []string{path}, Stdout: &out}.Run()
-	require.Equal(t, 1, hl7ExitCode(err), "err %v", err)
-	require.Equal(t, path+":file: error batch-count-mismatch at BTS-1 (line 8): BTS-1 says 3, found 2 message(s) in the batch\n"+
-		"2 messages, 1 errors, 0 warnings in 1 files\n", out.String())
+	err := hl7LintCmd{Format: "text", MinSeverity: "warning", Files: []string{path}, Stdout: &out}.Run()
+	require.NoError(t, err)
+	require.Contains(t, out.String(), path+":file: warning batch-count-mismatch at BTS-1 (line 8): BTS-1 says 3, found 2 message(s) in the batch\n")
+	require.True(t, strings.HasSuffix(out.String(), "2 messages, 0 errors, 3 warnings in 1 files\n"), out.String())
 }
 
 func TestHL7LintJSON(t *testing.T) {
-	path := hl7TempFile(t, "batch.hl7", "BHS|^~\\&\r"+hl7ADT+"BTS|2\r")
+	path := hl7TempFile(t, "batch.hl7", "BHS|^~\\&\r"+strings.Replace(hl7ADT, "20250101120000\r", "20250101120000+0100\r", 1)+"BTS|2\r")
 	var out bytes.Buffer
 	err := hl7LintCmd{Format: "json", MinSeverity: "info", Files: []string{path}, Stdout: &out}.Run()
-	require.Equal(t, 1, hl7ExitCode(err))
+	require.NoError(t, err)
 	var recs []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		var rec map[string]any
@@ -103,18 +107,21 @@ func TestHL7LintJSON(t *testing.T) {
 		recs = append(recs, rec)
 	}
 	require.Equal(t, []map[string]any{
-		{"kind": "problem", "file": path, "line": 5.0, "severity": "error", "code": "batch-count-mismatch",
+		{"kind": "problem", "file": path, "line": 5.0, "severity": "warning", "code": "batch-count-mismatch",
 			"location": "BTS-1", "text": "BTS-1 says 2, found 1 message(s) in the batch"},
-		{"kind": "summary", "messages": 1.0, "errors": 1.0, "warnings": 0.0, "files": 1.0},
+		{"kind": "summary", "messages": 1.0, "errors": 0.0, "warnings": 1.0, "files": 1.0},
 	}, recs)
 }
 
 // TestHL7LintExitStatus runs the command through kong as `interop` does.
 func TestHL7LintExitStatus(t *testing.T) {
 	clean := hl7TempFile(t, "clean.hl7", hl7ADT)
-	bad := hl7TempFile(t, "bad.hl7", hl7ADT+"PV|1\r")
+	warned := hl7TempFile(t, "warned.hl7", hl7ADT+"PV|1\r")
+	refused := hl7TempFile(t, "refused.hl7", strings.Replace(hl7ADT, "12345^^^HOSP^MR", "", 1))
 	require.Equal(t, 0, run([]string{"hl7", "lint", clean}))
-	require.Equal(t, 1, run([]string{"hl7", "lint", clean, bad}))
+	require.Equal(t, 0, run([]string{"hl7", "lint", clean, warned}), "a parse problem the pipeline works around is a warning")
+	require.Equal(t, 1, run([]string{"hl7", "lint", clean, refused}))
+	require.Equal(t, 2, run([]string{"hl7", "lint", "--tz", "Mars/Olympus", clean}), "an unknown zone is a usage error")
 	require.Equal(t, 2, run([]string{"hl7", "lint"}), "no file is a usage error")
 	require.Equal(t, 2, run([]string{"hl7", "lint", "--format", "xml", clean}), "unknown format is a usage error")
 	require.Equal(t, 2, run([]string{"hl7", "lint", filepath.Join(t.TempDir(), "missing.hl7")}), "a missing file is a usage error")
@@ -258,4 +265,174 @@ func TestSendBatchFile(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{hl7ADT, hl7ADT2}, got)
+}
+
+// lintOutcome is what `hl7 lint` and `hl7 map` said about some files.
+type lintOutcome struct {
+	lintCode, mapCode int
+	findings          []lintFinding // lint's JSON lines, without the summary
+	mapNotes          []string      // map's "note:" lines on stderr
+}
+
+// lintAndMap runs both commands over the same files with the same flags.
+func lintAndMap(t *testing.T, flags mapperFlags, files ...string) lintOutcome {
+	t.Helper()
+	var out, mapOut, mapErr bytes.Buffer
+	lintErr := hl7LintCmd{Format: "json", MinSeverity: "info", Files: files, mapperFlags: flags, Stdout: &out}.Run()
+	mErr := hl7MapCmd{Files: files, mapperFlags: flags, Stdout: &mapOut, Stderr: &mapErr}.Run()
+	o := lintOutcome{lintCode: hl7ExitCode(lintErr), mapCode: hl7ExitCode(mErr)}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec struct {
+			Kind string `json:"kind"`
+			lintFinding
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &rec), l)
+		if rec.Kind == "problem" {
+			o.findings = append(o.findings, rec.lintFinding)
+		}
+	}
+	for _, l := range strings.Split(mapErr.String(), "\n") {
+		if _, note, ok := strings.Cut(l, ": note: "); ok {
+			o.mapNotes = append(o.mapNotes, note)
+		}
+	}
+	return o
+}
+
+// A message the pipeline refuses (empty PID-3) and three it maps with a note (a 7-digit MSH-7,
+// PID-7 month 13, OBX-5 NM "abc"): lint gives each finding at its field, and fails exactly for
+// the one map refuses.
+func TestHL7LintQuotedInputs(t *testing.T) {
+	const pid = "PID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r"
+	for _, tc := range []struct {
+		name, raw      string
+		severity, code string
+		location, text string
+	}{
+		{"PID-3 empty", "MSH|^~\\&|SND|FAC|RCV|FAC|20250101120000+0100||ADT^A01^ADT_A01|M1|P|2.5.1\rPID|1||||DOE^JOHN||19800101|M\r",
+			"error", "unmappable", "PID-3", "no identifier value"},
+		{"MSH-7 of 7 digits", "MSH|^~\\&|SND|FAC|RCV|FAC|2025010||ADT^A01^ADT_A01|M1|P|2.5.1\r" + pid,
+			"warning", "mapping-note", "MSH-7", `"2025010" is not a valid date/time (wrong number of digits); not mapped`},
+		{"PID-7 month 13", "MSH|^~\\&|SND|FAC|RCV|FAC|20250101120000+0100||ADT^A01^ADT_A01|M1|P|2.5.1\r" + strings.Replace(pid, "19800101", "19801301", 1),
+			"warning", "mapping-note", "PID-7", `birth date "19801301" is not a valid date (field out of range); birthDate absent`},
+		{"OBX-5 NM abc", "MSH|^~\\&|LAB|FAC|RCV|FAC|20250101120000+0100||ORU^R01^ORU_R01|M1|P|2.5.1\r" + pid +
+			"OBR|1||ACC1|2345-7^Glucose^LN|||20250101110000+0100\rOBX|1|NM|2345-7^Glucose^LN||abc|mg/dL|||||F\r",
+			"warning", "mapping-note", "OBX(1)-5", `"abc" is not a valid NM; kept as text`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := lintAndMap(t, mapperFlags{}, hl7TempFile(t, "m.hl7", tc.raw))
+			require.Equal(t, o.mapCode, o.lintCode, "lint fails exactly when map does")
+			require.Equal(t, map[bool]int{true: 1, false: 0}[tc.severity == "error"], o.lintCode)
+			require.Contains(t, o.findings, lintFinding{File: o.findings[0].File, Message: 1, Severity: tc.severity,
+				Code: tc.code, Location: tc.location, Text: tc.text})
+		})
+	}
+}
+
+// lintFixturesBad are hostile and broken messages, beside the mapping's golden cases: lint
+// and map must agree on each.
+var lintFixturesBad = map[string]string{
+	"no pid":          "MSH|^~\\&|A|B|C|D|20250101120000||ACK|1|P|2.5.1\rMSA|AA|1\r",
+	"pid-3 blank":     "MSH|^~\\&|A|B|C|D|20250101120000||ADT^A01|1|P|2.5.1\rPID|1||^^^HOSP^MR||DOE\r",
+	"a40 without mrg": "MSH|^~\\&|A|B|C|D|20250101120000||ADT^A40^ADT_A39|1|P|2.5.1\rPID|1||1^^^H^MR||DOE\r",
+	"a40 mrg is pid":  "MSH|^~\\&|A|B|C|D|20250101120000||ADT^A40^ADT_A39|1|P|2.5.1\rPID|1||1^^^H^MR||DOE\rMRG|1^^^H^MR\r",
+	"bad delimiters":  "MSH|^^\\&|A|B|C|D|20250101||ADT^A01|2|P|2.5.1\rPID|1||43\r",
+	"not hl7":         "hello, world\r\n",
+	"empty file":      "",
+	"bad times":       "MSH|^~\\&|A|B|C|D|202501011||ORU^R01^ORU_R01|1|P|2.5.1\rEVN||2025\rPID|1||1^^^H^MR||DOE||DOB\rPV1|1|I|||||||||||||||||V1|||||||||||||||||||||||||2025013\rOBR|1||A1|1^X^L|||20251340\rOBX|1|DTM|1^X^L||2025-01-01||||||F|||99999999\r",
+	"rxa-3 invalid":   "MSH|^~\\&|A|B|C|D|20250101120000||VXU^V04^VXU_V04|1|P|2.5.1\rPID|1||1^^^H^MR||DOE\rORC|RE||IZ1\rRXA|0|1|2025XX01|20250101|08^HepB^CVX|1\r",
+	"batch, one bad":  "BHS|^~\\&\r" + hl7ADT + "MSH|^~\\&|A|B|C|D|20250101||ADT^A01|9|P|2.5.1\rPID|1||\r" + hl7ADT2 + "BTS|3\r",
+	"segment garbage": hl7ADT + "ZZ|1\r\x00\x01|2\rOBX|1|NM|1^X^L||abc\r",
+}
+
+// Lint runs the code path of map: over every golden message of the mapping and the bad
+// fixtures, lint fails iff map fails, and lint warns of every note map prints (the same
+// notes, split into location and text).
+func TestHL7LintAgreesWithMap(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "internal", "mapping", "testdata", "*.hl7"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	dir := t.TempDir()
+	for name, raw := range lintFixturesBad {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".hl7")
+		require.NoError(t, os.WriteFile(path, []byte(raw), 0o600))
+		files = append(files, path)
+	}
+	kabul := mapperFlags{TZ: "Asia/Kabul"}
+	refused := 0
+	for _, path := range files {
+		for _, flags := range []mapperFlags{{}, kabul} {
+			o := lintAndMap(t, flags, path)
+			require.Equal(t, o.mapCode, o.lintCode, "%s (tz %q): map exit %d, lint exit %d; findings %+v", path, flags.TZ, o.mapCode, o.lintCode, o.findings)
+			var errs int
+			var notes []string
+			for _, f := range o.findings {
+				switch f.Severity {
+				case "error", "fatal":
+					errs++
+				}
+				if f.Code == "mapping-note" {
+					notes = append(notes, (mapping.Note{Location: f.Location, Text: f.Text}).String())
+				}
+			}
+			require.Equal(t, o.lintCode != 0, errs > 0, "%s: an error finding iff lint fails", path)
+			require.Equal(t, o.mapNotes, notes, "%s: every note map prints is a warning of lint", path)
+			if o.mapCode != 0 {
+				refused++
+			}
+		}
+	}
+	require.GreaterOrEqual(t, refused, 2*7, "the bad fixtures are refused, with and without a zone")
+}
+
+// --tz is a connector's settings.timeZone: it reads times without an offset in that zone,
+// before the tenant's zone.
+func TestHL7MapTimeZone(t *testing.T) {
+	raw := "MSH|^~\\&|LAB|FAC|RCV|FAC|20250101120000||ORU^R01^ORU_R01|M1|P|2.5.1\r" +
+		"PID|1||12345^^^HOSP^MR||DOE^JOHN||19800101|M\r" +
+		"OBR|1||ACC1|2345-7^Glucose^LN|||20250101110000\rOBX|1|NM|2345-7^Glucose^LN||90|mg/dL|||||F|||20250101103000\r"
+	path := hl7TempFile(t, "oru.hl7", raw)
+	tenants := hl7TempFile(t, "tenants.json", `{"lab": {"timeZone": "America/New_York"}}`)
+	effective := func(args ...string) (string, string) {
+		var out, errOut bytes.Buffer
+		cmd := hl7MapCmd{Files: []string{path}, Stdout: &out, Stderr: &errOut}
+		for i := 0; i < len(args); i += 2 {
+			switch args[i] {
+			case "tz":
+				cmd.TZ = args[i+1]
+			case "tenant":
+				cmd.Tenants, cmd.Tenant = tenants, args[i+1]
+			}
+		}
+		require.NoError(t, cmd.Run())
+		var b fhir.Bundle
+		require.NoError(t, json.Unmarshal(out.Bytes(), &b))
+		for _, e := range b.Entry {
+			var r struct {
+				ResourceType      string `json:"resourceType"`
+				EffectiveDateTime string `json:"effectiveDateTime"`
+			}
+			require.NoError(t, json.Unmarshal(e.Resource, &r))
+			if r.ResourceType == "Observation" {
+				return r.EffectiveDateTime, errOut.String()
+			}
+		}
+		t.Fatal("no Observation")
+		return "", ""
+	}
+	got, notes := effective()
+	require.Equal(t, "2025-01-01", got, "no zone: the date")
+	require.Contains(t, notes, "time of day dropped")
+	got, notes = effective("tz", "Asia/Kabul")
+	require.Equal(t, "2025-01-01T10:30:00+04:30", got)
+	require.NotContains(t, notes, "time of day dropped")
+	got, _ = effective("tenant", "lab")
+	require.Equal(t, "2025-01-01T10:30:00-05:00", got, "the tenant's zone")
+	got, _ = effective("tenant", "lab", "tz", "Asia/Kabul")
+	require.Equal(t, "2025-01-01T10:30:00+04:30", got, "--tz before the tenant's zone")
+
+	// Through kong, as `interop` runs it; an unknown zone is a usage error.
+	require.Equal(t, 0, run([]string{"hl7", "lint", "--tz", "Asia/Kabul", "--min-severity", "error", path}))
+	require.Equal(t, 2, run([]string{"hl7", "map", "--tz", "Asia/Kabull", path}))
+	require.Equal(t, 2, run([]string{"hl7", "map", "--tz", "Local", path}))
 }

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The zone database, as a fallback when the host has none (a scratch image): connector and
+	// tenant zones are validated by one process and loaded by another, which must agree.
+	_ "time/tzdata"
 
 	"github.com/alecthomas/kong"
 

@@ -58,7 +58,7 @@ func mapAL1(b *Builder, seg *hl7v2.Segment) error {
 	if len(manifestations) > 0 {
 		a.Reaction = []allergyReaction{{Manifestation: manifestations, Severity: allergySeverity[sev]}}
 	}
-	a.OnsetDateTime = DateTime(FieldValue(seg, 6).Get(1), b.Opts.Location)
+	a.OnsetDateTime = b.DateTime(seg, 6, FieldValue(seg, 6).Get(1))
 	a.Encounter = b.Encounter()
 
 	pk := b.PatientKey()

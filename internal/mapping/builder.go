@@ -44,6 +44,8 @@ type Builder struct {
 	metaExt []fhir.Extension
 	// acct records what the handlers read of Msg (accounting.go).
 	acct *account
+	// zoneless lists the fields whose time of day was cut for want of a zone (noteZoneless).
+	zoneless []fieldRef
 }
 
 // entryKey identifies an entry: its type and conditional key.
@@ -62,7 +64,8 @@ type entry struct {
 
 func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
 	m, acct := newAccount(m)
-	b := &Builder{Msg: m, Opts: opts, acct: acct, controlID: m.ControlID(), eventTime: eventTime(m), byKey: make(map[entryKey]*entry, 16)}
+	b := &Builder{Msg: m, Opts: opts, acct: acct, controlID: m.ControlID(), byKey: make(map[entryKey]*entry, 16)}
+	b.eventTime = b.readEventTime()
 	if !b.eventTime.IsZero() {
 		b.metaExt = []fhir.Extension{fhir.SourceEventTimeExtension(b.eventTime)}
 	}
@@ -71,20 +74,27 @@ func newBuilder(m *hl7v2.Message, opts *Options) *Builder {
 
 // eventTime reads EVN-2 (recorded date/time), else MSH-7. Updates carry it so that the owner
 // keeps the state of the newest event whatever order messages are processed in. A time
-// without an offset is read as UTC here: it only orders events of one sender.
-func eventTime(m *hl7v2.Message) time.Time {
-	for _, seg := range []*hl7v2.Segment{m.Segment("EVN", 1), m.Segment("MSH", 1)} {
+// without an offset is read as UTC here: it only orders events of one sender. Both are checked
+// (MSH-7 is also Bundle.timestamp and MessageHeader's time), and a value that is not a time is
+// noted.
+func (b *Builder) readEventTime() time.Time {
+	var event time.Time
+	for _, seg := range []*hl7v2.Segment{b.Msg.Segment("EVN", 1), b.Msg.Segment("MSH", 1)} {
 		n := 2
 		if seg != nil && seg.Name() == "MSH" {
 			n = 7
 		}
 		if v := FieldValue(seg, n).Get(1); v != "" {
-			if t, _, err := hl7v2.ParseTime(v); err == nil {
-				return t
+			t, _, err := hl7v2.ParseTime(v)
+			switch {
+			case err != nil:
+				b.noteBadTime(seg, n, v, err)
+			case event.IsZero():
+				event = t
 			}
 		}
 	}
-	return time.Time{}
+	return event
 }
 
 // EventTime is when the source event happened (EVN-2, else MSH-7); zero when unknown.
@@ -193,9 +203,9 @@ func (b *Builder) MarkHandled(seg *hl7v2.Segment) {
 }
 
 // Unmappable returns the error for a message that can never map: it names the segment and
-// field (e.g. "PID-3") and wraps ErrUnmappable.
+// field (e.g. "PID-3") and wraps ErrUnmappable (an *UnmappableError, for tools that place it).
 func Unmappable(field, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %s", ErrUnmappable, field, fmt.Sprintf(format, args...))
+	return &UnmappableError{Location: field, Reason: fmt.Sprintf(format, args...)}
 }
 
 // bundle marshals the entries, shared ones first, then the trailer (MessageHeader,

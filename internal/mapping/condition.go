@@ -45,8 +45,8 @@ func mapDG1(b *Builder, seg *hl7v2.Segment) error {
 	if Code(FieldValue(seg, 21)) == "D" {
 		c.VerificationStatus = conditionVerification("entered-in-error")
 	}
-	c.OnsetDateTime = DateTime(FieldValue(seg, 5).Get(1), b.Opts.Location)
-	c.RecordedDate = DateTime(FieldValue(seg, 19).Get(1), b.Opts.Location)
+	c.OnsetDateTime = b.DateTime(seg, 5, FieldValue(seg, 5).Get(1))
+	c.RecordedDate = b.DateTime(seg, 19, FieldValue(seg, 19).Get(1))
 	for v := range Repetitions(seg, 16) {
 		if ref := b.XCN(v); ref != nil {
 			c.Asserter = ref // Condition.asserter is 0..1: the first diagnosing clinician

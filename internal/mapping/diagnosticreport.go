@@ -111,14 +111,14 @@ func mapDiagnosticReport(b *Builder, g *orderGroup, results, specs []*Reference,
 	}
 	dr.Category, dr.Meta.Profile = reportCategories(g.category, Code(FieldValue(obr, 24)), dr.Meta.Profile)
 	dr.Code = g.code
-	effective := FieldValue(obr, 7).Get(1)
+	effectiveField, effective := 7, FieldValue(obr, 7).Get(1)
 	if effective == "" {
-		effective = FieldValue(obr, 8).Get(1)
+		effectiveField, effective = 8, FieldValue(obr, 8).Get(1)
 	}
-	if dr.EffectiveDateTime = DateTime(effective, b.Opts.Location); dr.EffectiveDateTime == "" {
+	if dr.EffectiveDateTime = b.DateTime(obr, effectiveField, effective); dr.EffectiveDateTime == "" {
 		dr.EffectiveElement = AbsentElement() // US Core: effective[x] required for final reports
 	}
-	if s, ok := Instant(FieldValue(obr, 22).Get(1), b.Opts.Location); ok {
+	if s, ok := b.Instant(obr, 22, FieldValue(obr, 22).Get(1)); ok {
 		dr.Issued = s
 	} else if dr.Status != "registered" && dr.Status != "cancelled" && dr.Status != "unknown" {
 		// us-core-9 (lab profile): a released report has issued; OBR-22 did not say when.

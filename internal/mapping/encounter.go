@@ -116,8 +116,8 @@ func mapEncounter(b *Builder, trigger string) error {
 			}
 		}
 	}
-	start := DateTime(FieldValue(pv1, 44).Get(1), b.Opts.Location)
-	end := DateTime(FieldValue(pv1, 45).Get(1), b.Opts.Location)
+	start := b.DateTime(pv1, 44, FieldValue(pv1, 44).Get(1))
+	end := b.DateTime(pv1, 45, FieldValue(pv1, 45).Get(1))
 	if trigger == "A13" {
 		end = "" // cancel discharge: the visit is open again
 	}

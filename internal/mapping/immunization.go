@@ -74,7 +74,7 @@ func mapImmunization(b *Builder, o *vxuOrder) error {
 		im.VaccineCode = CodeableConcept{Extension: Absent()}
 	}
 	if raw := FieldValue(rxa, 3).Get(1); raw != "" {
-		if im.OccurrenceDateTime = DateTime(raw, b.Opts.Location); im.OccurrenceDateTime == "" {
+		if im.OccurrenceDateTime = b.DateTime(rxa, 3, raw); im.OccurrenceDateTime == "" {
 			return Unmappable("RXA-3", "administration date/time %q is not a valid DTM", raw)
 		}
 	} else {
@@ -86,7 +86,7 @@ func mapImmunization(b *Builder, o *vxuOrder) error {
 		}
 	}
 	if FieldValue(rxa, 21).Get(1) == "A" {
-		im.Recorded = DateTime(FieldValue(rxa, 22).Get(1), b.Opts.Location)
+		im.Recorded = b.DateTime(rxa, 22, FieldValue(rxa, 22).Get(1))
 	}
 	immunizationPrimarySource(im, rxa)
 	im.Manufacturer = immunizationManufacturer(b, FieldValue(rxa, 17))
@@ -319,13 +319,13 @@ func mapImmunizationObservations(b *Builder, o *vxuOrder, im *immunization, key 
 				}
 			}
 		case loincVISPublished:
-			visFor(sub).edu.PublicationDate = DateTime(value.Get(1), b.Opts.Location)
+			visFor(sub).edu.PublicationDate = b.DateTime(obx, 5, value.Get(1))
 		case loincVISPresented:
-			visFor(sub).edu.PresentationDate = DateTime(value.Get(1), b.Opts.Location)
+			visFor(sub).edu.PresentationDate = b.DateTime(obx, 5, value.Get(1))
 		case loincReaction:
 			if obs := immunizationObservation(b, o, obx, nil, key, seen); obs != nil {
 				im.Reaction = append(im.Reaction, immunizationReaction{
-					Date:   DateTime(FieldValue(obx, 14).Get(1), b.Opts.Location),
+					Date:   b.DateTime(obx, 14, FieldValue(obx, 14).Get(1)),
 					Detail: obs,
 				})
 			}
@@ -364,7 +364,7 @@ func immunizationObservation(b *Builder, o *vxuOrder, obx *hl7v2.Segment, im *Re
 	if obs.Status == "" {
 		obs.Status = "unknown"
 	}
-	obs.EffectiveDateTime = DateTime(FieldValue(obx, 14).Get(1), b.Opts.Location)
+	obs.EffectiveDateTime = b.DateTime(obx, 14, FieldValue(obx, 14).Get(1))
 	value := FieldValue(obx, 5)
 	if value.IsEmpty() {
 		b.Notef("OBX(%d)-5: no value; not mapped", obx.Index())

@@ -13,6 +13,7 @@ package mapping
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -63,6 +64,18 @@ type Mapper struct {
 // New returns a Mapper for opts.
 func New(opts Options) *Mapper { return &Mapper{opts: opts} }
 
+// InZone returns a Mapper like mp that reads v2 times without a UTC offset in loc: the zone of
+// the connector (one facility) a message arrived on, which is more precise than its tenant's.
+// A nil loc leaves mp's zone.
+func (mp *Mapper) InZone(loc *time.Location) *Mapper {
+	if loc == nil || loc == mp.opts.Location {
+		return mp
+	}
+	opts := mp.opts
+	opts.Location = loc
+	return &Mapper{opts: opts}
+}
+
 // defaultMapper writes MessageHeader and Provenance: the pipeline's router applies their
 // PUT Type/<name-based id> as a plain, idempotent update.
 var defaultMapper = New(Options{MessageResources: true})
@@ -97,6 +110,7 @@ func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	if mp.opts.MessageResources {
 		trailer = b.messageResources()
 	}
+	b.noteZoneless()
 	b.notes = append(b.notes, b.acct.notMappedNotes()...)
 	bundle, err := b.bundle(trailer)
 	if err != nil {

@@ -139,14 +139,14 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 	cat := ObservationCategory(code, FieldValue(g.obr, 24).Get(1))
 	a.category[0] = categoryConcept(cat)
 	o.Category = a.category[:]
-	effective := FieldValue(obx, 14).Get(1)
+	effectiveSeg, effectiveField, effective := obx, 14, FieldValue(obx, 14).Get(1)
 	if effective == "" {
-		effective = FieldValue(g.obr, 7).Get(1)
+		effectiveSeg, effectiveField, effective = g.obr, 7, FieldValue(g.obr, 7).Get(1)
 	}
-	if o.EffectiveDateTime = DateTime(effective, b.Opts.Location); o.EffectiveDateTime == "" {
+	if o.EffectiveDateTime = b.DateTime(effectiveSeg, effectiveField, effective); o.EffectiveDateTime == "" {
 		o.EffectiveElement = AbsentElement() // US Core: effective[x] must-support
 	}
-	if s, ok := Instant(FieldValue(g.obr, 22).Get(1), b.Opts.Location); ok {
+	if s, ok := b.Instant(g.obr, 22, FieldValue(g.obr, 22).Get(1)); ok {
 		o.Issued = s
 	}
 	for v := range Repetitions(obx, 16) {

@@ -343,11 +343,11 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 	}
 	sr.Priority = priorities[prio]
 	sr.Code = g.code
-	sr.OccurrenceDateTime = DateTime(FieldValue(g.obr, 6).Get(1), b.Opts.Location)
+	sr.OccurrenceDateTime = b.DateTime(g.obr, 6, FieldValue(g.obr, 6).Get(1))
 	if sr.OccurrenceDateTime == "" {
-		sr.OccurrenceDateTime = DateTime(FieldValue(g.orc, 7).Sub(4).Get(1), b.Opts.Location)
+		sr.OccurrenceDateTime = b.DateTime(g.orc, 7, FieldValue(g.orc, 7).Sub(4).Get(1))
 	}
-	sr.AuthoredOn = DateTime(FieldValue(g.orc, 9).Get(1), b.Opts.Location)
+	sr.AuthoredOn = b.DateTime(g.orc, 9, FieldValue(g.orc, 9).Get(1))
 	sr.Requester = b.XCN(FieldValue(g.orc, 12))
 	if sr.Requester == nil {
 		sr.Requester = b.XCN(FieldValue(g.obr, 16))
@@ -391,7 +391,7 @@ func annotations(b *Builder, ntes []*hl7v2.Segment) []annotation {
 		}
 		out = append(out, annotation{
 			AuthorReference: b.XCN(FieldValue(nte, 5)),
-			Time:            DateTime(FieldValue(nte, 6).Get(1), b.Opts.Location),
+			Time:            b.DateTime(nte, 6, FieldValue(nte, 6).Get(1)),
 			Text:            text,
 		})
 	}

@@ -98,9 +98,7 @@ func mapPatient(b *Builder) error {
 	} else {
 		p.GenderElement = AbsentElement() // US Core: gender 1..1
 	}
-	if err := birth(p, pid); err != nil {
-		return err
-	}
+	birth(b, p, pid)
 	for v := range Repetitions(pid, 11) {
 		if a, ok := XAD(v); ok {
 			p.Address = append(p.Address, a)
@@ -177,29 +175,32 @@ func primaryIdentifier(ids []Identifier) (Identifier, bool) {
 }
 
 // birth maps PID-7 to birthDate (the date as written, in the sender's zone) and, when it has
-// a time, the patient-birthTime extension. An unreadable date is unmappable: a wrong birth
-// date would attach the message to the wrong person downstream.
-func birth(p *patient, pid *hl7v2.Segment) error {
+// a time and an offset (written, or the sender's zone), the patient-birthTime extension. An
+// unreadable date is noted and birthDate says data-absent-reason "error": never a guessed
+// date (a wrong one would attach the patient to the wrong person downstream), and never a
+// refusal, since the patient is keyed on PID-3 and the rest of the message is true.
+func birth(b *Builder, p *patient, pid *hl7v2.Segment) {
 	dob := FieldValue(pid, 7).Get(1)
 	if dob == "" {
-		return nil
+		return
 	}
 	t, prec, err := hl7v2.ParseTime(dob)
 	if err != nil {
-		return Unmappable("PID-7", "birth date %q: %v", dob, err)
+		b.NoteAt("PID-7", "birth date %q is not a valid date (%s); birthDate absent", dob, badTimeReason(dob, err))
+		p.BirthDateElement = &Element{Extension: []Extension{{URL: ExtDataAbsentReason, ValueCode: "error"}}}
+		return
 	}
 	p.BirthDate = fhirDate(t, prec)
 	if prec > hl7v2.PrecisionDay {
-		if dt := DateTime(dob, nil); strings.Contains(dt, "T") {
+		if dt := b.DateTime(pid, 7, dob); strings.Contains(dt, "T") {
 			p.BirthDateElement = &Element{Extension: []Extension{{URL: "http://hl7.org/fhir/StructureDefinition/patient-birthTime", ValueDateTime: dt}}}
 		}
 	}
-	return nil
 }
 
 // deceased maps PID-29 (death date/time), else PID-30 (death indicator Y/N).
 func deceased(b *Builder, p *patient, pid *hl7v2.Segment) {
-	if dt := DateTime(FieldValue(pid, 29).Get(1), b.Opts.Location); dt != "" {
+	if dt := b.DateTime(pid, 29, FieldValue(pid, 29).Get(1)); dt != "" {
 		p.DeceasedDateTime = dt
 		return
 	}

@@ -41,7 +41,7 @@ func mapPR1(b *Builder, seg *hl7v2.Segment) error {
 		p.Code = CodeableConcept{Extension: Absent()} // US Core: code 1..1
 	}
 	when := FieldValue(seg, 5).Get(1)
-	if p.PerformedDateTime = DateTime(when, b.Opts.Location); p.PerformedDateTime == "" {
+	if p.PerformedDateTime = b.DateTime(seg, 5, when); p.PerformedDateTime == "" {
 		// US Core us-core-7: a completed procedure has performed[x].
 		p.PerformedElement = AbsentElement()
 	}

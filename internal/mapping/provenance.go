@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/hl7v2"
 )
 
 type provenance struct {
@@ -28,13 +29,25 @@ type provenanceAgent struct {
 func (b *Builder) provenance(targets []*Reference) *entry {
 	msh, evn := b.Msg.Segment("MSH", 1), b.Msg.Segment("EVN", 1)
 	p := &provenance{ResourceType: "Provenance", Meta: b.Meta("Provenance"), Target: targets}
-	field, when := "EVN-2", FieldValue(evn, 2).Get(1)
+	seg, field, when := evn, 2, FieldValue(evn, 2).Get(1)
 	if when == "" {
-		field, when = "MSH-7", FieldValue(msh, 7).Get(1)
+		seg, field, when = msh, 7, FieldValue(msh, 7).Get(1)
 	}
 	s, ok := Instant(when, b.Opts.Location)
 	if !ok {
-		b.Notef("%s: %q is not an instant (no UTC offset and no sender zone configured); no Provenance", field, when)
+		loc := segLocation(seg, field)
+		_, prec, err := hl7v2.ParseTime(when)
+		switch {
+		case when == "":
+			b.NoteAt(loc, "empty; no Provenance (recorded is required)")
+		case err != nil:
+			b.noteBadTime(seg, field, when, err)
+			b.NoteAt(loc, "no valid time; no Provenance (recorded is required)")
+		case prec < hl7v2.PrecisionMinute:
+			b.NoteAt(loc, "%q is not an instant (coarser than a minute); no Provenance", when)
+		default:
+			b.NoteAt(loc, "%q is not an instant (no UTC offset and no sender zone configured); no Provenance", when)
+		}
 		return nil
 	}
 	p.Recorded = s

@@ -80,7 +80,7 @@ func mapRelatedPerson(b *Builder, nk1 *hl7v2.Segment, position int) {
 	}
 	rp.Gender = genders[Code(FieldValue(nk1, 15))]
 	rp.BirthDate = Date(FieldValue(nk1, 16).Get(1))
-	rp.Period = period(DateTime(FieldValue(nk1, 8).Get(1), b.Opts.Location), DateTime(FieldValue(nk1, 9).Get(1), b.Opts.Location))
+	rp.Period = period(b.DateTime(nk1, 8, FieldValue(nk1, 8).Get(1)), b.DateTime(nk1, 9, FieldValue(nk1, 9).Get(1)))
 	rp.ActiveElement = AbsentElement() // US Core: active 1..1, which NK1 does not state
 	var key Identifier
 	if len(rp.Identifier) > 0 {

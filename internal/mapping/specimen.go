@@ -55,8 +55,8 @@ func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 			s.Request = []*Reference{g.sr}
 		}
 		col := &specimenCollect{}
-		start := DateTime(FieldValue(spm, 17).Sub(1).Get(1), b.Opts.Location)
-		end := DateTime(FieldValue(spm, 17).Sub(2).Get(1), b.Opts.Location)
+		start := b.DateTime(spm, 17, FieldValue(spm, 17).Sub(1).Get(1))
+		end := b.DateTime(spm, 17, FieldValue(spm, 17).Sub(2).Get(1))
 		if end == "" || end == start {
 			col.CollectedDateTime = start
 		} else {
@@ -74,7 +74,7 @@ func mapSpecimens(b *Builder, g *orderGroup) []*Reference {
 		if *col != (specimenCollect{}) {
 			s.Collection = col
 		}
-		s.ReceivedTime = DateTime(FieldValue(spm, 18).Get(1), b.Opts.Location)
+		s.ReceivedTime = b.DateTime(spm, 18, FieldValue(spm, 18).Get(1))
 		for v := range Repetitions(spm, 24) {
 			if cc, ok := CWE(v); ok {
 				s.Condition = append(s.Condition, *withTable(&cc, "0493"))

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -69,7 +70,7 @@ func LoadTenants(r io.Reader) (*Tenants, error) {
 func (c TenantConfig) options() (Options, error) {
 	var opts Options
 	if c.TimeZone != "" {
-		loc, err := time.LoadLocation(c.TimeZone)
+		loc, err := LoadZone(c.TimeZone)
 		if err != nil {
 			return opts, fmt.Errorf("timeZone: %w", err)
 		}
@@ -98,6 +99,29 @@ func (c TenantConfig) options() (Options, error) {
 	set := c.ProfileSet
 	opts.Profiles = &set
 	return opts, nil
+}
+
+// zones caches LoadZone: time.LoadLocation reads the zone database on every call, and the Map
+// step asks for its connector's zone once per message. Only valid names are kept, so it holds
+// at most the few hundred IANA zones.
+var zones sync.Map // string → *time.Location
+
+// LoadZone returns the IANA time zone name (e.g. "Asia/Kabul", "UTC") for v2 times without a
+// UTC offset: the tenant's timeZone, a connector's settings.timeZone, `hl7 map --tz`. "" and
+// "Local" are refused: the zone is a fact of the sender, not of the server mapping it.
+func LoadZone(name string) (*time.Location, error) {
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("%q is not an IANA time zone name (e.g. \"Asia/Kabul\")", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone name (e.g. \"Asia/Kabul\"): %w", name, err)
+	}
+	zones.Store(name, loc)
+	return loc, nil
 }
 
 func absoluteURL(s string) error {
