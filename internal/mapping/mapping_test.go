@@ -168,10 +168,6 @@ func TestUnmappable(t *testing.T) {
 		"PID without PID-3": msh + "PID|1\r",
 		"PID-3 empty":       msh + "PID|1||\r",
 		"PID-3 no value":    msh + "PID|1||^^^HOSP^MR\r",
-		"PID-7 month 13":    msh + "PID|1||1^^^H^MR||DOE^JO||19621320|F\r",
-		"PID-7 30 February": msh + "PID|1||1^^^H^MR||DOE^JO||19620230|F\r",
-		"PID-7 ISO format":  msh + "PID|1||1^^^H^MR||DOE^JO||1962-03-20|F\r",
-		"PID-7 5 digits":    msh + "PID|1||1^^^H^MR||DOE^JO||19620|F\r",
 	} {
 		t.Run(name, func(t *testing.T) {
 			m, err := hl7v2.Parse([]byte(raw))
@@ -179,6 +175,37 @@ func TestUnmappable(t *testing.T) {
 			b, err := mapping.Map(m)
 			require.ErrorIs(t, err, mapping.ErrUnmappable)
 			require.Nil(t, b)
+		})
+	}
+}
+
+// A birth date that is not a date (a placeholder "DOB", month 13…) is a demographic error, not
+// an identity one: the message maps, birthDate is left out and a note says why. A lab result
+// of such a patient keeps its observations.
+func TestBadBirthDateIsANote(t *testing.T) {
+	for _, dob := range []string{"DOB", "19621320", "19620230", "1962-03-20", "19620", "UNKNOWN^D"} {
+		t.Run(dob, func(t *testing.T) {
+			raw := strings.Replace(msh, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01", 1) +
+				"PID|1||1^^^H^MR||DOE^JO||" + dob + "|F\r" +
+				"OBR|1|P1^LAB|F1^LAB|GLU^Glucose^L\r" +
+				"OBX|1|NM|GLU^Glucose^L||5.4|mmol/L|||||F\r"
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			r, err := mapping.New(mapping.Options{}).Map(m)
+			require.NoError(t, err)
+			checkTransaction(t, r.Bundle)
+			types := map[string]int{}
+			for _, e := range r.Bundle.Entry {
+				head, err := fhir.ReadHead(e.Resource)
+				require.NoError(t, err)
+				types[head.ResourceType]++
+				if head.ResourceType == "Patient" {
+					require.NotContains(t, string(e.Resource), "birthDate")
+				}
+			}
+			require.Equal(t, 1, types["Patient"])
+			require.Equal(t, 1, types["Observation"], "the result is kept")
+			require.Contains(t, strings.Join(r.Notes, "\n"), "PID-7")
 		})
 	}
 }

@@ -98,9 +98,7 @@ func mapPatient(b *Builder) error {
 	} else {
 		p.GenderElement = AbsentElement() // US Core: gender 1..1
 	}
-	if err := birth(p, pid); err != nil {
-		return err
-	}
+	birth(b, p, pid)
 	for v := range Repetitions(pid, 11) {
 		if a, ok := XAD(v); ok {
 			p.Address = append(p.Address, a)
@@ -177,16 +175,20 @@ func primaryIdentifier(ids []Identifier) (Identifier, bool) {
 }
 
 // birth maps PID-7 to birthDate (the date as written, in the sender's zone) and, when it has
-// a time, the patient-birthTime extension. An unreadable date is unmappable: a wrong birth
-// date would attach the message to the wrong person downstream.
-func birth(p *patient, pid *hl7v2.Segment) error {
+// a time, the patient-birthTime extension. An unreadable date ("DOB", month 13) is left out
+// with a note: the patient is identified by PID-3, not by the birth date, and refusing would
+// lose the whole message (a lab result) for a demographic field. birthDate is optional in
+// every profile the Patient claims, so no data-absent-reason is needed; inventing none keeps
+// a later message's good date from being "corrected" back.
+func birth(b *Builder, p *patient, pid *hl7v2.Segment) {
 	dob := FieldValue(pid, 7).Get(1)
 	if dob == "" {
-		return nil
+		return
 	}
 	t, prec, err := hl7v2.ParseTime(dob)
 	if err != nil {
-		return Unmappable("PID-7", "birth date %q: %v", dob, err)
+		b.Notef("PID-7: birth date %q is not a date (%v); birthDate left out", dob, err)
+		return
 	}
 	p.BirthDate = fhirDate(t, prec)
 	if prec > hl7v2.PrecisionDay {
@@ -194,7 +196,6 @@ func birth(p *patient, pid *hl7v2.Segment) error {
 			p.BirthDateElement = &Element{Extension: []Extension{{URL: "http://hl7.org/fhir/StructureDefinition/patient-birthTime", ValueDateTime: dt}}}
 		}
 	}
-	return nil
 }
 
 // deceased maps PID-29 (death date/time), else PID-30 (death indicator Y/N).
