@@ -230,7 +230,24 @@ func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
 			i++
 		}
 	}
-	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: all}, nil
+	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Timestamp: b.timestamp(), Entry: all}, nil
+}
+
+// timestamp is Bundle.timestamp, the IG's MSH[Bundle]: MSH-7 as an instant, which needs
+// seconds and a zone. A time without an offset is read in the sender's zone when one is
+// configured; otherwise, or when MSH-7 is not a time, the timestamp is left out with a note
+// rather than given an invented zone.
+func (b *Builder) timestamp() string {
+	raw := FieldValue(b.Msg.Segment("MSH", 1), 7).Get(1)
+	if raw == "" {
+		b.Notef("MSH-7: no message date/time; Bundle.timestamp left out")
+		return ""
+	}
+	s, ok := Instant(raw, b.Opts.Location)
+	if !ok {
+		b.Notef("MSH-7: %q is not an instant (no UTC offset and no sender zone configured, or not to the minute); Bundle.timestamp left out", raw)
+	}
+	return s
 }
 
 // entryBytes is the buffer bundle allocates per entry: a running estimate of the encoded size

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -348,4 +349,41 @@ func patientOf(t *testing.T, b *fhir.Bundle) patientJSON {
 	}
 	t.Fatal("no Patient entry")
 	return patientJSON{}
+}
+
+// Bundle.timestamp is MSH-7 as an instant (the IG's MSH[Bundle]): seconds and a zone, the
+// sender's own offset, else the configured sender zone; never an invented one.
+func TestBundleTimestamp(t *testing.T) {
+	kabul, err := time.LoadLocation("Asia/Kabul")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, msh7 string
+		loc        *time.Location
+		want, note string
+	}{
+		{"offset kept", "20240101120000+0215", nil, "2024-01-01T12:00:00+02:15", ""},
+		{"minutes get seconds", "202401011200-0500", nil, "2024-01-01T12:00:00-05:00", ""},
+		{"fraction kept", "20240101120000.123+0000", nil, "2024-01-01T12:00:00.123+00:00", ""},
+		{"no offset, sender zone", "20240101120000", kabul, "2024-01-01T12:00:00+04:30", ""},
+		{"no offset, no zone", "20240101120000", nil, "", "MSH-7"},
+		{"date only", "20240101", kabul, "", "MSH-7"},
+		{"not a time", "yesterday", nil, "", "MSH-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := strings.Replace(msh, "20240101120000", tc.msh7, 1) + "PID|1||1^^^H^MR||DOE^JO\r"
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			r, err := mapping.New(mapping.Options{Location: tc.loc}).Map(m)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, r.Bundle.Timestamp)
+			out, err := json.Marshal(r.Bundle)
+			require.NoError(t, err)
+			if tc.want == "" {
+				require.NotContains(t, string(out), `"timestamp"`)
+				require.Contains(t, strings.Join(r.Notes, "\n"), tc.note)
+			} else {
+				require.Contains(t, string(out), `"timestamp":"`+tc.want+`"`)
+			}
+		})
+	}
 }
