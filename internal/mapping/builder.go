@@ -37,6 +37,7 @@ type Builder struct {
 	patient      *Reference
 	patientKey   Identifier
 	encounter    *Reference
+	encounterKey Identifier
 	handled      map[*hl7v2.Segment]bool
 	// meta is the source-event-time extension every resource's meta carries, formatted once
 	// per message; resources share it read-only.
