@@ -111,3 +111,80 @@ func TestEncounterVisitKey(t *testing.T) {
 		require.Contains(t, notes(r), "encounter not mapped")
 	})
 }
+
+// raceExt returns the sub-extensions of the Patient's extension url as "kind system|code" and
+// "text value" strings.
+func raceExt(t *testing.T, r mapping.Result, url string) []string {
+	t.Helper()
+	pats := resources(t, r, "Patient")
+	require.Len(t, pats, 1)
+	exts, _ := pats[0]["extension"].([]any)
+	var out []string
+	for _, x := range exts {
+		e := x.(map[string]any)
+		if e["url"] != url {
+			continue
+		}
+		for _, y := range e["extension"].([]any) {
+			s := y.(map[string]any)
+			if c, ok := s["valueCoding"].(map[string]any); ok {
+				out = append(out, s["url"].(string)+" "+c["system"].(string)+"|"+c["code"].(string))
+			} else {
+				out = append(out, s["url"].(string)+" "+s["valueString"].(string))
+			}
+		}
+	}
+	return out
+}
+
+// PID-10 and PID-22 become US Core race and ethnicity, every repetition and every coding
+// triplet: OMB categories as ombCategory, other CDC codes as detailed, table 0005/0189
+// letters where the table is named (or no system is), unknown/declined as null flavors, and
+// the required text. What cannot be placed stays as text, with a note.
+func TestRaceAndEthnicity(t *testing.T) {
+	const cdc, nf = "urn:oid:2.16.840.1.113883.6.238|", "http://terminology.hl7.org/CodeSystem/v3-NullFlavor|"
+	for _, tc := range []struct {
+		name, race, ethnicity string
+		wantRace, wantEth     []string
+		note                  string
+	}{
+		{"CDC codes, every repetition", "2106-3^White^CDCREC~2028-9^Asian^CDCREC", "2186-5^Not Hispanic or Latino^CDCREC",
+			[]string{"ombCategory " + cdc + "2106-3", "ombCategory " + cdc + "2028-9", "text White, Asian"},
+			[]string{"ombCategory " + cdc + "2186-5", "text Not Hispanic or Latino"}, ""},
+		{"CDC code under the table's name, no display", "2054-5^^HL70005", "2135-2^^HL70189",
+			[]string{"ombCategory " + cdc + "2054-5", "text Black or African American"},
+			[]string{"ombCategory " + cdc + "2135-2", "text Hispanic or Latino"}, ""},
+		{"detailed codes", "2108-9^European^CDCREC~2029-7^Asian Indian^2.16.840.1.113883.6.238", "2148-5^Mexican^CDCREC",
+			[]string{"detailed " + cdc + "2108-9", "detailed " + cdc + "2029-7", "text European, Asian Indian"},
+			[]string{"detailed " + cdc + "2148-5", "text Mexican"}, ""},
+		{"CDC code in the alternate triplet", "W^Caucasian^L^2106-3^White^CDCREC", "",
+			[]string{"ombCategory " + cdc + "2106-3", "text Caucasian"}, nil, ""},
+		{"CDC code in the second alternate triplet", "C^Caucasian^99RACE^^^^^^Caucasian^2106-3^White^CDCREC", "",
+			[]string{"ombCategory " + cdc + "2106-3", "text Caucasian"}, nil, ""},
+		{"table 0005/0189 letters", "W~B^Black^HL70005~A~I", "H^Hispanic^HL70189",
+			[]string{"ombCategory " + cdc + "2106-3", "ombCategory " + cdc + "2054-5", "ombCategory " + cdc + "2028-9", "ombCategory " + cdc + "1002-5", "text White, Black, Asian, American Indian or Alaska Native"},
+			[]string{"ombCategory " + cdc + "2135-2", "text Hispanic"}, ""},
+		{"ethnicity N", "", "N", nil, []string{"ombCategory " + cdc + "2186-5", "text Not Hispanic or Latino"}, ""},
+		{"unknown", "U^Unknown^HL70005", "U",
+			[]string{"ombCategory " + nf + "UNK", "text Unknown"}, []string{"ombCategory " + nf + "UNK", "text Unknown"}, ""},
+		{"a local letter is not guessed", "W^White^LOCAL", "", []string{"text White"}, nil, "PID-10"},
+		{"other race is text", "O^Other^HL70005", "", []string{"text Other"}, nil, "PID-10"},
+		{"Hispanic is not a race", "H^Hispanic^HL70005", "", []string{"text Hispanic"}, nil, "PID-10"},
+		{"text only", "^Caucasian", "^Latino", []string{"text Caucasian"}, []string{"text Latino"}, "PID-22"},
+		{"a race code in the ethnicity field", "", "2106-3^White^CDCREC", nil, []string{"text White"}, "PID-22"},
+		{"duplicate codes once", "2106-3^White^CDCREC~W", "", []string{"ombCategory " + cdc + "2106-3", "text White"}, nil, ""},
+		{"a code only", "1", "", []string{"text 1"}, nil, "PID-10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mapADT(t, "ADT^A28^ADT_A05", "PID|1||P1^^^HOSP^MR||DOE^JO||19700101|F||"+tc.race+"||||||||||||"+tc.ethnicity)
+			require.Equal(t, tc.wantRace, raceExt(t, r, mapping.ExtUSCoreRace))
+			require.Equal(t, tc.wantEth, raceExt(t, r, mapping.ExtUSCoreEthnicity))
+			if tc.note != "" {
+				require.Contains(t, notes(r), tc.note+":")
+			} else {
+				require.NotContains(t, notes(r), "PID-10")
+				require.NotContains(t, notes(r), "PID-22")
+			}
+		})
+	}
+}
