@@ -188,3 +188,58 @@ func TestRaceAndEthnicity(t *testing.T) {
 		})
 	}
 }
+
+// ADT OBX (the OBSERVATION group: height, weight, gestational age) become Observations of the
+// patient in the visit, keyed on patient + visit + OBX-3 + OBX-4, so the A08 that corrects a
+// weight updates the A01's Observation.
+func TestADTObservations(t *testing.T) {
+	const pid = "PID|1||P1^^^HOSP^MR||DOE^JO||19700101|F"
+	pv1 := "PV1|1|I|4E^401^B^HOSP" + strings.Repeat("|", 16) + "V1^^^HOSP^VN"
+	obx := []string{
+		"OBX|1|NM|8302-2^Body height^LN||172|cm^cm^UCUM|||||F|||20240101080000",
+		"OBX|2|NM|11884-4^Gestational age Estimated^LN||38|wk^weeks^UCUM|||||F",
+		"OBX|3|ST|ABC^Local note^L||first^part|||||||",
+	}
+	admit := mapADT(t, "ADT^A01^ADT_A01", append([]string{pid, pv1}, obx...)...)
+	obs := resources(t, admit, "Observation")
+	require.Len(t, obs, 3, "every OBX is an Observation")
+	encs := resources(t, admit, "Encounter")
+	require.Len(t, encs, 1)
+	for _, o := range obs {
+		require.NotNil(t, o["subject"])
+		require.NotNil(t, o["encounter"], "the observation is of the visit")
+	}
+	height, gest := obs[0], obs[1]
+	require.Equal(t, "vital-signs", height["category"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"])
+	require.Contains(t, height["meta"].(map[string]any)["profile"], "http://hl7.org/fhir/us/core/StructureDefinition/us-core-body-height")
+	require.Equal(t, 172.0, height["valueQuantity"].(map[string]any)["value"])
+	require.NotContains(t, gest, "category", "v2 does not say what kind of observation it is")
+	require.NotContains(t, gest["meta"].(map[string]any), "profile")
+	require.Equal(t, 38.0, gest["valueQuantity"].(map[string]any)["value"])
+	require.Equal(t, "final", gest["status"])
+	require.Contains(t, gest, "_effectiveDateTime", "no OBX-14: data-absent")
+
+	// An A08 of the same visit reports the height again: the same conditional key.
+	update := mapADT(t, "ADT^A08^ADT_A01", pid, pv1, "OBX|1|NM|8302-2^Body height^LN||173|cm^cm^UCUM|||||C")
+	require.Equal(t, height["_request"], resources(t, update, "Observation")[0]["_request"])
+
+	// Another visit of the patient keeps its own.
+	other := mapADT(t, "ADT^A01^ADT_A01", pid, strings.Replace(pv1, "V1^", "V2^", 1), obx[0])
+	require.NotEqual(t, height["_request"], resources(t, other, "Observation")[0]["_request"])
+
+	// A repeated code and sub-id in one message is told apart by OBX-1, with a note.
+	twice := mapADT(t, "ADT^A01^ADT_A01", pid, pv1, obx[0], strings.Replace(obx[0], "OBX|1|", "OBX|4|", 1))
+	require.Len(t, resources(t, twice, "Observation"), 2)
+	require.Contains(t, notes(twice), "OBX(2)-4")
+
+	// A person-only event (A28) has no visit: the observation is the patient's.
+	person := mapADT(t, "ADT^A28^ADT_A05", pid, "PV1|1|N", obx[1])
+	pobs := resources(t, person, "Observation")
+	require.Len(t, pobs, 1)
+	require.NotContains(t, pobs[0], "encounter")
+
+	// An OBX without OBX-3 cannot be keyed: a note, nothing invented.
+	nocode := mapADT(t, "ADT^A01^ADT_A01", pid, pv1, "OBX|1|NM|||5")
+	require.Empty(t, resources(t, nocode, "Observation"))
+	require.Contains(t, notes(nocode), "OBX(1)-3")
+}
