@@ -15,6 +15,7 @@ func init() {
 	}
 	RegisterMessage("ADT_A39", mapADTMerge) // A39-A42
 	RegisterMessage("ADT_A40", mapADTMerge) // pre-2.3.1 name senders still write in MSH-9.3
+	RegisterMessage("ADT_A30", mapADTMerge) // A30, A34-A36 (merges before v2.3.1's A39-A42)
 }
 
 // personTriggers update the person only: their PV1, when present, is a placeholder.
@@ -38,10 +39,3 @@ func mapADT(b *Builder) error {
 	return b.MapSegments()
 }
 
-// mapADTMerge maps A40 (and its siblings): the surviving patient, then the merge.
-func mapADTMerge(b *Builder) error {
-	if err := mapPatient(b); err != nil {
-		return err
-	}
-	return mapMerge(b)
-}

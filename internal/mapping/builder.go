@@ -52,6 +52,7 @@ type entry struct {
 	key      Identifier
 	resource any
 	update   bool
+	patch    bool // resource is a FHIRPath Patch (Parameters) of the typ matching key
 	fullURL  string
 	// ref is the reference add returns to the caller that created the entry, allocated with
 	// it; later adds of the same key get a reference of their own.
@@ -107,6 +108,20 @@ func (b *Builder) Update(typ string, key Identifier, resource any) *Reference {
 // reports once.
 func (b *Builder) Create(typ string, key Identifier, resource any) *Reference {
 	return b.add(typ, key, resource, false, false)
+}
+
+// Patch adds a conditional patch (PATCH Type?identifier=system|value) whose body is a FHIRPath
+// Patch, a Parameters resource: the owner changes only what its operations name in the
+// resource it holds, and nothing when it holds none. Use it for events that add to a record
+// without restating it (a merge marks the merged-away Patient). The entry takes the key's
+// place: a later Update or Create of the same key gets this entry's reference.
+func (b *Builder) Patch(typ string, key Identifier, params any) *Reference {
+	if b.Has(typ, key) {
+		return b.add(typ, key, params, false, false)
+	}
+	ref := b.add(typ, key, params, false, false)
+	b.byKey[entryKey{typ, key.System, key.Value}].patch = true
+	return ref
 }
 
 // Shared adds a conditional create of a Practitioner, Organization or Location. These come
@@ -271,6 +286,8 @@ func noteEntryBytes(mean int) {
 // request fills r with the entry's conditional request.
 func (e *entry) request(r *fhir.EntryRequest) {
 	switch {
+	case e.patch:
+		r.Method, r.URL = "PATCH", conditionURL(e.typ+"?identifier=", e.key)
 	case e.update:
 		r.Method, r.URL = "PUT", conditionURL(e.typ+"?identifier=", e.key)
 	case e.key.Value == "":

@@ -251,8 +251,8 @@ func mapPID(t *testing.T, pid string) *fhir.Bundle {
 }
 
 // checkTransaction asserts the invariants every mapped Bundle keeps: a transaction whose
-// entries are all conditional (PUT Type?identifier=system|value, or POST with ifNoneExist
-// identifier=system|value) or, for MessageHeader and Provenance, an update of the resource's
+// entries are all conditional (PUT or PATCH Type?identifier=system|value, or POST with
+// ifNoneExist identifier=system|value) or, for MessageHeader and Provenance, an update of the resource's
 // own name-based id (PUT Type/<the fullUrl's uuid>), with a urn:uuid fullUrl.
 func checkTransaction(t *testing.T, b *fhir.Bundle) {
 	t.Helper()
@@ -278,6 +278,12 @@ func checkTransaction(t *testing.T, b *fhir.Bundle) {
 			require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
 		case "POST":
 			path, query = e.Request.URL, e.Request.IfNoneExist
+		case "PATCH": // a FHIRPath Patch of the resource matching the condition
+			var ok bool
+			path, query, ok = strings.Cut(e.Request.URL, "?")
+			require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
+			require.Equal(t, "Parameters", head.ResourceType, "entry %d", i)
+			head.ResourceType = path
 		default:
 			t.Fatalf("entry %d: method %s", i, e.Request.Method)
 		}

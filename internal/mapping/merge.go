@@ -1,13 +1,87 @@
 package mapping
 
-// mapMerge maps MRG of an A40 (merge patient — patient identifier list): the surviving
-// Patient (PID) gets link "replaces" to the prior one (MRG-1), and the prior one is updated to
-// active=false with link "replaced-by". Links reference by identifier, not urn:uuid: the two
-// Patients refer to each other, and entries may only reference earlier ones.
+import (
+	"github.com/nhp/interop/internal/fhir"
+)
+
+// patientMerges are the events whose MRG names a prior patient record that is merged into
+// the PID's: A39 (merge person, patient id), A40 (merge patient, identifier list) and their
+// pre-2.3.1 ADT_A30 forms A30 (merge person information), A34 (patient id only), A36
+// (patient id and account number). A35 and A41 merge accounts, A42 visits: they link no
+// patients.
+var patientMerges = map[string]bool{"A30": true, "A34": true, "A36": true, "A39": true, "A40": true}
+
+// mapADTMerge maps the merge family (ADT_A39: A39–A42; ADT_A30: A30, A34–A36): the surviving
+// patient (PID), then, for a patient merge, the merge. An account merge (A35, A41) has no FHIR
+// resource to change: accounts are not mapped. A visit merge (A42) maps the surviving visit
+// (PV1) and leaves the prior one (MRG-5) as it is: an Encounter has no replaced-by link, and
+// giving the survivor the prior visit number would make both Encounters match that key.
+func mapADTMerge(b *Builder) error {
+	if err := mapPatient(b); err != nil {
+		return err
+	}
+	trigger := b.Msg.Type().Trigger
+	if n := len(b.Msg.Segments("MRG")); n > 1 {
+		b.Notef("MRG(2): %d merges in one message; only the first (PID(1), MRG(1)) is mapped", n)
+	}
+	switch {
+	case patientMerges[trigger]:
+		return mapMerge(b)
+	case trigger == "A42":
+		if err := mapEncounter(b, trigger); err != nil {
+			return err
+		}
+		b.Notef("MRG: %s visit merge: the prior visit (MRG-5) is not changed; the surviving visit is mapped", trigger)
+	default:
+		b.Notef("MRG: %s account merge: accounts are not mapped", trigger)
+	}
+	if mrg := b.Msg.Segment("MRG", 1); mrg != nil {
+		b.MarkHandled(mrg)
+	}
+	return nil
+}
+
+// parameters is a FHIR Parameters resource: here, the body of a FHIRPath Patch.
+type parameters struct {
+	ResourceType string      `json:"resourceType"`
+	Meta         *fhir.Meta  `json:"meta,omitempty"`
+	Parameter    []parameter `json:"parameter"`
+}
+
+type parameter struct {
+	Name           string      `json:"name"`
+	ValueCode      string      `json:"valueCode,omitempty"`
+	ValueString    string      `json:"valueString,omitempty"`
+	ValueBoolean   *bool       `json:"valueBoolean,omitempty"`
+	ValueReference *Reference  `json:"valueReference,omitempty"`
+	Part           []parameter `json:"part,omitempty"`
+}
+
+// patchOp is one FHIRPath Patch operation; value is the value parameter (named "value").
+func patchOp(kind, path, name string, value *parameter) parameter {
+	op := parameter{Name: "operation", Part: []parameter{{Name: "type", ValueCode: kind}, {Name: "path", ValueString: path}}}
+	if name != "" {
+		op.Part = append(op.Part, parameter{Name: "name", ValueString: name})
+	}
+	if value != nil {
+		value.Name = "value"
+		op.Part = append(op.Part, *value)
+	}
+	return op
+}
+
+// mapMerge maps the MRG of a patient merge: the surviving Patient (PID) gets link "replaces"
+// to the prior one (MRG-1), and the prior one becomes active=false with link "replaced-by".
+// Links reference by identifier, not urn:uuid: the two Patients refer to each other, and
+// entries may only reference earlier ones.
 //
-// The prior Patient is a conditional update carrying only what MRG holds (identifier, MRG-7
-// name): the transaction format has no patch, and a merged-away record is kept only to
-// redirect to the survivor.
+// A merge adds to the prior record and restates nothing of it: MRG carries its identifier
+// (and at most a name), not its demographics. So the prior Patient is a FHIRPath Patch
+// (PATCH Patient?identifier=…), not a conditional update, which would replace the record's
+// name, gender, birth date, addresses… with what MRG lacks. The patch sets active=false and
+// adds the link, a no-op when applied again; an owner without the prior record changes
+// nothing. It carries the merge's event time, so a full update from an older event, processed
+// late, does not undo it. MRG-7 (prior name) is the record's name already: not restated.
 func mapMerge(b *Builder) error {
 	mrg := b.Msg.Segment("MRG", 1)
 	if mrg == nil {
@@ -32,20 +106,19 @@ func mapMerge(b *Builder) error {
 	sk := b.PatientKey()
 	survivor.Link = append(survivor.Link, patientLink{Other: Reference{Type: "Patient", Identifier: &oldKey}, Type: "replaces"})
 
-	old := &patient{ResourceType: "Patient", Meta: b.Meta("Patient"), Identifier: prior, Active: boolPtr(false)}
-	for v := range Repetitions(mrg, 7) {
-		if n, ok := XPN(v); ok {
-			old.Name = append(old.Name, n)
-		}
+	patch := &parameters{ResourceType: "Parameters", Parameter: []parameter{
+		// delete, then add: a FHIRPath Patch "add" of an element that is present fails on
+		// strict servers, and "replace" of one that is absent does.
+		patchOp("delete", "Patient.active", "", nil),
+		patchOp("add", "Patient", "active", &parameter{ValueBoolean: boolPtr(false)}),
+		patchOp("add", "Patient", "link", &parameter{Part: []parameter{
+			{Name: "other", ValueReference: &Reference{Type: "Patient", Identifier: &sk}},
+			{Name: "type", ValueCode: "replaced-by"},
+		}}),
+	}}
+	if b.metaExt != nil {
+		patch.Meta = &fhir.Meta{Extension: b.metaExt}
 	}
-	if len(old.Name) == 0 {
-		old.Name = []HumanName{{Extension: Absent()}}
-		// US Core 5.0.1 evaluates us-core-6 on Patient, not Patient.name (6.1 fixed the context):
-		// the resource-level reason keeps the record valid for validators of either version.
-		old.Extension = Absent()
-	}
-	old.GenderElement = AbsentElement()
-	old.Link = []patientLink{{Other: Reference{Type: "Patient", Identifier: &sk}, Type: "replaced-by"}}
-	b.Update("Patient", oldKey, old)
+	b.Patch("Patient", oldKey, patch)
 	return nil
 }
