@@ -38,4 +38,3 @@ func mapADT(b *Builder) error {
 	}
 	return b.MapSegments()
 }
-
