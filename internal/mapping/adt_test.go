@@ -243,3 +243,81 @@ func TestADTObservations(t *testing.T) {
 	require.Empty(t, resources(t, nocode, "Observation"))
 	require.Contains(t, notes(nocode), "OBX(1)-3")
 }
+
+// requests lists "METHOD Type" of r's entries.
+func requests(t *testing.T, r mapping.Result) []string {
+	t.Helper()
+	var out []string
+	for _, e := range r.Bundle.Entry {
+		typ, _, _ := strings.Cut(e.Request.URL, "?")
+		out = append(out, e.Request.Method+" "+typ)
+	}
+	return out
+}
+
+// A patient merge restates nothing of the merged-away patient: it is a FHIRPath Patch
+// (active=false, link replaced-by), never a Patient of data-absent demographics. Account and
+// visit merges link no patients; A29 writes nothing; A23 leaves the visit alone.
+func TestMergeAndDeleteEvents(t *testing.T) {
+	const pid = "PID|1||NEW^^^HOSP^MR||DOE^JO||19700101|F"
+	pv1 := "PV1|1|I|4E^401^B^HOSP" + strings.Repeat("|", 16) + "V1^^^HOSP^VN"
+	for _, tc := range []struct {
+		name, msh9 string
+		segments   []string
+		want       []string
+		note       string
+	}{
+		{"A40 patient merge", "ADT^A40^ADT_A39", []string{pid, "MRG|OLD^^^HOSP^MR||||||OLDNAME^X"}, []string{"PUT Patient", "PATCH Patient"}, ""},
+		{"A39 merge person", "ADT^A39^ADT_A39", []string{pid, "MRG|OLD^^^HOSP^MR"}, []string{"PUT Patient", "PATCH Patient"}, ""},
+		{"A34 (v2.3) merge patient id", "ADT^A34^ADT_A30", []string{pid, "MRG|OLD^^^HOSP^MR"}, []string{"PUT Patient", "PATCH Patient"}, ""},
+		{"A41 account merge", "ADT^A41^ADT_A39", []string{pid, "MRG|OLD^^^HOSP^MR||ACC1^^^HOSP"}, []string{"PUT Patient"}, "account merge"},
+		{"A35 account merge", "ADT^A35^ADT_A30", []string{pid, "MRG|OLD^^^HOSP^MR||ACC1^^^HOSP"}, []string{"PUT Patient"}, "account merge"},
+		{"A42 visit merge", "ADT^A42^ADT_A39", []string{pid, "MRG|NEW^^^HOSP^MR||||V0^^^HOSP^VN", pv1}, []string{"PUT Patient", "PUT Encounter"}, "visit merge"},
+		{"A47 identifier change", "ADT^A47^ADT_A30", []string{pid, "MRG|OLD^^^HOSP^MR"}, []string{"PUT Patient"}, "identifier change"},
+		{"two merges in one message", "ADT^A40^ADT_A39", []string{pid, "MRG|OLD^^^HOSP^MR", "PID|1||NEW2^^^HOSP^MR||DOE^JO", "MRG|OLD2^^^HOSP^MR"}, []string{"PUT Patient", "PATCH Patient"}, "MRG(2)"},
+		{"A29 delete person", "ADT^A29^ADT_A21", []string{pid, pv1}, nil, "A29"},
+		{"A29 under another structure", "ADT^A29^ADT_A01", []string{pid, pv1}, nil, "A29"},
+		{"A23 delete visit", "ADT^A23^ADT_A21", []string{pid, pv1}, []string{"PUT Patient"}, "A23"},
+		{"A21 leave of absence", "ADT^A21^ADT_A21", []string{pid, pv1}, []string{"PUT Patient", "PUT Encounter"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := strings.Replace(msh, "ADT^A01^ADT_A01", tc.msh9, 1) + strings.Join(tc.segments, "\r") + "\r"
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			r, err := mapping.New(mapping.Options{}).Map(m)
+			require.NoError(t, err)
+			if len(tc.want) > 0 {
+				checkTransaction(t, r.Bundle)
+			}
+			var got []string
+			for _, req := range requests(t, r) {
+				if req != "POST Location" && req != "POST Organization" && req != "POST Practitioner" {
+					got = append(got, req)
+				}
+			}
+			require.Equal(t, tc.want, got)
+			if tc.note != "" {
+				require.Contains(t, notes(r), tc.note)
+			}
+			for _, e := range r.Bundle.Entry {
+				require.NotContains(t, string(e.Resource), "OLDNAME", "MRG-7 restates nothing")
+				if strings.HasPrefix(e.Request.URL, "Patient") {
+					require.NotContains(t, string(e.Resource), "data-absent-reason", "no demographics are made absent")
+				}
+				if e.Request.Method == "PATCH" {
+					require.Contains(t, e.Request.URL, "OLD")
+					require.Contains(t, string(e.Resource), `"replaced-by"`)
+					require.Contains(t, string(e.Resource), `"valueBoolean":false`)
+				}
+			}
+		})
+	}
+	t.Run("A21 is a leave of absence", func(t *testing.T) {
+		r := mapADT(t, "ADT^A21^ADT_A21", pid, pv1)
+		require.Equal(t, "onleave", resources(t, r, "Encounter")[0]["status"])
+	})
+	t.Run("A27 cancels the pending admit", func(t *testing.T) {
+		r := mapADT(t, "ADT^A27^ADT_A21", pid, pv1)
+		require.Equal(t, "cancelled", resources(t, r, "Encounter")[0]["status"])
+	})
+}

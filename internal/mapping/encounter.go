@@ -57,11 +57,17 @@ var classStatuses = map[string]string{"E": "in-progress", "I": "in-progress", "O
 
 // triggerStatuses is the IG ConceptMap Event[EncounterStatus], except A04: the IG says planned,
 // but a registration (A04) records a patient who has arrived, and A01 → A04 → A08 must not
-// move a visit back to planned. A12 (cancel transfer) leaves the visit in progress.
+// move a visit back to planned. A12 (cancel transfer) leaves the visit in progress. The IG
+// map stops there; the ADT_A21 events follow their definitions: A21 (leave of absence out)
+// is onleave, A22 (back from it), A25 (cancel pending discharge), A26 (cancel pending
+// transfer) and A33 (cancel patient departing) leave the visit in progress, and A27 (cancel
+// pending admit) cancels the visit an A14 planned.
 var triggerStatuses = map[string]string{
 	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
 	"A05": "planned", "A06": "in-progress", "A07": "in-progress", "A11": "cancelled",
 	"A12": "in-progress", "A13": "in-progress", "A14": "planned",
+	"A21": "onleave", "A22": "in-progress", "A25": "in-progress", "A26": "in-progress",
+	"A27": "cancelled", "A33": "in-progress",
 }
 
 // participantTypes are PV1's practitioner fields and their v3-ParticipationType codes.

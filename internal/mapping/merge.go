@@ -11,7 +11,7 @@ import (
 // patients.
 var patientMerges = map[string]bool{"A30": true, "A34": true, "A36": true, "A39": true, "A40": true}
 
-// mapADTMerge maps the merge family (ADT_A39: A39–A42; ADT_A30: A30, A34–A36): the surviving
+// mapADTMerge maps the merge family (ADT_A39: A39–A42; ADT_A30: A30, A34–A36, A46–A49): the surviving
 // patient (PID), then, for a patient merge, the merge. An account merge (A35, A41) has no FHIR
 // resource to change: accounts are not mapped. A visit merge (A42) maps the surviving visit
 // (PV1) and leaves the prior one (MRG-5) as it is: an Encounter has no replaced-by link, and
@@ -32,8 +32,10 @@ func mapADTMerge(b *Builder) error {
 			return err
 		}
 		b.Notef("MRG: %s visit merge: the prior visit (MRG-5) is not changed; the surviving visit is mapped", trigger)
-	default:
+	case trigger == "A35" || trigger == "A41":
 		b.Notef("MRG: %s account merge: accounts are not mapped", trigger)
+	default: // A46-A49: a patient's or account's identifier changed
+		b.Notef("MRG: %s identifier change: the prior identifier (MRG) is not moved; the patient is mapped as PID-3 names it", trigger)
 	}
 	if mrg := b.Msg.Segment("MRG", 1); mrg != nil {
 		b.MarkHandled(mrg)
