@@ -103,7 +103,8 @@ func raceExtension(b *Builder, pid *hl7v2.Segment, spec *raceField) (Extension, 
 			if text == "" && written == "" {
 				continue
 			}
-			b.Notef("PID-%d: %q is not a CDC Race & Ethnicity or table %s code of this field; kept as %s text", spec.field, firstNonEmpty(written, text), strings.TrimPrefix(spec.table, "HL7"), spec.url[strings.LastIndexByte(spec.url, '-')+1:])
+			kind := spec.url[strings.LastIndexByte(spec.url, '-')+1:]
+			b.Notef("PID-%d: %q is no OMB category or CDC Race & Ethnicity code of %s; kept as %s text", spec.field, firstNonEmpty(written, text), kind, kind)
 			texts = append(texts, firstNonEmpty(text, v.Get(1)))
 			continue
 		}
