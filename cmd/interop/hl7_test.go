@@ -125,8 +125,10 @@ func TestHL7Map(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := hl7MapCmd{Files: []string{path}, Stdout: &out, Stderr: &errOut}.Run()
 	require.NoError(t, err)
-	// EVN-2 has no UTC offset and no zone is configured, so there is no Provenance: said, not failed.
-	require.Equal(t, path+":1: note: EVN-2: \"20250101120000\" is not an instant (no UTC offset and no sender zone configured); no Provenance\n", errOut.String())
+	// EVN-2 and MSH-7 have no UTC offset and no zone is configured, so there is no Provenance
+	// and no Bundle.timestamp: said, not failed.
+	require.Equal(t, path+":1: note: EVN-2: \"20250101120000\" is not an instant (no UTC offset and no sender zone configured); no Provenance\n"+
+		path+":1: note: MSH-7: \"20250101120000\" is not an instant (no UTC offset and no sender zone configured, or not to the minute); Bundle.timestamp left out\n", errOut.String())
 	var b fhir.Bundle
 	require.NoError(t, json.Unmarshal(out.Bytes(), &b))
 	require.Equal(t, "Bundle", b.ResourceType)
