@@ -84,6 +84,10 @@ func patchOp(kind, path, name string, value *parameter) parameter {
 // adds the link, a no-op when applied again; an owner without the prior record changes
 // nothing. It carries the merge's event time, so a full update from an older event, processed
 // late, does not undo it. MRG-7 (prior name) is the record's name already: not restated.
+//
+// The survivor's "replaces" link is part of its conditional update, so the survivor's next
+// full update (an A08 restating PID) drops it; the prior record's "replaced-by", patched,
+// stays, and is what leads from the old identifier to the survivor.
 func mapMerge(b *Builder) error {
 	mrg := b.Msg.Segment("MRG", 1)
 	if mrg == nil {
