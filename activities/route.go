@@ -248,8 +248,9 @@ func (a *Activities) ownerClient(ctx context.Context, tenant, owner string) (*fh
 }
 
 // idempotentWrite reads how an entry is written: the business identifier from ifNoneExist
-// ("identifier=sys|val") of a POST or from the conditional URL of a PUT, or the id of a PUT
-// Type/id, which must be the resource's own id when it has one. Every mapped entry must be
+// ("identifier=sys|val") of a POST or from the conditional URL of a PUT or of a PATCH (whose
+// body must be a FHIRPath Patch, a Parameters resource), or the id of a PUT Type/id, which
+// must be the resource's own id when it has one. Every mapped entry must be
 // idempotent: an unconditional create would duplicate on replay.
 func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error) {
 	if req == nil {
