@@ -17,6 +17,8 @@ func init() {
 	RegisterMessage("ADT_A39", mapADTMerge) // A39-A42
 	RegisterMessage("ADT_A40", mapADTMerge) // pre-2.3.1 name senders still write in MSH-9.3
 	RegisterMessage("ADT_A30", mapADTMerge) // A30, A34-A36, A46-A49 (before v2.3.1's A39-A44)
+	RegisterMessage("ADT_A24", mapADTLink)
+	RegisterMessage("ADT_A37", mapADTUnlink)
 }
 
 // personTriggers update the person only: their PV1, when present, is a placeholder.

@@ -279,6 +279,8 @@ func TestMergeAndDeleteEvents(t *testing.T) {
 		{"A29 under another structure", "ADT^A29^ADT_A01", []string{pid, pv1}, nil, "A29"},
 		{"A23 delete visit", "ADT^A23^ADT_A21", []string{pid, pv1}, []string{"PUT Patient"}, "A23"},
 		{"A21 leave of absence", "ADT^A21^ADT_A21", []string{pid, pv1}, []string{"PUT Patient", "PUT Encounter"}, ""},
+		{"A24 link: each patient gets a seealso link, neither is restated", "ADT^A24^ADT_A24", []string{pid, pv1, "PID|1||OTHER^^^HOSP^MR||DOE^JO"}, []string{"PATCH Patient", "PATCH Patient"}, ""},
+		{"A37 unlink", "ADT^A37^ADT_A37", []string{pid, pv1, "PID|1||OTHER^^^HOSP^MR||DOE^JO"}, nil, "A37"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := strings.Replace(msh, "ADT^A01^ADT_A01", tc.msh9, 1) + strings.Join(tc.segments, "\r") + "\r"
@@ -304,7 +306,10 @@ func TestMergeAndDeleteEvents(t *testing.T) {
 				if strings.HasPrefix(e.Request.URL, "Patient") {
 					require.NotContains(t, string(e.Resource), "data-absent-reason", "no demographics are made absent")
 				}
-				if e.Request.Method == "PATCH" {
+				if e.Request.Method == "PATCH" && strings.Contains(tc.msh9, "A24") {
+					require.Contains(t, string(e.Resource), `"seealso"`)
+					require.NotContains(t, string(e.Resource), `"active"`)
+				} else if e.Request.Method == "PATCH" {
 					require.Contains(t, e.Request.URL, "OLD")
 					require.Contains(t, string(e.Resource), `"replaced-by"`)
 					require.Contains(t, string(e.Resource), `"valueBoolean":false`)

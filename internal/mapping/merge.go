@@ -112,19 +112,63 @@ func mapMerge(b *Builder) error {
 	sk := b.PatientKey()
 	survivor.Link = append(survivor.Link, patientLink{Other: Reference{Type: "Patient", Identifier: &oldKey}, Type: "replaces"})
 
-	patch := &parameters{ResourceType: "Parameters", Parameter: []parameter{
+	b.Patch("Patient", oldKey, b.linkPatch(&sk, "replaced-by", true))
+	return nil
+}
+
+// mapADTLink maps A24 (link patient information, ADT_A24): the two patients (PID, then the
+// second PID) refer to each other with link "seealso", each added by a FHIRPath Patch as a
+// merge's links are; neither record is restated (the message is about the link, and the
+// owner may not hold both), and a patient the owner does not hold is not created.
+func mapADTLink(b *Builder) error {
+	pids := b.Msg.Segments("PID")
+	if len(pids) < 2 {
+		return Unmappable("PID", "%s links two patients and has %d PID segment(s)", b.Msg.Type(), len(pids))
+	}
+	var keys [2]Identifier
+	for i, pid := range pids[:2] {
+		b.MarkHandled(pid)
+		k, ok := primaryIdentifier(patientIdentifiers(b, pid))
+		if !ok {
+			return Unmappable("PID-3", "PID(%d): no identifier value", i+1)
+		}
+		keys[i] = Identifier{System: k.System, Value: k.Value}
+	}
+	if keys[0] == keys[1] {
+		return Unmappable("PID-3", "both patients are %s", keys[0].System+"|"+keys[0].Value)
+	}
+	for i, k := range keys {
+		other := keys[1-i]
+		b.Patch("Patient", k, b.linkPatch(&other, "seealso", false))
+	}
+	return nil
+}
+
+// mapADTUnlink maps A37 (unlink patient information, ADT_A37) to nothing, with a note:
+// removing one link of a Patient is a patch with a FHIRPath filter this service does not
+// write, and restating either Patient would not remove it.
+func mapADTUnlink(b *Builder) error {
+	b.Notef("EVN: %s unlink patient information: not applied; no resource is written", b.Msg.Type().Trigger)
+	return nil
+}
+
+// linkPatch is a FHIRPath Patch adding link (type, to the Patient other) and, for a merged-away
+// record, active=false; it carries the message's event time.
+func (b *Builder) linkPatch(other *Identifier, typ string, inactive bool) *parameters {
+	patch := &parameters{ResourceType: "Parameters"}
+	if inactive {
 		// delete, then add: a FHIRPath Patch "add" of an element that is present fails on
 		// strict servers, and "replace" of one that is absent does.
-		patchOp("delete", "Patient.active", "", nil),
-		patchOp("add", "Patient", "active", &parameter{ValueBoolean: boolPtr(false)}),
-		patchOp("add", "Patient", "link", &parameter{Part: []parameter{
-			{Name: "other", ValueReference: &Reference{Type: "Patient", Identifier: &sk}},
-			{Name: "type", ValueCode: "replaced-by"},
-		}}),
-	}}
+		patch.Parameter = append(patch.Parameter,
+			patchOp("delete", "Patient.active", "", nil),
+			patchOp("add", "Patient", "active", &parameter{ValueBoolean: boolPtr(false)}))
+	}
+	patch.Parameter = append(patch.Parameter, patchOp("add", "Patient", "link", &parameter{Part: []parameter{
+		{Name: "other", ValueReference: &Reference{Type: "Patient", Identifier: other}},
+		{Name: "type", ValueCode: typ},
+	}}))
 	if b.metaExt != nil {
 		patch.Meta = &fhir.Meta{Extension: b.metaExt}
 	}
-	b.Patch("Patient", oldKey, patch)
-	return nil
+	return patch
 }
