@@ -111,3 +111,28 @@ func TestMergeKeepsTheMergedAwayPatient(t *testing.T) {
 	never, _ := h.patient("NEVER")
 	require.Nil(t, never)
 }
+
+// An A24 links two patients the store holds: each gains a seealso link to the other and keeps
+// everything else.
+func TestLinkPatients(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.route("A-A01", adtAt("A01", "A-A01", "PA", "20260101080000", "ALPHA"))
+	h.route("B-A01", adtAt("A01", "B-A01", "PB", "20260101090000", "BETA"))
+	link := []byte(strings.Join([]string{
+		"MSH|^~\\&|ADTApp|GHH|IOP|HUB|20260102080000||ADT^A24^ADT_A24|L-1|P|2.5.1",
+		"EVN|A24|20260102080000",
+		"PID|1||PA^^^GHH^MR||ALPHA^ANNA",
+		"PID|2||PB^^^GHH^MR||BETA^ANNA",
+	}, "\r") + "\r")
+	routed := h.route("L-1", link)
+	require.Equal(t, 2, routed.Updated, "%+v", routed)
+	for mrn, other := range map[string]string{"PA": "PB", "PB": "PA"} {
+		p, _ := h.patient(mrn)
+		require.Len(t, p.Link, 1, mrn)
+		require.Equal(t, "seealso", p.Link[0].Type)
+		require.Equal(t, fhir.Identifier{System: "urn:id:GHH", Value: other}, p.Link[0].Other.Identifier)
+		require.Equal(t, "female", p.Gender, "%s is not restated", mrn)
+		require.Nil(t, p.Active)
+	}
+}
