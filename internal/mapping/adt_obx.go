@@ -15,8 +15,10 @@ func init() { RegisterSegment("OBX", mapPatientOBX) }
 // OBX-5 mapping as results), status, time, interpretation, reference range, method, body
 // site and performers. Category and profile are claimed only where the code says what the
 // observation is: vital-signs for the FHIR vital-signs LOINC codes (with the US Core
-// vital-signs profiles when the value meets them); any other ADT observation (a gestational
-// age, a pregnancy status) has no category v2 states, so it gets none rather than a guess.
+// vital-signs profiles when the value meets them), social-history for the LOINC codes US
+// Core 6.1 puts there (see isSocialHistory; no profile is claimed: their value sets are not
+// checked here); any other ADT observation (a gestational age) has no category v2 states,
+// so it gets none rather than a guess.
 func mapPatientOBX(b *Builder, obx *hl7v2.Segment) error {
 	code, ok := CWE(FieldValue(obx, 3))
 	if !ok {
@@ -37,6 +39,8 @@ func mapPatientOBX(b *Builder, obx *hl7v2.Segment) error {
 	if _, vital := vitalSignOf(code); vital {
 		cat = CategoryVitalSigns
 		o.Category = []CodeableConcept{categoryConcept(cat)}
+	} else if isSocialHistory(code) {
+		o.Category = []CodeableConcept{{Coding: []Coding{{System: systemObservationCategory, Code: "social-history", Display: "Social History"}}}}
 	}
 	if o.EffectiveDateTime = DateTime(FieldValue(obx, 14).Get(1), b.Opts.Location); o.EffectiveDateTime == "" {
 		o.EffectiveElement = AbsentElement() // US Core vital signs: effective[x] 1..1
@@ -107,4 +111,17 @@ func patientObservationKey(b *Builder, obx *hl7v2.Segment, code CodeableConcept)
 		b.Notef("OBX(%d)-4: code and sub-id repeat in the message; keyed with OBX-1", obx.Index())
 	}
 	return id
+}
+
+// socialHistoryCodes are the LOINC codes whose US Core 6.1 profiles fix the social-history
+// category: smoking status, pregnancy status, pregnancy intent.
+var socialHistoryCodes = map[string]bool{"72166-2": true, "82810-3": true, "86645-9": true}
+
+func isSocialHistory(code CodeableConcept) bool {
+	for _, c := range code.Coding {
+		if c.System == systemLOINC && socialHistoryCodes[c.Code] {
+			return true
+		}
+	}
+	return false
 }

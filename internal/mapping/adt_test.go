@@ -218,6 +218,8 @@ func TestADTObservations(t *testing.T) {
 	require.Equal(t, 38.0, gest["valueQuantity"].(map[string]any)["value"])
 	require.Equal(t, "final", gest["status"])
 	require.Contains(t, gest, "_effectiveDateTime", "no OBX-14: data-absent")
+	pregnancy := resources(t, mapADT(t, "ADT^A01^ADT_A01", pid, pv1, "OBX|1|CWE|82810-3^Pregnancy status^LN||77386006^Pregnant^SCT||||||F"), "Observation")[0]
+	require.Equal(t, "social-history", pregnancy["category"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["code"], "US Core puts pregnancy status there")
 
 	// An A08 of the same visit reports the height again: the same conditional key.
 	update := mapADT(t, "ADT^A08^ADT_A01", pid, pv1, "OBX|1|NM|8302-2^Body height^LN||173|cm^cm^UCUM|||||C")
