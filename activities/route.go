@@ -24,6 +24,9 @@ type RouteResult struct {
 	Unchanged int
 	// Stale counts updates not applied because the owner holds state from a newer event.
 	Stale int `json:",omitempty"`
+	// Missing counts patches whose target the owner does not hold (a merge of a patient it
+	// never received): a patch creates nothing.
+	Missing int `json:",omitempty"`
 }
 
 // RouteBundle applies the attempt's mapped transaction Bundle entry by entry, each to the
@@ -72,7 +75,11 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(fmt.Sprintf("entry %d (%s): %v", i, head.ResourceType, err), ErrTypeMapping, err)
 		}
-		owner, err := table.Owner(head.ResourceType, "")
+		typ := head.ResourceType
+		if write.patch != "" {
+			typ = write.patch // the body is the patch (Parameters), not the resource
+		}
+		owner, err := table.Owner(typ, "")
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRouting, err)
 		}
@@ -84,7 +91,11 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 				return merged, err
 			}
 		}
-		id, action, stale, err := a.write(ctx, attempt.TenantID, owner, head.ResourceType, body, write)
+		id, action, stale, err := a.write(ctx, attempt.TenantID, owner, typ, body, write)
+		if errors.Is(err, errPatchTargetMissing) {
+			res.Missing++
+			continue
+		}
 		if err != nil {
 			return res, err
 		}
@@ -98,7 +109,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 			written[head.ResourceType+"/"+id] = !stale
 		}
 		if entry.FullURL != "" {
-			refs[entry.FullURL] = head.ResourceType + "/" + id
+			refs[entry.FullURL] = typ + "/" + id
 		}
 		switch action {
 		case store.ActionCreated:
@@ -108,7 +119,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 		default:
 			res.Unchanged++
 		}
-		links.add(head.ResourceType, id, string(action), owner)
+		links.add(typ, id, string(action), owner)
 	}
 	return res, nil
 }
@@ -138,9 +149,10 @@ func (l *resourceLinks) flush(ctx context.Context, q *db.Queries) error {
 }
 
 // entryWrite is a transaction entry's idempotent write: a conditional create (POST +
-// ifNoneExist) or update (PUT Type?identifier=…), both keyed on a business identifier; or,
-// when id is set, an update of that id (PUT Type/id), for resources that have no business
-// identifier and whose id the mapping derives from the message.
+// ifNoneExist), update (PUT Type?identifier=…) or patch (PATCH Type?identifier=…, a
+// FHIRPath Patch that adds nothing twice), all keyed on a business identifier; or, when id
+// is set, an update of that id (PUT Type/id), for resources that have no business identifier
+// and whose id the mapping derives from the message.
 type entryWrite struct {
 	update bool
 	ident  fhir.Identifier
@@ -148,12 +160,19 @@ type entryWrite struct {
 	// merge, for a conditional update whose resource merges lists across messages
 	// (fhir.ExtMergeList), makes the body to write from the owner's current version.
 	merge func(stored []byte) ([]byte, error)
+	patch string // the patched resource's type; empty unless a patch
 }
+
+// errPatchTargetMissing is write's answer to a patch of a resource the owner does not hold.
+var errPatchTargetMissing = errors.New("the patched resource does not exist")
 
 // write applies one entry to the builtin store in-process, or to an external owner over HTTP.
 // External owners cannot be guarded by event time from here: a stale update is reported
 // only by the builtin store.
 func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body []byte, w entryWrite) (id string, action store.Action, stale bool, err error) {
+	if w.patch != "" {
+		return a.patch(ctx, tenant, owner, typ, body, w.ident)
+	}
 	if owner == routing.Builtin {
 		var r store.WriteResult
 		switch {
@@ -174,13 +193,9 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 		}
 		return r.ID, r.Action, r.Stale, nil
 	}
-	c := fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
-	if a.OwnerToken != nil {
-		tok, err := a.OwnerToken(ctx, tenant, "system/*.cru")
-		if err != nil {
-			return "", "", false, fmt.Errorf("token for owner %s: %w", owner, err)
-		}
-		c.Authorization = "Bearer " + tok
+	c, err := a.ownerClient(ctx, tenant, owner)
+	if err != nil {
+		return "", "", false, err
 	}
 	var r fhirclient.WriteResult
 	switch {
@@ -210,9 +225,57 @@ func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body 
 	return r.ID, store.ActionUnchanged, false, nil
 }
 
+// patch applies a FHIRPath Patch to the owner's typ carrying ident: in-process for the builtin
+// store, else as a read and a versioned update (fhirclient.ConditionalPatch). A patch is
+// never stale: what it adds (a merge's link) holds whatever happened since.
+func (a *Activities) patch(ctx context.Context, tenant, owner, typ string, body []byte, ident fhir.Identifier) (string, store.Action, bool, error) {
+	if owner == routing.Builtin {
+		r, err := a.Store.ConditionalPatch(ctx, tenant, typ, ident, body)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", "", false, errPatchTargetMissing
+		case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
+			return "", "", false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
+		case err != nil:
+			return "", "", false, fmt.Errorf("builtin store: %w", err)
+		}
+		return r.ID, r.Action, false, nil
+	}
+	c, err := a.ownerClient(ctx, tenant, owner)
+	if err != nil {
+		return "", "", false, err
+	}
+	r, err := c.ConditionalPatch(ctx, typ, body, ident)
+	switch {
+	case errors.Is(err, fhirclient.ErrNoMatch):
+		return "", "", false, errPatchTargetMissing
+	case errors.Is(err, fhir.ErrInvalidResource), fhirclient.IsPermanent(err):
+		return "", "", false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s refused %s patch: %v", owner, typ, err), ErrTypeOwnerRefused, err)
+	case err != nil:
+		return "", "", false, fmt.Errorf("owner %s: %w", owner, err)
+	case r.Unchanged:
+		return r.ID, store.ActionUnchanged, false, nil
+	}
+	return r.ID, store.ActionUpdated, false, nil
+}
+
+// ownerClient is a client of an external owner, with the tenant's token when one is needed.
+func (a *Activities) ownerClient(ctx context.Context, tenant, owner string) (*fhirclient.Client, error) {
+	c := &fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
+	if a.OwnerToken != nil {
+		tok, err := a.OwnerToken(ctx, tenant, "system/*.cru")
+		if err != nil {
+			return nil, fmt.Errorf("token for owner %s: %w", owner, err)
+		}
+		c.Authorization = "Bearer " + tok
+	}
+	return c, nil
+}
+
 // idempotentWrite reads how an entry is written: the business identifier from ifNoneExist
-// ("identifier=sys|val") of a POST or from the conditional URL of a PUT, or the id of a PUT
-// Type/id, which must be the resource's own id when it has one. Every mapped entry must be
+// ("identifier=sys|val") of a POST or from the conditional URL of a PUT or of a PATCH (whose
+// body must be a FHIRPath Patch, a Parameters resource), or the id of a PUT Type/id, which
+// must be the resource's own id when it has one. Every mapped entry must be
 // idempotent: an unconditional create would duplicate on replay.
 func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error) {
 	if req == nil {
@@ -223,6 +286,14 @@ func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error)
 	switch {
 	case req.Method == "POST" && req.IfNoneExist != "":
 		query = req.IfNoneExist
+	case req.Method == "PATCH":
+		path, q, ok := strings.Cut(req.URL, "?")
+		if !ok || !fhir.ValidType(path) || resourceType != "Parameters" {
+			return entryWrite{}, fmt.Errorf("PATCH %q of a %s is not a conditional FHIRPath Patch", req.URL, resourceType)
+		}
+		w, err := identifierCondition(q)
+		w.patch = path
+		return w, err
 	case req.Method == "PUT":
 		path, q, ok := strings.Cut(req.URL, "?")
 		if !ok {
@@ -239,6 +310,14 @@ func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error)
 	default:
 		return entryWrite{}, fmt.Errorf("%s entry is neither a conditional create nor an update", req.Method)
 	}
+	w, err := identifierCondition(query)
+	w.update = req.Method == "PUT"
+	return w, err
+}
+
+// identifierCondition reads a condition "identifier=system|value", the only one the mapping
+// writes.
+func identifierCondition(query string) (entryWrite, error) {
 	values, err := url.ParseQuery(query)
 	if err != nil {
 		return entryWrite{}, fmt.Errorf("condition %q: %w", query, err)
@@ -248,5 +327,5 @@ func idempotentWrite(req *fhir.EntryRequest, head fhir.Head) (entryWrite, error)
 		return entryWrite{}, fmt.Errorf("condition %q: want identifier=system|value", query)
 	}
 	ident, _ := fhir.ParseToken(token)
-	return entryWrite{update: req.Method == "PUT", ident: ident}, nil
+	return entryWrite{ident: ident}, nil
 }

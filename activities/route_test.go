@@ -36,6 +36,11 @@ func TestIdempotentWrite(t *testing.T) {
 		"history path":             {req: fhir.EntryRequest{Method: "PUT", URL: "MessageHeader/mh-1/_history/1"}, head: mh, err: "neither"},
 		"plain create":             {req: fhir.EntryRequest{Method: "POST", URL: "MessageHeader"}, head: mh, err: "neither"},
 		"delete":                   {req: fhir.EntryRequest{Method: "DELETE", URL: "MessageHeader/mh-1"}, head: mh, err: "neither"},
+		"conditional patch": {req: fhir.EntryRequest{Method: "PATCH", URL: "Patient?identifier=urn%3Aid%3AA%7C1"},
+			head: fhir.Head{ResourceType: "Parameters"}, want: entryWrite{patch: "Patient", ident: fhir.Identifier{System: "urn:id:A", Value: "1"}}},
+		"patch that is not Parameters": {req: fhir.EntryRequest{Method: "PATCH", URL: "Patient?identifier=urn%3Aid%3AA%7C1"}, head: fhir.Head{ResourceType: "Patient"}, err: "FHIRPath Patch"},
+		"patch by id":                  {req: fhir.EntryRequest{Method: "PATCH", URL: "Patient/1"}, head: fhir.Head{ResourceType: "Parameters"}, err: "FHIRPath Patch"},
+		"patch of everything":          {req: fhir.EntryRequest{Method: "PATCH", URL: "Patient?active=true"}, head: fhir.Head{ResourceType: "Parameters"}, err: "identifier=system|value"},
 	} {
 		got, err := idempotentWrite(&tc.req, tc.head)
 		if tc.err != "" {

@@ -224,8 +224,14 @@ func lintMessage(path string, n int, data []byte, mapper *mapping.Mapper, emit f
 	}
 	for _, s := range res.Notes {
 		note := mapping.ParseNote(s)
-		if err := emit(lintFinding{File: path, Message: n, Severity: hl7v2.SeverityWarning.String(), Code: "mapping-note",
-			Location: note.Location, Text: note.Text, grave: hl7v2.SeverityWarning}); err != nil {
+		// A field the mapping does not read is the field accounting's finding, not a fault of
+		// the message: information, shown unless --min-severity hides it.
+		f := lintFinding{File: path, Message: n, Severity: hl7v2.SeverityWarning.String(), Code: "mapping-note",
+			Location: note.Location, Text: note.Text, grave: hl7v2.SeverityWarning}
+		if strings.HasSuffix(s, ": "+mapping.NotMapped) {
+			f.Severity, f.Code, f.grave = hl7v2.SeverityInfo.String(), "not-mapped", hl7v2.SeverityInfo
+		}
+		if err := emit(f); err != nil {
 			return err
 		}
 	}

@@ -60,6 +60,8 @@ type WriteResult struct {
 	// Stale is set by ConditionalUpdateNewest when the owner's resource comes from a newer
 	// source event: nothing was written.
 	Stale bool
+	// Unchanged is set by ConditionalPatch when the patch changed nothing: nothing was written.
+	Unchanged bool
 }
 
 // ConditionalCreate POSTs body with If-None-Exist: identifier=<ident>.

@@ -38,6 +38,7 @@ type Builder struct {
 	patient      *Reference
 	patientKey   Identifier
 	encounter    *Reference
+	encounterKey Identifier
 	handled      map[*hl7v2.Segment]bool
 	// meta is the source-event-time extension every resource's meta carries, formatted once
 	// per message; resources share it read-only.
@@ -56,6 +57,7 @@ type entry struct {
 	key      Identifier
 	resource any
 	update   bool
+	patch    bool // resource is a FHIRPath Patch (Parameters) of the typ matching key
 	fullURL  string
 	// ref is the reference add returns to the caller that created the entry, allocated with
 	// it; later adds of the same key get a reference of their own.
@@ -120,6 +122,20 @@ func (b *Builder) Update(typ string, key Identifier, resource any) *Reference {
 // reports once.
 func (b *Builder) Create(typ string, key Identifier, resource any) *Reference {
 	return b.add(typ, key, resource, false, false)
+}
+
+// Patch adds a conditional patch (PATCH Type?identifier=system|value) whose body is a FHIRPath
+// Patch, a Parameters resource: the owner changes only what its operations name in the
+// resource it holds, and nothing when it holds none. Use it for events that add to a record
+// without restating it (a merge marks the merged-away Patient). The entry takes the key's
+// place: a later Update or Create of the same key gets this entry's reference.
+func (b *Builder) Patch(typ string, key Identifier, params any) *Reference {
+	if b.Has(typ, key) {
+		return b.add(typ, key, params, false, false)
+	}
+	ref := b.add(typ, key, params, false, false)
+	b.byKey[entryKey{typ, key.System, key.Value}].patch = true
+	return ref
 }
 
 // Shared adds a conditional create of a Practitioner, Organization or Location. These come
@@ -247,7 +263,28 @@ func (b *Builder) bundle(trailer []*entry) (*fhir.Bundle, error) {
 			i++
 		}
 	}
-	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: all}, nil
+	return &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Timestamp: b.timestamp(), Entry: all}, nil
+}
+
+// timestamp is Bundle.timestamp, the IG's MSH[Bundle]: MSH-7 as an instant, which needs
+// seconds and a zone. A time without an offset is read in the sender's zone when one is
+// configured; otherwise, or when MSH-7 is not a time, the timestamp is left out with a note
+// rather than given an invented zone.
+func (b *Builder) timestamp() string {
+	msh := b.Msg.Segment("MSH", 1)
+	raw := FieldValue(msh, 7).Get(1)
+	if raw == "" {
+		b.Notef("MSH-7: no message date/time; Bundle.timestamp left out")
+		return ""
+	}
+	if s, ok := b.Instant(msh, 7, raw); ok {
+		return s
+	}
+	// An invalid MSH-7 was noted by Instant (once, with the event time's reading of it).
+	if _, _, err := hl7v2.ParseTime(raw); err == nil {
+		b.Notef("MSH-7: %q is not an instant (no UTC offset and no sender zone configured, or not to the minute); Bundle.timestamp left out", raw)
+	}
+	return ""
 }
 
 // entryBytes is the buffer bundle allocates per entry: a running estimate of the encoded size
@@ -270,6 +307,8 @@ func noteEntryBytes(mean int) {
 // request fills r with the entry's conditional request.
 func (e *entry) request(r *fhir.EntryRequest) {
 	switch {
+	case e.patch:
+		r.Method, r.URL = "PATCH", conditionURL(e.typ+"?identifier=", e.key)
 	case e.update:
 		r.Method, r.URL = "PUT", conditionURL(e.typ+"?identifier=", e.key)
 	case e.key.Value == "":

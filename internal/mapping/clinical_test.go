@@ -59,12 +59,22 @@ func TestImmunizationStatus(t *testing.T) {
 			}
 		})
 	}
-	t.Run("unknown RXA-20 fails naming the field", func(t *testing.T) {
-		m, err := hl7v2.Parse([]byte(clinicalMSH + "ORC|RE||F1^EHR\rRXA|0|1|20240101||08^HepB^CVX|||||||||||||||XX\r"))
-		require.NoError(t, err)
-		_, err = New(Options{}).Map(m)
-		require.ErrorIs(t, err, ErrUnmappable)
-		require.ErrorContains(t, err, "RXA-20")
+	// A bad non-identity field never refuses the message: the administration whose status
+	// cannot be read is left out with a note, the patient and the other one still map.
+	t.Run("unknown RXA-20 is a note, not a refusal", func(t *testing.T) {
+		ims, r := mapClinical(t, "VXU^V04^VXU_V04", "ORC|RE||F1^EHR\nRXA|0|1|20240101||08^HepB^CVX|||||||||||||||XX\nORC|RE||F2^EHR\nRXA|0|1|20240102||03^MMR^CVX||||||||||||||CP", "Immunization")
+		require.Len(t, ims, 1)
+		require.Equal(t, "completed", ims[0]["status"])
+		require.Contains(t, strings.Join(r.Notes, "\n"), "RXA(1)-20")
+		patients, _ := mapClinical(t, "VXU^V04^VXU_V04", "ORC|RE||F1^EHR\nRXA|0|1|20240101||08^HepB^CVX|||||||||||||||XX", "Patient")
+		require.Len(t, patients, 1)
+	})
+	t.Run("unreadable RXA-3 is data-absent with a note", func(t *testing.T) {
+		ims, r := mapClinical(t, "VXU^V04^VXU_V04", "ORC|RE||F1^EHR\nRXA|0|1|2024-01-01||08^HepB^CVX", "Immunization")
+		require.Len(t, ims, 1)
+		require.NotContains(t, ims[0], "occurrenceDateTime")
+		require.Contains(t, ims[0], "_occurrenceDateTime")
+		require.Contains(t, strings.Join(r.Notes, "\n"), "RXA-3: ")
 	})
 }
 

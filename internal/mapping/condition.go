@@ -68,10 +68,10 @@ func mapDG1(b *Builder, seg *hl7v2.Segment) error {
 		}
 		pk := b.PatientKey()
 		parts := []string{pk.System, pk.Value, CodingSystem(codeV.Get(3)), code}
-		if pv1 := b.Msg.Segment("PV1", 1); pv1 != nil && b.Encounter() != nil {
-			if vk, ok := visitKey(b, pv1); ok {
-				parts = append(parts, vk.System, vk.Value)
-			}
+		// A visit keyed on one message is not found again by later ones: keying the
+		// diagnosis on it would split one diagnosis per message.
+		if b.Encounter() != nil && b.encounterKey.System != SystemV2MessageVisit {
+			parts = append(parts, b.encounterKey.System, b.encounterKey.Value)
 		}
 		key = Identifier{System: SystemV2Condition, Value: strings.Join(parts, "|")}
 		c.Identifier = []Identifier{key}

@@ -57,11 +57,17 @@ var classStatuses = map[string]string{"E": "in-progress", "I": "in-progress", "O
 
 // triggerStatuses is the IG ConceptMap Event[EncounterStatus], except A04: the IG says planned,
 // but a registration (A04) records a patient who has arrived, and A01 → A04 → A08 must not
-// move a visit back to planned. A12 (cancel transfer) leaves the visit in progress.
+// move a visit back to planned. A12 (cancel transfer) leaves the visit in progress. The IG
+// map stops there; the ADT_A21 events follow their definitions: A21 (leave of absence out)
+// is onleave, A22 (back from it), A25 (cancel pending discharge), A26 (cancel pending
+// transfer) and A33 (cancel patient departing) leave the visit in progress, and A27 (cancel
+// pending admit) cancels the visit an A14 planned.
 var triggerStatuses = map[string]string{
 	"A01": "in-progress", "A02": "in-progress", "A03": "finished", "A04": "in-progress",
 	"A05": "planned", "A06": "in-progress", "A07": "in-progress", "A11": "cancelled",
 	"A12": "in-progress", "A13": "in-progress", "A14": "planned",
+	"A21": "onleave", "A22": "in-progress", "A25": "in-progress", "A26": "in-progress",
+	"A27": "cancelled", "A33": "in-progress",
 }
 
 // participantTypes are PV1's practitioner fields and their v3-ParticipationType codes.
@@ -70,9 +76,8 @@ var participantTypes = [...]struct {
 	code, display string
 }{{7, "ATND", "attender"}, {8, "REF", "referrer"}, {9, "CON", "consultant"}, {17, "ADM", "admitter"}}
 
-// mapEncounter maps PV1/PV2 to the Encounter, keyed on PV1-19 (visit number) or, without it,
-// on the derived key patient + PV1-44 (admit time). With neither the visit cannot be told
-// apart from the patient's other visits, so it is not mapped (noted). Sets b.Encounter.
+// mapEncounter maps PV1/PV2 to the Encounter, keyed on the visit's identity (see visitKey);
+// without one the visit is not mapped, with a note saying why. Sets b.Encounter.
 func mapEncounter(b *Builder, trigger string) error {
 	pv1 := b.Msg.Segment("PV1", 1)
 	if pv1 == nil {
@@ -80,17 +85,11 @@ func mapEncounter(b *Builder, trigger string) error {
 	}
 	b.MarkHandled(pv1)
 	e := &encounter{ResourceType: "Encounter", Meta: b.Meta("Encounter"), Subject: b.Patient()}
-	key, ok := visitKey(b, pv1)
+	key, ids, ok := visitKey(b, pv1, trigger)
 	if !ok {
-		b.Notef("PV1-19: no visit number and no PV1-44 admit time; encounter not mapped")
 		return nil
 	}
-	e.Identifier = []Identifier{key}
-	if v := FieldValue(pv1, 50); !v.IsEmpty() {
-		if id, ok := CX(v, b.Opts.ids()); ok {
-			e.Identifier = append(e.Identifier, id)
-		}
-	}
+	e.Identifier = ids
 	class := Code(FieldValue(pv1, 2))
 	if c, ok := encounterClasses[class]; ok {
 		e.Class = c
@@ -139,25 +138,77 @@ func mapEncounter(b *Builder, trigger string) error {
 		}
 	}
 	e.ServiceProvider = serviceProvider(b, pv1)
-	b.encounter = b.Update("Encounter", Identifier{System: key.System, Value: key.Value}, e)
+	b.encounterKey = key
+	b.encounter = b.Update("Encounter", key, e)
 	return nil
 }
 
-// visitKey is PV1-19, else the derived SystemV2Visit key.
-func visitKey(b *Builder, pv1 *hl7v2.Segment) (Identifier, bool) {
+// visitKey finds the Encounter's conditional key and identifiers. In order:
+//   - PV1-19 visit number, PV1-50 alternate visit id, PV1-5 preadmit number: the sender's
+//     own ids of the visit, the same in every message about it (A05 → A01 → A08 → A03);
+//   - the derived SystemV2Visit key patient + PV1-44 (admit time), as stable;
+//   - for an event that starts a visit (A01 admit, A04 register, A05/A14 pre-admit) whose
+//     PV1 has a patient class (other than N, not applicable): the derived
+//     SystemV2MessageVisit key, the sender (MSH-3, MSH-4) and MSH-10. Nothing else in PV1
+//     tells this visit from the patient's others (class, location and doctors repeat across
+//     visits and change within one), so keying on them would merge two admissions and move
+//     a discharged visit's conditions onto the next one. Keyed on the message, the visit's
+//     class, location and doctors are kept; a note says later messages cannot update it.
+//
+// Any other event without an id or admit time (A08 update, A02 transfer, A03 discharge) is
+// about a visit that already exists and cannot be found again: a new Encounter would
+// duplicate it (and stay in progress forever), so none is made and a note says why. Lab and
+// order messages (ORU, ORM) describe the visit only as context and are treated the same.
+func visitKey(b *Builder, pv1 *hl7v2.Segment, trigger string) (Identifier, []Identifier, bool) {
+	var ids []Identifier
 	if id, ok := CX(FieldValue(pv1, 19), b.Opts.ids()); ok {
 		if id.Type == nil {
 			id.Type = &CodeableConcept{Coding: []Coding{{System: systemV20203, Code: "VN"}}, Text: "visit number"}
 		}
-		return id, true
+		ids = append(ids, id)
 	}
-	admit := FieldValue(pv1, 44).Get(1)
-	if admit == "" {
-		return Identifier{}, false
+	if id, ok := CX(FieldValue(pv1, 50), b.Opts.ids()); ok {
+		ids = append(ids, id)
+	}
+	if len(ids) > 0 {
+		return Identifier{System: ids[0].System, Value: ids[0].Value}, ids, true
+	}
+	if id, ok := CX(FieldValue(pv1, 5), b.Opts.ids()); ok {
+		if id.Type == nil {
+			id.Type = &CodeableConcept{Coding: []Coding{{System: systemV20203, Code: "PRE"}}, Text: "preadmit number"}
+		}
+		return Identifier{System: id.System, Value: id.Value}, []Identifier{id}, true
 	}
 	pk := b.PatientKey()
-	return Identifier{System: SystemV2Visit, Value: pk.System + "|" + pk.Value + "|" + admit}, true
+	if admit := FieldValue(pv1, 44).Get(1); admit != "" {
+		key := Identifier{System: SystemV2Visit, Value: pk.System + "|" + pk.Value + "|" + admit}
+		return key, []Identifier{key}, true
+	}
+	if b.Msg.Type().Code != "ADT" || !visitStarts[trigger] {
+		b.Notef("PV1-19, PV1-50, PV1-5, PV1-44: no visit number, alternate visit id, preadmit number or admit time to find the visit this %s is about; encounter not mapped", trigger)
+		return Identifier{}, nil, false
+	}
+	if class := Code(FieldValue(pv1, 2)); class == "" || class == "N" {
+		b.Notef("PV1-2: no patient class and no visit id; encounter not mapped")
+		return Identifier{}, nil, false
+	}
+	msh := b.Msg.Segment("MSH", 1)
+	app, fac := FieldValue(msh, 3), FieldValue(msh, 4)
+	key := Identifier{System: SystemV2MessageVisit, Value: hdText(app) + "|" + hdText(fac) + "|" + b.controlID}
+	b.Notef("PV1-19, PV1-50, PV1-5, PV1-44: no visit id or admit time; the encounter is keyed on this message (MSH-3, MSH-4, MSH-10), so later messages about the visit cannot update it")
+	return key, []Identifier{key}, true
 }
+
+// hdText writes an HD's namespace id and, when there is one, its universal id after a '^'.
+func hdText(v Value) string {
+	if u := v.Get(2); u != "" {
+		return v.Get(1) + "^" + u
+	}
+	return v.Get(1)
+}
+
+// visitStarts are the events that begin a visit: the first message about it.
+var visitStarts = map[string]bool{"A01": true, "A04": true, "A05": true, "A14": true}
 
 func encounterStatus(trigger, class string, discharged bool) string {
 	if s, ok := triggerStatuses[trigger]; ok {

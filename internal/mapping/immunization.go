@@ -61,9 +61,13 @@ func mapImmunization(b *Builder, o *vxuOrder) error {
 	rxa := o.rxa
 	im := &immunization{ResourceType: "Immunization", Meta: b.Meta("Immunization"), Patient: b.Patient()}
 
-	status, err := immunizationStatus(rxa)
-	if err != nil {
-		return err
+	status, ok := immunizationStatus(rxa)
+	if !ok {
+		// The status is a modifier: guessing "completed" for a code we cannot read could
+		// record a vaccine never given, so this administration is left out; the rest of the
+		// message (the patient, other administrations) still maps.
+		b.Notef("RXA(%d)-20: completion status %q is not in table 0322; administration not mapped", rxa.Index(), Code(FieldValue(rxa, 20)))
+		return nil
 	}
 	im.Status = status
 	if cc, ok := immunizationCWE(FieldValue(rxa, 5)); ok {
@@ -75,7 +79,9 @@ func mapImmunization(b *Builder, o *vxuOrder) error {
 	}
 	if raw := FieldValue(rxa, 3).Get(1); raw != "" {
 		if im.OccurrenceDateTime = b.DateTime(rxa, 3, raw); im.OccurrenceDateTime == "" {
-			return Unmappable("RXA-3", "administration date/time %q is not a valid DTM", raw)
+			// b.DateTime noted why; occurrence[x] is 1..1, so it is data-absent rather than
+			// the whole message refused for one date.
+			im.OccurrenceElement = AbsentElement()
 		}
 	} else {
 		im.OccurrenceElement = AbsentElement() // occurrence[x] is 1..1
@@ -150,20 +156,17 @@ func mapImmunization(b *Builder, o *vxuOrder) error {
 }
 
 // immunizationStatus: RXA-21 D (delete) → entered-in-error; else RXA-20 by the IG's
-// CompletionStatus map, completed when empty. An unknown RXA-20 fails: the status is a
-// modifier, and guessing "completed" for a refusal would record a vaccine never given.
-func immunizationStatus(rxa *hl7v2.Segment) (string, error) {
+// CompletionStatus map, completed when empty. ok is false for an RXA-20 not in table 0322.
+func immunizationStatus(rxa *hl7v2.Segment) (string, bool) {
 	if Code(FieldValue(rxa, 21)) == "D" {
-		return "entered-in-error", nil
+		return "entered-in-error", true
 	}
 	code := Code(FieldValue(rxa, 20))
 	if code == "" {
-		return "completed", nil
+		return "completed", true
 	}
-	if s, ok := completionStatuses[code]; ok {
-		return s, nil
-	}
-	return "", Unmappable("RXA-20", "completion status %q is not in table 0322", code)
+	s, ok := completionStatuses[code]
+	return s, ok
 }
 
 // immunizationPrimarySource reads RXA-9 (NIP001): 00 "new immunization record" is the administering

@@ -6,6 +6,16 @@ package mapping
 const (
 	// SystemV2Visit keys an Encounter without PV1-19: "<patient system>|<patient id>|<PV1-44>".
 	SystemV2Visit = "https://interop.nhp.health/fhir/sid/v2-visit"
+	// SystemV2MessageVisit keys the Encounter of an ADT message whose PV1 has a patient class
+	// but no visit id and no admit time: "<MSH-3>|<MSH-4>|<MSH-10>" (each HD as
+	// "<namespace>^<universal id>", or the namespace alone).
+	// It is the one derived key that does not converge across messages (see visitKey).
+	SystemV2MessageVisit = "https://interop.nhp.health/fhir/sid/v2-message-visit"
+	// SystemV2PatientObservation keys an Observation outside any order (ADT OBX): "<patient
+	// system>|<patient id>|<visit key system>|<visit key value>|<OBX-3 system>|<OBX-3
+	// code>|<OBX-4 sub-id>"; the visit part is empty when the message maps no Encounter or
+	// one keyed on the message (SystemV2MessageVisit).
+	SystemV2PatientObservation = "https://interop.nhp.health/fhir/sid/v2-patient-observation"
 	// SystemV2Contact keys a RelatedPerson without NK1-12/NK1-33: "<patient system>|<patient
 	// id>|<NK1-1 set id>".
 	SystemV2Contact = "https://interop.nhp.health/fhir/sid/v2-contact"

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -179,6 +180,39 @@ func TestUnmappable(t *testing.T) {
 	}
 }
 
+// A birth date that is not a date (a placeholder "DOB", month 13…) is a demographic error, not
+// an identity one: the message maps, birthDate is left out and a note says why. A lab result
+// of such a patient keeps its observations.
+// A lab result whose patient has a placeholder birth date is mapped whole (the patient is keyed
+// on PID-3); the birth date is a note.
+func TestBadBirthDateKeepsTheResult(t *testing.T) {
+	for _, dob := range []string{"DOB", "19621320", "19620230", "1962-03-20", "19620", "UNKNOWN^D"} {
+		t.Run(dob, func(t *testing.T) {
+			raw := strings.Replace(msh, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01", 1) +
+				"PID|1||1^^^H^MR||DOE^JO||" + dob + "|F\r" +
+				"OBR|1|P1^LAB|F1^LAB|GLU^Glucose^L\r" +
+				"OBX|1|NM|GLU^Glucose^L||5.4|mmol/L|||||F\r"
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			r, err := mapping.New(mapping.Options{}).Map(m)
+			require.NoError(t, err)
+			checkTransaction(t, r.Bundle)
+			types := map[string]int{}
+			for _, e := range r.Bundle.Entry {
+				head, err := fhir.ReadHead(e.Resource)
+				require.NoError(t, err)
+				types[head.ResourceType]++
+				if head.ResourceType == "Patient" {
+					require.NotContains(t, string(e.Resource), `"birthDate"`)
+				}
+			}
+			require.Equal(t, 1, types["Patient"])
+			require.Equal(t, 1, types["Observation"], "the result is kept")
+			require.Contains(t, strings.Join(r.Notes, "\n"), "PID-7")
+		})
+	}
+}
+
 // fullUrls are name-based: stable for one message, distinct across messages.
 func TestFullURL(t *testing.T) {
 	pid := "PID|1||1^^^H^MR||DOE^JO"
@@ -219,8 +253,8 @@ func mapPID(t *testing.T, pid string) *fhir.Bundle {
 }
 
 // checkTransaction asserts the invariants every mapped Bundle keeps: a transaction whose
-// entries are all conditional (PUT Type?identifier=system|value, or POST with ifNoneExist
-// identifier=system|value) or, for MessageHeader and Provenance, an update of the resource's
+// entries are all conditional (PUT or PATCH Type?identifier=system|value, or POST with
+// ifNoneExist identifier=system|value) or, for MessageHeader and Provenance, an update of the resource's
 // own name-based id (PUT Type/<the fullUrl's uuid>), with a urn:uuid fullUrl.
 func checkTransaction(t *testing.T, b *fhir.Bundle) {
 	t.Helper()
@@ -246,6 +280,12 @@ func checkTransaction(t *testing.T, b *fhir.Bundle) {
 			require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
 		case "POST":
 			path, query = e.Request.URL, e.Request.IfNoneExist
+		case "PATCH": // a FHIRPath Patch of the resource matching the condition
+			var ok bool
+			path, query, ok = strings.Cut(e.Request.URL, "?")
+			require.True(t, ok, "entry %d: %q is not a conditional URL", i, e.Request.URL)
+			require.Equal(t, "Parameters", head.ResourceType, "entry %d", i)
+			head.ResourceType = path
 		default:
 			t.Fatalf("entry %d: method %s", i, e.Request.Method)
 		}
@@ -317,4 +357,41 @@ func patientOf(t *testing.T, b *fhir.Bundle) patientJSON {
 	}
 	t.Fatal("no Patient entry")
 	return patientJSON{}
+}
+
+// Bundle.timestamp is MSH-7 as an instant (the IG's MSH[Bundle]): seconds and a zone, the
+// sender's own offset, else the configured sender zone; never an invented one.
+func TestBundleTimestamp(t *testing.T) {
+	kabul, err := time.LoadLocation("Asia/Kabul")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name, msh7 string
+		loc        *time.Location
+		want, note string
+	}{
+		{"offset kept", "20240101120000+0215", nil, "2024-01-01T12:00:00+02:15", ""},
+		{"minutes get seconds", "202401011200-0500", nil, "2024-01-01T12:00:00-05:00", ""},
+		{"fraction kept", "20240101120000.123+0000", nil, "2024-01-01T12:00:00.123+00:00", ""},
+		{"no offset, sender zone", "20240101120000", kabul, "2024-01-01T12:00:00+04:30", ""},
+		{"no offset, no zone", "20240101120000", nil, "", "MSH-7"},
+		{"date only", "20240101", kabul, "", "MSH-7"},
+		{"not a time", "yesterday", nil, "", "MSH-7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := strings.Replace(msh, "20240101120000", tc.msh7, 1) + "PID|1||1^^^H^MR||DOE^JO\r"
+			m, err := hl7v2.Parse([]byte(raw))
+			require.NoError(t, err)
+			r, err := mapping.New(mapping.Options{Location: tc.loc}).Map(m)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, r.Bundle.Timestamp)
+			out, err := json.Marshal(r.Bundle)
+			require.NoError(t, err)
+			if tc.want == "" {
+				require.NotContains(t, string(out), `"timestamp"`)
+				require.Contains(t, strings.Join(r.Notes, "\n"), tc.note)
+			} else {
+				require.Contains(t, string(out), `"timestamp":"`+tc.want+`"`)
+			}
+		})
+	}
 }

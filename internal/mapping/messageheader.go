@@ -39,10 +39,15 @@ func (b *Builder) messageResources() []*entry {
 	var focus []*Reference
 	if len(b.main) > 0 {
 		refs := make([]Reference, len(b.main))
-		focus = make([]*Reference, len(b.main))
+		focus = make([]*Reference, 0, len(b.main))
 		for i, e := range b.main {
+			// A patch's target may not exist at the owner (a merge of a patient it never
+			// received): a reference to it could not be resolved.
+			if e.patch {
+				continue
+			}
 			refs[i].Reference = e.fullURL
-			focus[i] = &refs[i]
+			focus = append(focus, &refs[i])
 		}
 	}
 	var out []*entry

@@ -114,7 +114,7 @@ func mapPatient(b *Builder) error {
 	if lang, ok := language(FieldValue(pid, 15)); ok {
 		p.Communication = []communication{{Language: lang}}
 	}
-	p.Extension = append(p.Extension, patientExtensions(pid)...)
+	p.Extension = append(p.Extension, patientExtensions(b, pid)...)
 	if pd1 := b.Msg.Segment("PD1", 1); pd1 != nil {
 		b.MarkHandled(pd1)
 		for v := range Repetitions(pd1, 3) {

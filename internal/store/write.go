@@ -586,3 +586,45 @@ func olderEvent(incoming, stored []byte) bool {
 func fromRow(r db.FhirResource) Resource {
 	return Resource{Type: r.ResourceType, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Body: r.Resource}
 }
+
+// ConditionalPatch applies a FHIRPath Patch (fhir.ApplyPatch) to the resource of typ that
+// carries ident (FHIR conditional patch: PATCH Type?identifier=system|value) and stores the
+// result as a new version, or nothing when the patch changes nothing. None carrying ident is
+// ErrNotFound (a patch creates nothing); several are ErrMultipleMatches. Writers of one
+// identifier are serialised, so a patch never loses a concurrent update.
+func (s *Store) ConditionalPatch(ctx context.Context, tenant, typ string, ident fhir.Identifier, patch []byte) (WriteResult, error) {
+	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) { return tx.ConditionalPatch(ctx, tenant, typ, ident, patch) })
+}
+
+// ConditionalPatch is Store.ConditionalPatch inside the transaction.
+func (tx *Tx) ConditionalPatch(ctx context.Context, tenant, typ string, ident fhir.Identifier, patch []byte) (WriteResult, error) {
+	if ident.Value == "" {
+		return WriteResult{}, fmt.Errorf("%w: conditional patch needs an identifier value", fhir.ErrInvalidResource)
+	}
+	if !fhir.ValidType(typ) {
+		return WriteResult{}, fmt.Errorf("%w: resource type %q", fhir.ErrInvalidResource, typ)
+	}
+	matches, err := tx.matches(ctx, tenant, typ, Query{Identifier: &ident})
+	switch {
+	case err != nil:
+		return WriteResult{}, err
+	case len(matches) > 1:
+		return WriteResult{}, ErrMultipleMatches
+	case len(matches) == 0:
+		return WriteResult{}, ErrNotFound
+	}
+	row, err := tx.lockAndGet(ctx, tenant, typ, matches[0].ID)
+	switch {
+	case err != nil:
+		return WriteResult{}, err
+	case row == nil || row.Deleted:
+		return WriteResult{}, ErrNotFound
+	}
+	patched, err := fhir.ApplyPatch(row.Resource, patch)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	// History records the version the patch made as an update: it stores the whole result,
+	// and history's methods are POST, PUT and DELETE.
+	return tx.put(ctx, tenant, typ, row.ID, patched, row, "PUT")
+}
