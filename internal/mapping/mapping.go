@@ -26,6 +26,10 @@ var ErrUnmappable = errors.New("unmappable message")
 type Result struct {
 	Bundle *fhir.Bundle
 	Notes  []string
+	// Unmapped is true when no mapping exists for the message's type (a query response, a
+	// financial transaction, an ACK…): the Bundle has no entries, a note says why, and the
+	// pipeline writes nothing for it.
+	Unmapped bool
 }
 
 // Mapper maps messages with one tenant's configuration. It is immutable and safe for
@@ -52,19 +56,22 @@ func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
 }
 
 // Map returns the FHIR transaction Bundle for m. A message whose structure has no handler
-// still maps its patient (every message type this service receives carries a PID).
+// maps to an empty Bundle with Unmapped set: its PID may be a query's subject (QRY, RSP), a
+// guarantor's account (BAR, DFT) or absent (ACK, MFN), so writing the Patient from it would
+// overwrite what the ADT feed owns with whatever that message happens to carry.
 func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
+	_, h, ok := handlerFor(m)
+	if !ok {
+		return Result{
+			Bundle:   &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: []fhir.BundleEntry{}},
+			Notes:    []string{unknownStructure(m)},
+			Unmapped: true,
+		}, nil
+	}
 	b := newBuilder(m, &mp.opts)
 	b.noteZSegments()
-	if _, h, ok := handlerFor(m); ok {
-		if err := h(b); err != nil {
-			return Result{}, err
-		}
-	} else {
-		b.Notef("%s", unknownStructure(m))
-		if err := mapPatient(b); err != nil {
-			return Result{}, err
-		}
+	if err := h(b); err != nil {
+		return Result{}, err
 	}
 	var trailer []*entry
 	if mp.opts.MessageResources {
