@@ -16,6 +16,8 @@ type orderGroup struct {
 	results  []*result
 	specs    []*hl7v2.Segment
 
+	specimens []*Reference // an order's (OML) Specimens, mapped before its ServiceRequest
+
 	srKey    Identifier // the ServiceRequest's conditional key (zero when no order)
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
@@ -215,6 +217,7 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 		}
 	}
 	sr.SupportingInfo = supporting
+	sr.Specimen = g.specimens
 	if !isResult {
 		sr.Note = annotations(b, g.notes)
 	}
@@ -278,10 +281,12 @@ func mapOrders(b *Builder, isResult bool) {
 				mapDiagnosticReport(b, g, results, specs, text)
 			}
 		default:
-			// The ORM's OBX are the order's supporting information; they are keyed on the
-			// order key the ServiceRequest will take, which only depends on its numbers.
+			// The order's OBX are its supporting information; they are keyed on the order key
+			// the ServiceRequest will take, which only depends on its numbers. Its SPM (OML)
+			// come before it too: ServiceRequest.specimen points back at them.
 			g.resKey = ormResultKey(b, g)
 			supporting, _ := mapResults(b, g, nil)
+			g.specimens = mapSpecimens(b, g)
 			mapServiceRequest(b, g, false, supporting)
 		}
 	}
