@@ -155,7 +155,9 @@ func mediaType(typ, sub string) string {
 	case strings.Contains(sub, "/"):
 		return strings.ToLower(sub)
 	case sub != "" && typ != "":
-		major := map[string]string{"AP": "application", "IM": "image", "TEXT": "text", "TX": "text", "AU": "audio", "MULTIPART": "multipart"}[strings.ToUpper(typ)]
+		// Table 0191 codes, and the IANA top-level names senders write instead (ED-2 "application").
+		major := map[string]string{"AP": "application", "IM": "image", "TEXT": "text", "TX": "text", "AU": "audio", "MULTIPART": "multipart",
+			"APPLICATION": "application", "IMAGE": "image", "AUDIO": "audio", "VIDEO": "video", "MODEL": "model"}[strings.ToUpper(typ)]
 		if major != "" {
 			return major + "/" + strings.ToLower(sub)
 		}
