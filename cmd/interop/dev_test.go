@@ -362,6 +362,11 @@ func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string)
 		return len(list.Messages) == 1 && list.Messages[0].Status == "dead_lettered"
 	}, 90*time.Second, 250*time.Millisecond, "the message is dead-lettered once its tries are spent")
 	require.Contains(t, list.Messages[0].LastError, "503")
+	// One sentence: the step and the root cause, without Temporal's "(type: …, retryable: …)"
+	// and without the cause repeated after it.
+	require.True(t, strings.HasPrefix(list.Messages[0].LastError, "route: "), list.Messages[0].LastError)
+	require.NotContains(t, list.Messages[0].LastError, "retryable")
+	require.Equal(t, 1, strings.Count(list.Messages[0].LastError, "503"), list.Messages[0].LastError)
 	require.GreaterOrEqual(t, requests.Load(), int32(2), "the owner was asked on every try")
 	id := list.Messages[0].ID
 
