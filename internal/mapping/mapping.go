@@ -62,15 +62,15 @@ func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
 func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	_, h, ok := handlerFor(m)
 	if !ok {
-		return Result{
-			Bundle:   &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: []fhir.BundleEntry{}},
-			Notes:    []string{unknownStructure(m)},
-			Unmapped: true,
-		}, nil
+		return unmapped(unknownStructure(m)), nil
 	}
 	b := newBuilder(m, &mp.opts)
 	b.noteZSegments()
 	if err := h(b); err != nil {
+		var none noMapping
+		if errors.As(err, &none) {
+			return unmapped(none.reason), nil
+		}
 		return Result{}, err
 	}
 	var trailer []*entry
@@ -83,3 +83,19 @@ func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	}
 	return Result{Bundle: bundle, Notes: b.notes}, nil
 }
+
+// unmapped is the Result of a message nothing is written for.
+func unmapped(note string) Result {
+	return Result{
+		Bundle:   &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: []fhir.BundleEntry{}},
+		Notes:    []string{note},
+		Unmapped: true,
+	}
+}
+
+// noMapping is returned by a handler for an event of its structure that has no mapping
+// (SIU^S23, blocked time, shares SIU_S12 with the appointment events): the message is then
+// unmapped, as one of a type without a handler, with reason as its note.
+type noMapping struct{ reason string }
+
+func (e noMapping) Error() string { return e.reason }

@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -8,7 +9,7 @@ import (
 	"github.com/nhp/interop/internal/hl7v2"
 )
 
-func init() { RegisterMessage("SIU_S12", mapSIU) } // S12–S24, S26 (and S27) share SIU_S12
+func init() { RegisterMessage("SIU_S12", mapSIU) } // S12–S24, S26 (and S27) share SIU_S12; S23/S24 map to nothing
 
 // mapSIU maps a schedule information unsolicited message (IG SIU_S12): the patient when the
 // message has one, then the Appointment (SCH[Appointment], NTE[Appointment-Comment],
@@ -19,6 +20,9 @@ func init() { RegisterMessage("SIU_S12", mapSIU) } // S12–S24, S26 (and S27) s
 // Encounter is a conditional update that would replace the state the ADT feed owns (the
 // same reason VXU leaves it).
 func mapSIU(b *Builder) error {
+	if t := strings.ToUpper(b.Msg.Type().Trigger); slotEvents[t] {
+		return noMapping{fmt.Sprintf("MSH-9: %s is about schedule slots, not an appointment; nothing was written", b.Msg.Type())}
+	}
 	if b.Msg.Segment("PID", 1) != nil {
 		if err := mapPatient(b); err != nil {
 			return err
@@ -48,6 +52,10 @@ func mapSIU(b *Builder) error {
 	}
 	return nil
 }
+
+// slotEvents block (S23) and open (S24) schedule time: they change a schedule's slots (FHIR
+// Slot), not an appointment, and an Appointment built from them would invent a booking.
+var slotEvents = map[string]bool{"S23": true, "S24": true}
 
 // v2 table 0278 (filler status, SCH-25, AIS-10) → Appointment.status: the IG ConceptMap
 // FillerStatusCodes[Appointment]; Overbook is a booking. Discontinued and Blocked have no

@@ -98,3 +98,18 @@ func TestSIUWithoutPatient(t *testing.T) {
 		require.NotContains(t, e.Request.URL, "Patient")
 	}
 }
+
+// Blocked and opened time (S23, S24) are about slots: nothing is written, the message is
+// unmapped.
+func TestSIUSlotEventsAreUnmapped(t *testing.T) {
+	for _, trigger := range []string{"S23", "S24"} {
+		m, err := hl7v2.Parse([]byte("MSH|^~\\&|SCHED|HOSP|||20240101120000+0000||SIU^" + trigger + "^SIU_S12|S1|P|2.5.1\rSCH|P1|F1\rRGS|1\rAIL|1||ROOM1^^^CLINIC\r"))
+		require.NoError(t, err)
+		r, err := mapping.New(mapping.Options{MessageResources: true}).Map(m)
+		require.NoError(t, err)
+		require.True(t, r.Unmapped, trigger)
+		require.Empty(t, r.Bundle.Entry, trigger)
+		require.Len(t, r.Notes, 1)
+		require.Contains(t, r.Notes[0], "schedule slots")
+	}
+}
