@@ -50,12 +50,12 @@ func mapMDM(b *Builder) error {
 	}
 	txa := b.Msg.Segment("TXA", 1)
 	if txa == nil {
-		return Unmappable("TXA", "%s has no TXA segment", b.Msg.Type())
+		// The patient and the orders still map; without TXA nothing says what the document is.
+		b.Notef("TXA: %s has no TXA segment; no DocumentReference (%d OBX not mapped)", b.Msg.Type(), len(content))
+		return b.MapSegments()
 	}
 	b.MarkHandled(txa)
-	if err := mapDocument(b, txa, content, related); err != nil {
-		return err
-	}
+	mapDocument(b, txa, content, related)
 	return b.MapSegments()
 }
 
@@ -122,13 +122,10 @@ var docStatuses = map[string]string{
 var docAvailability = map[string]string{"AV": "current", "CA": "entered-in-error", "OB": "superseded", "UN": "current"}
 
 // mapDocument maps TXA and the content OBX to the DocumentReference.
-func mapDocument(b *Builder, txa *hl7v2.Segment, content []*result, related []*Reference) error {
+func mapDocument(b *Builder, txa *hl7v2.Segment, content []*result, related []*Reference) {
 	trigger := strings.ToUpper(b.Msg.Type().Trigger)
 	d := &documentReference{ResourceType: "DocumentReference", Subject: b.Patient(), Category: []CodeableConcept{documentCategory}}
-	key, err := documentKey(b, txa, d)
-	if err != nil {
-		return err
-	}
+	key := documentKey(b, txa, d)
 	d.Type = documentType(FieldValue(txa, 2))
 	d.Status = "current"
 	if avail := Code(FieldValue(txa, 19)); avail != "" {
@@ -197,7 +194,6 @@ func mapDocument(b *Builder, txa *hl7v2.Segment, content []*result, related []*R
 		b.Notef("MDM^%s: notification without content; the DocumentReference is created if it does not exist, an existing one is left unchanged", trigger)
 		b.Create("DocumentReference", key, d)
 	}
-	return nil
 }
 
 // extAlternateCodes is the core extension for codes a coded element's value set cannot hold.
@@ -209,9 +205,10 @@ var documentRelation = map[string]string{"T05": "appends", "T06": "appends", "T0
 
 // documentKey sets the DocumentReference's identifiers and returns its conditional key:
 // TXA-12 (unique document number, also masterIdentifier), else TXA-16 (unique file name), else
-// SystemV2Document. A document with none of them and no origination time cannot be told from
-// the patient's other documents of its type, so it cannot be written idempotently.
-func documentKey(b *Builder, txa *hl7v2.Segment, d *documentReference) (Identifier, error) {
+// SystemV2Document from the patient, TXA-2 and TXA-6 or, without TXA-6, the message's control
+// id (MSH-10): such a document is told from the patient's others only within its message, so
+// a resend converges but another message about it makes a second one (the note says so).
+func documentKey(b *Builder, txa *hl7v2.Segment, d *documentReference) Identifier {
 	var key Identifier
 	if id, ok := EI(FieldValue(txa, 12), b.Opts.ids()); ok {
 		master := id
@@ -227,17 +224,19 @@ func documentKey(b *Builder, txa *hl7v2.Segment, d *documentReference) (Identifi
 		}
 	}
 	if key.Value != "" {
-		return key, nil
-	}
-	origin := FieldValue(txa, 6).Get(1)
-	if origin == "" {
-		return Identifier{}, Unmappable("TXA-12", "no unique document number, file name (TXA-16) or origination time (TXA-6) identifies the document")
+		return key
 	}
 	pk := b.PatientKey()
-	key = Identifier{System: SystemV2Document, Value: pk.System + "|" + pk.Value + "|" + FieldValue(txa, 2).Get(1) + "|" + origin}
+	when := FieldValue(txa, 6).Get(1)
+	if when == "" {
+		when = "MSH-10:" + b.controlID
+		b.Notef("TXA-12: no unique document number, file name or origination time; the document is keyed on this message (MSH-10), so another message about it makes another DocumentReference")
+	} else {
+		b.Notef("TXA-12: no unique document number; the document is keyed on the patient, TXA-2 and TXA-6")
+	}
+	key = Identifier{System: SystemV2Document, Value: pk.System + "|" + pk.Value + "|" + FieldValue(txa, 2).Get(1) + "|" + when}
 	d.Identifier = append(d.Identifier, key)
-	b.Notef("TXA-12: no unique document number; the document is keyed on the patient, TXA-2 and TXA-6")
-	return key, nil
+	return key
 }
 
 // SystemV2DocumentFile is the system of TXA-16 (unique document file name), which v2 gives

@@ -3,7 +3,6 @@ package mapping_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -107,14 +106,21 @@ func TestMDMNotificationCreatesOnly(t *testing.T) {
 	require.NotEmpty(t, r.Notes)
 }
 
-// A document with no unique number, no file name and no origination time cannot be written
-// idempotently: the message is refused naming TXA-12.
+// A document with no unique number, no file name and no origination time is keyed on its
+// message (a resend converges), with a note; a message without TXA still maps its patient.
 func TestMDMWithoutIdentity(t *testing.T) {
-	m, err := hl7v2.Parse([]byte(sprintf(mdmHead, "T02", "T02") + "TXA|1|PR|TX\rOBX|1|TX|N^N^L||text||||||F\r"))
+	r, doc := mapMDM(t, "T02", "TXA|1|PR|TX", "OBX|1|TX|N^N^L||text||||||F")
+	require.Equal(t, "PUT", doc["_method"])
+	ids := doc["identifier"].([]any)
+	require.Equal(t, "urn:id:HOSP|P1|PR|MSH-10:D1", ids[0].(map[string]any)["value"])
+	require.Contains(t, r.Notes[len(r.Notes)-1], "keyed on this message")
+
+	m, err := hl7v2.Parse([]byte(sprintf(mdmHead, "T02", "T02") + "OBX|1|TX|N^N^L||text||||||F\r"))
 	require.NoError(t, err)
-	_, err = mapping.New(mapping.Options{}).Map(m)
-	require.True(t, errors.Is(err, mapping.ErrUnmappable), "%v", err)
-	require.ErrorContains(t, err, "TXA-12")
+	r, err = mapping.New(mapping.Options{}).Map(m)
+	require.NoError(t, err)
+	require.NotEmpty(t, r.Bundle.Entry, "the patient maps")
+	require.Contains(t, r.Notes, "TXA: MDM^T02 has no TXA segment; no DocumentReference (1 OBX not mapped)")
 }
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

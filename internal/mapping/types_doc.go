@@ -11,7 +11,8 @@ const ProfileUSCoreDocumentReference = "http://hl7.org/fhir/us/core/StructureDef
 
 // SystemV2Document keys a document without TXA-12 (unique document number) and TXA-16 (unique
 // file name): "<patient system>|<patient id>|<TXA-2.1 document type>|<TXA-6 origination
-// time as written>", which every message about the document repeats.
+// time as written>", which every message about the document repeats; without TXA-6 the last
+// part is "MSH-10:<message control id>", which only a resend of the message repeats.
 const SystemV2Document = "https://interop.nhp.health/fhir/sid/v2-document"
 
 type documentReference struct {
