@@ -743,7 +743,7 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	e.insert(dead)
 
 	// Reprocessable statuses get as far as starting the run: 503 transient, never a 500.
-	for _, st := range []db.Hl7MessageStatus{db.Hl7MessageStatusDeadLettered, db.Hl7MessageStatusFailed, db.Hl7MessageStatusPending} {
+	for _, st := range []db.Hl7MessageStatus{db.Hl7MessageStatusDeadLettered, db.Hl7MessageStatusFailed, db.Hl7MessageStatusPending, db.Hl7MessageStatusUnmapped} {
 		for _, q := range []string{"", "?force=true"} {
 			rec := e.reprocessOne(e.adminA, msgs[st].ID, q)
 			requireAPIOutcome(t, rec, http.StatusServiceUnavailable, "transient")
@@ -782,6 +782,8 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	require.Equal(t, 2, e.reprocessBatch(e.adminA, ``).Matched, "an empty body is the default filter")
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusFailed].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"failed"}`)))
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusPending].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"pending"}`)))
+	require.Equal(t, []string{msgs[db.Hl7MessageStatusUnmapped].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"unmapped"}`)),
+		"unmapped messages are reprocessed once a mapping exists")
 	require.Equal(t, []string{dead.ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"messageType":"ORU"}`)))
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusDeadLettered].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"messageType":"ADT^A01"}`)))
 	require.Equal(t, []string{dead.ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"limit":1}`)))
