@@ -57,6 +57,24 @@ func mapSIU(b *Builder) error {
 // Slot), not an appointment, and an Appointment built from them would invent a booking.
 var slotEvents = map[string]bool{"S23": true, "S24": true}
 
+// Tables 0276 (appointment reason) and 0277 (appointment type): a code without a coding
+// system is taken as the table's only when it is one of its values, else it stays local.
+var (
+	table0276 = map[string]bool{"CHECKUP": true, "EMERGENCY": true, "FOLLOWUP": true, "ROUTINE": true, "WALKIN": true}
+	table0277 = map[string]bool{"COMPLETE": true, "NORMAL": true, "TENTATIVE": true}
+)
+
+// inTable gives the codings without a system that are values of table (by code, any case)
+// that table's system.
+func inTable(cc *CodeableConcept, table string, values map[string]bool) *CodeableConcept {
+	for i, c := range cc.Coding {
+		if c.System == "" && values[strings.ToUpper(c.Code)] {
+			cc.Coding[i].System = "http://terminology.hl7.org/CodeSystem/v2-" + table
+		}
+	}
+	return cc
+}
+
 // v2 table 0278 (filler status, SCH-25, AIS-10) → Appointment.status: the IG ConceptMap
 // FillerStatusCodes[Appointment]; Overbook is a booking. Discontinued and Blocked have no
 // status in the IG map.
@@ -119,11 +137,11 @@ func mapAppointment(b *Builder, sch *hl7v2.Segment) error {
 		if strings.EqualFold(FieldValue(sch, 7).Get(3), "HL70277") {
 			a.AppointmentType = &cc
 		} else {
-			a.ReasonCode = []CodeableConcept{*withTable(&cc, "0276")}
+			a.ReasonCode = []CodeableConcept{*inTable(&cc, "0276", table0276)}
 		}
 	}
 	if cc, ok := CWE(FieldValue(sch, 8)); ok {
-		a.AppointmentType = withTable(&cc, "0277")
+		a.AppointmentType = inTable(&cc, "0277", table0277)
 	}
 	a.MinutesDuration = minutes(b, "SCH-9", FieldValue(sch, 9).Get(1), FieldValue(sch, 10))
 	for _, ais := range groups.ais {

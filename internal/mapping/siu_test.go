@@ -113,3 +113,16 @@ func TestSIUSlotEventsAreUnmapped(t *testing.T) {
 		require.Contains(t, r.Notes[0], "schedule slots")
 	}
 }
+
+// SCH-7/SCH-8 codes without a coding system get table 0276/0277's only when they are its
+// values; a local code stays local.
+func TestSIUReasonAndType(t *testing.T) {
+	_, a, err := mapSIU(t, "S12", "SCH|P1|F1|||||ROUTINE|Normal", siuPID)
+	require.NoError(t, err)
+	require.Equal(t, "http://terminology.hl7.org/CodeSystem/v2-0276", a["reasonCode"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["system"])
+	require.Equal(t, "http://terminology.hl7.org/CodeSystem/v2-0277", a["appointmentType"].(map[string]any)["coding"].([]any)[0].(map[string]any)["system"])
+	_, a, err = mapSIU(t, "S12", "SCH|P1|F1|||||KNEE-REVIEW|Long", siuPID)
+	require.NoError(t, err)
+	require.Nil(t, a["reasonCode"].([]any)[0].(map[string]any)["coding"].([]any)[0].(map[string]any)["system"])
+	require.Nil(t, a["appointmentType"].(map[string]any)["coding"].([]any)[0].(map[string]any)["system"])
+}
