@@ -295,6 +295,11 @@ func documentContent(b *Builder, obxs []*result) []docContent {
 					b.Notef("OBX(%d)-5: ED without decodable data; not mapped", obx.Index())
 					continue
 				}
+				if a.ContentType == "" {
+					// R4 att-1: data needs a contentType; ED-2/ED-3 did not give one.
+					a.ContentType = "application/octet-stream"
+					b.Notef("OBX(%d)-5: ED type %q/%q is no media type; attached as application/octet-stream", obx.Index(), v.Get(2), v.Get(3))
+				}
 				out = append(out, docContent{Attachment: docAttachment{ContentType: a.ContentType, Data: a.Data}})
 				n++
 			}

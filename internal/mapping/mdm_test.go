@@ -124,3 +124,14 @@ func TestMDMWithoutIdentity(t *testing.T) {
 }
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// An ED without a usable type still has a contentType (R4 att-1), with a note.
+func TestMDMEDWithoutType(t *testing.T) {
+	r, doc := mapMDM(t, "T02", "TXA|1|PR|TX|||20240101110000+0000||||||DOC-2^HOSP",
+		"OBX|1|ED|PDF^Report^L||^^^Base64^QUJD||||||F")
+	atts := attachments(doc)
+	require.Len(t, atts, 1)
+	require.Equal(t, "application/octet-stream", atts[0]["contentType"])
+	require.Equal(t, "ABC", decoded(t, atts[0]))
+	require.Contains(t, r.Notes, `OBX(1)-5: ED type ""/"" is no media type; attached as application/octet-stream`)
+}
