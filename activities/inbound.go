@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -77,6 +78,9 @@ type MapResult struct {
 	// Notes counts what the mapping noted without failing; the notes themselves may quote
 	// message content (PHI), so they stay on the attempt row, out of the workflow history.
 	Notes int
+	// Unmapped is true when the message's type has no mapping: the stored Bundle is empty and
+	// the run ends the message `unmapped` (CompleteUnmapped) without routing anything.
+	Unmapped bool `json:",omitempty"`
 }
 
 // MapMessage maps the message to a FHIR transaction Bundle and stores it on the attempt, where
@@ -100,7 +104,7 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	}
 	res, err := mapper.Map(msg)
 	if err != nil {
-		return MapResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeMapping, err)
+		return MapResult{}, temporal.NewNonRetryableApplicationError(mappingFailure(err), ErrTypeMapping, err)
 	}
 	if zoneNote != "" {
 		res.Notes = append(res.Notes, zoneNote)
@@ -122,7 +126,18 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	}); err != nil {
 		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
 	}
-	return MapResult{Entries: len(res.Bundle.Entry), Notes: len(res.Notes)}, nil
+	return MapResult{Entries: len(res.Bundle.Entry), Notes: len(res.Notes), Unmapped: res.Unmapped}, nil
+}
+
+// mappingFailure is the one sentence support staff read for a message the mapping refused,
+// e.g. "PID-3: no identifier value": the error type (HL7MappingError) already says it is
+// unmappable, so the sentinel's words are not repeated.
+func mappingFailure(err error) string {
+	msg := err.Error()
+	if s, ok := strings.CutPrefix(msg, mapping.ErrUnmappable.Error()+": "); ok {
+		return s
+	}
+	return msg
 }
 
 // loadParsed reads a stored message and parses it as the gateway read its header: with the
@@ -182,6 +197,28 @@ func (a *Activities) CompleteMessage(ctx context.Context, ref MessageRef) error 
 	})
 	if err == nil {
 		a.countOutcome(tenant, string(db.Hl7MessageStatusProcessed))
+	}
+	return err
+}
+
+// CompleteUnmapped ends a message whose type has no mapping: the message is `unmapped`, the
+// attempt succeeded (its mapping notes say why nothing was written), and no resource is
+// linked. Nothing was routed, so no Hl7MessageProcessed event is raised.
+func (a *Activities) CompleteUnmapped(ctx context.Context, ref MessageRef) error {
+	var tenant string
+	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
+		msg, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: ref.MessageID, Status: db.Hl7MessageStatusUnmapped})
+		if err != nil {
+			return fmt.Errorf("mark message unmapped: %w", err)
+		}
+		tenant = msg.TenantID
+		if err := q.Hl7ProcessingAttemptFinish(ctx, db.Hl7ProcessingAttemptFinishParams{ID: ref.AttemptID, Status: db.Hl7AttemptStatusSucceeded}); err != nil {
+			return fmt.Errorf("finish attempt: %w", err)
+		}
+		return nil
+	})
+	if err == nil {
+		a.countOutcome(tenant, string(db.Hl7MessageStatusUnmapped))
 	}
 	return err
 }

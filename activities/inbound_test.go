@@ -439,10 +439,12 @@ func TestMapMessage(t *testing.T) {
 	})
 	t.Run("no PID", func(t *testing.T) {
 		h := h.at(t)
-		raw := []byte("MSH|^~\\&|LAB|FAC|EHR|FAC|20240101120000||ACK^A01^ACK|ACK1|P|2.5.1\rMSA|AA|MSG00001\r")
-		ref := h.start(h.insertMessage("ACK1", raw))
+		raw := []byte("MSH|^~\\&|ADT|FAC|EHR|FAC|20240101120000||ADT^A01^ADT_A01|NOPID1|P|2.5.1\rEVN|A01|20240101120000\rPV1|1|I|W^1^1\r")
+		ref := h.start(h.insertMessage("NOPID1", raw))
 		_, err := h.env.ExecuteActivity(h.acts.MapMessage, ref)
 		requireNonRetryable(t, err, ErrTypeMapping)
+		// The failure is one sentence naming the field, which the workflow stores as lastError.
+		require.Equal(t, "PID: ADT^A01^ADT_A01 has no PID segment", appError(t, err).Message())
 		require.Nil(t, h.attempt(ref.AttemptID).MappedBundle)
 	})
 	t.Run("not HL7", func(t *testing.T) {

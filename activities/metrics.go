@@ -4,8 +4,8 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the activities' Prometheus collectors; nil fields are not counted.
 type Metrics struct {
-	// Outcomes counts messages reaching processed, failed (a try failed, another will follow)
-	// or dead_lettered, by tenant. Counted after the transaction commits; an activity retried
+	// Outcomes counts messages reaching processed, unmapped (no mapping for the type), failed
+	// (a try failed, another will follow) or dead_lettered, by tenant. Counted after the transaction commits; an activity retried
 	// after a lost reply may count twice, so alert on rates, not exact totals.
 	Outcomes *prometheus.CounterVec
 	// ExportResources and ExportFiles count what export tasks wrote, by tenant and resource
@@ -22,7 +22,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "interop_hl7_message_outcomes_total",
-			Help: "Inbound messages reaching processed, failed or dead_lettered, by tenant.",
+			Help: "Inbound messages reaching processed, unmapped, failed or dead_lettered, by tenant.",
 		}, []string{"tenant", "outcome"}),
 		ExportResources: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "interop_export_resources_total",

@@ -698,7 +698,7 @@ func (q *Queries) Hl7MessageRaw(ctx context.Context, arg Hl7MessageRawParams) ([
 const hl7MessageSetStatus = `-- name: Hl7MessageSetStatus :one
 UPDATE hl7_messages
 SET status = $1, last_error_code = $2, last_error = $3,
-    processed_at = CASE WHEN $1::hl7_message_status = 'processed' THEN now() ELSE processed_at END
+    processed_at = CASE WHEN $1::hl7_message_status IN ('processed', 'unmapped') THEN now() ELSE processed_at END
 WHERE id = $4
 RETURNING id, tenant_id, connector_id, status
 `

@@ -460,6 +460,7 @@ const (
 	Hl7MessageStatusProcessed    Hl7MessageStatus = "processed"
 	Hl7MessageStatusFailed       Hl7MessageStatus = "failed"
 	Hl7MessageStatusDeadLettered Hl7MessageStatus = "dead_lettered"
+	Hl7MessageStatusUnmapped     Hl7MessageStatus = "unmapped"
 )
 
 func (e *Hl7MessageStatus) Scan(src interface{}) error {
@@ -503,7 +504,8 @@ func (e Hl7MessageStatus) Valid() bool {
 		Hl7MessageStatusProcessing,
 		Hl7MessageStatusProcessed,
 		Hl7MessageStatusFailed,
-		Hl7MessageStatusDeadLettered:
+		Hl7MessageStatusDeadLettered,
+		Hl7MessageStatusUnmapped:
 		return true
 	}
 	return false
@@ -516,6 +518,7 @@ func AllHl7MessageStatusValues() []Hl7MessageStatus {
 		Hl7MessageStatusProcessed,
 		Hl7MessageStatusFailed,
 		Hl7MessageStatusDeadLettered,
+		Hl7MessageStatusUnmapped,
 	}
 }
 

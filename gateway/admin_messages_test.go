@@ -326,7 +326,7 @@ type amsgListFixture struct {
 
 var amsgStatuses = []db.Hl7MessageStatus{
 	db.Hl7MessageStatusPending, db.Hl7MessageStatusProcessing, db.Hl7MessageStatusProcessed,
-	db.Hl7MessageStatusFailed, db.Hl7MessageStatusDeadLettered,
+	db.Hl7MessageStatusFailed, db.Hl7MessageStatusDeadLettered, db.Hl7MessageStatusUnmapped,
 }
 
 func (e *amsgEnv) listFixture() *amsgListFixture {
@@ -403,7 +403,8 @@ func TestAdminMessagesListNewestFirstAndFields(t *testing.T) {
 		require.Nil(t, s.DuplicateOf)
 		require.True(t, m.ReceivedAt.Equal(s.ReceivedAt), "receivedAt %s vs %s", m.ReceivedAt, s.ReceivedAt)
 		require.False(t, s.StatusChangedAt.Before(s.ReceivedAt))
-		require.Equal(t, m.Status == db.Hl7MessageStatusProcessed, s.ProcessedAt != nil, "processedAt only when processed")
+		require.Equal(t, m.Status == db.Hl7MessageStatusProcessed || m.Status == db.Hl7MessageStatusUnmapped, s.ProcessedAt != nil,
+			"processedAt only when processed or unmapped")
 		if m.Status == db.Hl7MessageStatusFailed || m.Status == db.Hl7MessageStatusDeadLettered {
 			require.Equal(t, "MAP_ERROR", s.LastErrorCode)
 			require.Equal(t, "PID-3 missing for "+m.Control, s.LastError)
@@ -449,6 +450,7 @@ func TestAdminMessagesListPaging(t *testing.T) {
 		keep func(*amsg) bool
 	}{
 		{url.Values{"status": {"dead_lettered"}}, func(m *amsg) bool { return m.Status == db.Hl7MessageStatusDeadLettered }},
+		{url.Values{"status": {"unmapped"}}, func(m *amsg) bool { return m.Status == db.Hl7MessageStatusUnmapped }},
 		{url.Values{"type": {"ADT"}}, func(m *amsg) bool { return m.Code == "ADT" }},
 		{url.Values{"connector": {f.connA2.ID.String()}}, func(m *amsg) bool { return m.Connector == f.connA2.ID }},
 	} {
@@ -497,7 +499,7 @@ func TestAdminMessagesListFilters(t *testing.T) {
 	cases := []tc{}
 	for _, st := range amsgStatuses {
 		cases = append(cases, tc{"status " + string(st), url.Values{"status": {string(st)}},
-			func(m *amsg) bool { return m.Status == st }, 5})
+			func(m *amsg) bool { return m.Status == st }, 4})
 	}
 	cases = append(cases,
 		tc{"type ADT", url.Values{"type": {"ADT"}}, func(m *amsg) bool { return m.Code == "ADT" }, 17},
@@ -531,9 +533,9 @@ func TestAdminMessagesListFilters(t *testing.T) {
 		// Combined.
 		tc{"status+type", url.Values{"status": {"failed"}, "type": {"ADT"}},
 			func(m *amsg) bool { return m.Status == db.Hl7MessageStatusFailed && m.Code == "ADT" }, 3},
-		tc{"status+type+connector", url.Values{"status": {"dead_lettered"}, "type": {"ADT^A04"}, "connector": {a2}},
+		tc{"status+type+connector", url.Values{"status": {"dead_lettered"}, "type": {"ADT^A04"}, "connector": {a1}},
 			func(m *amsg) bool {
-				return m.Status == db.Hl7MessageStatusDeadLettered && m.Code == "ADT" && m.Trigger == "A04" && m.Connector == f.connA2.ID
+				return m.Status == db.Hl7MessageStatusDeadLettered && m.Code == "ADT" && m.Trigger == "A04" && m.Connector == f.connA1.ID
 			}, 1},
 		tc{"controlId+connector", url.Values{"controlId": {"SHARED"}, "connector": {a1}},
 			func(m *amsg) bool { return m.Control == "SHARED" && m.Connector == f.connA1.ID }, 1},
@@ -741,7 +743,7 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	e.insert(dead)
 
 	// Reprocessable statuses get as far as starting the run: 503 transient, never a 500.
-	for _, st := range []db.Hl7MessageStatus{db.Hl7MessageStatusDeadLettered, db.Hl7MessageStatusFailed, db.Hl7MessageStatusPending} {
+	for _, st := range []db.Hl7MessageStatus{db.Hl7MessageStatusDeadLettered, db.Hl7MessageStatusFailed, db.Hl7MessageStatusPending, db.Hl7MessageStatusUnmapped} {
 		for _, q := range []string{"", "?force=true"} {
 			rec := e.reprocessOne(e.adminA, msgs[st].ID, q)
 			requireAPIOutcome(t, rec, http.StatusServiceUnavailable, "transient")
@@ -780,6 +782,8 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	require.Equal(t, 2, e.reprocessBatch(e.adminA, ``).Matched, "an empty body is the default filter")
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusFailed].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"failed"}`)))
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusPending].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"pending"}`)))
+	require.Equal(t, []string{msgs[db.Hl7MessageStatusUnmapped].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"status":"unmapped"}`)),
+		"unmapped messages are reprocessed once a mapping exists")
 	require.Equal(t, []string{dead.ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"messageType":"ORU"}`)))
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusDeadLettered].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"messageType":"ADT^A01"}`)))
 	require.Equal(t, []string{dead.ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"limit":1}`)))

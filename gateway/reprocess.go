@@ -22,9 +22,10 @@ import (
 const maxReprocessBatch = 1000
 
 // reprocessable is the set of statuses a reprocess may start from without force: the message
-// has no live run and did not succeed.
+// has no live run and did not succeed, or its type had no mapping (reprocessed once one exists).
 var reprocessable = map[db.Hl7MessageStatus]bool{
 	db.Hl7MessageStatusFailed: true, db.Hl7MessageStatusDeadLettered: true, db.Hl7MessageStatusPending: true,
+	db.Hl7MessageStatusUnmapped: true,
 }
 
 type reprocessResult struct {
@@ -53,7 +54,7 @@ func (h *handlers) reprocessMessage(c echo.Context) error {
 		return fmt.Errorf("get message: %w", err)
 	}
 	if !reprocessable[m.Status] && !(m.Status == db.Hl7MessageStatusProcessed && c.QueryParam("force") == "true") {
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf("message is %s; only failed, dead_lettered or pending messages are reprocessed (processed ones with ?force=true)", m.Status))
+		return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf("message is %s; only failed, dead_lettered, unmapped or pending messages are reprocessed (processed ones with ?force=true)", m.Status))
 	}
 	res, err := h.startReprocess(ctx, m)
 	if err != nil {
@@ -62,7 +63,7 @@ func (h *handlers) reprocessMessage(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, res)
 }
 
-// reprocessMessages reprocesses every failed or dead-lettered message matching a filter
+// reprocessMessages reprocesses every failed, dead-lettered, unmapped or pending message matching a filter
 // (JSON body: status, messageType, connectorId, controlId, receivedFrom, receivedTo, limit).
 func (h *handlers) reprocessMessages(c echo.Context) error {
 	var body struct {
@@ -76,7 +77,7 @@ func (h *handlers) reprocessMessages(c echo.Context) error {
 		body.Status = string(db.Hl7MessageStatusDeadLettered)
 	}
 	if !reprocessable[db.Hl7MessageStatus(body.Status)] {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered or pending")
+		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered, unmapped or pending")
 	}
 	if body.Limit <= 0 || body.Limit > maxReprocessBatch {
 		body.Limit = maxReprocessBatch

@@ -47,6 +47,7 @@ type InboundHL7Result struct {
 const (
 	StatusProcessing   = "processing"
 	StatusProcessed    = "processed"
+	StatusUnmapped     = "unmapped"
 	StatusFailed       = "failed"
 	StatusDeadLettered = "dead_lettered"
 )
@@ -138,6 +139,8 @@ type inboundHL7 struct {
 	ref  activities.MessageRef
 	// local runs the steps as local activities (versionLocalSteps).
 	local bool
+	// unmapped ends a message without a mapping as `unmapped` (versionUnmapped).
+	unmapped bool
 }
 
 func (w *inboundHL7) setup(ctx workflow.Context) error {
@@ -168,20 +171,24 @@ var RetryPolicy = temporal.RetryPolicy{
 //   - versionLocalSteps: the same tries with every step a local activity. The steps touch only
 //     our database (and the owners, within seconds), so the round trips through the server's
 //     task queues and the history events of each step bought nothing and cost 4× the
-//     throughput (bench/system: tune la-all vs default).
+//     throughput (bench/system: tune la-all vs default);
+//   - versionUnmapped: a message whose type has no mapping (MapResult.Unmapped) skips Route and
+//     ends `unmapped` through CompleteUnmapped instead of CompleteMessage.
 const versionPipelineTries = "pipeline-tries"
 
 const (
 	versionTries      workflow.Version = 1
 	versionLocalSteps workflow.Version = 2
+	versionUnmapped   workflow.Version = 3
 )
 
 func (w *inboundHL7) run(ctx workflow.Context) (InboundHL7Result, error) {
-	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionLocalSteps)
+	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionUnmapped)
 	if v == workflow.DefaultVersion {
 		return w.runOnce(ctx)
 	}
 	w.local = v >= versionLocalSteps
+	w.unmapped = v >= versionUnmapped
 	return w.runTries(ctx)
 }
 
@@ -256,15 +263,28 @@ func (w *inboundHL7) record(ctx workflow.Context, in activities.FailInput) workf
 	}), a.FailMessage, in)
 }
 
-// classify returns the application error type (or "Timeout"/"Unknown") and its message.
+// classify returns the application error type (or "Timeout"/"Unknown") and the root cause in
+// one sentence, as the activity worded it. ApplicationError.Error() is not that sentence: it
+// appends "(type: …, retryable: …)" and then its cause, converted by Temporal into an
+// application error of its own, so one failure read "… retryable: false): … retryable: true".
 func classify(err error) (code, detail string) {
+	// The ActivityError around the cause only names the activity ("activity error (type: …,
+	// scheduledEventID: …)"); the step already says which one failed.
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) && actErr.Unwrap() != nil {
+		err = actErr.Unwrap()
+	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return appErr.Type(), appErr.Error()
+		return appErr.Type(), appErr.Message()
 	}
 	var timeoutErr *temporal.TimeoutError
 	if errors.As(err, &timeoutErr) {
-		return "Timeout", timeoutErr.Error()
+		return "Timeout", "timed out (" + timeoutErr.TimeoutType().String() + ")"
+	}
+	var canceled *temporal.CanceledError
+	if errors.As(err, &canceled) {
+		return "Canceled", "canceled"
 	}
 	return "Unknown", err.Error()
 }

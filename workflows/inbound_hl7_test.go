@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -199,4 +200,74 @@ func TestWorkflowIDRoundTrip(t *testing.T) {
 		_, err := workflows.ParseInboundHL7WorkflowID(bad)
 		require.Error(t, err, bad)
 	}
+}
+
+// A message whose type has no mapping completes as unmapped: no Route, no CompleteMessage, no
+// retry and no dead letter.
+func TestInboundHL7EndsUnmapped(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{MessageType: "DFT^P03^DFT_P03"}, nil).Once()
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Notes: 1, Unmapped: true}, nil).Once()
+	env.OnActivity(a.CompleteUnmapped, mock.Anything, ref).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var res workflows.InboundHL7Result
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.InboundHL7Result{Status: workflows.StatusUnmapped, AttemptID: attempt}, res)
+	env.AssertExpectations(t)
+}
+
+// The dead letter's detail is the root cause in one sentence: no "(type: …, retryable: …)"
+// and no repetition of the cause that Temporal's error chain appends.
+func TestInboundHL7DeadLetterDetailIsOneSentence(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartTry, mock.Anything, mock.Anything).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil)
+	cause := errors.New("unmappable message: PID-3: no identifier value")
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{},
+		temporal.NewNonRetryableApplicationError("PID-3: no identifier value", activities.ErrTypeMapping, cause))
+	var failed activities.FailInput
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		failed = args.Get(1).(activities.FailInput)
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.Error(t, env.GetWorkflowError())
+	require.True(t, failed.DeadLetter)
+	require.Equal(t, activities.ErrTypeMapping, failed.ErrorCode)
+	require.Equal(t, "map: PID-3: no identifier value", failed.Detail)
+}
+
+// A transient error's retries spent: the detail is the activity's own error text, once.
+func TestInboundHL7TransientDetailIsOneSentence(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	env.OnActivity(a.StartTry, mock.Anything, mock.Anything).Return(activities.StartTryResult{AttemptID: uuid.New(), AttemptNumber: 1,
+		Policy: activities.PipelinePolicy{MaxAttempts: 1}}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, mock.Anything).Return(activities.ParseResult{}, nil)
+	env.OnActivity(a.MapMessage, mock.Anything, mock.Anything).Return(activities.MapResult{Entries: 1}, nil)
+	env.OnActivity(a.RouteBundle, mock.Anything, mock.Anything).Return(activities.RouteResult{},
+		fmt.Errorf("owner http://owner.example: %w", errors.New("connection refused")))
+	var failed activities.FailInput
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
+		failed = args.Get(1).(activities.FailInput)
+	}).Return(nil).Once()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.Error(t, env.GetWorkflowError())
+	require.True(t, failed.DeadLetter)
+	require.Equal(t, "route: owner http://owner.example: connection refused", failed.Detail)
+	require.NotContains(t, failed.Detail, "retryable")
 }

@@ -48,12 +48,16 @@ func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
 		if try == 1 {
 			policy = mergePolicy(policy, started.Policy)
 		}
-		routed, err := w.pipeline(ctx)
+		routed, unmapped, err := w.pipeline(ctx)
 		if err == nil {
 			w.step = "done"
-			w.setStatus(ctx, StatusProcessed)
+			status := StatusProcessed
+			if unmapped {
+				status = StatusUnmapped
+			}
+			w.setStatus(ctx, status)
 			return InboundHL7Result{
-				Status: StatusProcessed, AttemptID: w.ref.AttemptID,
+				Status: status, AttemptID: w.ref.AttemptID,
 				Created: routed.Created, Updated: routed.Updated, Unchanged: routed.Unchanged,
 			}, nil
 		}
@@ -72,23 +76,28 @@ func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
 	}
 }
 
-// pipeline runs one try: Parse → Map → Route → Complete.
-func (w *inboundHL7) pipeline(ctx workflow.Context) (activities.RouteResult, error) {
-	var routed activities.RouteResult
+// pipeline runs one try: Parse → Map → Route → Complete; since versionUnmapped, a message
+// without a mapping goes Parse → Map → CompleteUnmapped (unmapped is then true).
+func (w *inboundHL7) pipeline(ctx workflow.Context) (routed activities.RouteResult, unmapped bool, err error) {
 	w.step = "parse"
 	if err := w.exec(ctx, a.ParseMessage, w.ref).Get(ctx, nil); err != nil {
-		return routed, err
+		return routed, false, err
 	}
 	w.step = "map"
-	if err := w.exec(ctx, a.MapMessage, w.ref).Get(ctx, nil); err != nil {
-		return routed, err
+	var mapped activities.MapResult
+	if err := w.exec(ctx, a.MapMessage, w.ref).Get(ctx, &mapped); err != nil {
+		return routed, false, err
+	}
+	if w.unmapped && mapped.Unmapped {
+		w.step = "complete"
+		return routed, true, w.exec(ctx, a.CompleteUnmapped, w.ref).Get(ctx, nil)
 	}
 	w.step = "route"
 	if err := w.exec(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
-		return routed, err
+		return routed, false, err
 	}
 	w.step = "complete"
-	return routed, w.exec(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
+	return routed, false, w.exec(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
 }
 
 // exec runs one step of a try, as a local activity since versionLocalSteps. Either way

@@ -101,6 +101,31 @@ func TestDevEndToEnd(t *testing.T) {
 	if *recordHistory != "" {
 		writeHistory(t, tc, wfID, *recordHistory)
 	}
+
+	// A type without a mapping (a DFT whose PID names another patient) is acknowledged,
+	// processed and ends unmapped: no Patient is written for it.
+	dft := []byte("MSH|^~\\&|FINApp|FAC|EHR|FAC|20240101120000||DFT^P03^DFT_P03|DFT00001|P|2.5.1\r" +
+		"EVN|P03|20240101120000\rPID|1||PATID-DFT^^^test1^MR||PAYER^PAULA||19700101|F\r" +
+		"FT1|1|||20240101|20240101|CG|71045^Xray chest^C4\r")
+	require.Equal(t, hl7v2.AppAccept, sendMLLP(t, cfg.MLLPAddr, dft).Code)
+	var unmappedID string
+	require.Eventually(t, func() bool {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: cfg.Temporal.Namespace, Query: `InteropStatus = "unmapped"`,
+		})
+		if err != nil || len(resp.Executions) != 1 {
+			return false
+		}
+		unmappedID = resp.Executions[0].Execution.WorkflowId
+		return resp.Executions[0].Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	}, 30*time.Second, 200*time.Millisecond, "the DFT's run completes unmapped")
+	require.True(t, strings.HasSuffix(unmappedID, ":FINApp:DFT00001"), unmappedID)
+	require.Contains(t, getJSON(t, base+"/admin/messages?status=unmapped", token), `"DFT00001"`)
+	waitForTotal(t, base+"/fhir/Patient?identifier="+url.QueryEscape("urn:id:test1|PATID-DFT"), token, 0)
+	if *recordHistory != "" {
+		writeHistory(t, tc, unmappedID, strings.TrimSuffix(*recordHistory, "_processed")+"_unmapped")
+	}
+
 	ui, err := http.Get("http://" + cfg.Temporal.EmbeddedUIAddr + "/")
 	require.NoError(t, err)
 	ui.Body.Close()
@@ -337,6 +362,11 @@ func ownerDownThenReprocess(t *testing.T, cfg config.Config, base, token string)
 		return len(list.Messages) == 1 && list.Messages[0].Status == "dead_lettered"
 	}, 90*time.Second, 250*time.Millisecond, "the message is dead-lettered once its tries are spent")
 	require.Contains(t, list.Messages[0].LastError, "503")
+	// One sentence: the step and the root cause, without Temporal's "(type: …, retryable: …)"
+	// and without the cause repeated after it.
+	require.True(t, strings.HasPrefix(list.Messages[0].LastError, "route: "), list.Messages[0].LastError)
+	require.NotContains(t, list.Messages[0].LastError, "retryable")
+	require.Equal(t, 1, strings.Count(list.Messages[0].LastError, "503"), list.Messages[0].LastError)
 	require.GreaterOrEqual(t, requests.Load(), int32(2), "the owner was asked on every try")
 	id := list.Messages[0].ID
 

@@ -192,9 +192,9 @@ func TestHL7MapCoverage(t *testing.T) {
 }
 
 func TestHL7MapBatchArrayAndFailure(t *testing.T) {
-	// Three messages in a batch; the ACK in the middle has no patient.
-	ack := "MSH|^~\\&|A|B|C|D|20250101||ACK|3|P|2.5.1\rMSA|AA|1\r"
-	path := hl7TempFile(t, "batch.hl7", "BHS|^~\\&\r"+hl7ADT+ack+hl7ADT2+"BTS|3\r")
+	// Three messages in a batch; the ADT in the middle has no patient.
+	noPID := "MSH|^~\\&|A|B|C|D|20250101||ADT^A01^ADT_A01|3|P|2.5.1\rEVN|A01|20250101\rPV1|1|I\r"
+	path := hl7TempFile(t, "batch.hl7", "BHS|^~\\&\r"+hl7ADT+noPID+hl7ADT2+"BTS|3\r")
 	var out, errOut bytes.Buffer
 	err := hl7MapCmd{Array: true, Files: []string{path}, Stdout: &out, Stderr: &errOut}.Run()
 	require.Equal(t, 1, hl7ExitCode(err))
@@ -205,7 +205,7 @@ func TestHL7MapBatchArrayAndFailure(t *testing.T) {
 			problems = append(problems, line)
 		}
 	}
-	require.Equal(t, []string{path + ":2: cannot map: unmappable message: PID: ACK has no PID segment"}, problems)
+	require.Equal(t, []string{path + ":2: cannot map: unmappable message: PID: ADT^A01^ADT_A01 has no PID segment"}, problems)
 	var bundles []fhir.Bundle
 	require.NoError(t, json.Unmarshal(out.Bytes(), &bundles), out.String())
 	require.Len(t, bundles, 2, "the mappable messages are still printed")
@@ -223,6 +223,19 @@ func TestHL7MapBatchArrayAndFailure(t *testing.T) {
 		n++
 	}
 	require.Equal(t, 2, n)
+}
+
+// A type without a mapping (an ACK) is no failure: an empty Bundle, and a note saying nothing
+// would be written.
+func TestHL7MapUnmappedType(t *testing.T) {
+	var out, errOut bytes.Buffer
+	path := hl7TempFile(t, "ack.hl7", "MSH|^~\\&|A|B|C|D|20250101||ACK|3|P|2.5.1\rMSA|AA|1\r")
+	require.NoError(t, hl7MapCmd{Files: []string{path}, Stdout: &out, Stderr: &errOut}.Run())
+	var b fhir.Bundle
+	require.NoError(t, json.Unmarshal(out.Bytes(), &b), out.String())
+	require.Empty(t, b.Entry)
+	require.Contains(t, errOut.String(), "MSH-9: no mapping for ACK")
+	require.Contains(t, errOut.String(), "nothing was written")
 }
 
 func TestHL7MapNoMessage(t *testing.T) {

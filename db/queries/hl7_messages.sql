@@ -49,7 +49,7 @@ SELECT * FROM hl7_messages WHERE tenant_id = @tenant_id AND id = @id;
 -- name: Hl7MessageSetStatus :one
 UPDATE hl7_messages
 SET status = @status, last_error_code = @last_error_code, last_error = @last_error,
-    processed_at = CASE WHEN @status::hl7_message_status = 'processed' THEN now() ELSE processed_at END
+    processed_at = CASE WHEN @status::hl7_message_status IN ('processed', 'unmapped') THEN now() ELSE processed_at END
 WHERE id = @id
 RETURNING id, tenant_id, connector_id, status;
 

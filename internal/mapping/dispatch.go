@@ -89,5 +89,13 @@ func (b *Builder) noteZSegments() {
 }
 
 func unknownStructure(m *hl7v2.Message) string {
-	return fmt.Sprintf("MSH-9: no mapping for %s; only the patient was mapped", m.Type())
+	t := m.Type()
+	s := strings.ToUpper(t.Structure)
+	if s == "" {
+		s = hl7v2.StructureFor(t.Code, t.Trigger, m.Version())
+	}
+	if s == "" {
+		s = "no known structure"
+	}
+	return fmt.Sprintf("MSH-9: no mapping for %s (%s); the message is kept, nothing was written", t, s)
 }

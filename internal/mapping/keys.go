@@ -22,3 +22,7 @@ const (
 	// SystemV2Location keys a Location without PL-10: its path as the sender names it.
 	SystemV2Location = "https://interop.nhp.health/fhir/sid/v2-location"
 )
+
+// keyOf is the conditional key of an identifier: its system and value alone (a type or period
+// on it would not take part in the match).
+func keyOf(id Identifier) Identifier { return Identifier{System: id.System, Value: id.Value} }

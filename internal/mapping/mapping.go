@@ -29,7 +29,11 @@ var ErrUnmappable = errors.New("unmappable message")
 type Result struct {
 	Bundle *fhir.Bundle
 	Notes  []string
-	acct   *account
+	// Unmapped is true when no mapping exists for the message's type (a query response, a
+	// financial transaction, an ACK…): the Bundle has no entries, a note says why, and the
+	// pipeline writes nothing for it.
+	Unmapped bool
+	acct     *account
 }
 
 // Coverage returns the field accounting of the message: every populated component and
@@ -91,20 +95,23 @@ func Map(m *hl7v2.Message) (*fhir.Bundle, error) {
 }
 
 // Map returns the FHIR transaction Bundle for m. A message whose structure has no handler
-// still maps its patient (every message type this service receives carries a PID).
+// maps to an empty Bundle with Unmapped set: its PID may be a query's subject (QRY, RSP), a
+// guarantor's account (BAR, DFT) or absent (ACK, MFN), so writing the Patient from it would
+// overwrite what the ADT feed owns with whatever that message happens to carry.
 func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
+	_, h, ok := handlerFor(m)
+	if !ok {
+		return unmapped(m, unknownStructure(m)), nil
+	}
 	b := newBuilder(m, &mp.opts)
 	b.noteZSegments()
 	b.readEventType()
-	if _, h, ok := handlerFor(m); ok {
-		if err := h(b); err != nil {
-			return Result{}, err
+	if err := h(b); err != nil {
+		var none noMapping
+		if errors.As(err, &none) {
+			return unmapped(m, none.reason), nil
 		}
-	} else {
-		b.Notef("%s", unknownStructure(m))
-		if err := mapPatient(b); err != nil {
-			return Result{}, err
-		}
+		return Result{}, err
 	}
 	var trailer []*entry
 	if mp.opts.MessageResources {
@@ -118,3 +125,23 @@ func (mp *Mapper) Map(m *hl7v2.Message) (Result, error) {
 	}
 	return Result{Bundle: bundle, Notes: b.notes, acct: b.acct}, nil
 }
+
+// unmapped is the Result of a message nothing is written for. Its one note speaks for the
+// whole message; its Coverage lists every populated component as not mapped (only the MSH
+// fields the engine consumed are read).
+func unmapped(m *hl7v2.Message, note string) Result {
+	_, acct := newAccount(m)
+	return Result{
+		Bundle:   &fhir.Bundle{ResourceType: "Bundle", Type: fhir.BundleTransaction, Entry: []fhir.BundleEntry{}},
+		Notes:    []string{note},
+		Unmapped: true,
+		acct:     acct,
+	}
+}
+
+// noMapping is returned by a handler for an event of its structure that has no mapping
+// (SIU^S23, blocked time, shares SIU_S12 with the appointment events): the message is then
+// unmapped, as one of a type without a handler, with reason as its note.
+type noMapping struct{ reason string }
+
+func (e noMapping) Error() string { return e.reason }

@@ -17,6 +17,8 @@ type orderGroup struct {
 	results  []*result
 	specs    []*hl7v2.Segment
 
+	specimens []*Reference // an order's (OML) Specimens, mapped before its ServiceRequest
+
 	srKey    Identifier // the ServiceRequest's conditional key (zero when no order)
 	resKey   Identifier // the key Observations are keyed under (see SystemV2Observation)
 	sr       *Reference
@@ -361,6 +363,7 @@ func mapServiceRequest(b *Builder, g *orderGroup, isResult bool, supporting []*R
 		sr.BasedOn = []*Reference{g.parent}
 	}
 	sr.SupportingInfo = supporting
+	sr.Specimen = g.specimens
 	if !isResult {
 		sr.Note = annotations(b, g.notes)
 	}
@@ -428,9 +431,11 @@ func mapOrders(b *Builder, isResult bool) {
 			}
 		default:
 			// The ORM's OBX are the order's supporting information, keyed under its order
-			// key, and mapped before the ServiceRequest that references them.
+			// key, and mapped before the ServiceRequest that references them. Its SPM (OML)
+			// come before it too: ServiceRequest.specimen points back at them.
 			orderKeys(b, g, false)
 			supporting, _ := mapResults(b, g, nil)
+			g.specimens = mapSpecimens(b, g)
 			mapServiceRequest(b, g, false, supporting)
 		}
 	}

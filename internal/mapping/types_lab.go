@@ -165,6 +165,7 @@ type serviceRequest struct {
 	Requester          *Reference        `json:"requester,omitempty"`
 	ReasonCode         []CodeableConcept `json:"reasonCode,omitempty"`
 	SupportingInfo     []*Reference      `json:"supportingInfo,omitempty"`
+	Specimen           []*Reference      `json:"specimen,omitempty"`
 	Note               []annotation      `json:"note,omitempty"`
 }
 
