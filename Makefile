@@ -46,7 +46,8 @@ test: check-go check-node ## Run every test (real PostgreSQL, embedded Temporal,
 	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
 	export TEST_DATABASE_URL="$$url" INTEROP_REQUIRE_NODE=1; \
 	$(GO) test -count=1 -timeout 20m $(PKGS) && \
-	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/... ./internal/export/...
+	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/... ./internal/export/... && \
+	$(GO) test -count=1 -race -timeout 5m -run 'TestMapConcurrentlyFromOneParse|TestFieldAccounting|TestGolden' ./internal/mapping
 
 .PHONY: bench
 bench: check-go ## Run the benchmarks: Go micro-benchmarks, then whole-system figures vs same-run baselines (bench/system, bench/gateway, bench/export)

@@ -254,3 +254,50 @@ func TestFieldAccountingIsPerMapping(t *testing.T) {
 	require.Equal(t, first.Notes, second.Notes)
 	require.True(t, bytes.Equal([]byte(fmt.Sprint(first.Coverage())), []byte(fmt.Sprint(second.Coverage()))))
 }
+
+// TestMapConcurrentlyFromOneParse: one parsed Message mapped by several goroutines at once
+// gives every one of them the same Bundle, notes and coverage. Each mapping accounts on its
+// own Tagged copy; `make test` runs this under the race detector.
+func TestMapConcurrentlyFromOneParse(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "oru_r01_lri_cbc.hl7"))
+	require.NoError(t, err)
+	m, err := hl7v2.Parse(raw)
+	require.NoError(t, err)
+	mp := mapping.New(mapping.Options{MessageResources: true})
+	want, err := mp.Map(m)
+	require.NoError(t, err)
+	wantBundle, err := want.Bundle.AppendJSON(nil)
+	require.NoError(t, err)
+	const workers = 8
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range 20 {
+				got, err := mp.Map(m)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := got.Bundle.AppendJSON(nil)
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case !bytes.Equal(b, wantBundle):
+					errs <- fmt.Errorf("bundle differs")
+					return
+				case fmt.Sprint(got.Notes) != fmt.Sprint(want.Notes):
+					errs <- fmt.Errorf("notes differ: %v", got.Notes)
+					return
+				case got.Coverage().Mapped != want.Coverage().Mapped:
+					errs <- fmt.Errorf("coverage differs")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		require.NoError(t, <-errs)
+	}
+}
