@@ -206,17 +206,36 @@ func (a *account) dataRead(pos int, seg *hl7v2.Segment) bool {
 	if seg.Name() == "MSH" && seg.Index() == 1 {
 		return true // the engine read it (engineFields), whatever the mapping did
 	}
+	base := int(a.base[pos])
 	for n := 1; n <= seg.NumFields(); n++ {
-		if structural(seg, n) {
-			continue
+		if a.slab[base+n-1] != 0 && !seg.Field(n).IsEmpty() && !structural(seg, n) {
+			return true
 		}
-		for r := range seg.Field(n).NumRepetitions() {
-			if a.word(pos, n, r+1) != 0 {
-				return true
-			}
+	}
+	for k, w := range a.more {
+		if int(k.pos) == pos && *w != 0 && !structural(seg, int(k.field)) {
+			return true
 		}
 	}
 	return false
+}
+
+// populatedMask returns the bits (componentBit) of the non-empty components of one encoded
+// field repetition, scanning it once: the check of a repetition the mapping read whole costs
+// no splitting.
+func populatedMask(rep string, sep byte) uint64 {
+	var mask uint64
+	c, start := 1, 0
+	for i := 0; i <= len(rep); i++ {
+		if i < len(rep) && rep[i] != sep {
+			continue
+		}
+		if i > start {
+			mask |= componentBit(c)
+		}
+		c, start = c+1, i+1
+	}
+	return mask
 }
 
 // notMappedNotes returns one note per populated unit the mapping did not read, at the
@@ -233,6 +252,7 @@ func (a *account) notMappedNotes() []string {
 			notes = append(notes, notMappedNote(seg, 0, 0, 0, 1))
 			continue
 		}
+		d := a.msg.Delimiters()
 		for n := 1; n <= seg.NumFields(); n++ {
 			f := seg.Field(n)
 			if f.IsEmpty() {
@@ -243,6 +263,26 @@ func (a *account) notMappedNotes() []string {
 				continue
 			}
 			if seg.Name() == "MSH" && n <= 2 {
+				continue
+			}
+			// Fast path: every repetition's populated components were read.
+			raw, r, unread := f.Raw(), 1, false
+			for {
+				i := strings.IndexByte(raw, d.Repetition)
+				rep := raw
+				if i >= 0 {
+					rep = raw[:i]
+				}
+				if rep != "" && populatedMask(rep, d.Component)&^a.word(pos, n, r) != 0 {
+					unread = true
+					break
+				}
+				if i < 0 {
+					break
+				}
+				raw, r = raw[i+1:], r+1
+			}
+			if !unread {
 				continue
 			}
 			reps := f.NumRepetitions()
