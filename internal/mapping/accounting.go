@@ -243,13 +243,17 @@ func populatedMask(rep string, sep byte) uint64 {
 // mapped"), a repetition ("PID-3(2): not mapped") or a component ("PID-11.7: not mapped").
 // Z-segments are left out: noteZSegments names them.
 func (a *account) notMappedNotes() []string {
-	var notes []string
+	// The notes are written into one buffer and cut from one string: one allocation for all
+	// of them rather than one each (a message often has dozens).
+	var nw noteWriter
 	for pos, seg := range a.segs {
-		if strings.HasPrefix(seg.Name(), "Z") || !populated(seg) {
+		if strings.HasPrefix(seg.Name(), "Z") {
 			continue
 		}
 		if !a.dataRead(pos, seg) {
-			notes = append(notes, notMappedNote(seg, 0, 0, 0, 1))
+			if populated(seg) {
+				nw.add(seg, 0, 0, 0, 1)
+			}
 			continue
 		}
 		d := a.msg.Delimiters()
@@ -258,73 +262,84 @@ func (a *account) notMappedNotes() []string {
 			if f.IsEmpty() {
 				continue
 			}
-			if !a.fieldRead(pos, n, f) {
-				notes = append(notes, notMappedNote(seg, n, 0, 0, 1))
+			if !a.fieldRead(pos, n) {
+				nw.add(seg, n, 0, 0, 1)
 				continue
 			}
 			if seg.Name() == "MSH" && n <= 2 {
 				continue
 			}
-			// Fast path: every repetition's populated components were read.
-			raw, r, unread := f.Raw(), 1, false
+			// One scan per repetition: its populated components as bits, less those read, are
+			// the components to note.
+			raw, r, reps := f.Raw(), 1, 1
+			if strings.IndexByte(raw, d.Repetition) >= 0 {
+				reps = 2 // only "more than one" matters to fieldLocation
+			}
 			for {
 				i := strings.IndexByte(raw, d.Repetition)
 				rep := raw
 				if i >= 0 {
 					rep = raw[:i]
 				}
-				if rep != "" && populatedMask(rep, d.Component)&^a.word(pos, n, r) != 0 {
-					unread = true
-					break
+				if rep != "" {
+					w := a.word(pos, n, r)
+					if w == 0 {
+						nw.add(seg, n, r, 0, reps)
+					} else if unread := populatedMask(rep, d.Component) &^ w; unread != 0 {
+						for c := 1; c < 64; c++ {
+							if unread&componentBit(c) != 0 {
+								nw.add(seg, n, r, c, reps)
+							}
+						}
+					}
 				}
 				if i < 0 {
 					break
 				}
 				raw, r = raw[i+1:], r+1
 			}
-			if !unread {
-				continue
-			}
-			reps := f.NumRepetitions()
-			for r, rv := range f.Repetitions() {
-				if rv.IsEmpty() {
-					continue
-				}
-				w := a.word(pos, n, r)
-				if w == 0 {
-					notes = append(notes, notMappedNote(seg, n, r, 0, reps))
-					continue
-				}
-				for c, cv := range rv.Components() {
-					if !cv.IsEmpty() && w&componentBit(c) == 0 {
-						notes = append(notes, notMappedNote(seg, n, r, c, reps))
-					}
-				}
-			}
 		}
 	}
-	return notes
+	return nw.notes()
 }
 
 // fieldRead reports whether any repetition of field n of the segment at pos was read.
-func (a *account) fieldRead(pos, n int, f hl7v2.Field) bool {
+func (a *account) fieldRead(pos, n int) bool {
 	if a.word(pos, n, 1) != 0 {
 		return true
 	}
-	for r := 2; r <= f.NumRepetitions(); r++ {
-		if a.word(pos, n, r) != 0 {
+	for k, w := range a.more {
+		if int(k.pos) == pos && int(k.field) == n && *w != 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// notMappedNote is fieldLocation's text followed by ": not mapped", in one allocation.
-func notMappedNote(seg *hl7v2.Segment, field, rep, comp, reps int) string {
-	var stack [48]byte
-	b := appendFieldLocation(stack[:0], seg, field, rep, comp, reps)
-	b = append(b, ": "+NotMapped...)
-	return string(b)
+// noteWriter collects "<location>: not mapped" notes in one buffer.
+type noteWriter struct {
+	buf  []byte
+	ends []int
+}
+
+func (w *noteWriter) add(seg *hl7v2.Segment, field, rep, comp, reps int) {
+	if w.buf == nil {
+		w.buf = make([]byte, 0, 1024)
+	}
+	w.buf = appendFieldLocation(w.buf, seg, field, rep, comp, reps)
+	w.buf = append(w.buf, ": "+NotMapped...)
+	w.ends = append(w.ends, len(w.buf))
+}
+
+func (w *noteWriter) notes() []string {
+	if len(w.ends) == 0 {
+		return nil
+	}
+	all, out, start := string(w.buf), make([]string, len(w.ends)), 0
+	for i, end := range w.ends {
+		out[i], start = all[start:end], end
+	}
+	return out
 }
 
 // populated reports whether any field of seg has content.
