@@ -54,16 +54,7 @@ func mapPatientOBX(b *Builder, obx *hl7v2.Segment) error {
 		o.Performer = append(o.Performer, ref)
 	}
 	setValue(b, o, obx)
-	if o.ValueQuantity == nil && o.ValueCodeableConcept == nil && o.ValueString == "" && o.ValueRange == nil &&
-		o.ValueRatio == nil && o.ValueTime == "" && o.ValueDateTime == "" && o.ValuePeriod == nil {
-		reason := absentReasons[status]
-		if len(o.Extension) > 0 {
-			reason = "unsupported" // the value is an Attachment, in the extension
-		} else if reason == "" {
-			reason = "unknown"
-		}
-		o.DataAbsentReason = &CodeableConcept{Coding: []Coding{{System: systemDataAbsentReason, Code: reason}}}
-	}
+	o.markAbsentValue(status)
 	for v := range Repetitions(obx, 8) {
 		if cc, ok := interpretation(v); ok {
 			o.Interpretation = append(o.Interpretation, cc)

@@ -158,15 +158,7 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 		o.Performer = append(o.Performer, ref)
 	}
 	setValue(b, o, obx)
-	if !o.isSet() && len(o.Component) == 0 {
-		reason := absentReasons[status]
-		if len(o.Extension) > 0 {
-			reason = "unsupported" // the value is an Attachment, in the extension
-		} else if reason == "" {
-			reason = "unknown"
-		}
-		o.DataAbsentReason = &CodeableConcept{Coding: []Coding{{System: systemDataAbsentReason, Code: reason}}}
-	}
+	o.markAbsentValue(status)
 	for v := range Repetitions(obx, 8) {
 		if cc, ok := interpretation(v); ok {
 			o.Interpretation = append(o.Interpretation, cc)
@@ -298,4 +290,20 @@ func textAttachment(lines []string) (a labAttachment, ok bool) {
 		return labAttachment{}, false
 	}
 	return labAttachment{ContentType: "text/plain", Data: base64.StdEncoding.EncodeToString([]byte(strings.Join(lines, "\n")))}, true
+}
+
+// markAbsentValue sets dataAbsentReason when setValue gave the Observation neither a value[x]
+// nor components: why, from the result status (OBX-11), "unsupported" when the value is an
+// attachment carried in an extension, else "unknown".
+func (o *observation) markAbsentValue(status string) {
+	if o.isSet() || len(o.Component) > 0 {
+		return
+	}
+	reason := absentReasons[status]
+	if len(o.Extension) > 0 {
+		reason = "unsupported" // the value is an Attachment, in the extension
+	} else if reason == "" {
+		reason = "unknown"
+	}
+	o.DataAbsentReason = &CodeableConcept{Coding: []Coding{{System: systemDataAbsentReason, Code: reason}}}
 }
