@@ -29,3 +29,12 @@ func (s *Segment) Tag() any {
 // Position returns the segment's 0-based position among all segments of a Tagged message
 // (0 for a message that was not tagged).
 func (s *Segment) Position() int { return s.pos }
+
+// RawField returns field n (1-based) as encoded, "" when absent: Field(n).Raw() without
+// building the Field, for a reader that scans every field of every segment.
+func (s *Segment) RawField(n int) string {
+	if n < 1 || n >= len(s.fields) {
+		return ""
+	}
+	return s.fields[n]
+}

@@ -208,7 +208,7 @@ func (a *account) dataRead(pos int, seg *hl7v2.Segment) bool {
 	}
 	base := int(a.base[pos])
 	for n := 1; n <= seg.NumFields(); n++ {
-		if a.slab[base+n-1] != 0 && !seg.Field(n).IsEmpty() && !structural(seg, n) {
+		if a.slab[base+n-1] != 0 && seg.RawField(n) != "" && !structural(seg, n) {
 			return true
 		}
 	}
@@ -258,8 +258,8 @@ func (a *account) notMappedNotes() []string {
 		}
 		d := a.msg.Delimiters()
 		for n := 1; n <= seg.NumFields(); n++ {
-			f := seg.Field(n)
-			if f.IsEmpty() {
+			raw := seg.RawField(n)
+			if raw == "" {
 				continue
 			}
 			if !a.fieldRead(pos, n) {
@@ -271,7 +271,7 @@ func (a *account) notMappedNotes() []string {
 			}
 			// One scan per repetition: its populated components as bits, less those read, are
 			// the components to note.
-			raw, r, reps := f.Raw(), 1, 1
+			r, reps := 1, 1
 			if strings.IndexByte(raw, d.Repetition) >= 0 {
 				reps = 2 // only "more than one" matters to fieldLocation
 			}
@@ -345,7 +345,7 @@ func (w *noteWriter) notes() []string {
 // populated reports whether any field of seg has content.
 func populated(seg *hl7v2.Segment) bool {
 	for n := 1; n <= seg.NumFields(); n++ {
-		if !seg.Field(n).IsEmpty() {
+		if seg.RawField(n) != "" {
 			return true
 		}
 	}
