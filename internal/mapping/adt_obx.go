@@ -42,33 +42,10 @@ func mapPatientOBX(b *Builder, obx *hl7v2.Segment) error {
 	} else if isSocialHistory(code) {
 		o.Category = []CodeableConcept{{Coding: []Coding{{System: systemObservationCategory, Code: "social-history", Display: "Social History"}}}}
 	}
-	if o.EffectiveDateTime = DateTime(FieldValue(obx, 14).Get(1), b.Opts.Location); o.EffectiveDateTime == "" {
+	if o.EffectiveDateTime = b.DateTime(obx, 14, FieldValue(obx, 14).Get(1)); o.EffectiveDateTime == "" {
 		o.EffectiveElement = AbsentElement() // US Core vital signs: effective[x] 1..1
 	}
-	for v := range Repetitions(obx, 16) {
-		if ref := b.XCN(v); ref != nil {
-			o.Performer = append(o.Performer, ref)
-		}
-	}
-	if ref := b.XON(FieldValue(obx, 23)); ref != nil {
-		o.Performer = append(o.Performer, ref)
-	}
-	setValue(b, o, obx)
-	o.markAbsentValue(status)
-	for v := range Repetitions(obx, 8) {
-		if cc, ok := interpretation(v); ok {
-			o.Interpretation = append(o.Interpretation, cc)
-		}
-	}
-	if cc, ok := CWE(FieldValue(obx, 20)); ok {
-		o.BodySite = &cc
-	}
-	if cc, ok := CWE(FieldValue(obx, 17)); ok {
-		o.Method = &cc
-	}
-	if rr, ok := parseReferenceRange(FieldValue(obx, 7).Get(1), FieldValue(obx, 6)); ok {
-		o.ReferenceRange = []referenceRange{rr}
-	}
+	mapOBXFindings(b, o, obx, status)
 	o.Meta = b.Meta("Observation")
 	if cat != "" {
 		o.Meta.Profile = append(observationProfiles(cat, o), o.Meta.Profile...)

@@ -149,6 +149,21 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 	if s, ok := b.Instant(g.obr, 22, FieldValue(g.obr, 22).Get(1)); ok {
 		o.Issued = s
 	}
+	mapOBXFindings(b, o, obx, status)
+	o.Note = annotations(b, r.notes)
+	o.Meta = b.Meta("Observation")
+	o.Meta.Profile = append(observationProfiles(cat, o), o.Meta.Profile...)
+	if cat == CategoryVitalSigns && len(o.Meta.Profile) == 0 {
+		b.Notef("OBX(%d)-5: vital sign %s without a UCUM quantity; no vital-signs profile declared", obx.Index(), code.Coding[0].Code)
+	}
+	return b.Update("Observation", key, o)
+}
+
+// mapOBXFindings maps what every OBX says of its Observation wherever it stands (a result, an
+// ADT observation): performers (OBX-16, OBX-23), the value (setValue, else a
+// dataAbsentReason from OBX-11 status), interpretation (OBX-8), body site (OBX-20), method
+// (OBX-17) and reference range (OBX-7 with OBX-6 units).
+func mapOBXFindings(b *Builder, o *observation, obx *hl7v2.Segment, status string) {
 	for v := range Repetitions(obx, 16) {
 		if ref := b.XCN(v); ref != nil {
 			o.Performer = append(o.Performer, ref)
@@ -164,7 +179,6 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 			o.Interpretation = append(o.Interpretation, cc)
 		}
 	}
-	o.Note = annotations(b, r.notes)
 	if cc, ok := CWE(FieldValue(obx, 20)); ok {
 		o.BodySite = &cc
 	}
@@ -174,12 +188,6 @@ func mapObservation(b *Builder, g *orderGroup, r *result, code CodeableConcept, 
 	if rr, ok := parseReferenceRange(FieldValue(obx, 7).Get(1), FieldValue(obx, 6)); ok {
 		o.ReferenceRange = []referenceRange{rr}
 	}
-	o.Meta = b.Meta("Observation")
-	o.Meta.Profile = append(observationProfiles(cat, o), o.Meta.Profile...)
-	if cat == CategoryVitalSigns && len(o.Meta.Profile) == 0 {
-		b.Notef("OBX(%d)-5: vital sign %s without a UCUM quantity; no vital-signs profile declared", obx.Index(), code.Coding[0].Code)
-	}
-	return b.Update("Observation", key, o)
 }
 
 // observationKey is the Observation's SystemV2Observation key; see its doc.
