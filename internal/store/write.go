@@ -160,25 +160,16 @@ func (tx *Tx) ConditionalUpdateMerge(ctx context.Context, tenant string, body []
 	if err != nil {
 		return WriteResult{}, err
 	}
-	matches, err := tx.matches(ctx, tenant, head.ResourceType, Query{Identifier: &ident})
-	switch {
-	case err != nil:
+	row, err := tx.lockedMatch(ctx, tenant, head.ResourceType, ident)
+	if err != nil {
 		return WriteResult{}, err
-	case len(matches) > 1:
-		return WriteResult{}, ErrMultipleMatches
-	case len(matches) == 0:
+	}
+	if row == nil {
 		merged, err := merge(nil)
 		if err != nil {
 			return WriteResult{}, err
 		}
 		return tx.put(ctx, tenant, head.ResourceType, uuid.NewString(), merged, nil, "POST")
-	}
-	row, err := tx.lockAndGet(ctx, tenant, head.ResourceType, matches[0].ID)
-	switch {
-	case err != nil:
-		return WriteResult{}, err
-	case row == nil || row.Deleted:
-		return WriteResult{}, fmt.Errorf("%s/%s matched %s but has no current version", head.ResourceType, matches[0].ID, ident.Token())
 	}
 	merged, err := merge(row.Resource)
 	if err != nil {
@@ -592,6 +583,11 @@ func fromRow(r db.FhirResource) Resource {
 // result as a new version, or nothing when the patch changes nothing. None carrying ident is
 // ErrNotFound (a patch creates nothing); several are ErrMultipleMatches. Writers of one
 // identifier are serialised, so a patch never loses a concurrent update.
+// ConditionalPatch applies a FHIRPath Patch (fhir.ApplyPatch) to the resource of typ that
+// carries ident (FHIR conditional patch: PATCH Type?identifier=system|value) and stores the
+// result as a new version. None carrying ident is ErrNotFound (a patch creates nothing);
+// several are ErrMultipleMatches. The resource is locked between the read and the write, so a
+// patch never loses a concurrent update.
 func (s *Store) ConditionalPatch(ctx context.Context, tenant, typ string, ident fhir.Identifier, patch []byte) (WriteResult, error) {
 	return inTx(ctx, s, func(tx *Tx) (WriteResult, error) { return tx.ConditionalPatch(ctx, tenant, typ, ident, patch) })
 }
@@ -604,20 +600,11 @@ func (tx *Tx) ConditionalPatch(ctx context.Context, tenant, typ string, ident fh
 	if !fhir.ValidType(typ) {
 		return WriteResult{}, fmt.Errorf("%w: resource type %q", fhir.ErrInvalidResource, typ)
 	}
-	matches, err := tx.matches(ctx, tenant, typ, Query{Identifier: &ident})
+	row, err := tx.lockedMatch(ctx, tenant, typ, ident)
 	switch {
 	case err != nil:
 		return WriteResult{}, err
-	case len(matches) > 1:
-		return WriteResult{}, ErrMultipleMatches
-	case len(matches) == 0:
-		return WriteResult{}, ErrNotFound
-	}
-	row, err := tx.lockAndGet(ctx, tenant, typ, matches[0].ID)
-	switch {
-	case err != nil:
-		return WriteResult{}, err
-	case row == nil || row.Deleted:
+	case row == nil:
 		return WriteResult{}, ErrNotFound
 	}
 	patched, err := fhir.ApplyPatch(row.Resource, patch)
@@ -627,4 +614,24 @@ func (tx *Tx) ConditionalPatch(ctx context.Context, tenant, typ string, ident fh
 	// History records the version the patch made as an update: it stores the whole result,
 	// and history's methods are POST, PUT and DELETE.
 	return tx.put(ctx, tenant, typ, row.ID, patched, row, "PUT")
+}
+
+// lockedMatch returns the current version of the one resource of typ that carries ident,
+// locked until the transaction ends; nil when none does (or it was deleted meanwhile).
+// Several are ErrMultipleMatches.
+func (tx *Tx) lockedMatch(ctx context.Context, tenant, typ string, ident fhir.Identifier) (*db.FhirResource, error) {
+	matches, err := tx.matches(ctx, tenant, typ, Query{Identifier: &ident})
+	switch {
+	case err != nil:
+		return nil, err
+	case len(matches) > 1:
+		return nil, ErrMultipleMatches
+	case len(matches) == 0:
+		return nil, nil
+	}
+	row, err := tx.lockAndGet(ctx, tenant, typ, matches[0].ID)
+	if err != nil || row == nil || row.Deleted {
+		return nil, err
+	}
+	return row, nil
 }
