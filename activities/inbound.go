@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -133,11 +132,7 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 // e.g. "PID-3: no identifier value": the error type (HL7MappingError) already says it is
 // unmappable, so the sentinel's words are not repeated.
 func mappingFailure(err error) string {
-	msg := err.Error()
-	if s, ok := strings.CutPrefix(msg, mapping.ErrUnmappable.Error()+": "); ok {
-		return s
-	}
-	return msg
+	return mapping.Refusal(err).String()
 }
 
 // loadParsed reads a stored message and parses it as the gateway read its header: with the
