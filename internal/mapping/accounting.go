@@ -48,6 +48,10 @@ type account struct {
 	slab []uint64
 	// more holds the words of repetitions after the first, allocated as they are read.
 	more map[repKey]*uint64
+	// laterRead[i], built once by summarise after the mapping, says whether any repetition
+	// after the first of the field at slab[i] was read: the checks per field and per segment
+	// then cost an index, not a walk over more.
+	laterRead []bool
 }
 
 type repKey struct{ pos, field, rep int32 }
@@ -206,18 +210,28 @@ func (a *account) dataRead(pos int, seg *hl7v2.Segment) bool {
 	if seg.Name() == "MSH" && seg.Index() == 1 {
 		return true // the engine read it (engineFields), whatever the mapping did
 	}
+	a.summarise()
 	base := int(a.base[pos])
 	for n := 1; n <= seg.NumFields(); n++ {
-		if a.slab[base+n-1] != 0 && seg.RawField(n) != "" && !structural(seg, n) {
-			return true
-		}
-	}
-	for k, w := range a.more {
-		if int(k.pos) == pos && *w != 0 && !structural(seg, int(k.field)) {
+		i := base + n - 1
+		if (a.slab[i] != 0 && seg.RawField(n) != "" || a.laterRead[i]) && !structural(seg, n) {
 			return true
 		}
 	}
 	return false
+}
+
+// summarise builds laterRead from more, once.
+func (a *account) summarise() {
+	if a.laterRead != nil {
+		return
+	}
+	a.laterRead = make([]bool, len(a.slab))
+	for k, w := range a.more {
+		if *w != 0 {
+			a.laterRead[int(a.base[k.pos])+int(k.field)-1] = true
+		}
+	}
 }
 
 // populatedMask returns the bits (componentBit) of the non-empty components of one encoded
@@ -243,8 +257,6 @@ func populatedMask(rep string, sep byte) uint64 {
 // mapped"), a repetition ("PID-3(2): not mapped") or a component ("PID-11.7: not mapped").
 // Z-segments are left out: noteZSegments names them.
 func (a *account) notMappedNotes() []string {
-	// The notes are written into one buffer and cut from one string: one allocation for all
-	// of them rather than one each (a message often has dozens).
 	var nw noteWriter
 	for pos, seg := range a.segs {
 		if strings.HasPrefix(seg.Name(), "Z") {
@@ -305,37 +317,34 @@ func (a *account) notMappedNotes() []string {
 
 // fieldRead reports whether any repetition of field n of the segment at pos was read.
 func (a *account) fieldRead(pos, n int) bool {
-	if a.word(pos, n, 1) != 0 {
-		return true
-	}
-	for k, w := range a.more {
-		if int(k.pos) == pos && int(k.field) == n && *w != 0 {
-			return true
-		}
-	}
-	return false
+	a.summarise()
+	i := int(a.base[pos]) + n - 1
+	return a.slab[i] != 0 || a.laterRead[i]
 }
 
-// noteWriter collects "<location>: not mapped" notes in one buffer.
+// noteWriter collects "<location>: not mapped" notes in one buffer. The notes are cut from
+// the Builder's one string, so all of them cost one buffer rather than one string each.
 type noteWriter struct {
-	buf  []byte
+	buf  strings.Builder
 	ends []int
 }
 
 func (w *noteWriter) add(seg *hl7v2.Segment, field, rep, comp, reps int) {
-	if w.buf == nil {
-		w.buf = make([]byte, 0, 1024)
+	if w.buf.Cap() == 0 {
+		w.buf.Grow(2048) // a kitchen-sink ADT^A01 notes ~140 units, ~3.5 KiB
+		w.ends = make([]int, 0, 64)
 	}
-	w.buf = appendFieldLocation(w.buf, seg, field, rep, comp, reps)
-	w.buf = append(w.buf, ": "+NotMapped...)
-	w.ends = append(w.ends, len(w.buf))
+	var loc [40]byte
+	w.buf.Write(appendFieldLocation(loc[:0], seg, field, rep, comp, reps))
+	w.buf.WriteString(": " + NotMapped)
+	w.ends = append(w.ends, w.buf.Len())
 }
 
 func (w *noteWriter) notes() []string {
 	if len(w.ends) == 0 {
 		return nil
 	}
-	all, out, start := string(w.buf), make([]string, len(w.ends)), 0
+	all, out, start := w.buf.String(), make([]string, len(w.ends)), 0
 	for i, end := range w.ends {
 		out[i], start = all[start:end], end
 	}
