@@ -1,5 +1,7 @@
-// Package gateway is the service's front door: the echo HTTP server (FHIR facade at /fhir,
-// admin API at /admin, health and metrics) and the MLLP listeners that ingest HL7 v2.
+// Package gateway is the service's front door. New composes the HTTP server from its rooms
+// — the FHIR API at /fhir (fhirapi), the admin API at /admin (adminapi), both on the shared
+// kit (httpkit) — and serves health, readiness and /metrics itself. The MLLP side, which needs
+// no HTTP at all, is gateway/inbound, wired by cmd/interop beside this server.
 package gateway
 
 import (
@@ -11,25 +13,22 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
-	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/gateway/adminapi"
+	"github.com/nhp/interop/gateway/fhirapi"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/store"
 )
 
-// Verifier checks bearer tokens.
-type Verifier interface {
-	Verify(token string) (auth.Principal, error)
-}
-
-// Deps are the gateway's collaborators, built by cmd/interop.
+// Deps are the HTTP server's collaborators, built by cmd/interop; New hands each room the
+// part it needs.
 type Deps struct {
 	Pool  *pgxpool.Pool
 	Store *store.Store
-	Auth  Verifier
+	Auth  httpkit.Verifier
 	// DefaultOwner owns resource types no routing rule names ("builtin" in dev).
 	DefaultOwner string
 	// BaseURL is the public base of this server, for absolute links.
@@ -41,10 +40,10 @@ type Deps struct {
 	// Ready reports whether the dependencies needed to serve (database, Temporal) answer. Its
 	// error starts with the failing component ("database: …"); only that name is shown.
 	Ready func(ctx context.Context) error
-	// Temporal and TaskQueue start reprocessing runs from the admin API.
+	// Temporal and TaskQueue start reprocessing runs from the admin API and BulkExport runs.
 	Temporal  client.Client
 	TaskQueue string
-	Metrics   *Metrics
+	Metrics   *httpkit.Metrics
 	// Gatherer is served on /metrics; nil means the Prometheus default.
 	Gatherer prometheus.Gatherer
 	Logger   *slog.Logger
@@ -52,11 +51,11 @@ type Deps struct {
 	MaxBodyBytes int64
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
-	Sealer Sealer
+	Sealer adminapi.Sealer
 	// FHIR configures how the FHIR facade reaches the owners of resources.
-	FHIR FHIROptions
+	FHIR fhirapi.Options
 	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
-	Exports ExportOptions
+	Exports fhirapi.ExportOptions
 }
 
 // New builds the HTTP server with every route.
@@ -67,16 +66,7 @@ func New(d Deps) *echo.Echo {
 	if d.MaxBodyBytes == 0 {
 		d.MaxBodyBytes = 16 << 20
 	}
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(d.Logger)
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
-	e.Use(middleware.RequestID())
-	e.Use(requestLogger(d.Logger))
-	if d.Metrics != nil {
-		e.Use(d.Metrics.middleware())
-	}
+	e := httpkit.NewServer(d.Logger, d.Metrics)
 	routes(e, &handlers{d: d})
 	return e
 }
@@ -94,15 +84,17 @@ func routes(e *echo.Echo, h *handlers) {
 	}
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 
-	fhirGroup := e.Group("/fhir", bodyLimit(h.d.MaxBodyBytes), fhirFormat)
-	exportRoutes(fhirGroup, h)
-	fhirRoutes(fhirGroup, h)
-
-	admin := e.Group("/admin", bodyLimit(h.d.MaxBodyBytes), h.authenticate, requireScope(auth.AdminScope))
-	admin.GET("/events", h.listEvents)
-	messageRoutes(admin, h)
-	connectorRoutes(admin, h)
-	routingRuleRoutes(admin, h)
+	d := h.d
+	fhirapi.New(fhirapi.Deps{
+		Pool: d.Pool, Store: d.Store, Auth: d.Auth, DefaultOwner: d.DefaultOwner, BaseURL: d.BaseURL,
+		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
+		FHIR: d.FHIR, Exports: d.Exports,
+	}).Routes(e.Group("/fhir"))
+	adminapi.New(adminapi.Deps{
+		Pool: d.Pool, Auth: d.Auth, BaseURL: d.BaseURL, TemporalUIURL: d.TemporalUIURL,
+		TemporalNamespace: d.TemporalNamespace, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
+		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer,
+	}).Routes(e.Group("/admin"))
 }
 
 func (h *handlers) healthz(c echo.Context) error {

@@ -33,6 +33,15 @@ type InboundHL7Input struct {
 	ReprocessOf string `json:",omitempty"`
 }
 
+// MessageType is InboundHL7Input.MessageType of a stored message's MSH-9.1 code and MSH-9.2
+// trigger: "ADT^A01", or the code alone without a trigger.
+func MessageType(code, trigger string) string {
+	if trigger == "" {
+		return code
+	}
+	return code + "^" + trigger
+}
+
 // InboundHL7Result is how a run ended.
 type InboundHL7Result struct {
 	Status    string

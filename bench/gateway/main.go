@@ -33,6 +33,7 @@ import (
 
 	"github.com/nhp/interop/bench/internal/benchdb"
 	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhirserver"
 	"github.com/nhp/interop/internal/routing"
@@ -124,7 +125,7 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 	}
 	gwURL := "http://" + gwLn.Addr().String()
 	e := gateway.New(gateway.Deps{Pool: main.Pool, Store: st, Auth: signer, DefaultOwner: routing.Builtin,
-		BaseURL: gwURL, Logger: logger, FHIR: gateway.FHIROptions{CursorKey: secret}})
+		BaseURL: gwURL, Logger: logger, FHIR: fhirapi.Options{CursorKey: secret}})
 	go func() { _ = (&http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}).Serve(gwLn) }()
 
 	tok := func(tenant string) string {

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nhp/interop/db"
-	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
 	"github.com/nhp/interop/internal/outbox"
@@ -95,16 +95,16 @@ func startACKEnv(ctx context.Context, name string, poolMaxConns int, logger *slo
 		_ = ln.Close()
 		return nil, err
 	}
-	c := gateway.Connector{ID: svc.connector.ID, TenantID: svc.connector.TenantID, Name: svc.connector.Name}
-	in := &gateway.Ingestor{Pool: svc.pool, Logger: logger}
+	c := inbound.Connector{ID: svc.connector.ID, TenantID: svc.connector.TenantID, Name: svc.connector.Name}
+	in := &inbound.Ingestor{Pool: svc.pool, Logger: logger}
 	e := &ackEnv{svc: svc, addr: ln.Addr().String(), done: make(chan error, 1)}
 	e.srv = newMLLPServer(in, c, logger)
 	go func() { e.done <- e.srv.Serve(ln) }()
 	return e, nil
 }
 
-// newMLLPServer wires a connector's server as gateway.Listeners does.
-func newMLLPServer(in *gateway.Ingestor, c gateway.Connector, logger *slog.Logger) *mllp.Server {
+// newMLLPServer wires a connector's server as inbound.Listeners does.
+func newMLLPServer(in *inbound.Ingestor, c inbound.Connector, logger *slog.Logger) *mllp.Server {
 	return &mllp.Server{
 		Handler:      in.Handler(c),
 		OnFrameError: in.FrameErrorHandler(c),

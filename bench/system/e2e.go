@@ -21,7 +21,7 @@ import (
 
 	"github.com/nhp/interop/activities"
 	"github.com/nhp/interop/db"
-	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/mllp"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
@@ -49,7 +49,7 @@ type e2eOptions struct {
 	syncOff      bool // ALTER DATABASE <temporal dbs> SET synchronous_commit = off (diagnostic only)
 	logSQL       bool // ALTER DATABASE <temporal dbs> SET log_statement = 'all' (diagnostic only)
 	starters     int  // concurrent starters of the no-op baseline
-	// starterWorkers is gateway.Starter.Workers, the goroutines starting InboundHL7 runs; 0:
+	// starterWorkers is inbound.Starter.Workers, the goroutines starting InboundHL7 runs; 0:
 	// the gateway's default (64).
 	starterWorkers int
 }
@@ -233,7 +233,7 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 	// The ingest path, as runGateway wires it.
 	runCtx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
-	starter := &gateway.Starter{
+	starter := &inbound.Starter{
 		Client: st.tc, TaskQueue: taskQueue, Queries: db.New(st.svc.pool), Logger: logger,
 		QueueSize: queueSize, // the default (10,000) unless -n is larger: no start waits for the sweeper
 		Workers:   o.starterWorkers,
@@ -243,8 +243,8 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 		defer st.wg.Done()
 		starter.Run(runCtx)
 	}()
-	in := &gateway.Ingestor{Pool: st.svc.pool, Starter: starter, Logger: logger}
-	c := gateway.Connector{ID: st.svc.connector.ID, TenantID: st.svc.connector.TenantID, Name: st.svc.connector.Name}
+	in := &inbound.Ingestor{Pool: st.svc.pool, Starter: starter, Logger: logger}
+	c := inbound.Connector{ID: st.svc.connector.ID, TenantID: st.svc.connector.TenantID, Name: st.svc.connector.Name}
 	st.mllp = newMLLPServer(in, c, logger)
 	st.mllpDone = make(chan error, 1)
 	st.addr = ln.Addr().String()

@@ -2,7 +2,7 @@
 // in the same run on the same machine and PostgreSQL (the machine is shared and noisy, so only
 // the ratios travel):
 //
-//   - ack: the ACK path alone (PostgreSQL + gateway.Ingestor behind a real mllp.Server, no
+//   - ack: the ACK path alone (PostgreSQL + inbound.Ingestor behind a real mllp.Server, no
 //     Temporal), 1 connection then -conns connections, against raw inserts of the same
 //     payloads (bare Hl7MessageInsert, and insert + outbox event in one transaction);
 //   - e2e: received → processed into the built-in store, with the embedded Temporal server,
@@ -75,7 +75,7 @@ func main() {
 	flag.BoolVar(&cfg.e2e.syncOff, "sync-off", false, "E2E: synchronous_commit=off on the Temporal databases (diagnostic, not a recommendation)")
 	flag.BoolVar(&cfg.e2e.logSQL, "log-temporal-sql", false, "E2E: log_statement=all on the Temporal databases, to count the server's statements in the PostgreSQL log (diagnostic)")
 	flag.IntVar(&cfg.e2e.starters, "starters", 48, "E2E baseline: concurrent starters")
-	flag.IntVar(&cfg.e2e.starterWorkers, "starter-workers", 0, "E2E: gateway.Starter.Workers (0: the gateway's default, 64)")
+	flag.IntVar(&cfg.e2e.starterWorkers, "starter-workers", 0, "E2E: inbound.Starter.Workers (0: its default, 64)")
 	flag.BoolVar(&cfg.verbose, "v", false, "log progress")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.BoolVar(&cfg.baselineOnly, "baseline-only", false, "E2E/tune: measure the no-op baseline only")

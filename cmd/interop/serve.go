@@ -23,6 +23,9 @@ import (
 	"github.com/nhp/interop/activities"
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/fhirapi"
+	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
@@ -41,7 +44,7 @@ type services struct {
 	temporal client.Client
 	store    *store.Store
 	// listenerAddrs is filled in by runGateway so callers (and tests) can learn bound ports.
-	listeners *gateway.Listeners
+	listeners *inbound.Listeners
 	acts      *activities.Activities
 	// sealer seals connector credentials; runGateway loads it when the role has not.
 	sealer *crypto.Sealer
@@ -132,14 +135,14 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 			return err
 		}
 	}
-	metrics := gateway.NewMetrics(s.registry)
-	s.registry.MustRegister(&gateway.BacklogCollector{Pool: s.pool, Logger: s.logger})
-	starter := &gateway.Starter{
+	inboundMetrics := inbound.NewMetrics(s.registry)
+	s.registry.MustRegister(&inbound.BacklogCollector{Pool: s.pool, Logger: s.logger})
+	starter := &inbound.Starter{
 		Client: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue, Queries: db.New(s.pool),
-		Metrics: metrics, Logger: s.logger,
+		Metrics: inboundMetrics, Logger: s.logger,
 	}
-	ingestor := &gateway.Ingestor{Pool: s.pool, Starter: starter, Metrics: metrics, Logger: s.logger}
-	s.listeners = &gateway.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
+	ingestor := &inbound.Ingestor{Pool: s.pool, Starter: starter, Metrics: inboundMetrics, Logger: s.logger}
+	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
 
 	cursorKey, err := signingKey(s.cfg, "interop fhir gateway paging cursor")
 	if err != nil {
@@ -152,13 +155,13 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	if err != nil {
 		return err
 	}
-	routed := &gateway.RoutedEvents{Pool: s.pool, Logger: s.logger}
+	routed := &fhirapi.RoutedEvents{Pool: s.pool, Logger: s.logger}
 	e := gateway.New(gateway.Deps{
-		FHIR:    gateway.FHIROptions{CursorKey: cursorKey, Routed: routed, Profiles: s.mapping.NationalProfiles},
-		Exports: gateway.ExportOptions{Bucket: s.exports, SigningKey: exportKey, Retention: s.cfg.ExportRetention, Parallelism: s.cfg.ExportParallelism},
+		FHIR:    fhirapi.Options{CursorKey: cursorKey, Routed: routed, Profiles: s.mapping.NationalProfiles},
+		Exports: fhirapi.ExportOptions{Bucket: s.exports, SigningKey: exportKey, Retention: s.cfg.ExportRetention, Parallelism: s.cfg.ExportParallelism},
 		Pool:    s.pool, Store: s.store, Auth: verifier, DefaultOwner: routing.Builtin,
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
-		Ready: ready, Metrics: metrics, Gatherer: s.registry, Logger: s.logger,
+		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
 		Sealer: s.sealer,
 	})

@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ type Sealer interface {
 // own POST, in a transaction that records ConnectorActivated / ConnectorDeactivated. The
 // database decides the invariants (one active connector per tenant, facility, protocol and
 // direction; one active listener per port); the listener manager converges on the result.
-func connectorRoutes(admin *echo.Group, h *handlers) {
+func connectorRoutes(admin *echo.Group, h *API) {
 	admin.GET("/connectors", h.listConnectors)
 	admin.POST("/connectors", h.createConnector)
 	admin.GET("/connectors/:id", h.getConnector)
@@ -192,7 +192,7 @@ func renderConnector(c echo.Context, status int, r db.InteropConnector) error {
 
 // listConnectors lists the caller's tenant's connectors, optionally filtered by status,
 // protocol, direction and facilityId.
-func (h *handlers) listConnectors(c echo.Context) error {
+func (h *API) listConnectors(c echo.Context) error {
 	params := db.ConnectorSearchParams{TenantID: principal(c).Tenant}
 	var problems []string
 	for key, values := range c.QueryParams() {
@@ -240,7 +240,7 @@ func (h *handlers) listConnectors(c echo.Context) error {
 }
 
 // getConnector shows one connector of the caller's tenant, with its version as ETag.
-func (h *handlers) getConnector(c echo.Context) error {
+func (h *API) getConnector(c echo.Context) error {
 	id, err := connectorIDParam(c)
 	if err != nil {
 		return err
@@ -256,7 +256,7 @@ func (h *handlers) getConnector(c echo.Context) error {
 }
 
 // createConnector creates a draft connector. Credentials in "auth" are sealed before the insert.
-func (h *handlers) createConnector(c echo.Context) error {
+func (h *API) createConnector(c echo.Context) error {
 	body, err := readConnectorBody(c)
 	if err != nil {
 		return err
@@ -295,7 +295,7 @@ func (h *handlers) createConnector(c echo.Context) error {
 // "unchanged" so that a read–modify–write never overwrites them with their own description.
 // Status changes go through the transition endpoints; protocol and direction are fixed once a
 // connector has left draft; a retired connector cannot change at all.
-func (h *handlers) updateConnector(c echo.Context) error {
+func (h *API) updateConnector(c echo.Context) error {
 	id, err := connectorIDParam(c)
 	if err != nil {
 		return err
@@ -369,7 +369,7 @@ func (h *handlers) updateConnector(c echo.Context) error {
 }
 
 // transitionConnector moves a connector along tr, recording tr's event in the same transaction.
-func (h *handlers) transitionConnector(tr connectorTransition) echo.HandlerFunc {
+func (h *API) transitionConnector(tr connectorTransition) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		id, err := connectorIDParam(c)
 		if err != nil {
@@ -417,7 +417,7 @@ func (h *handlers) transitionConnector(tr connectorTransition) echo.HandlerFunc 
 
 // deleteConnector deletes a draft that never received anything. Any other connector keeps its
 // row (and with it its message log): it is retired instead.
-func (h *handlers) deleteConnector(c echo.Context) error {
+func (h *API) deleteConnector(c echo.Context) error {
 	id, err := connectorIDParam(c)
 	if err != nil {
 		return err
@@ -457,7 +457,7 @@ func (h *handlers) deleteConnector(c echo.Context) error {
 }
 
 // sealConnectorAuth seals plaintext credentials for the tenant's connector id.
-func (h *handlers) sealConnectorAuth(tenant string, id uuid.UUID, plaintext []byte) ([]byte, *string, error) {
+func (h *API) sealConnectorAuth(tenant string, id uuid.UUID, plaintext []byte) ([]byte, *string, error) {
 	if h.d.Sealer == nil {
 		return nil, nil, newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient,
 			"this gateway has no keyset for connector credentials (INTEROP_KEYSET_FILE), so it cannot store them")
@@ -471,7 +471,7 @@ func (h *handlers) sealConnectorAuth(tenant string, id uuid.UUID, plaintext []by
 
 // connectorWriteError maps the database's refusals of a connector write to 409s that say what
 // is in the way. f is what the write tried to store (the fields the invariants look at).
-func (h *handlers) connectorWriteError(ctx context.Context, tenant string, id uuid.UUID, f connectorFields, err error) error {
+func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UUID, f connectorFields, err error) error {
 	var oe *outcomeError
 	switch {
 	case errors.As(err, &oe):

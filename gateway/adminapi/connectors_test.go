@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"bytes"
@@ -262,12 +262,6 @@ func (a *connAPI) rawAuth(id uuid.UUID) []byte {
 	var ct []byte
 	require.NoError(a.t, a.pool.QueryRow(context.Background(), "SELECT auth_ciphertext FROM interop_connectors WHERE id = $1", id).Scan(&ct))
 	return ct
-}
-
-func outcomeText(m map[string]any) string {
-	issue := m["issue"].([]any)[0].(map[string]any)
-	s, _ := issue["diagnostics"].(string)
-	return s
 }
 
 // Every move the state machine does not have is a 409 that names it, and records nothing.

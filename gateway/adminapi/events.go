@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ type eventJSON struct {
 }
 
 // listEvents returns the caller's tenant's domain events after a cursor, in commit order.
-func (h *handlers) listEvents(c echo.Context) error {
+func (h *API) listEvents(c echo.Context) error {
 	cur, err := outbox.ParseCursor(c.QueryParam("after"))
 	if err != nil {
 		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "after: not a cursor returned by this endpoint")

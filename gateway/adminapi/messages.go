@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"encoding/base64"
@@ -16,10 +16,11 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/workflows"
 )
 
 // messageRoutes serves /admin/messages: support staff's view of the inbound message log.
-func messageRoutes(admin *echo.Group, h *handlers) {
+func messageRoutes(admin *echo.Group, h *API) {
 	admin.GET("/messages", h.listMessages)
 	admin.POST("/messages/reprocess", h.reprocessMessages)
 	admin.GET("/messages/:id", h.getMessage)
@@ -82,7 +83,7 @@ type messageSummary struct {
 
 // listMessages lists the tenant's messages newest first: filters status, type, connector,
 // controlId, receivedFrom/receivedTo (RFC 3339), limit (≤ 500) and an opaque cursor.
-func (h *handlers) listMessages(c echo.Context) error {
+func (h *API) listMessages(c echo.Context) error {
 	q := c.QueryParams()
 	f := messageFilter{Status: q.Get("status"), MessageType: q.Get("type"), ConnectorID: q.Get("connector"), ControlID: q.Get("controlId")}
 	for name, dst := range map[string]**time.Time{"receivedFrom": &f.ReceivedFrom, "receivedTo": &f.ReceivedTo} {
@@ -125,7 +126,7 @@ func (h *handlers) listMessages(c echo.Context) error {
 	for _, r := range rows {
 		out.Messages = append(out.Messages, messageSummary{
 			ID: r.ID, ConnectorID: r.ConnectorID, Status: string(r.Status), MessageControlID: r.MessageControlID,
-			SendingApplication: r.SendingApp, SendingFacility: r.SendingFacility, MessageType: joinType(r.MessageCode, r.TriggerEvent),
+			SendingApplication: r.SendingApp, SendingFacility: r.SendingFacility, MessageType: workflows.MessageType(r.MessageCode, r.TriggerEvent),
 			Version: r.Hl7Version, SizeBytes: r.SizeBytes, AckCode: r.AckCode, LastErrorCode: r.LastErrorCode, LastError: r.LastError,
 			WorkflowID: r.WorkflowID, DuplicateOf: r.DuplicateOf, ReceivedAt: r.ReceivedAt, StatusChangedAt: r.StatusChangedAt, ProcessedAt: r.ProcessedAt,
 		})
@@ -138,7 +139,7 @@ func (h *handlers) listMessages(c echo.Context) error {
 }
 
 // getMessageRaw returns the stored bytes exactly as received.
-func (h *handlers) getMessageRaw(c echo.Context) error {
+func (h *API) getMessageRaw(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
@@ -175,13 +176,6 @@ func decodeMessageCursor(s string) (time.Time, uuid.UUID, error) {
 	return at, id, err
 }
 
-func joinType(code, trigger string) string {
-	if trigger == "" {
-		return code
-	}
-	return code + "^" + trigger
-}
-
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
@@ -190,7 +184,7 @@ func nonEmpty(s string) *string {
 }
 
 // getMessage shows one message of the caller's tenant with its attempts and resource links.
-func (h *handlers) getMessage(c echo.Context) error {
+func (h *API) getMessage(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
@@ -236,7 +230,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	out := map[string]any{
 		"id": m.ID, "connectorId": m.ConnectorID, "status": m.Status,
 		"messageControlId": m.MessageControlID, "sendingApplication": m.SendingApp, "sendingFacility": m.SendingFacility,
-		"messageType": joinType(m.MessageCode, m.TriggerEvent), "version": m.Hl7Version,
+		"messageType": workflows.MessageType(m.MessageCode, m.TriggerEvent), "version": m.Hl7Version,
 		"sizeBytes": len(m.Raw), "ackCode": m.AckCode, "receivedAt": m.ReceivedAt,
 		"lastErrorCode": m.LastErrorCode, "lastError": m.LastError, "workflowId": m.WorkflowID,
 	}

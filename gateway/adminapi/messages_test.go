@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"bytes"
@@ -77,10 +77,10 @@ type amsg struct {
 	ReceivedAt    time.Time
 }
 
-func (m *amsg) messageType() string { return joinType(m.Code, m.Trigger) }
+func (m *amsg) messageType() string { return workflows.MessageType(m.Code, m.Trigger) }
 
 func amsgRaw(code, trigger, control string) []byte {
-	return []byte("MSH|^~\\&|LAB|FAC|HIS|HOSP|20250301120000||" + joinType(code, trigger) + "|" + control +
+	return []byte("MSH|^~\\&|LAB|FAC|HIS|HOSP|20250301120000||" + workflows.MessageType(code, trigger) + "|" + control +
 		"|P|2.5\rPID|1||MRN-" + control + "^^^HOSP^MR||Doe^Jane\r")
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
@@ -40,7 +41,7 @@ type reprocessResult struct {
 // reprocessMessage starts a new InboundHL7 run for one stored message (same workflow id, new
 // run, linked to the previous run). ?force=true also re-runs a processed message, which is
 // safe because every write is conditional.
-func (h *handlers) reprocessMessage(c echo.Context) error {
+func (h *API) reprocessMessage(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
@@ -65,7 +66,7 @@ func (h *handlers) reprocessMessage(c echo.Context) error {
 
 // reprocessMessages reprocesses every failed, dead-lettered, unmapped or pending message matching a filter
 // (JSON body: status, messageType, connectorId, controlId, receivedFrom, receivedTo, limit).
-func (h *handlers) reprocessMessages(c echo.Context) error {
+func (h *API) reprocessMessages(c echo.Context) error {
 	var body struct {
 		messageFilter
 		Limit int `json:"limit"`
@@ -110,7 +111,7 @@ func (h *handlers) reprocessMessages(c echo.Context) error {
 			if !errors.As(err, &oe) {
 				return err
 			}
-			res.Error = oe.message
+			res.Error = oe.Message
 		} else {
 			out.Started++
 		}
@@ -119,7 +120,7 @@ func (h *handlers) reprocessMessages(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, out)
 }
 
-func (h *handlers) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessResult, error) {
+func (h *API) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessResult, error) {
 	res := reprocessResult{MessageID: m.ID, WorkflowID: m.WorkflowID}
 	if h.d.Temporal == nil {
 		return res, newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "workflow engine not configured")
@@ -144,14 +145,15 @@ func (h *handlers) startReprocess(ctx context.Context, m db.Hl7Message) (reproce
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.SearchAttrTenant.ValueSet(m.TenantID),
 			workflows.SearchAttrConnector.ValueSet(m.ConnectorID.String()),
-			workflows.SearchAttrMessageType.ValueSet(joinType(m.MessageCode, m.TriggerEvent)),
+			workflows.SearchAttrMessageType.ValueSet(workflows.MessageType(m.MessageCode, m.TriggerEvent)),
 			workflows.SearchAttrStatus.ValueSet(workflows.StatusProcessing),
 		),
 	}, workflows.InboundHL7Name, workflows.InboundHL7Input{
 		MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID,
-		MessageType: joinType(m.MessageCode, m.TriggerEvent), ReprocessOf: res.ReprocessOf,
+		MessageType: workflows.MessageType(m.MessageCode, m.TriggerEvent), ReprocessOf: res.ReprocessOf,
 	})
-	if isAlreadyStarted(err) {
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
 		return res, newOutcome(http.StatusConflict, fhir.IssueConflict, "a run of this message is in progress")
 	}
 	if err != nil {

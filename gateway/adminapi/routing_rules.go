@@ -1,4 +1,4 @@
-package gateway
+package adminapi
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // category) among enabled rules; a type owned whole or split by category, never both); this
 // API validates what it can first and words the database's refusals as 409s that name the
 // rule in the way.
-func routingRuleRoutes(admin *echo.Group, h *handlers) {
+func routingRuleRoutes(admin *echo.Group, h *API) {
 	admin.GET("/routing-rules", h.listRoutingRules)
 	admin.POST("/routing-rules", h.createRoutingRule)
 	admin.GET("/routing-rules/:id", h.getRoutingRule)
@@ -119,7 +119,7 @@ func lockRoutingRule(ctx context.Context, q *db.Queries, tenant string, id uuid.
 
 // listRoutingRules lists the caller's tenant's rules, optionally filtered by resourceType,
 // category and enabled.
-func (h *handlers) listRoutingRules(c echo.Context) error {
+func (h *API) listRoutingRules(c echo.Context) error {
 	params := db.FhirRoutingRuleSearchParams{TenantID: principal(c).Tenant}
 	var problems []string
 	for key, values := range c.QueryParams() {
@@ -163,7 +163,7 @@ func (h *handlers) listRoutingRules(c echo.Context) error {
 }
 
 // getRoutingRule shows one rule of the caller's tenant, with its version as ETag.
-func (h *handlers) getRoutingRule(c echo.Context) error {
+func (h *API) getRoutingRule(c echo.Context) error {
 	id, err := routingRuleIDParam(c)
 	if err != nil {
 		return err
@@ -179,7 +179,7 @@ func (h *handlers) getRoutingRule(c echo.Context) error {
 }
 
 // createRoutingRule creates a rule, enabled unless the body says "enabled": false.
-func (h *handlers) createRoutingRule(c echo.Context) error {
+func (h *API) createRoutingRule(c echo.Context) error {
 	body, err := readRoutingRuleBody(c)
 	if err != nil {
 		return err
@@ -210,7 +210,7 @@ func (h *handlers) createRoutingRule(c echo.Context) error {
 // updateRoutingRule replaces a rule's fields (PUT: an absent category or description is
 // cleared; an absent enabled keeps the rule's state), on the version named by If-Match when
 // given. A PUT that changes nothing writes nothing and keeps the version.
-func (h *handlers) updateRoutingRule(c echo.Context) error {
+func (h *API) updateRoutingRule(c echo.Context) error {
 	id, err := routingRuleIDParam(c)
 	if err != nil {
 		return err
@@ -262,7 +262,7 @@ func (h *handlers) updateRoutingRule(c echo.Context) error {
 // setRoutingRuleEnabled enables or disables a rule. Enabling may be refused with 409 when an
 // enabled rule already owns the same type and category, or the type the other way (whole or
 // split). Asking for the state the rule is in changes nothing.
-func (h *handlers) setRoutingRuleEnabled(enabled bool) echo.HandlerFunc {
+func (h *API) setRoutingRuleEnabled(enabled bool) echo.HandlerFunc {
 	action := map[bool]string{true: "enabled", false: "disabled"}[enabled]
 	return func(c echo.Context) error {
 		id, err := routingRuleIDParam(c)
@@ -308,7 +308,7 @@ func (h *handlers) setRoutingRuleEnabled(enabled bool) echo.HandlerFunc {
 
 // deleteRoutingRule deletes a rule (on the version named by If-Match when given). Requests for
 // its type then go to the type's other rules, the tenant's '*' rule or the default owner.
-func (h *handlers) deleteRoutingRule(c echo.Context) error {
+func (h *API) deleteRoutingRule(c echo.Context) error {
 	id, err := routingRuleIDParam(c)
 	if err != nil {
 		return err
@@ -338,7 +338,7 @@ func (h *handlers) deleteRoutingRule(c echo.Context) error {
 
 // routingRuleWriteError maps the database's refusals of a rule write to 409s that name the
 // enabled rule in the way. f is what the write tried to store.
-func (h *handlers) routingRuleWriteError(ctx context.Context, tenant string, id uuid.UUID, f routingRuleFields, err error) error {
+func (h *API) routingRuleWriteError(ctx context.Context, tenant string, id uuid.UUID, f routingRuleFields, err error) error {
 	var oe *outcomeError
 	switch {
 	case errors.As(err, &oe):
@@ -366,7 +366,7 @@ func (h *handlers) routingRuleWriteError(ctx context.Context, tenant string, id 
 
 // ambiguityMessage says which enabled rules make f ambiguous: category rules beside a rule for
 // the whole type, or the whole-type rule beside a category rule.
-func (h *handlers) ambiguityMessage(ctx context.Context, tenant string, id uuid.UUID, f routingRuleFields) string {
+func (h *API) ambiguityMessage(ctx context.Context, tenant string, id uuid.UUID, f routingRuleFields) string {
 	others, err := h.enabledRulesOfType(ctx, tenant, f.ResourceType, id)
 	var names []string
 	if err == nil {
@@ -388,7 +388,7 @@ func (h *handlers) ambiguityMessage(ctx context.Context, tenant string, id uuid.
 		"ambiguous; disable that rule first (then add one rule per category)", f.ResourceType, in)
 }
 
-func (h *handlers) enabledRulesOfType(ctx context.Context, tenant, typ string, except uuid.UUID) ([]db.FhirRoutingRule, error) {
+func (h *API) enabledRulesOfType(ctx context.Context, tenant, typ string, except uuid.UUID) ([]db.FhirRoutingRule, error) {
 	rows, err := db.New(h.d.Pool).FhirRoutingRuleEnabledOfType(ctx, db.FhirRoutingRuleEnabledOfTypeParams{TenantID: tenant, ResourceType: typ})
 	if err != nil {
 		return nil, err

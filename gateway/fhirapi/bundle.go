@@ -1,4 +1,4 @@
-package gateway
+package fhirapi
 
 import (
 	"context"
@@ -165,10 +165,10 @@ func (g *fhirGateway) errorResult(cl caller, err error) *fhirResult {
 	var oe *outcomeError
 	if errors.As(err, &oe) {
 		sev := fhir.SeverityError
-		if oe.status >= 500 {
+		if oe.Status >= 500 {
 			sev = fhir.SeverityFatal
 		}
-		return &fhirResult{status: oe.status, header: http.Header{}, body: outcomeBody(sev, oe.code, oe.message)}
+		return &fhirResult{status: oe.Status, header: http.Header{}, body: outcomeBody(sev, oe.Code, oe.Message)}
 	}
 	g.log.Error("fhir bundle entry failed", "request_id", cl.requestID, "error", err)
 	return &fhirResult{status: http.StatusInternalServerError, header: http.Header{},
@@ -212,7 +212,7 @@ func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, c
 		if err != nil {
 			var oe *outcomeError
 			if errors.As(err, &oe) {
-				return nil, newOutcome(oe.status, oe.code, fmt.Sprintf("entry %d: %s", i, oe.message))
+				return nil, newOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
 			}
 			return nil, err
 		}
@@ -245,7 +245,7 @@ func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, c
 		if err != nil {
 			var oe *outcomeError
 			if errors.As(err, &oe) {
-				return nil, newOutcome(oe.status, oe.code, fmt.Sprintf("entry %d: %s", i, oe.message))
+				return nil, newOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
 			}
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package gateway
+package fhirapi
 
 import (
 	"context"
@@ -55,7 +55,7 @@ const (
 	exportFilePath   = "/$export-file/"
 )
 
-func exportRoutes(f *echo.Group, h *handlers) {
+func exportRoutes(f *echo.Group, h *API) {
 	if h.d.Exports.Bucket == nil || h.d.Temporal == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package gateway
+package fhirapi
 
 import (
 	"crypto/rand"
@@ -18,10 +18,10 @@ import (
 	"github.com/nhp/interop/internal/routing"
 )
 
-// FHIROptions configure how the FHIR facade reaches the services that own resources. The zero
+// Options configure how the FHIR facade reaches the services that own resources. The zero
 // value serves the built-in store (over Deps.Store) in-process and reaches external owners
 // with a default HTTP client.
-type FHIROptions struct {
+type Options struct {
 	// Builtin serves the built-in store's FHIR REST API (internal/fhirserver). The gateway
 	// calls it in-process, with the caller's tenant in the request context; nil builds one
 	// over Deps.Store.
@@ -89,7 +89,7 @@ func scopeOf(interaction string) auth.Interaction {
 // answers under its own base URL.
 type fhirGateway struct {
 	d       Deps
-	opts    FHIROptions
+	opts    Options
 	builtin http.Handler
 	client  *http.Client
 	key     []byte
@@ -101,7 +101,7 @@ type fhirGateway struct {
 
 // fhirRoutes registers the FHIR REST API on the /fhir group f. Everything but metadata needs
 // a token.
-func fhirRoutes(f *echo.Group, h *handlers) {
+func fhirRoutes(f *echo.Group, h *API) {
 	g := newFHIRGateway(h.d)
 	f.GET("/metadata", g.metadata)
 	authed := f.Group("", h.authenticate)

@@ -1,10 +1,8 @@
-package gateway
+package fhirapi
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,40 +12,48 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/gateway/internal/gatewaytest"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/dbtest"
-	"github.com/nhp/interop/internal/outbox"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
 
+// The shared HTTP test kit (gateway/internal/gatewaytest) under the names this package's
+// tests use.
 const (
-	apiBaseURL = "http://example.test"
-	apiTenantA = "tenant-a"
-	apiTenantB = "tenant-b"
-	apiMRN     = "urn:oid:1.2.3.4.5"
-	apiRWScope = "system/Patient.cruds system/Observation.cruds"
+	apiBaseURL = gatewaytest.BaseURL
+	apiTenantA = gatewaytest.TenantA
+	apiTenantB = gatewaytest.TenantB
+	apiMRN     = gatewaytest.MRN
+	apiRWScope = gatewaytest.RWScope
 )
 
-var apiSecret = []byte("0123456789abcdef0123456789abcdef")
+var (
+	apiSecret              = gatewaytest.Secret
+	decodeBody             = gatewaytest.DecodeBody
+	requireFHIRContentType = gatewaytest.RequireFHIRContentType
+	requireAPIOutcome      = gatewaytest.RequireOutcome
+	outcomeText            = gatewaytest.OutcomeText
+	apiPatient             = gatewaytest.Patient
+	requireSearchset       = gatewaytest.RequireSearchset
+)
 
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
 	pool   *pgxpool.Pool
 	signer auth.HS256
-	reg    *prometheus.Registry
 }
 
-// newAPIServer builds the gateway on a fresh database; mod adjusts the Deps before New.
+// newAPIServer mounts the FHIR API alone, on the server every room runs on, over a fresh
+// database; mod adjusts the Deps before New.
 func newAPIServer(t *testing.T, mod func(*Deps)) *apiServer {
 	t.Helper()
 	_, pool := dbtest.New(t)
@@ -59,14 +65,14 @@ func newAPIServer(t *testing.T, mod func(*Deps)) *apiServer {
 		Auth:         signer,
 		DefaultOwner: routing.Builtin,
 		BaseURL:      apiBaseURL,
-		Metrics:      NewMetrics(reg),
-		Gatherer:     reg,
 		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&d)
 	}
-	return &apiServer{t: t, e: New(d), pool: pool, signer: signer, reg: reg}
+	e := httpkit.NewServer(d.Logger, httpkit.NewMetrics(reg))
+	New(d).Routes(e.Group("/fhir"))
+	return &apiServer{t: t, e: e, pool: pool, signer: signer}
 }
 
 func (s *apiServer) token(tenant, scope string) string {
@@ -84,22 +90,7 @@ type apiRequest struct {
 
 func (s *apiServer) do(r apiRequest) *httptest.ResponseRecorder {
 	s.t.Helper()
-	if r.method == "" {
-		r.method = http.MethodGet
-	}
-	req := httptest.NewRequest(r.method, r.path, r.body)
-	if r.token != "" {
-		req.Header.Set(echo.HeaderAuthorization, "Bearer "+r.token)
-	}
-	if r.body != nil && req.Header.Get(echo.HeaderContentType) == "" {
-		req.Header.Set(echo.HeaderContentType, "application/fhir+json")
-	}
-	for k, v := range r.header {
-		req.Header.Set(k, v)
-	}
-	rec := httptest.NewRecorder()
-	s.e.ServeHTTP(rec, req)
-	return rec
+	return gatewaytest.Do(s.e, gatewaytest.Request{Method: r.method, Path: r.path, Token: r.token, Body: r.body, Header: r.header})
 }
 
 func (s *apiServer) get(path, token string) *httptest.ResponseRecorder {
@@ -112,39 +103,6 @@ func (s *apiServer) post(path, token, body string, header map[string]string) *ht
 	return s.do(apiRequest{method: http.MethodPost, path: path, token: token, body: strings.NewReader(body), header: header})
 }
 
-func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
-	t.Helper()
-	var m map[string]any
-	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &m), "body: %s", rec.Body.String())
-	return m
-}
-
-func requireFHIRContentType(t *testing.T, rec *httptest.ResponseRecorder) {
-	t.Helper()
-	require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderContentType), "application/fhir+json"),
-		"content type %q", rec.Header().Get(echo.HeaderContentType))
-}
-
-// requireAPIOutcome checks that rec is an OperationOutcome with status and the first issue's code.
-func requireAPIOutcome(t *testing.T, rec *httptest.ResponseRecorder, status int, code string) map[string]any {
-	t.Helper()
-	require.Equal(t, status, rec.Code, "body: %s", rec.Body.String())
-	requireFHIRContentType(t, rec)
-	require.NotContains(t, strings.ToLower(rec.Body.String()), "<html", "never an HTML body")
-	m := decodeBody(t, rec)
-	require.Equal(t, "OperationOutcome", m["resourceType"], "body: %s", rec.Body.String())
-	issues, ok := m["issue"].([]any)
-	require.True(t, ok && len(issues) > 0, "body: %s", rec.Body.String())
-	issue := issues[0].(map[string]any)
-	require.Equal(t, code, issue["code"], "body: %s", rec.Body.String())
-	require.NotEmpty(t, issue["severity"])
-	return m
-}
-
-func apiPatient(system, value string) string {
-	return `{"resourceType":"Patient","identifier":[{"system":"` + system + `","value":"` + value + `"}],"name":[{"family":"Doe"}]}`
-}
-
 // createPatient POSTs a Patient and returns its id.
 func (s *apiServer) createPatient(token, system, value string) string {
 	s.t.Helper()
@@ -153,23 +111,6 @@ func (s *apiServer) createPatient(token, system, value string) string {
 	id, _ := decodeBody(s.t, rec)["id"].(string)
 	require.NotEmpty(s.t, id)
 	return id
-}
-
-func requireSearchset(t *testing.T, rec *httptest.ResponseRecorder) (total int, entries []map[string]any) {
-	t.Helper()
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	requireFHIRContentType(t, rec)
-	b := decodeBody(t, rec)
-	require.Equal(t, "Bundle", b["resourceType"])
-	require.Equal(t, "searchset", b["type"])
-	tot, ok := b["total"].(float64)
-	require.True(t, ok, "a searchset carries total: %s", rec.Body.String())
-	if raw, ok := b["entry"].([]any); ok {
-		for _, e := range raw {
-			entries = append(entries, e.(map[string]any))
-		}
-	}
-	return int(tot), entries
 }
 
 func TestFHIRMetadataIsOpen(t *testing.T) {
@@ -209,89 +150,6 @@ func TestFHIRMetadataIsOpen(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.get("/fhir/metadata?_format=json", "").Code)
 }
 
-func TestHTTPAuthenticationFailures(t *testing.T) {
-	t.Parallel()
-	s := newAPIServer(t, nil)
-	scope := apiRWScope + " " + auth.AdminScope
-
-	expired, err := auth.HS256{Secret: apiSecret, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}.
-		Issue("c", apiTenantA, scope, time.Hour)
-	require.NoError(t, err)
-	notYet, err := auth.HS256{Secret: apiSecret, Now: func() time.Time { return time.Now().Add(time.Hour) }}.
-		Issue("c", apiTenantA, scope, time.Hour)
-	require.NoError(t, err)
-	otherSecret, err := auth.HS256{Secret: []byte("another-secret-another-secret-00")}.Issue("c", apiTenantA, scope, time.Hour)
-	require.NoError(t, err)
-	sign := func(method jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-		tok, err := jwt.NewWithClaims(method, claims).SignedString(key)
-		require.NoError(t, err)
-		return tok
-	}
-	exp := time.Now().Add(time.Hour).Unix()
-	algNone := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType,
-		jwt.MapClaims{"iss": auth.Issuer, "tenant": apiTenantA, "scope": scope, "exp": exp})
-	otherIssuer := sign(jwt.SigningMethodHS256, apiSecret,
-		jwt.MapClaims{"iss": "someone-else", "tenant": apiTenantA, "scope": scope, "exp": exp})
-	noTenant := sign(jwt.SigningMethodHS256, apiSecret, jwt.MapClaims{"iss": auth.Issuer, "scope": scope, "exp": exp})
-	noExpiry := sign(jwt.SigningMethodHS256, apiSecret, jwt.MapClaims{"iss": auth.Issuer, "tenant": apiTenantA, "scope": scope})
-	valid := s.token(apiTenantA, scope)
-	tampered := valid[:len(valid)-4] + "AAAA"
-
-	cases := map[string]string{
-		"no header":          "",
-		"empty bearer":       "Bearer ",
-		"basic scheme":       "Basic dXNlcjpwYXNz",
-		"bare token":         valid,
-		"malformed":          "Bearer not.a.jwt",
-		"garbage":            "Bearer %%%",
-		"expired":            "Bearer " + expired,
-		"not yet valid":      "Bearer " + notYet,
-		"other secret":       "Bearer " + otherSecret,
-		"tampered signature": "Bearer " + tampered,
-		"alg none":           "Bearer " + algNone,
-		"other issuer":       "Bearer " + otherIssuer,
-		"no tenant":          "Bearer " + noTenant,
-		"no expiry":          "Bearer " + noExpiry,
-	}
-	targets := []struct{ method, path, body string }{
-		{http.MethodGet, "/fhir/Patient", ""},
-		{http.MethodGet, "/fhir/Patient/some-id", ""},
-		{http.MethodPost, "/fhir/Patient", apiPatient(apiMRN, "1")},
-		{http.MethodPost, "/fhir/Patient/_search", "identifier=x"},
-		{http.MethodGet, "/admin/events", ""},
-		{http.MethodGet, "/admin/messages/" + uuid.NewString(), ""},
-	}
-	for name, header := range cases {
-		for _, tg := range targets {
-			r := apiRequest{method: tg.method, path: tg.path, header: map[string]string{}}
-			if header != "" {
-				r.header["Authorization"] = header
-			}
-			if tg.body != "" {
-				r.body = strings.NewReader(tg.body)
-				if strings.HasSuffix(tg.path, "_search") {
-					r.header["Content-Type"] = echo.MIMEApplicationForm
-				}
-			}
-			rec := s.do(r)
-			t.Logf("%s %s %s → %d", name, tg.method, tg.path, rec.Code)
-			requireAPIOutcome(t, rec, http.StatusUnauthorized, "login")
-			require.True(t, strings.HasPrefix(rec.Header().Get(echo.HeaderWWWAuthenticate), "Bearer "),
-				"%s %s %s: WWW-Authenticate %q", name, tg.method, tg.path, rec.Header().Get(echo.HeaderWWWAuthenticate))
-		}
-	}
-
-	// The POSTs above stored nothing.
-	total, _ := requireSearchset(t, s.get("/fhir/Patient", valid))
-	require.Zero(t, total)
-
-	// The valid token itself is accepted, whatever the case of the scheme (RFC 7235 §2.1).
-	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
-		rec := s.do(apiRequest{path: "/fhir/Patient", header: map[string]string{"Authorization": scheme + " " + valid}})
-		require.Equal(t, http.StatusOK, rec.Code, "%s: %s", scheme, rec.Body.String())
-	}
-}
-
 func TestFHIRScopesLimitInteractions(t *testing.T) {
 	t.Parallel()
 	s := newAPIServer(t, nil)
@@ -313,9 +171,9 @@ func TestFHIRScopesLimitInteractions(t *testing.T) {
 	id := s.createPatient(s.token(apiTenantA, "system/Patient.c"), apiMRN, "2")
 	requireSearchset(t, s.get("/fhir/Patient", searchOnly))
 	requireAPIOutcome(t, s.get("/fhir/Patient/"+id, searchOnly), http.StatusForbidden, "forbidden")
-	// The admin scope grants no FHIR data, and FHIR scopes grant no admin API.
+	// The admin scope grants no FHIR data, and FHIR scopes grant no admin API (adminapi's
+	// TestAdminScopeIsNotFHIRScope).
 	requireAPIOutcome(t, s.get("/fhir/Patient", s.token(apiTenantA, auth.AdminScope)), http.StatusForbidden, "forbidden")
-	requireAPIOutcome(t, s.get("/admin/events", s.token(apiTenantA, "system/*.cruds")), http.StatusForbidden, "forbidden")
 	// user/ and patient/ scopes are not accepted.
 	requireAPIOutcome(t, s.get("/fhir/Patient", s.token(apiTenantA, "user/Patient.rs patient/*.rs")), http.StatusForbidden, "forbidden")
 	// A wildcard v2 scope and a v1 scope both work.
@@ -584,37 +442,13 @@ func TestFHIRRequestBodies(t *testing.T) {
 	rec = httptest.NewRecorder()
 	s.e.ServeHTTP(rec, chunked)
 	requireAPIOutcome(t, rec, http.StatusRequestEntityTooLarge, "too-long")
-	// Admin requests have the limit too.
-	requireAPIOutcome(t, s.do(apiRequest{path: "/admin/events", token: s.token(apiTenantA, auth.AdminScope), body: strings.NewReader(big)}),
-		http.StatusRequestEntityTooLarge, "too-long")
+	// Admin requests have the limit too: adminapi's TestAdminRequestBodies.
 
 	total, _ := requireSearchset(t, s.get("/fhir/Patient", tok))
 	require.Zero(t, total, "no refused body was stored")
 
 	// A body under the limit is fine.
 	s.createPatient(tok, apiMRN, "small")
-}
-
-func TestHTTPUnknownRoutes(t *testing.T) {
-	t.Parallel()
-	s := newAPIServer(t, nil)
-	tok := s.token(apiTenantA, apiRWScope)
-
-	for _, path := range []string{"/nope", "/", "/fhir/Patient/x/y/z", "/admin/nope"} {
-		token := tok
-		if strings.HasPrefix(path, "/admin") {
-			token = s.token(apiTenantA, auth.AdminScope)
-		}
-		rec := s.get(path, token)
-		requireAPIOutcome(t, rec, http.StatusNotFound, "not-found")
-	}
-	requireAPIOutcome(t, s.get("/nope", ""), http.StatusNotFound, "not-found")
-
-	// A known path with a method it does not serve: 405 with what is allowed, as an
-	// OperationOutcome.
-	rec := s.do(apiRequest{method: http.MethodPatch, path: "/fhir/Patient/x", token: tok})
-	requireAPIOutcome(t, rec, http.StatusMethodNotAllowed, "not-supported")
-	require.NotEmpty(t, rec.Header().Get(echo.HeaderAllow))
 }
 
 func TestFHIRUnreachableOwner(t *testing.T) {
@@ -639,210 +473,6 @@ func TestFHIRUnreachableOwner(t *testing.T) {
 	requireSearchset(t, s.get("/fhir/Observation", s.token(apiTenantB, apiRWScope)))
 }
 
-type apiEventsPage struct {
-	Events []struct {
-		Cursor        string          `json:"cursor"`
-		EventID       string          `json:"eventId"`
-		Type          string          `json:"type"`
-		AggregateType string          `json:"aggregateType"`
-		AggregateID   string          `json:"aggregateId"`
-		OccurredAt    time.Time       `json:"occurredAt"`
-		Payload       json.RawMessage `json:"payload"`
-	} `json:"events"`
-	Next string `json:"next"`
-}
-
-func (s *apiServer) events(token, query string) apiEventsPage {
-	s.t.Helper()
-	rec := s.get("/admin/events"+query, token)
-	require.Equal(s.t, http.StatusOK, rec.Code, rec.Body.String())
-	var p apiEventsPage
-	require.NoError(s.t, json.Unmarshal(rec.Body.Bytes(), &p), rec.Body.String())
-	require.NotNil(s.t, p.Events, "events is a list, never null: %s", rec.Body.String())
-	return p
-}
-
-func eventAggregateIDs(p apiEventsPage) []string {
-	out := make([]string, len(p.Events))
-	for i, e := range p.Events {
-		out[i] = e.AggregateID
-	}
-	return out
-}
-
-func TestAdminEvents(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newAPIServer(t, nil)
-	adminA := s.token(apiTenantA, auth.AdminScope)
-	adminB := s.token(apiTenantB, auth.AdminScope)
-
-	requireAPIOutcome(t, s.get("/admin/events", s.token(apiTenantA, apiRWScope)), http.StatusForbidden, "forbidden")
-
-	emit := func(tenant, aggregateID string) {
-		t.Helper()
-		require.NoError(t, db.InTx(ctx, s.pool, func(q *db.Queries) error {
-			return outbox.Emit(ctx, q, tenant, outbox.Hl7MessageReceived, aggregateID, map[string]any{"n": aggregateID})
-		}))
-	}
-	emit(apiTenantA, "a1")
-	emit(apiTenantB, "b1")
-	emit(apiTenantA, "a2")
-	emit(apiTenantA, "a3")
-	// A rolled-back change raises no event.
-	require.Error(t, db.InTx(ctx, s.pool, func(q *db.Queries) error {
-		require.NoError(t, outbox.Emit(ctx, q, apiTenantA, outbox.Hl7MessageFailed, "rolled-back", nil))
-		return errors.New("abort")
-	}))
-
-	// Events become visible once no older transaction is running anywhere in the cluster
-	// (other tests' databases share it), so wait for them rather than assume.
-	var all apiEventsPage
-	require.Eventually(t, func() bool {
-		all = s.events(adminA, "")
-		return len(all.Events) >= 3
-	}, 2*time.Minute, 50*time.Millisecond)
-	require.Equal(t, []string{"a1", "a2", "a3"}, eventAggregateIDs(all), "only the caller tenant's events, in commit order")
-	require.Equal(t, all.Events[2].Cursor, all.Next)
-	for _, e := range all.Events {
-		require.Equal(t, string(outbox.Hl7MessageReceived), e.Type)
-		require.Equal(t, "Hl7Message", e.AggregateType)
-		require.NotEmpty(t, e.EventID)
-		require.NotEmpty(t, e.Cursor)
-		require.False(t, e.OccurredAt.IsZero())
-		require.JSONEq(t, `{"n":"`+e.AggregateID+`","tenantId":"`+apiTenantA+`"}`, string(e.Payload))
-	}
-	require.Eventually(t, func() bool { return len(s.events(adminB, "").Events) == 1 }, 2*time.Minute, 50*time.Millisecond)
-	require.Equal(t, []string{"b1"}, eventAggregateIDs(s.events(adminB, "")))
-
-	// Paging: next, passed back as after, continues where the page ended.
-	page1 := s.events(adminA, "?limit=2")
-	require.Equal(t, []string{"a1", "a2"}, eventAggregateIDs(page1))
-	require.Equal(t, page1.Events[1].Cursor, page1.Next)
-	page2 := s.events(adminA, "?limit=2&after="+url.QueryEscape(page1.Next))
-	require.Equal(t, []string{"a3"}, eventAggregateIDs(page2))
-	require.Equal(t, all.Next, page2.Next)
-	page3 := s.events(adminA, "?after="+url.QueryEscape(page2.Next))
-	require.Empty(t, page3.Events)
-	require.Equal(t, page2.Next, page3.Next, "an empty page keeps the cursor")
-
-	// Another tenant's cursor reveals nothing of this tenant's events beyond it.
-	require.Empty(t, s.events(adminB, "?after="+url.QueryEscape(page2.Next)).Events)
-
-	for _, q := range []string{"?after=garbage", "?after=1", "?after=a-1", "?after=1-b", "?after=-1-2", "?limit=0", "?limit=1001", "?limit=abc"} {
-		requireAPIOutcome(t, s.get("/admin/events"+q, adminA), http.StatusBadRequest, "value")
-	}
-}
-
-func TestAdminMessage(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s := newAPIServer(t, func(d *Deps) {
-		d.TemporalUIURL = "http://temporal.test"
-		d.TemporalNamespace = "default"
-	})
-	q := db.New(s.pool)
-	port := int32(32001)
-	conn, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: apiTenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMllp,
-		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, ListenPort: &port, Settings: []byte(`{}`),
-	})
-	require.NoError(t, err)
-	raw := []byte("MSH|^~\\&|LAB|FAC|||20240101||ORU^R01|C1|P|2.5\r")
-	sum := sha256.Sum256(raw)
-	msg, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
-		TenantID: apiTenantA, ConnectorID: conn.ID, MessageControlID: "C1", SendingApp: "LAB", SendingFacility: "FAC",
-		MessageCode: "ORU", TriggerEvent: "R01", Hl7Version: "2.5", Raw: raw, RawSHA256: sum[:],
-		AckCode: "AA", Ack: []byte("MSH|ack"), WorkflowID: "hl7-C1",
-	})
-	require.NoError(t, err)
-	attempt, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{WorkflowID: "hl7-C1", RunID: "run-1", MessageID: msg.ID})
-	require.NoError(t, err)
-	require.NoError(t, q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
-		TenantID: apiTenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceType: "Patient", ResourceID: "p1",
-		Action: "created", Owner: routing.Builtin,
-	}))
-
-	adminA := s.token(apiTenantA, auth.AdminScope)
-	rec := s.get("/admin/messages/"+msg.ID.String(), adminA)
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	m := decodeBody(t, rec)
-	require.Equal(t, msg.ID.String(), m["id"])
-	require.Equal(t, conn.ID.String(), m["connectorId"])
-	require.Equal(t, "pending", m["status"])
-	require.Equal(t, "C1", m["messageControlId"])
-	require.Equal(t, "ORU^R01", m["messageType"])
-	require.Equal(t, float64(len(raw)), m["sizeBytes"])
-	require.Equal(t, "http://temporal.test/namespaces/default/workflows/hl7-C1", m["temporalUrl"])
-	require.NotContains(t, m, "raw", "the message body (PHI) is not part of the summary")
-	attempts := m["attempts"].([]any)
-	require.Len(t, attempts, 1)
-	require.Equal(t, "run-1", attempts[0].(map[string]any)["runId"])
-	links := m["resourceLinks"].([]any)
-	require.Len(t, links, 1)
-	require.Equal(t, "p1", links[0].(map[string]any)["resourceId"])
-
-	// Another tenant's admin sees no such message: the same answer as for an unknown id.
-	foreign := s.get("/admin/messages/"+msg.ID.String(), s.token(apiTenantB, auth.AdminScope))
-	requireAPIOutcome(t, foreign, http.StatusNotFound, "not-found")
-	unknown := s.get("/admin/messages/"+uuid.NewString(), s.token(apiTenantB, auth.AdminScope))
-	requireAPIOutcome(t, unknown, http.StatusNotFound, "not-found")
-	require.Equal(t, unknown.Body.String(), foreign.Body.String())
-	requireAPIOutcome(t, s.get("/admin/messages/not-a-uuid", adminA), http.StatusNotFound, "not-found")
-	// Without the admin scope even the owner tenant is refused.
-	requireAPIOutcome(t, s.get("/admin/messages/"+msg.ID.String(), s.token(apiTenantA, apiRWScope)), http.StatusForbidden, "forbidden")
-}
-
-func TestHTTPHealthAndReadiness(t *testing.T) {
-	t.Parallel()
-	s := newAPIServer(t, func(d *Deps) {
-		d.Ready = func(context.Context) error { return errors.New("temporal unreachable") }
-	})
-	rec := s.get("/healthz", "")
-	require.Equal(t, http.StatusOK, rec.Code)
-	require.JSONEq(t, `{"status":"ok"}`, rec.Body.String())
-
-	rec = s.get("/readyz", "")
-	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
-	require.Equal(t, "unavailable", decodeBody(t, rec)["status"])
-
-	ready := newAPIServer(t, func(d *Deps) { d.Ready = func(context.Context) error { return nil } })
-	rec = ready.get("/readyz", "")
-	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	require.Equal(t, "ready", decodeBody(t, rec)["status"])
-}
-
-func TestHTTPMetrics(t *testing.T) {
-	t.Parallel()
-	s := newAPIServer(t, nil)
-	require.Equal(t, http.StatusOK, s.get("/healthz", "").Code)
-	require.Equal(t, http.StatusOK, s.get("/fhir/metadata", "").Code)
-	require.Equal(t, http.StatusUnauthorized, s.get("/fhir/Patient", "").Code)
-	require.Equal(t, http.StatusNotFound, s.get("/nope", "").Code)
-
-	rec := s.get("/metrics", "")
-	require.Equal(t, http.StatusOK, rec.Code)
-	body := rec.Body.String()
-	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/healthz",status="200"} 1`)
-	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/fhir/metadata",status="200"} 1`)
-	require.Contains(t, body, `interop_http_requests_total{method="GET",route="/fhir/:type",status="401"} 1`)
-	require.Contains(t, body, `status="404"`)
-	require.Contains(t, body, `interop_http_request_duration_seconds_bucket{method="GET",route="/healthz"`)
-
-	// The registry passed in is the one served.
-	families, err := s.reg.Gather()
-	require.NoError(t, err)
-	var found bool
-	for _, f := range families {
-		if f.GetName() == "interop_http_requests_total" {
-			found = true
-		}
-	}
-	require.True(t, found)
-}
-
-// With a token, the CapabilityStatement lists the caller tenant's national profiles beside
-// US Core and IPS; without one (or for another tenant) only the base profiles.
 func TestFHIRMetadataDeclaresTenantProfiles(t *testing.T) {
 	t.Parallel()
 	const afg = "http://moph.gov.af/fhir/StructureDefinition/afg-patient"

@@ -1,4 +1,7 @@
-package gateway
+// Package httpkit is what the gateway's HTTP rooms (fhirapi, adminapi) share: errors answered
+// as OperationOutcomes, the bearer-token principal and scope checks, request body limits, the
+// FHIR _format check, request logging and HTTP metrics, and the echo server they all run on.
+package httpkit
 
 import (
 	"errors"
@@ -10,35 +13,38 @@ import (
 	"github.com/nhp/interop/internal/fhir"
 )
 
-// outcomeError is an error with the HTTP status and OperationOutcome it must be answered with.
-type outcomeError struct {
-	status  int
-	code    fhir.IssueType
-	message string
+// OutcomeError is an error with the HTTP status and OperationOutcome it must be answered with.
+// Its message is shown to the client: it never carries an internal error's text.
+type OutcomeError struct {
+	Status  int
+	Code    fhir.IssueType
+	Message string
 }
 
-func (e *outcomeError) Error() string { return e.message }
+func (e *OutcomeError) Error() string { return e.Message }
 
-func newOutcome(status int, code fhir.IssueType, message string) error {
-	return &outcomeError{status: status, code: code, message: message}
+// NewOutcome is the error ErrorHandler answers with status and an OperationOutcome of code
+// and message.
+func NewOutcome(status int, code fhir.IssueType, message string) error {
+	return &OutcomeError{Status: status, Code: code, Message: message}
 }
 
-// errorHandler renders every error as an OperationOutcome (JSON for /admin too, which speaks
+// ErrorHandler renders every error as an OperationOutcome (JSON for /admin too, which speaks
 // the same shape), never an HTML page and never the text of an internal error.
-func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		status, code, msg := http.StatusInternalServerError, fhir.IssueException, "internal error; the request id in X-Request-Id identifies it in the logs"
-		var oe *outcomeError
+		var oe *OutcomeError
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &oe):
-			status, code, msg = oe.status, oe.code, oe.message
+			status, code, msg = oe.Status, oe.Code, oe.Message
 		case errors.As(err, &he):
 			status = he.Code
-			code = issueForStatus(status)
+			code = IssueForStatus(status)
 			msg = http.StatusText(status)
 			if s, ok := he.Message.(string); ok && status < 500 {
 				msg = s
@@ -61,7 +67,8 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	}
 }
 
-func issueForStatus(status int) fhir.IssueType {
+// IssueForStatus is the OperationOutcome issue type of an HTTP error status.
+func IssueForStatus(status int) fhir.IssueType {
 	switch status {
 	case http.StatusBadRequest:
 		return fhir.IssueInvalid

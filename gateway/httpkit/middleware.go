@@ -1,4 +1,4 @@
-package gateway
+package httpkit
 
 import (
 	"errors"
@@ -13,73 +13,90 @@ import (
 	"github.com/nhp/interop/internal/fhir"
 )
 
+// Verifier checks bearer tokens.
+type Verifier interface {
+	Verify(token string) (auth.Principal, error)
+}
+
 const principalKey = "principal"
 
-// authenticate verifies the bearer token and stores the principal for handlers.
-func (h *handlers) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+// Authenticate verifies the bearer token with v and stores the principal for handlers
+// (Principal); a refused token is logged at info level on logger.
+func Authenticate(v Verifier, logger *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return authenticate(v, logger, next)
+	}
+}
+
+func authenticate(v Verifier, logger *slog.Logger, next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		header := c.Request().Header.Get(echo.HeaderAuthorization)
 		// The auth scheme is case-insensitive (RFC 7235 §2.1): "bearer" is as good as "Bearer".
 		scheme, token, ok := strings.Cut(header, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="interop"`)
-			return newOutcome(http.StatusUnauthorized, fhir.IssueLogin, "missing bearer token: send Authorization: Bearer <token> (see `interop token`)")
+			return NewOutcome(http.StatusUnauthorized, fhir.IssueLogin, "missing bearer token: send Authorization: Bearer <token> (see `interop token`)")
 		}
-		p, err := h.d.Auth.Verify(token)
+		p, err := v.Verify(token)
 		if err != nil {
-			h.d.Logger.Info("token refused", "error", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			logger.Info("token refused", "error", err, "request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="interop", error="invalid_token"`)
-			return newOutcome(http.StatusUnauthorized, fhir.IssueLogin, "invalid or expired bearer token")
+			return NewOutcome(http.StatusUnauthorized, fhir.IssueLogin, "invalid or expired bearer token")
 		}
 		c.Set(principalKey, p)
 		return next(c)
 	}
 }
 
-func principal(c echo.Context) auth.Principal {
+// Principal is the caller Authenticate verified; the zero Principal on a route without it.
+func Principal(c echo.Context) auth.Principal {
 	p, _ := c.Get(principalKey).(auth.Principal)
 	return p
 }
 
-func requireScope(scope string) echo.MiddlewareFunc {
+// RequireScope refuses callers without scope with 403.
+func RequireScope(scope string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if !principal(c).Scopes.Has(scope) {
-				return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "this endpoint needs scope "+scope)
+			if !Principal(c).Scopes.Has(scope) {
+				return NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "this endpoint needs scope "+scope)
 			}
 			return next(c)
 		}
 	}
 }
 
-func requireInteraction(c echo.Context, resourceType string, in auth.Interaction) error {
-	if !principal(c).Scopes.Allows(resourceType, in) {
-		return newOutcome(http.StatusForbidden, fhir.IssueForbidden,
+// RequireInteraction is a 403 error unless the caller's scopes allow in on resourceType.
+func RequireInteraction(c echo.Context, resourceType string, in auth.Interaction) error {
+	if !Principal(c).Scopes.Allows(resourceType, in) {
+		return NewOutcome(http.StatusForbidden, fhir.IssueForbidden,
 			"token scopes do not grant '"+string(rune(in))+"' on "+resourceType)
 	}
 	return nil
 }
 
-// fhirFormat honours _format and Accept: JSON only (XML is not offered), answered as
+// FHIRFormat honours _format and Accept: JSON only (XML is not offered), answered as
 // application/fhir+json.
-func fhirFormat(next echo.HandlerFunc) echo.HandlerFunc {
+func FHIRFormat(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		format := c.QueryParam("_format")
 		switch format {
 		case "", "json", "application/json", "application/fhir+json", "application/json+fhir":
 		default:
-			return newOutcome(http.StatusNotAcceptable, fhir.IssueNotSupported, "_format "+format+" is not supported; use json")
+			return NewOutcome(http.StatusNotAcceptable, fhir.IssueNotSupported, "_format "+format+" is not supported; use json")
 		}
 		return next(c)
 	}
 }
 
-func bodyLimit(max int64) echo.MiddlewareFunc {
+// BodyLimit refuses request bodies over max bytes with 413; a handler reading past max gets
+// an error IsBodyTooLarge recognises.
+func BodyLimit(max int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
 			if req.ContentLength > max {
-				return newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+				return NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 			}
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, max)
 			return next(c)
@@ -87,12 +104,14 @@ func bodyLimit(max int64) echo.MiddlewareFunc {
 	}
 }
 
-func isBodyTooLarge(err error) bool {
+// IsBodyTooLarge reports whether err is the read error of a body over BodyLimit.
+func IsBodyTooLarge(err error) bool {
 	var mbe *http.MaxBytesError
 	return errors.As(err, &mbe)
 }
 
-func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
+// RequestLogger logs each request (debug, or warn for 5xx) after the error handler ran.
+func RequestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()

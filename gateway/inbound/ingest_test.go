@@ -1,4 +1,4 @@
-package gateway
+package inbound
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +34,6 @@ import (
 
 const (
 	ingestTenant   = "tenant-mllp"
-	ingestFixture  = "testdata/adt_a01.hl7"
 	ingestSendWait = 10 * time.Second
 	// noReplyWait is how long a client waits to conclude that no reply is coming.
 	noReplyWait = 300 * time.Millisecond
@@ -107,38 +105,6 @@ func insertActiveConnector(t testing.TB, q *db.Queries, tenant, facility, name s
 	return insertConnector(t, q, connectorSpec{Tenant: tenant, Facility: facility, Name: name, Host: &host, Port: port, Status: db.ConnectorStatusActive})
 }
 
-type connectorSpec struct {
-	Tenant, Facility, Name string
-	Host                   *string // nil: the Listeners' DefaultHost
-	Port                   int32
-	Status                 db.ConnectorStatus // draft when empty
-	Direction              db.ConnectorDirection
-	Settings               string
-}
-
-// insertConnector inserts an mllp connector as a draft, then moves it to spec.Status.
-func insertConnector(t testing.TB, q *db.Queries, spec connectorSpec) db.InteropConnector {
-	t.Helper()
-	ctx := context.Background()
-	if spec.Direction == "" {
-		spec.Direction = db.ConnectorDirectionInbound
-	}
-	if spec.Settings == "" {
-		spec.Settings = "{}"
-	}
-	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMllp,
-		Direction: spec.Direction, Status: db.ConnectorStatusDraft,
-		ListenHost: spec.Host, ListenPort: &spec.Port, Settings: []byte(spec.Settings),
-	})
-	require.NoError(t, err)
-	if spec.Status != "" && spec.Status != db.ConnectorStatusDraft {
-		c, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: spec.Tenant, ID: c.ID, Status: spec.Status})
-		require.NoError(t, err)
-	}
-	return c
-}
-
 // serveMLLP serves c on ln (a new 127.0.0.1 listener when nil) until the test ends.
 func serveMLLP(t testing.TB, ln net.Listener, in *Ingestor, c Connector) string {
 	t.Helper()
@@ -164,60 +130,10 @@ func serveMLLP(t testing.TB, ln net.Listener, in *Ingestor, c Connector) string 
 	return ln.Addr().String()
 }
 
-// fixture returns the ADT^A01 fixture with CR segment terminators, as it goes on the wire.
-func fixture(t testing.TB) []byte {
-	t.Helper()
-	b, err := os.ReadFile(ingestFixture)
-	require.NoError(t, err)
-	s := strings.ReplaceAll(string(b), "\r\n", "\n")
-	s = strings.TrimRight(s, "\n")
-	return []byte(strings.ReplaceAll(s, "\n", "\r") + "\r")
-}
-
-// withMSH returns a copy of msg with MSH-n (n >= 3) set to value.
-func withMSH(t testing.TB, msg []byte, n int, value string) []byte {
-	t.Helper()
-	require.GreaterOrEqual(t, n, 3)
-	end := bytes.IndexByte(msg, '\r')
-	require.Positive(t, end)
-	fields := strings.Split(string(msg[:end]), "|") // fields[k] is MSH-(k+1)
-	for len(fields) < n {
-		fields = append(fields, "")
-	}
-	fields[n-1] = value
-	out := []byte(strings.Join(fields, "|"))
-	return append(out, msg[end:]...)
-}
-
-// message is the fixture with control id id.
-func message(t testing.TB, id string) []byte { return withMSH(t, fixture(t), 10, id) }
-
-// dial opens an MLLP client to addr, closed when the test ends.
-func dial(t testing.TB, addr string) *mllp.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := mllp.Dial(ctx, addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // send sends msg on a new connection and returns the raw reply and what it says.
 func (e *ingestEnv) send(t testing.TB, msg []byte) ([]byte, hl7v2.AckInfo) {
 	t.Helper()
 	return sendOn(t, dial(t, e.addr), msg)
-}
-
-func sendOn(t testing.TB, c *mllp.Client, msg []byte) ([]byte, hl7v2.AckInfo) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ingestSendWait)
-	defer cancel()
-	reply, err := c.Send(ctx, msg)
-	require.NoError(t, err)
-	info, err := hl7v2.ParseAck(reply)
-	require.NoError(t, err, "reply: %q", reply)
-	return reply, info
 }
 
 // requireNoReply sends msg on a new connection and requires that no reply comes back.
@@ -252,13 +168,6 @@ func pipeline(t testing.TB, addr string, msgs [][]byte, want int) [][]byte {
 		replies = append(replies, reply)
 	}
 	return replies
-}
-
-func count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
-	t.Helper()
-	var n int
-	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
-	return n
 }
 
 func (e *ingestEnv) messageCount(t testing.TB) int {

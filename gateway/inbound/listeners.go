@@ -1,4 +1,4 @@
-package gateway
+package inbound
 
 import (
 	"context"
@@ -84,7 +84,7 @@ func (l *Listeners) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			l.closeAll()
+			l.Close()
 			return nil
 		case <-t.C:
 			if err := l.Reconcile(ctx); err != nil && ctx.Err() == nil {
@@ -195,7 +195,8 @@ func (l *Listeners) stop(id uuid.UUID, ln *listener) {
 	l.Logger.Info("mllp listener closed", "connector_id", id, "addr", ln.addr)
 }
 
-func (l *Listeners) closeAll() {
+// Close shuts every listener down, as Run does when its context ends.
+func (l *Listeners) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for id, ln := range l.running {

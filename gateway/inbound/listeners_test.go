@@ -1,12 +1,10 @@
-package gateway
+package inbound
 
 import (
 	"context"
 	"errors"
 	"net"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,24 +18,12 @@ import (
 	"github.com/nhp/interop/internal/mllp"
 )
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int32 {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return int32(port)
-}
-
-func hostPort(port int32) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))) }
-
 // newListeners returns Listeners on pool whose listeners all close when the test ends.
 func newListeners(t testing.TB, pool *pgxpool.Pool) *Listeners {
 	t.Helper()
 	in, _ := newIngestor(pool)
 	l := &Listeners{Pool: pool, Ingestor: in, Logger: discardLogger(), DefaultHost: "127.0.0.1", Interval: 20 * time.Millisecond}
-	t.Cleanup(l.closeAll) // registered after dbtest.New: runs before the pool closes
+	t.Cleanup(l.Close) // registered after dbtest.New: runs before the pool closes
 	return l
 }
 
@@ -47,23 +33,6 @@ func requireListening(t testing.TB, addr string) {
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	require.NoError(t, err, "dial %s", addr)
 	_ = nc.Close()
-}
-
-func requireRefused(t testing.TB, addr string) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err == nil {
-		_ = nc.Close()
-	}
-	require.ErrorIs(t, err, syscall.ECONNREFUSED, "dial %s", addr)
-}
-
-// requireAccepts sends a message with control id id to addr and requires AA.
-func requireAccepts(t testing.TB, addr, id string) {
-	t.Helper()
-	_, ack := sendOn(t, dial(t, addr), message(t, id))
-	require.Equal(t, hl7v2.AppAccept, ack.Code)
-	require.Equal(t, id, ack.ControlID)
 }
 
 func setStatus(t testing.TB, q *db.Queries, c db.InteropConnector, s db.ConnectorStatus) {

@@ -1,17 +1,9 @@
-package gateway
+package inbound
 
-import (
-	"strconv"
-	"time"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-)
-
-// Metrics are the gateway's Prometheus collectors.
+// Metrics are the inbound path's Prometheus collectors.
 type Metrics struct {
-	HTTPRequests *prometheus.CounterVec
-	HTTPDuration *prometheus.HistogramVec
 	// MLLPMessages counts inbound frames by connector and the ACK code answered.
 	MLLPMessages *prometheus.CounterVec
 	// MLLPAckSeconds is the time from a frame's arrival to its ACK being ready.
@@ -25,13 +17,6 @@ type Metrics struct {
 // NewMetrics creates the collectors and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "interop_http_requests_total", Help: "HTTP requests by route, method and status.",
-		}, []string{"route", "method", "status"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "interop_http_request_duration_seconds", Help: "HTTP request latency by route.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"route", "method"}),
 		MLLPMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "interop_mllp_messages_total", Help: "Inbound MLLP messages by connector and ACK code (AA, CA, AR, AE, CR, CE, duplicate).",
 		}, []string{"connector", "ack_code"}),
@@ -46,26 +31,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "interop_workflow_starts_total", Help: "InboundHL7 workflow starts by outcome.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts)
+	reg.MustRegister(m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts)
 	return m
-}
-
-func (m *Metrics) middleware() echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			start := time.Now()
-			err := next(c)
-			if err != nil {
-				c.Error(err)
-			}
-			route := c.Path()
-			if route == "" {
-				route = "unmatched"
-			}
-			method := c.Request().Method
-			m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(c.Response().Status)).Inc()
-			m.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-			return nil
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package inbound
 
 import (
 	"context"
@@ -138,7 +138,7 @@ func (s *Starter) sweep(ctx context.Context) {
 			return
 		}
 		err := s.start(ctx, StartRequest{WorkflowID: m.WorkflowID, Input: workflows.InboundHL7Input{
-			MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID, MessageType: joinType(m.MessageCode, m.TriggerEvent),
+			MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID, MessageType: workflows.MessageType(m.MessageCode, m.TriggerEvent),
 		}})
 		if err != nil {
 			// Temporal is still unreachable: one failure is enough to know, and trying the
