@@ -26,7 +26,7 @@ func TestFHIRGatewayWithFHIRKitClient(t *testing.T) {
 		}
 		t.Skip("SKIPPED: node is not on PATH, so the independent FHIR client (fhir-kit-client) did not run; set INTEROP_REQUIRE_NODE=1 to make this a failure")
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "test", "fhirkit"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", "test", "fhirkit"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

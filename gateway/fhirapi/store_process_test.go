@@ -63,7 +63,7 @@ func TestFHIRGatewayWithStoreProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/interop")
-	build.Dir = ".."
+	build.Dir = filepath.Join("..", "..")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "build interop: %s", out)
 
