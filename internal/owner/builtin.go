@@ -3,6 +3,7 @@ package owner
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -221,4 +222,17 @@ func (w *bufferedResponse) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.body.Write(b)
+}
+
+// statusError is the StatusError of the built-in store's non-success answer, permanent ones marked ErrRefused.
+func statusError(status int, body []byte) error {
+	se := &StatusError{Status: status}
+	var oo fhir.OperationOutcome
+	if json.Unmarshal(body, &oo) == nil && oo.ResourceType == "OperationOutcome" && len(oo.Issue) > 0 {
+		se.Diagnostics = oo.Issue[0].Diagnostics
+	}
+	if se.Permanent() {
+		return refused(routing.Builtin, "the search", se)
+	}
+	return se
 }

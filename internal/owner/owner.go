@@ -10,6 +10,7 @@ package owner
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 
@@ -101,7 +102,7 @@ type Response struct {
 // Page is one page of a search, open for reading; Close it.
 type Page struct {
 	link      string
-	body      interface{ Read([]byte) (int, error) }
+	body      io.Reader
 	close     func() error
 	maxBytes  int64
 	underBase func(string) bool

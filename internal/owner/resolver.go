@@ -2,11 +2,9 @@ package owner
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 
-	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/fhirserver"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
@@ -71,17 +69,4 @@ func (r *Resolver) builtinHandler() http.Handler {
 
 func withTenant(ctx context.Context, tenant string) context.Context {
 	return fhirserver.WithTenant(ctx, tenant)
-}
-
-// statusError is the StatusError of a non-success answer, permanent ones marked ErrRefused.
-func statusError(status int, body []byte) error {
-	se := &StatusError{Status: status}
-	var oo fhir.OperationOutcome
-	if json.Unmarshal(body, &oo) == nil && oo.ResourceType == "OperationOutcome" && len(oo.Issue) > 0 {
-		se.Diagnostics = oo.Issue[0].Diagnostics
-	}
-	if se.Permanent() {
-		return refused(routing.Builtin, "the search", se)
-	}
-	return se
 }

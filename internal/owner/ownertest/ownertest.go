@@ -279,10 +279,8 @@ func severalMatches(t *testing.T, o owner.Owner, _ Options) {
 	require.ErrorIs(t, err, owner.ErrRefused, "conditional update: %v", err)
 	_, err = o.ConditionalCreate(ctx, "Patient", patientAt("Newer", t0.Add(time.Hour)), mrn)
 	require.ErrorIs(t, err, owner.ErrRefused, "conditional create: %v", err)
-	body := reportAt(t0, "final")
 	_, err = o.ConditionalPatch(ctx, "Patient", []byte(activeFalse), mrn)
 	require.ErrorIs(t, err, owner.ErrRefused, "conditional patch: %v", err)
-	_ = body
 	for _, r := range search(t, o, "Patient", url.Values{"identifier": {mrn.Token()}}) {
 		require.Contains(t, string(r), `"Twin"`, "nothing was written")
 		require.NotContains(t, string(r), `"active"`)
