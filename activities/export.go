@@ -19,6 +19,7 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/export"
 	"github.com/nhp/interop/internal/outbox"
+	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
@@ -254,10 +255,13 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 	}
 	fw := a.newFileWriter(job, &cur, in.Task.Type, ownerFileTag(in.Task.Owner))
 	defer fw.discard()
-	if in.Task.Owner == routing.Builtin {
-		err = a.exportBuiltin(ctx, job, req, in.Task.Type, scope, fw)
+	// The built-in store reads the snapshot at the transaction time, deletions included;
+	// any other owner is read through its FHIR search, which cannot ask for an instant.
+	o := a.owner(job.TenantID, in.Task.Owner)
+	if snap, ok := o.(owner.SnapshotReader); ok {
+		err = a.exportSnapshot(ctx, job, req, in.Task.Type, snap, scope, fw)
 	} else {
-		err = a.exportOwner(ctx, job, req, in.Task, scope, fw)
+		err = a.exportOwner(ctx, job, req, in.Task, o, scope, fw)
 	}
 	if err != nil {
 		return ExportTaskResult{}, err
@@ -270,9 +274,10 @@ func (a *Activities) BulkExportType(ctx context.Context, in ExportTaskInput) (Ex
 	return ExportTaskResult{Files: cur.Files, Resources: cur.Resources, Deleted: cur.Deleted}, nil
 }
 
-// exportBuiltin writes typ's resources from the built-in store as they were at the
-// transaction time, then, for a system-level export with _since, the ids deleted since.
-func (a *Activities) exportBuiltin(ctx context.Context, job db.BulkExportJob, req export.Request, typ string, scope exportScope, fw *fileWriter) error {
+// exportSnapshot writes typ's resources from an owner that keeps every version (the built-in
+// store) as they were at the transaction time, then, for a system-level export with _since,
+// the ids deleted since.
+func (a *Activities) exportSnapshot(ctx context.Context, job db.BulkExportJob, req export.Request, typ string, snap owner.SnapshotReader, scope exportScope, fw *fileWriter) error {
 	q := store.ExportQuery{Tenant: job.TenantID, Type: typ, TransactionTime: job.TransactionTime, Since: req.Since}
 	if scope.compartment {
 		q.Compartment = true
@@ -296,32 +301,32 @@ func (a *Activities) exportBuiltin(ctx context.Context, job db.BulkExportJob, re
 	}
 	cur := fw.cur
 	if cur.Phase == "output" {
-		if err := a.exportOutput(ctx, q, fw); err != nil {
+		if err := a.exportOutput(ctx, snap, q, fw); err != nil {
 			return err
 		}
 		cur.Phase, cur.Part, cur.After = "deleted", 0, ""
 		activity.RecordHeartbeat(ctx, *cur)
 	}
 	if !req.Since.IsZero() && !q.Compartment {
-		if err := a.exportDeleted(ctx, q, fw); err != nil {
+		if err := a.exportDeleted(ctx, snap, q, fw); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (a *Activities) exportOutput(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {
+func (a *Activities) exportOutput(ctx context.Context, snap owner.SnapshotReader, q store.ExportQuery, fw *fileWriter) error {
 	return a.exportPages(ctx, q, fw, "output", func(q store.ExportQuery) (int, error) {
-		n, _, err := a.Store.ExportPage(ctx, q, func(id string, line []byte) error {
+		n, _, err := snap.ExportPage(ctx, q, func(id string, line []byte) error {
 			return fw.write(ctx, id, line)
 		})
 		return n, err
 	})
 }
 
-func (a *Activities) exportDeleted(ctx context.Context, q store.ExportQuery, fw *fileWriter) error {
+func (a *Activities) exportDeleted(ctx context.Context, snap owner.SnapshotReader, q store.ExportQuery, fw *fileWriter) error {
 	return a.exportPages(ctx, q, fw, "deleted", func(q store.ExportQuery) (int, error) {
-		ids, err := a.Store.ExportDeletedPage(ctx, q)
+		ids, err := snap.ExportDeletedPage(ctx, q)
 		if err != nil {
 			return 0, err
 		}

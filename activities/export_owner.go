@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -23,7 +21,7 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/export"
 	"github.com/nhp/interop/internal/fhir"
-	"github.com/nhp/interop/internal/fhirclient"
+	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
@@ -42,13 +40,6 @@ const (
 
 // ownerKeepAliveEvery is how often a task waiting for an owner's answer heartbeats.
 const ownerKeepAliveEvery = 5 * time.Second
-
-var (
-	// errOwnerPageTooLarge is a page of an owner's search beyond ExportOwnerPageMaxBytes.
-	errOwnerPageTooLarge = errors.New("owner page too large")
-	// errNotSearchset is an owner's answer to a search that is not a FHIR JSON Bundle.
-	errNotSearchset = errors.New("not a FHIR JSON Bundle")
-)
 
 // ownerFileTag tells apart the files of one type's tasks when the type has several owners
 // (split by category): "" for the built-in store, whose file names stay as they were, else a
@@ -99,7 +90,7 @@ type ownerExport struct {
 	a      *Activities
 	tenant string
 	typ    string
-	owner  string
+	owner  owner.Owner
 	fw     *fileWriter
 	tt     time.Time
 	since  time.Time
@@ -116,7 +107,7 @@ type ownerExport struct {
 }
 
 // exportOwner writes the task's resources from its external owner (see ownerExport).
-func (a *Activities) exportOwner(ctx context.Context, job db.BulkExportJob, req export.Request, task ExportTask, scope exportScope, fw *fileWriter) error {
+func (a *Activities) exportOwner(ctx context.Context, job db.BulkExportJob, req export.Request, task ExportTask, o owner.Owner, scope exportScope, fw *fileWriter) error {
 	invalid := func(msg string, err error) error {
 		return temporal.NewNonRetryableApplicationError("export "+task.Type+": "+msg, ErrTypeExportInvalid, err)
 	}
@@ -149,30 +140,30 @@ func (a *Activities) exportOwner(ctx context.Context, job db.BulkExportJob, req 
 	q.Set("_sort", "_lastUpdated")
 	q.Set("_count", strconv.Itoa(cmp.Or(a.ExportOwnerPageCount, DefaultExportOwnerPageCount)))
 
-	o := &ownerExport{
-		a: a, tenant: job.TenantID, typ: task.Type, owner: task.Owner, fw: fw,
+	e := &ownerExport{
+		a: a, tenant: job.TenantID, typ: task.Type, owner: o, fw: fw,
 		tt: job.TransactionTime, since: req.Since, query: q, compartment: scope.compartment,
 		maxBytes: cmp.Or(a.ExportOwnerPageMaxBytes, DefaultExportOwnerPageMaxBytes),
 	}
 	if !scope.compartment || scope.everyPatient {
-		o.batches = [][]string{nil}
+		e.batches = [][]string{nil}
 	} else {
-		o.batchOf = map[string]int{}
+		e.batchOf = map[string]int{}
 		var batch []string
 		for _, p := range scope.patients {
-			if _, dup := o.batchOf[p]; dup || !fhir.ValidID(p) {
+			if _, dup := e.batchOf[p]; dup || !fhir.ValidID(p) {
 				continue // a reference that is no id names no resource
 			}
-			o.batchOf[p] = len(o.batches)
+			e.batchOf[p] = len(e.batches)
 			if batch = append(batch, p); len(batch) == ownerPatientBatch {
-				o.batches, batch = append(o.batches, batch), nil
+				e.batches, batch = append(e.batches, batch), nil
 			}
 		}
 		if len(batch) > 0 {
-			o.batches = append(o.batches, batch)
+			e.batches = append(e.batches, batch)
 		}
 	}
-	return o.run(ctx)
+	return e.run(ctx)
 }
 
 func (o *ownerExport) run(ctx context.Context) error {
@@ -222,33 +213,20 @@ func (o *ownerExport) searchURL(batch int) string {
 			q.Add("patient", strings.Join(refs, ","))
 		}
 	}
-	return strings.TrimRight(o.owner, "/") + "/" + o.typ + "?" + q.Encode()
+	return o.owner.SearchURL(o.typ, q)
 }
 
 // page writes the matches of one page of the owner's search, but the ids of done (committed
 // by an earlier try), and returns the page's next link ("" on the last page), resolved and
 // checked to be under the owner's base URL.
 func (o *ownerExport) page(ctx context.Context, batch int, pageURL string, done []string) (string, error) {
-	c := fhirclient.Client{BaseURL: o.owner, HTTP: o.a.HTTP}
-	if o.a.OwnerToken != nil {
-		tok, err := o.a.OwnerToken(ctx, o.tenant, "system/*.rs")
-		if err != nil {
-			return "", fmt.Errorf("export %s: token for the owning service: %w", o.typ, err)
-		}
-		c.Authorization = "Bearer " + tok
-	}
 	stop := keepAlive(ctx, *o.fw.cur)
-	// handling=strict: an owner must refuse a parameter it does not support rather than
-	// ignore it and answer more than was asked.
-	resp, err := c.Open(ctx, pageURL, http.Header{"Prefer": {"handling=strict"}})
+	page, err := o.owner.OpenPage(ctx, pageURL, o.maxBytes)
 	stop()
 	if err != nil {
 		return "", o.ownerError(ctx, err)
 	}
-	defer resp.Body.Close()
-	if resp.ContentLength > o.maxBytes {
-		return "", o.ownerError(ctx, errOwnerPageTooLarge)
-	}
+	defer page.Close()
 
 	fw, cur := o.fw, o.fw.cur
 	skip := make(map[string]bool, len(done))
@@ -258,14 +236,14 @@ func (o *ownerExport) page(ctx context.Context, batch int, pageURL string, done 
 	pageIDs := slices.Clone(done)
 	var werr error // a failure to write, as opposed to one to read the page
 	n := 0
-	next, err := readSearchset(&cappedReader{r: resp.Body, left: o.maxBytes}, func(raw json.RawMessage) error {
+	next, err := page.Matches(func(raw json.RawMessage) error {
 		id, ok, err := o.keep(batch, raw)
 		if err != nil || !ok || skip[id] {
 			return err
 		}
 		o.line.Reset()
 		if err := json.Compact(&o.line, raw); err != nil {
-			return fmt.Errorf("%w: %v", errNotSearchset, err)
+			return fmt.Errorf("%w: %v", owner.ErrNotSearchset, err)
 		}
 		part := cur.Part
 		if err := fw.write(ctx, id, o.line.Bytes()); err != nil {
@@ -287,18 +265,6 @@ func (o *ownerExport) page(ctx context.Context, batch int, pageURL string, done 
 	}
 	if err != nil {
 		return "", o.ownerError(ctx, err)
-	}
-	if next != "" {
-		// A relative link is read against the page it came from.
-		ref, err := url.Parse(next)
-		if err != nil {
-			return "", o.ownerError(ctx, fmt.Errorf("%w: unreadable next link", errNotSearchset))
-		}
-		base, _ := url.Parse(pageURL)
-		next = base.ResolveReference(ref).String()
-		if !c.UnderBase(next) {
-			return "", o.ownerError(ctx, fhirclient.ErrNotUnderBase)
-		}
 	}
 	return next, nil
 }
@@ -341,13 +307,13 @@ func (o *ownerExport) keep(batch int, raw json.RawMessage) (id string, ok bool, 
 		} `json:"meta"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
-		return "", false, fmt.Errorf("%w: %v", errNotSearchset, err)
+		return "", false, fmt.Errorf("%w: %v", owner.ErrNotSearchset, err)
 	}
 	if head.ResourceType != o.typ {
 		return "", false, nil
 	}
 	if !fhir.ValidID(head.ID) {
-		return "", false, fmt.Errorf("%w: a %s without a valid id", errNotSearchset, o.typ)
+		return "", false, fmt.Errorf("%w: a %s without a valid id", owner.ErrNotSearchset, o.typ)
 	}
 	if lu, err := time.Parse(time.RFC3339Nano, head.Meta.LastUpdated); err == nil {
 		if lu.After(o.tt) || (!o.since.IsZero() && !lu.After(o.since)) {
@@ -359,7 +325,7 @@ func (o *ownerExport) keep(batch int, raw json.RawMessage) (id string, ok bool, 
 	}
 	patients, err := store.CompartmentPatients(o.typ, raw)
 	if err != nil {
-		return "", false, fmt.Errorf("%w: %v", errNotSearchset, err)
+		return "", false, fmt.Errorf("%w: %v", owner.ErrNotSearchset, err)
 	}
 	if o.batchOf == nil { // every Patient's compartment
 		return head.ID, len(patients) > 0, nil
@@ -376,145 +342,28 @@ func (o *ownerExport) keep(batch int, raw json.RawMessage) (id string, ok bool, 
 // ownerError classifies a failure to read the owner's search. The messages reach the export's
 // client (the job's error): they name the type, never the owner's URL, which is logged.
 func (o *ownerExport) ownerError(ctx context.Context, err error) error {
-	var oe *fhirclient.OwnerError
+	var oe *owner.StatusError
 	switch {
-	case errors.As(err, &oe) && oe.Permanent():
+	case errors.Is(err, owner.ErrRefused) && errors.As(err, &oe):
 		msg := fmt.Sprintf("export %s: the service that owns %s refused its search (HTTP %d)", o.typ, o.typ, oe.Status)
 		if oe.Diagnostics != "" {
 			msg += ": " + oe.Diagnostics
 		}
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeOwnerRefused, err)
-	case errors.Is(err, errOwnerPageTooLarge):
+		// The cause is the owner's answer alone: the refusal's text names the owner's URL.
+		return temporal.NewNonRetryableApplicationError(msg, ErrTypeOwnerRefused, oe)
+	case errors.Is(err, owner.ErrPageTooLarge):
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"export %s: a page of the owning service's search is larger than %d bytes, the most this server reads at once", o.typ, o.maxBytes), ErrTypeExportInvalid, err)
-	case errors.Is(err, errNotSearchset):
+	case errors.Is(err, owner.ErrNotSearchset):
 		return temporal.NewNonRetryableApplicationError("export "+o.typ+": the owning service answered its search with "+err.Error(), ErrTypeExportInvalid, err)
-	case errors.Is(err, fhirclient.ErrNotUnderBase):
+	case errors.Is(err, owner.ErrNotUnderBase):
 		return temporal.NewNonRetryableApplicationError("export "+o.typ+": the owning service's next link leads to another server", ErrTypeExportInvalid, err)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	o.a.logger().Warn("export: reading an owner failed; the task is retried", "type", o.typ, "owner", o.owner, "error", err)
+	o.a.logger().Warn("export: reading an owner failed; the task is retried", "type", o.typ, "owner", o.owner.Label(), "error", err)
 	if oe != nil {
 		return fmt.Errorf("export %s: the owning service answered %d", o.typ, oe.Status)
 	}
 	return fmt.Errorf("export %s: the owning service did not answer in full (unreachable, timed out, or cut off)", o.typ)
-}
-
-// readSearchset decodes a FHIR search Bundle as a stream: fn gets each match's resource (entries
-// of search mode include or outcome are skipped) as it is read, so memory holds one entry at
-// a time. It returns the next link. An answer that is not a Bundle is errNotSearchset; read
-// errors are returned as they are; fn's errors end the decoding and are returned as they are.
-func readSearchset(r io.Reader, fn func(resource json.RawMessage) error) (next string, err error) {
-	dec := json.NewDecoder(r)
-	bad := func(err error) error {
-		var se *json.SyntaxError
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &se) || errors.As(err, &te) {
-			return fmt.Errorf("%w: %v", errNotSearchset, err)
-		}
-		if errors.Is(err, io.EOF) {
-			return io.ErrUnexpectedEOF // the Bundle is cut off: a read failure, retried
-		}
-		return err
-	}
-	if t, err := dec.Token(); err != nil {
-		return "", bad(err)
-	} else if t != json.Delim('{') {
-		return "", fmt.Errorf("%w: not a JSON object", errNotSearchset)
-	}
-	bundle := false
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return "", bad(err)
-		}
-		switch t {
-		case "resourceType":
-			var rt string
-			if err := dec.Decode(&rt); err != nil {
-				return "", bad(err)
-			}
-			if rt != "Bundle" {
-				return "", fmt.Errorf("%w: a %.40s", errNotSearchset, rt)
-			}
-			bundle = true
-		case "link":
-			var links []fhir.BundleLink
-			if err := dec.Decode(&links); err != nil {
-				return "", bad(err)
-			}
-			for _, l := range links {
-				if l.Relation == "next" {
-					next = l.URL
-				}
-			}
-		case "entry":
-			t, err := dec.Token()
-			if err != nil {
-				return "", bad(err)
-			}
-			if t == nil {
-				continue // "entry": null
-			}
-			if t != json.Delim('[') {
-				return "", fmt.Errorf("%w: entry is not an array", errNotSearchset)
-			}
-			for dec.More() {
-				var e struct {
-					Resource json.RawMessage `json:"resource"`
-					Search   *struct {
-						Mode string `json:"mode"`
-					} `json:"search"`
-				}
-				if err := dec.Decode(&e); err != nil {
-					return "", bad(err)
-				}
-				if (e.Search != nil && e.Search.Mode != "" && e.Search.Mode != "match") || len(e.Resource) == 0 || string(e.Resource) == "null" {
-					continue
-				}
-				if err := fn(e.Resource); err != nil {
-					return "", err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return "", bad(err)
-			}
-		default:
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return "", bad(err)
-			}
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return "", bad(err)
-	}
-	if !bundle {
-		return "", fmt.Errorf("%w: no resourceType Bundle", errNotSearchset)
-	}
-	return next, nil
-}
-
-// cappedReader reads at most left bytes of r, then fails with errOwnerPageTooLarge if r has more.
-type cappedReader struct {
-	r    io.Reader
-	left int64
-}
-
-func (c *cappedReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		var probe [1]byte
-		n, err := c.r.Read(probe[:])
-		if n > 0 {
-			return 0, errOwnerPageTooLarge
-		}
-		return 0, err
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
 }

@@ -12,9 +12,7 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
-	"github.com/nhp/interop/internal/fhirclient"
-	"github.com/nhp/interop/internal/routing"
-	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/internal/owner"
 )
 
 // RouteResult counts what the owners did with the mapped resources.
@@ -79,7 +77,7 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 		if write.patch != "" {
 			typ = write.patch // the body is the patch (Parameters), not the resource
 		}
-		owner, err := table.Owner(typ, "")
+		label, err := table.Owner(typ, "")
 		if err != nil {
 			return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeRouting, err)
 		}
@@ -91,35 +89,36 @@ func (a *Activities) RouteBundle(ctx context.Context, ref MessageRef) (_ RouteRe
 				return merged, err
 			}
 		}
-		id, action, stale, err := a.write(ctx, attempt.TenantID, owner, typ, body, write)
-		if errors.Is(err, errPatchTargetMissing) {
+		r, err := a.write(ctx, attempt.TenantID, label, typ, body, write)
+		if errors.Is(err, owner.ErrTargetMissing) {
 			res.Missing++
 			continue
 		}
 		if err != nil {
 			return res, err
 		}
-		if older && action == store.ActionUnchanged {
+		stale := r.Stale
+		if older && r.Action == owner.Unchanged {
 			stale = true // its lists added nothing and its other elements are older
 		}
 		if stale {
 			res.Stale++
 		}
 		if write.update && write.id == "" {
-			written[head.ResourceType+"/"+id] = !stale
+			written[head.ResourceType+"/"+r.ID] = !stale
 		}
 		if entry.FullURL != "" {
-			refs[entry.FullURL] = typ + "/" + id
+			refs[entry.FullURL] = typ + "/" + r.ID
 		}
-		switch action {
-		case store.ActionCreated:
+		switch r.Action {
+		case owner.Created:
 			res.Created++
-		case store.ActionUpdated:
+		case owner.Updated:
 			res.Updated++
 		default:
 			res.Unchanged++
 		}
-		links.add(typ, id, string(action), owner)
+		links.add(typ, r.ID, string(r.Action), label)
 	}
 	return res, nil
 }
@@ -159,117 +158,40 @@ type entryWrite struct {
 	id     string
 	// merge, for a conditional update whose resource merges lists across messages
 	// (fhir.ExtMergeList), makes the body to write from the owner's current version.
-	merge func(stored []byte) ([]byte, error)
+	merge owner.MergeFunc
 	patch string // the patched resource's type; empty unless a patch
 }
 
-// errPatchTargetMissing is write's answer to a patch of a resource the owner does not hold.
-var errPatchTargetMissing = errors.New("the patched resource does not exist")
-
-// write applies one entry to the builtin store in-process, or to an external owner over HTTP.
-// External owners cannot be guarded by event time from here: a stale update is reported
-// only by the builtin store.
-func (a *Activities) write(ctx context.Context, tenant, owner, typ string, body []byte, w entryWrite) (id string, action store.Action, stale bool, err error) {
-	if w.patch != "" {
-		return a.patch(ctx, tenant, owner, typ, body, w.ident)
-	}
-	if owner == routing.Builtin {
-		var r store.WriteResult
-		switch {
-		case w.id != "":
-			r, err = a.Store.Update(ctx, tenant, typ, w.id, body)
-		case w.merge != nil:
-			r, err = a.Store.ConditionalUpdateMerge(ctx, tenant, body, w.ident, w.merge)
-		case w.update:
-			r, err = a.Store.ConditionalUpdate(ctx, tenant, body, w.ident)
-		default:
-			r, err = a.Store.ConditionalCreate(ctx, tenant, body, w.ident)
-		}
-		switch {
-		case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
-			return "", "", false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
-		case err != nil:
-			return "", "", false, fmt.Errorf("builtin store: %w", err)
-		}
-		return r.ID, r.Action, r.Stale, nil
-	}
-	c, err := a.ownerClient(ctx, tenant, owner)
-	if err != nil {
-		return "", "", false, err
-	}
-	var r fhirclient.WriteResult
+// write applies one entry to the service that owns typ (owner.Owner: the builtin store
+// in-process or a FHIR server over HTTP, alike), mapping a permanent refusal to a
+// non-retryable ErrTypeOwnerRefused; every other failure is retried.
+func (a *Activities) write(ctx context.Context, tenant, label, typ string, body []byte, w entryWrite) (owner.WriteResult, error) {
+	o := a.owner(tenant, label)
+	var r owner.WriteResult
+	var err error
 	switch {
+	case w.patch != "":
+		// A patch is never stale: what it adds (a merge's link) holds whatever happened since.
+		r, err = o.ConditionalPatch(ctx, typ, body, w.ident)
 	case w.id != "":
-		r, err = c.Update(ctx, typ, w.id, body)
+		r, err = o.Update(ctx, typ, w.id, body)
 	case w.merge != nil:
-		r, err = c.ConditionalUpdateMerge(ctx, typ, body, w.ident, w.merge)
+		r, err = o.ConditionalUpdateMerge(ctx, typ, body, w.ident, w.merge)
 	case w.update:
-		r, err = c.ConditionalUpdateNewest(ctx, typ, body, w.ident)
+		r, err = o.ConditionalUpdate(ctx, typ, body, w.ident)
 	default:
-		r, err = c.ConditionalCreate(ctx, typ, body, w.ident)
+		r, err = o.ConditionalCreate(ctx, typ, body, w.ident)
 	}
-	if fhirclient.IsPermanent(err) {
-		return "", "", false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s refused %s: %v", owner, typ, err), ErrTypeOwnerRefused, err)
+	if errors.Is(err, owner.ErrRefused) {
+		return r, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
 	}
-	if err != nil {
-		return "", "", false, fmt.Errorf("owner %s: %w", owner, err)
-	}
-	switch {
-	case r.Stale:
-		return r.ID, store.ActionUnchanged, true, nil
-	case r.Created:
-		return r.ID, store.ActionCreated, false, nil
-	case w.update:
-		return r.ID, store.ActionUpdated, false, nil
-	}
-	return r.ID, store.ActionUnchanged, false, nil
+	return r, err
 }
 
-// patch applies a FHIRPath Patch to the owner's typ carrying ident: in-process for the builtin
-// store, else as a read and a versioned update (fhirclient.ConditionalPatch). A patch is
-// never stale: what it adds (a merge's link) holds whatever happened since.
-func (a *Activities) patch(ctx context.Context, tenant, owner, typ string, body []byte, ident fhir.Identifier) (string, store.Action, bool, error) {
-	if owner == routing.Builtin {
-		r, err := a.Store.ConditionalPatch(ctx, tenant, typ, ident, body)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return "", "", false, errPatchTargetMissing
-		case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
-			return "", "", false, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeOwnerRefused, err)
-		case err != nil:
-			return "", "", false, fmt.Errorf("builtin store: %w", err)
-		}
-		return r.ID, r.Action, false, nil
-	}
-	c, err := a.ownerClient(ctx, tenant, owner)
-	if err != nil {
-		return "", "", false, err
-	}
-	r, err := c.ConditionalPatch(ctx, typ, body, ident)
-	switch {
-	case errors.Is(err, fhirclient.ErrNoMatch):
-		return "", "", false, errPatchTargetMissing
-	case errors.Is(err, fhir.ErrInvalidResource), fhirclient.IsPermanent(err):
-		return "", "", false, temporal.NewNonRetryableApplicationError(fmt.Sprintf("%s refused %s patch: %v", owner, typ, err), ErrTypeOwnerRefused, err)
-	case err != nil:
-		return "", "", false, fmt.Errorf("owner %s: %w", owner, err)
-	case r.Unchanged:
-		return r.ID, store.ActionUnchanged, false, nil
-	}
-	return r.ID, store.ActionUpdated, false, nil
-}
-
-// ownerClient is a client of an external owner, with the tenant's token when one is needed.
-func (a *Activities) ownerClient(ctx context.Context, tenant, owner string) (*fhirclient.Client, error) {
-	c := &fhirclient.Client{BaseURL: owner, HTTP: a.HTTP}
-	if a.OwnerToken != nil {
-		tok, err := a.OwnerToken(ctx, tenant, "system/*.cru")
-		if err != nil {
-			return nil, fmt.Errorf("token for owner %s: %w", owner, err)
-		}
-		c.Authorization = "Bearer " + tok
-	}
-	return c, nil
+// owner is tenant's owner labelled label, reached with the worker's credentials.
+func (a *Activities) owner(tenant, label string) owner.Owner {
+	r := &owner.Resolver{Store: a.Store, HTTP: a.HTTP, Token: a.OwnerToken}
+	return r.Resolve(tenant, label)
 }
 
 // idempotentWrite reads how an entry is written: the business identifier from ifNoneExist

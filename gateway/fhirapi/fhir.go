@@ -15,6 +15,7 @@ import (
 
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/routing"
 )
 
@@ -92,9 +93,12 @@ type fhirGateway struct {
 	opts    Options
 	builtin http.Handler
 	client  *http.Client
-	key     []byte
-	tables  *tableCache
-	log     *slog.Logger
+	// owners resolves a routing table's owner labels to owners; it holds no credentials of its
+	// own: each request carries its caller's.
+	owners *owner.Resolver
+	key    []byte
+	tables *tableCache
+	log    *slog.Logger
 	// base is the public base of the FHIR API, e.g. https://host/fhir.
 	base string
 }
@@ -162,6 +166,7 @@ func newFHIRGateway(d Deps) *fhirGateway {
 			ResponseHeaderTimeout: o.OwnerTimeout, ForceAttemptHTTP2: true,
 		}}
 	}
+	g.owners = &owner.Resolver{Store: d.Store, Handler: g.builtin, HTTP: g.client, MaxResponseBytes: o.MaxOwnerResponseBytes}
 	if len(g.key) == 0 {
 		g.key = make([]byte, 32)
 		_, _ = rand.Read(g.key)

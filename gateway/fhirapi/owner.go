@@ -7,8 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -17,12 +15,13 @@ import (
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/fhirserver"
+	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/routing"
 )
 
 // builtinBase is the base URL the in-process built-in store is addressed by. It never leaves
 // the process: every URL in its answers is rewritten to the gateway's base.
-const builtinBase = "http://builtin.interop.invalid"
+const builtinBase = owner.BuiltinBase
 
 // ownerRequest is one request to one owner, relative to the owner's base URL.
 type ownerRequest struct {
@@ -38,80 +37,47 @@ type ownerResponse struct {
 	status int
 	header http.Header
 	body   []byte
+	// trusted: the built-in store wrote the body, which needs no check that it is JSON.
+	trusted bool
 }
 
 // errOwnerUnreachable is a transport failure talking to an owner; errOwnerTimeout one that
 // ran out of time.
 var (
-	errOwnerUnreachable = errors.New("owner unreachable")
-	errOwnerTimeout     = errors.New("owner timed out")
-	errOwnerTooLarge    = errors.New("owner answer too large")
+	errOwnerUnreachable = owner.ErrUnreachable
+	errOwnerTimeout     = owner.ErrTimeout
+	errOwnerTooLarge    = owner.ErrTooLarge
 )
 
 // ownerBase is the base URL requests to owner are made against.
-func ownerBase(owner string) string {
-	if owner == routing.Builtin {
-		return builtinBase
-	}
-	return owner
-}
+func ownerBase(label string) string { return owner.BaseOf(label) }
 
-// send makes one request to one owner: the built-in store is an http.Handler called in-process
-// with the tenant in the context; an external owner is reached over HTTP with the caller's
-// Authorization header, which it verifies itself.
-func (g *fhirGateway) send(ctx context.Context, cl caller, owner string, r ownerRequest) (*ownerResponse, error) {
+// send makes one request to one owner (owner.Owner, whichever kind it is) with the caller's
+// Authorization header, which an external owner verifies itself, and the caller's scopes in
+// the context, which the in-process built-in store checks again for each Bundle entry.
+func (g *fhirGateway) send(ctx context.Context, cl caller, label string, r ownerRequest) (*ownerResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.opts.OwnerTimeout)
 	defer cancel()
-	target := ownerBase(owner) + r.path
-	if r.query != "" {
-		target += "?" + r.query
-	}
-	var body io.Reader = http.NoBody
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
-	if err != nil {
-		return nil, fmt.Errorf("build owner request: %w", err)
-	}
+	ctx = context.WithValue(ctx, scopesKey{}, cl.p.Scopes)
+	header := http.Header{}
 	for k, vs := range r.header {
-		req.Header[k] = vs
-	}
-	req.Header.Set("Accept", fhir.MediaType)
-	if r.body != nil {
-		req.Header.Set("Content-Type", fhir.MediaType)
+		header[k] = vs
 	}
 	if cl.requestID != "" {
-		req.Header.Set("X-Request-Id", cl.requestID)
-	}
-	if owner == routing.Builtin {
-		return g.serveBuiltin(ctx, cl, req)
+		header.Set("X-Request-Id", cl.requestID)
 	}
 	if cl.authorization != "" {
-		req.Header.Set("Authorization", cl.authorization)
+		header.Set("Authorization", cl.authorization)
 	}
-	resp, err := g.client.Do(req)
+	resp, err := g.owners.Resolve(cl.p.Tenant, label).Do(ctx, owner.Request{
+		Method: r.method, Path: r.path, Query: r.query, Header: header, Body: r.body,
+	})
 	if err != nil {
-		g.log.Warn("fhir owner request failed", "owner", owner, "method", r.method, "path", r.path,
+		g.log.Warn("fhir owner request failed", "owner", label, "method", r.method, "path", r.path,
 			"request_id", cl.requestID, "error", err)
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, errOwnerTimeout
-		}
-		return nil, errOwnerUnreachable
+		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, g.opts.MaxOwnerResponseBytes+1))
-	if err != nil {
-		g.log.Warn("fhir owner answer unreadable", "owner", owner, "request_id", cl.requestID, "error", err)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, errOwnerTimeout
-		}
-		return nil, errOwnerUnreachable
-	}
-	if int64(len(b)) > g.opts.MaxOwnerResponseBytes {
-		return nil, errOwnerTooLarge
-	}
-	return &ownerResponse{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return &ownerResponse{status: resp.Status, header: resp.Header, body: resp.Body, trusted: resp.Trusted}, nil
 }
 
 // forward sends one interaction to owner and translates the answer.
@@ -204,7 +170,7 @@ func (g *fhirGateway) translate(cl caller, owner, typ string, resp *ownerRespons
 	case len(bytes.TrimSpace(resp.body)) > 0:
 		// The in-process store writes JSON with encoding/json; an external owner's body is
 		// checked before a client sees it as FHIR JSON.
-		if owner != routing.Builtin && !json.Valid(resp.body) {
+		if !resp.trusted && !json.Valid(resp.body) {
 			g.log.Warn("fhir owner answered invalid JSON", "owner", owner, "status", resp.status, "request_id", cl.requestID)
 			return &fhirResult{status: http.StatusBadGateway, header: http.Header{},
 				body: outcomeBody(fhir.SeverityFatal, fhir.IssueProcessing, "the service that owns "+typ+" answered something that is not FHIR JSON")}
@@ -304,42 +270,4 @@ func newBuiltinHandler(d Deps) http.Handler {
 			return ok && scopes.Allows(typ, in)
 		},
 	})
-}
-
-// serveBuiltin calls the built-in store's handler in-process: no socket, no serialisation of
-// the request beyond what a handler reads, and the tenant in the context, never in a header.
-func (g *fhirGateway) serveBuiltin(ctx context.Context, cl caller, req *http.Request) (*ownerResponse, error) {
-	ctx = fhirserver.WithTenant(ctx, cl.p.Tenant)
-	ctx = context.WithValue(ctx, scopesKey{}, cl.p.Scopes)
-	w := &bufferedResponse{header: http.Header{}}
-	g.builtin.ServeHTTP(w, req.WithContext(ctx))
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if w.status == http.StatusServiceUnavailable && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return nil, errOwnerTimeout
-	}
-	return &ownerResponse{status: w.status, header: w.header, body: w.body.Bytes()}, nil
-}
-
-// bufferedResponse is the http.ResponseWriter of an in-process call.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (w *bufferedResponse) Header() http.Header { return w.header }
-
-func (w *bufferedResponse) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-
-func (w *bufferedResponse) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.body.Write(b)
 }

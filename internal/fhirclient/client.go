@@ -76,11 +76,26 @@ func (c *Client) ConditionalCreate(ctx context.Context, resourceType string, bod
 	if err != nil {
 		return WriteResult{}, err
 	}
+	created := resp.StatusCode == http.StatusCreated
 	id, version := parseLocation(resp.Header.Get("Location"), resourceType)
+	if id == "" {
+		id, version = parseLocation(resp.Header.Get("Content-Location"), resourceType)
+	}
+	if id == "" && !created {
+		// FHIR asks nothing but 200 of a conditional create that found its match (the
+		// built-in store's server sends no Location then): the match is looked up.
+		cur, found, err := c.findOne(ctx, resourceType, ident)
+		if err != nil {
+			return WriteResult{}, err
+		}
+		if found {
+			id, version = cur.id, cur.version
+		}
+	}
 	if id == "" {
 		return WriteResult{}, fmt.Errorf("owner answered %d without a Location for %s", resp.StatusCode, resourceType)
 	}
-	return WriteResult{ID: id, VersionID: version, Created: resp.StatusCode == http.StatusCreated}, nil
+	return WriteResult{ID: id, VersionID: version, Created: created}, nil
 }
 
 // ConditionalUpdate PUTs body to Type?identifier=<ident>: the owner updates the match or

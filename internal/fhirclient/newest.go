@@ -23,42 +23,32 @@ const newestTries = 4
 // state from a newer one, whatever the owner does about it: it reads the resource carrying
 // ident, compares fhir.SourceEventTime, and writes it by id with If-Match on the version it
 // read, so that a concurrent writer makes it read and compare again instead of being
-// overwritten. A body without a source event time is a plain ConditionalUpdate. The result is
-// Stale when the stored resource comes from a newer event (nothing is written).
+// overwritten. The result is Stale when the stored resource comes from a newer event, and
+// Unchanged when it already holds what body says; in both cases nothing is written. A body
+// without a source event time is never stale.
 func (c *Client) ConditionalUpdateNewest(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier) (WriteResult, error) {
-	incoming, ok := fhir.SourceEventTime(body)
-	if !ok {
-		return c.ConditionalUpdate(ctx, resourceType, body, ident)
-	}
-	for range newestTries {
-		cur, found, err := c.findOne(ctx, resourceType, ident)
-		if err != nil {
-			return WriteResult{}, err
-		}
-		if !found {
-			// Nothing to protect: the owner's conditional update creates it (or, should
-			// another writer have created it meanwhile, updates that one).
-			return c.ConditionalUpdate(ctx, resourceType, body, ident)
-		}
-		if stored, ok := fhir.SourceEventTime(cur.body); ok && incoming.Before(stored) {
-			return WriteResult{ID: cur.id, VersionID: cur.version, Stale: true}, nil
-		}
-		res, err := c.updateIfMatch(ctx, resourceType, cur, body)
-		var oe *OwnerError
-		if errors.As(err, &oe) && (oe.Status == http.StatusPreconditionFailed || oe.Status == http.StatusConflict) {
-			continue // changed since it was read: compare again
-		}
-		return res, err
-	}
-	return WriteResult{}, fmt.Errorf("%s %s: %w", resourceType, ident.Token(), ErrOwnerKeptChanging)
+	return c.readDecideWrite(ctx, resourceType, ident, func(stored []byte) ([]byte, error) {
+		return body, nil
+	})
 }
 
 // ConditionalUpdateMerge is ConditionalUpdate of what merge makes of the owner's resource:
 // it reads the resource carrying ident, has merge compute the body to write from it (nil
 // when none matches: merge(nil) is created by a conditional update), and writes that by id
 // with If-Match on the version it read, reading and merging again when another writer came
-// between. merge decides what a newer stored source event keeps (fhir.MergeLists).
+// between. merge decides what a newer stored source event keeps (fhir.MergeLists); a merge
+// whose source event is still older than the stored one's is Stale, one that changes nothing
+// Unchanged, and neither is written.
 func (c *Client) ConditionalUpdateMerge(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
+	return c.readDecideWrite(ctx, resourceType, ident, merge)
+}
+
+// readDecideWrite reads the resource carrying ident, has decide make the body to write from
+// it (stored is nil when none matches), and writes that: by a conditional update when none
+// matched, else by id with If-Match on the version read, unless the body is from an older
+// source event than the stored one (Stale) or holds the same content (Unchanged). A writer
+// coming between the read and the write makes it read and decide again.
+func (c *Client) readDecideWrite(ctx context.Context, resourceType string, ident fhir.Identifier, decide func(stored []byte) ([]byte, error)) (WriteResult, error) {
 	for range newestTries {
 		cur, found, err := c.findOne(ctx, resourceType, ident)
 		if err != nil {
@@ -68,21 +58,36 @@ func (c *Client) ConditionalUpdateMerge(ctx context.Context, resourceType string
 		if found {
 			stored = cur.body
 		}
-		merged, err := merge(stored)
+		body, err := decide(stored)
 		if err != nil {
 			return WriteResult{}, err
 		}
 		if !found {
-			return c.ConditionalUpdate(ctx, resourceType, merged, ident)
+			// Nothing to protect: the owner's conditional update creates it (or, should
+			// another writer have created it meanwhile, updates that one).
+			return c.ConditionalUpdate(ctx, resourceType, body, ident)
 		}
-		res, err := c.updateIfMatch(ctx, resourceType, cur, merged)
+		if olderEvent(body, cur.body) {
+			return WriteResult{ID: cur.id, VersionID: cur.version, Stale: true}, nil
+		}
+		if sameContent(cur.body, body) {
+			return WriteResult{ID: cur.id, VersionID: cur.version, Unchanged: true}, nil
+		}
+		res, err := c.updateIfMatch(ctx, resourceType, cur, body)
 		var oe *OwnerError
 		if errors.As(err, &oe) && (oe.Status == http.StatusPreconditionFailed || oe.Status == http.StatusConflict) {
-			continue // changed since it was read: merge again
+			continue // changed since it was read: decide again
 		}
 		return res, err
 	}
 	return WriteResult{}, fmt.Errorf("%s %s: %w", resourceType, ident.Token(), ErrOwnerKeptChanging)
+}
+
+// olderEvent reports whether incoming describes an event older than the stored resource's.
+func olderEvent(incoming, stored []byte) bool {
+	in, okIn := fhir.SourceEventTime(incoming)
+	st, okSt := fhir.SourceEventTime(stored)
+	return okIn && okSt && in.Before(st)
 }
 
 type storedResource struct {
