@@ -18,7 +18,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -44,7 +43,7 @@ const fixtureKey = "urn:id:test1|PATID1234"
 
 type harness struct {
 	t    *testing.T
-	pool *pgxpool.Pool
+	pool *db.Pool
 	q    *db.Queries
 	acts *Activities
 	env  *testsuite.TestActivityEnvironment

@@ -144,7 +144,7 @@ func (h *handlers) getMessageRaw(c echo.Context) error {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	raw, err := db.New(h.d.Pool).Hl7MessageRaw(c.Request().Context(), db.Hl7MessageRawParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
@@ -198,7 +198,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	ctx := c.Request().Context()
 	q := db.New(h.d.Pool)
 	m, err := q.Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {

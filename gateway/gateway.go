@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/store"
 )
@@ -27,7 +27,7 @@ type Verifier interface {
 
 // Deps are the gateway's collaborators, built by cmd/interop.
 type Deps struct {
-	Pool  *pgxpool.Pool
+	Pool  *db.Pool
 	Store *store.Store
 	Auth  Verifier
 	// DefaultOwner owns resource types no routing rule names ("builtin" in dev).

@@ -16,7 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -42,7 +41,7 @@ var apiSecret = []byte("0123456789abcdef0123456789abcdef")
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
-	pool   *pgxpool.Pool
+	pool   *db.Pool
 	signer auth.HS256
 	reg    *prometheus.Registry
 }

@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 
@@ -61,7 +60,7 @@ func (c Connector) readOptions() []hl7v2.Option {
 // builds the ACK. Nothing it acknowledges can be lost, because the ACK is returned only after
 // the raw bytes are committed; a resend of a stored message gets the stored ACK again.
 type Ingestor struct {
-	Pool    *pgxpool.Pool
+	Pool    *db.Pool
 	Starter *Starter
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -242,7 +241,7 @@ func (in *Ingestor) insertNew(ctx context.Context, c Connector, p db.Hl7MessageI
 		EventType: string(ev.Type), AggregateType: ev.AggregateType, EventPayload: ev.Payload,
 	})
 	if err != nil {
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			return storeResult{}, false, nil
 		}
 		return storeResult{}, false, fmt.Errorf("insert message: %w", err)
@@ -260,7 +259,7 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 	if err == nil {
 		return storeResult{id: row.ID, workflowID: p.WorkflowID}, emitReceived(ctx, q, c, row.ID, messageType, uuid.Nil)
 	}
-	if !errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if !errors.Is(err, db.ErrNotFound) {
 		return storeResult{}, fmt.Errorf("insert message: %w", err)
 	}
 	// The key is taken (ON CONFLICT waited for the row's transaction to commit).

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
@@ -33,7 +32,7 @@ func freePort(t testing.TB) int32 {
 func hostPort(port int32) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))) }
 
 // newListeners returns Listeners on pool whose listeners all close when the test ends.
-func newListeners(t testing.TB, pool *pgxpool.Pool) *Listeners {
+func newListeners(t testing.TB, pool *db.Pool) *Listeners {
 	t.Helper()
 	in, _ := newIngestor(pool)
 	l := &Listeners{Pool: pool, Ingestor: in, Logger: discardLogger(), DefaultHost: "127.0.0.1", Interval: 20 * time.Millisecond}
@@ -72,7 +71,7 @@ func setStatus(t testing.TB, q *db.Queries, c db.InteropConnector, s db.Connecto
 	require.NoError(t, err)
 }
 
-func storedConnector(t testing.TB, pool *pgxpool.Pool, id string) uuid.UUID {
+func storedConnector(t testing.TB, pool *db.Pool, id string) uuid.UUID {
 	t.Helper()
 	var c uuid.UUID
 	require.NoError(t, pool.QueryRow(context.Background(),

@@ -306,7 +306,7 @@ func runACK(ctx context.Context, cfg config, logger *slog.Logger) (*ackReport, e
 	defer e.close()
 
 	rep := &ackReport{concs: []int{1, cfg.conns}, figures: map[int]map[ackMode]*ackFigures{}, rounds: cfg.rounds, n: cfg.n,
-		pool: e.svc.pool.Config().MaxConns}
+		pool: e.svc.pool.MaxConns()}
 	if cfg.conns == 1 {
 		rep.concs = []int{1}
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
 )
@@ -97,7 +96,7 @@ func dropDatabase(name string) error {
 type serviceDB struct {
 	name      string
 	url       string
-	pool      *pgxpool.Pool
+	pool      *db.Pool
 	connector db.InteropConnector
 }
 

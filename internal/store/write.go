@@ -250,7 +250,7 @@ func (tx *Tx) lockAndGet(ctx context.Context, tenant, typ, id string) (*db.FhirR
 	}
 	row, err := tx.q.FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
 	switch {
-	case errors.Is(db.Interpret(err), db.ErrNotFound):
+	case errors.Is(err, db.ErrNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, err)
