@@ -60,7 +60,7 @@ func newHarness(t *testing.T) *harness {
 	env := newActivityEnv(acts)
 	q := db.New(pool)
 	conn, err := q.ConnectorInsert(context.Background(), db.ConnectorInsertParams{
-		TenantID: tenant, FacilityID: "f1", Name: "adt-in", Protocol: db.ConnectorProtocolMllp,
+		TenantID: tenant, FacilityID: "f1", Name: "adt-in", Protocol: db.ConnectorProtocolMLLP,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(`{}`),
 	})
 	require.NoError(t, err)
@@ -94,7 +94,7 @@ func (h *harness) insertMessage(controlID string, raw []byte) uuid.UUID {
 	sum := sha256.Sum256(raw)
 	row, err := h.q.Hl7MessageInsert(context.Background(), db.Hl7MessageInsertParams{
 		TenantID: tenant, ConnectorID: h.conn.ID, MessageControlID: controlID, SendingApp: "ADTApp",
-		MessageCode: "ADT", TriggerEvent: "A01", MessageStructure: "ADT_A01", Hl7Version: "2.8",
+		MessageCode: "ADT", TriggerEvent: "A01", MessageStructure: "ADT_A01", HL7Version: "2.8",
 		Raw: raw, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|^~\\&|ack"),
 		WorkflowID: "HL7Message:" + tenant + ":" + h.conn.ID.String() + ":ADTApp:" + controlID,
 	})
@@ -781,9 +781,9 @@ func TestCompleteMessageIsAtomic(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	ref, _ := h.process("MSG00001")
-	require.NoError(t, h.q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
+	require.NoError(t, h.q.Hl7ResourceLinkInsertMany(ctx, db.Hl7ResourceLinkInsertManyParams{
 		TenantID: tenant, MessageID: ref.MessageID, AttemptID: &ref.AttemptID,
-		ResourceType: "Encounter", ResourceID: "enc-1", Action: "created", Owner: "builtin",
+		ResourceTypes: []string{"Encounter"}, ResourceIDs: []string{"enc-1"}, Actions: []string{"created"}, Owners: []string{"builtin"},
 	}))
 	h.refuseEvents(`NEW.payload->>'resourceType' = 'Encounter'`)
 

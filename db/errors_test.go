@@ -36,7 +36,7 @@ func TestErrorsAreInterpretedAtTheBoundary(t *testing.T) {
 
 	t.Run("unique violation is ErrConflict, naming the constraint", func(t *testing.T) {
 		_, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-			TenantID: "t1", FacilityID: "f1", Name: "a", Protocol: db.ConnectorProtocolMllp,
+			TenantID: "t1", FacilityID: "f1", Name: "a", Protocol: db.ConnectorProtocolMLLP,
 			Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(`{}`),
 		})
 		require.ErrorIs(t, err, db.ErrConflict)
@@ -48,7 +48,7 @@ func TestErrorsAreInterpretedAtTheBoundary(t *testing.T) {
 
 	t.Run("check violation is ErrCheckViolation", func(t *testing.T) {
 		_, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-			TenantID: "not a tenant!", FacilityID: "f1", Name: "b", Protocol: db.ConnectorProtocolMllp,
+			TenantID: "not a tenant!", FacilityID: "f1", Name: "b", Protocol: db.ConnectorProtocolMLLP,
 			Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(`{}`),
 		})
 		require.ErrorIs(t, err, db.ErrCheckViolation)
@@ -71,7 +71,7 @@ func TestErrorsAreInterpretedAtTheBoundary(t *testing.T) {
 	t.Run("data the database cannot store is ErrInvalidData", func(t *testing.T) {
 		insert := func(name string, settings []byte) error {
 			_, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-				TenantID: "t1", FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMllp,
+				TenantID: "t1", FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMLLP,
 				Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: settings,
 			})
 			return err
@@ -108,7 +108,7 @@ func TestInTx(t *testing.T) {
 	_, pool := dbtest.New(t)
 	insert := func(q *db.Queries, name string) error {
 		_, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-			TenantID: "t1", FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMllp,
+			TenantID: "t1", FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMLLP,
 			Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(`{}`),
 		})
 		return err

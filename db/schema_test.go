@@ -19,7 +19,7 @@ import (
 func newConnector(t *testing.T, q *db.Queries, tenant, name string, port int32) db.InteropConnector {
 	t.Helper()
 	c, err := q.ConnectorInsert(context.Background(), db.ConnectorInsertParams{
-		TenantID: tenant, FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMllp,
+		TenantID: tenant, FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMLLP,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 		ListenPort: &port, Settings: []byte(`{}`),
 	})

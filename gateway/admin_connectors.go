@@ -95,7 +95,7 @@ func (tr connectorTransition) refusal(status db.ConnectorStatus) error {
 // listensOn reports whether connectors of this protocol and direction get an MLLP listener, and
 // so need a listen port to be active.
 func listensOn(p db.ConnectorProtocol, d db.ConnectorDirection) bool {
-	return p == db.ConnectorProtocolMllp && (d == db.ConnectorDirectionInbound || d == db.ConnectorDirectionBidirectional)
+	return p == db.ConnectorProtocolMLLP && (d == db.ConnectorDirectionInbound || d == db.ConnectorDirectionBidirectional)
 }
 
 func errConnectorNotFound() error {

@@ -126,7 +126,7 @@ func (h *handlers) listMessages(c echo.Context) error {
 		out.Messages = append(out.Messages, messageSummary{
 			ID: r.ID, ConnectorID: r.ConnectorID, Status: string(r.Status), MessageControlID: r.MessageControlID,
 			SendingApplication: r.SendingApp, SendingFacility: r.SendingFacility, MessageType: joinType(r.MessageCode, r.TriggerEvent),
-			Version: r.Hl7Version, SizeBytes: r.SizeBytes, AckCode: r.AckCode, LastErrorCode: r.LastErrorCode, LastError: r.LastError,
+			Version: r.HL7Version, SizeBytes: r.SizeBytes, AckCode: r.AckCode, LastErrorCode: r.LastErrorCode, LastError: r.LastError,
 			WorkflowID: r.WorkflowID, DuplicateOf: r.DuplicateOf, ReceivedAt: r.ReceivedAt, StatusChangedAt: r.StatusChangedAt, ProcessedAt: r.ProcessedAt,
 		})
 	}
@@ -236,7 +236,7 @@ func (h *handlers) getMessage(c echo.Context) error {
 	out := map[string]any{
 		"id": m.ID, "connectorId": m.ConnectorID, "status": m.Status,
 		"messageControlId": m.MessageControlID, "sendingApplication": m.SendingApp, "sendingFacility": m.SendingFacility,
-		"messageType": joinType(m.MessageCode, m.TriggerEvent), "version": m.Hl7Version,
+		"messageType": joinType(m.MessageCode, m.TriggerEvent), "version": m.HL7Version,
 		"sizeBytes": len(m.Raw), "ackCode": m.AckCode, "receivedAt": m.ReceivedAt,
 		"lastErrorCode": m.LastErrorCode, "lastError": m.LastError, "workflowId": m.WorkflowID,
 	}

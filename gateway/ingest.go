@@ -160,7 +160,7 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	params := db.Hl7MessageInsertParams{
 		TenantID: c.TenantID, ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp,
 		SendingFacility: h.SendingFacility.String(), MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger,
-		MessageStructure: h.Type.Structure, Hl7Version: h.Version, MessageTime: msgTime,
+		MessageStructure: h.Type.Structure, HL7Version: h.Version, MessageTime: msgTime,
 		Raw: msg, RawSHA256: sum[:], AckCode: code, Ack: accept,
 		WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: addrString(conn),
 	}
@@ -235,7 +235,7 @@ func (in *Ingestor) insertNew(ctx context.Context, c Connector, p db.Hl7MessageI
 	row, err := db.New(in.Pool).Hl7MessageInsertReceived(ctx, db.Hl7MessageInsertReceivedParams{
 		ID: id, TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID,
 		SendingApp: p.SendingApp, SendingFacility: p.SendingFacility, MessageCode: p.MessageCode,
-		TriggerEvent: p.TriggerEvent, MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version,
+		TriggerEvent: p.TriggerEvent, MessageStructure: p.MessageStructure, HL7Version: p.HL7Version,
 		MessageTime: p.MessageTime, Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
 		WorkflowID: p.WorkflowID, RemoteAddr: p.RemoteAddr,
 		EventType: string(ev.Type), AggregateType: ev.AggregateType, EventPayload: ev.Payload,
@@ -295,7 +295,7 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 	dup, err := q.Hl7MessageInsertDuplicate(ctx, db.Hl7MessageInsertDuplicateParams{
 		TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID, SendingApp: p.SendingApp,
 		SendingFacility: p.SendingFacility, MessageCode: p.MessageCode, TriggerEvent: p.TriggerEvent,
-		MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version, MessageTime: p.MessageTime,
+		MessageStructure: p.MessageStructure, HL7Version: p.HL7Version, MessageTime: p.MessageTime,
 		Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
 		WorkflowID: wf, RemoteAddr: p.RemoteAddr, DuplicateOf: &orig.ID,
 	})

@@ -125,7 +125,7 @@ func insertConnector(t testing.TB, q *db.Queries, spec connectorSpec) db.Interop
 		spec.Settings = "{}"
 	}
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMllp,
+		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMLLP,
 		Direction: spec.Direction, Status: db.ConnectorStatusDraft,
 		ListenHost: spec.Host, ListenPort: &spec.Port, Settings: []byte(spec.Settings),
 	})
@@ -342,7 +342,7 @@ func TestIngestAcceptStoresThenAcks(t *testing.T) {
 	require.Equal(t, "ADT", m.MessageCode)
 	require.Equal(t, "A01", m.TriggerEvent)
 	require.Equal(t, "ADT_A01", m.MessageStructure)
-	require.Equal(t, "2.5.1", m.Hl7Version)
+	require.Equal(t, "2.5.1", m.HL7Version)
 	require.NotNil(t, m.MessageTime)
 	require.Nil(t, m.DuplicateOf)
 	require.Equal(t, "AA", m.AckCode)
@@ -878,7 +878,7 @@ func BenchmarkRawInsertBaseline(b *testing.B) {
 			TenantID: ingestTenant, ConnectorID: e.row.ID, MessageControlID: h.ControlID,
 			SendingApp: h.SendingApplication.String(), SendingFacility: h.SendingFacility.String(),
 			MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger, MessageStructure: h.Type.Structure,
-			Hl7Version: h.Version, Raw: m, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|ack"),
+			HL7Version: h.Version, Raw: m, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|ack"),
 			WorkflowID: "wf-" + h.ControlID, RemoteAddr: "127.0.0.1:1",
 		}
 	}

@@ -130,7 +130,7 @@ func newServiceDB(ctx context.Context, name string, poolMaxConns int, port int) 
 	p := int32(port)
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 		TenantID: benchTenant, FacilityID: "bench-facility", Name: "bench-mllp",
-		Protocol: db.ConnectorProtocolMllp, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
+		Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 		ListenHost: &host, ListenPort: &p, Settings: []byte(`{}`),
 	})
 	if err != nil {

@@ -150,7 +150,7 @@ func seedDefaultConnector(ctx context.Context, pool *db.Pool, mllpAddr string, l
 			settings, _ := json.Marshal(map[string]any{"readTimeoutSeconds": 600})
 			conn, err = q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 				TenantID: defaultTenant, FacilityID: defaultFacility, Name: defaultConnector,
-				Protocol: db.ConnectorProtocolMllp, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
+				Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 				ListenHost: &host, ListenPort: &port, Settings: settings,
 			})
 			if err != nil {
