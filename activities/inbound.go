@@ -122,7 +122,10 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	}
 	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{
 		ID: ref.AttemptID, MappedBundle: raw, MappingNotes: notes, FieldCoverage: coverage,
-	}); err != nil {
+	}); errors.Is(err, db.ErrInvalidData) {
+		// Text PostgreSQL cannot hold (a NUL byte in a field): storing it again fails the same way.
+		return MapResult{}, temporal.NewNonRetryableApplicationError("the mapped bundle cannot be stored: "+err.Error(), ErrTypeMapping, err)
+	} else if err != nil {
 		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
 	}
 	return MapResult{Entries: len(res.Bundle.Entry), Notes: len(res.Notes), Unmapped: res.Unmapped}, nil

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -451,6 +452,17 @@ func TestMapMessage(t *testing.T) {
 		ref := h.start(h.insertMessage("GARBAGE", []byte("garbage")))
 		_, err := h.env.ExecuteActivity(h.acts.MapMessage, ref)
 		requireNonRetryable(t, err, ErrTypeParse)
+	})
+	t.Run("a mapping the database cannot store", func(t *testing.T) {
+		// A NUL byte in a name maps to "\u0000", which jsonb refuses (SQLSTATE 22P05): storing
+		// it again would fail the same way, so the retries stop at once.
+		h := h.at(t)
+		require.True(t, bytes.Contains(fixture(t), []byte("|EVERYMAN&")), "fixture changed: PID-5 EVERYMAN not found")
+		raw := bytes.Replace(fixture(t), []byte("|EVERYMAN&"), []byte("|EVERY\x00MAN&"), 1)
+		ref := h.start(h.insertMessage("NUL1", raw))
+		_, err := h.env.ExecuteActivity(h.acts.MapMessage, ref)
+		requireNonRetryable(t, err, ErrTypeMapping)
+		require.Nil(t, h.attempt(ref.AttemptID).MappedBundle)
 	})
 }
 
