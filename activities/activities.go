@@ -9,16 +9,16 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/store"
 )
 
 // Activities holds the dependencies of every activity; fields are set by the worker.
 type Activities struct {
-	Pool *pgxpool.Pool
+	Pool *db.Pool
 	// Store is the built-in FHIR store, the owner named "builtin" in routing rules.
 	Store *store.Store
 	// HTTP reaches external owners.

@@ -43,7 +43,7 @@ func (a *Activities) StartTry(ctx context.Context, in StartTryInput) (StartTryRe
 	var res StartTryResult
 	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		if _, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: in.MessageID, Status: db.Hl7MessageStatusProcessing}); err != nil {
-			return fmt.Errorf("mark message processing: %w", db.Interpret(err))
+			return fmt.Errorf("mark message processing: %w", err)
 		}
 		row, err := q.Hl7ProcessingAttemptStartTry(ctx, db.Hl7ProcessingAttemptStartTryParams{
 			MessageID: in.MessageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, RunTry: int32(in.Try),

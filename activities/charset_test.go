@@ -42,7 +42,7 @@ func TestParseUsesConnectorCharset(t *testing.T) {
 				settings = `{"charset":"` + tc.charset + `"}`
 			}
 			conn, err := h.q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-				TenantID: tenant, FacilityID: "f1", Name: "legacy-" + tc.name, Protocol: db.ConnectorProtocolMllp,
+				TenantID: tenant, FacilityID: "f1", Name: "legacy-" + tc.name, Protocol: db.ConnectorProtocolMLLP,
 				Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(settings),
 			})
 			require.NoError(t, err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"gocloud.dev/blob"
@@ -85,7 +84,7 @@ type exportCursor struct {
 // non-retryable ErrTypeExportInactive, so the workflow stops at once after a DELETE.
 func (a *Activities) loadExportJob(ctx context.Context, jobID uuid.UUID) (db.BulkExportJob, export.Request, error) {
 	job, err := db.New(a.Pool).BulkExportJobGetByID(ctx, jobID)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return job, export.Request{}, temporal.NewNonRetryableApplicationError("export job "+jobID.String()+" does not exist", ErrTypeExportInactive, err)
 	}
 	if err != nil {
@@ -143,14 +142,13 @@ func (a *Activities) BulkExportPlan(ctx context.Context, jobID uuid.UUID) (Expor
 			plan.Tasks = append(plan.Tasks, ExportTask{Type: typ, Owner: o})
 		}
 	}
-	err = pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err = db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		for _, t := range plan.Tasks {
 			if err := q.BulkExportTaskInsert(ctx, db.BulkExportTaskInsertParams{JobID: jobID, ResourceType: t.Type, OwnerURL: t.Owner}); err != nil {
 				return err
 			}
 		}
-		if _, err := q.BulkExportJobStart(ctx, jobID); errors.Is(err, pgx.ErrNoRows) {
+		if _, err := q.BulkExportJobStart(ctx, jobID); errors.Is(err, db.ErrNotFound) {
 			return nil // started by an earlier try, which emitted the event
 		} else if err != nil {
 			return err
@@ -377,7 +375,7 @@ func (a *Activities) exportError(ctx context.Context, typ string, err error) err
 	if errors.Is(err, store.ErrInvalidSearch) || errors.Is(err, store.ErrNotInCompartment) {
 		return temporal.NewNonRetryableApplicationError("export "+typ+": "+err.Error(), ErrTypeExportInvalid, err)
 	}
-	if db.IsCheckViolation(err) { // the only one a file insert can meet: bulk_export_files_immutable
+	if errors.Is(err, db.ErrCheckViolation) { // the only one a file insert can meet: bulk_export_files_immutable
 		return temporal.NewNonRetryableApplicationError("export "+typ+": the job was cancelled", ErrTypeExportInactive, err)
 	}
 	if ctx.Err() != nil {
@@ -423,8 +421,7 @@ func (a *Activities) BulkExportComplete(ctx context.Context, in ExportCompleteIn
 		}
 	}
 	var res ExportCompleteResult
-	err = pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
-		q := db.New(tx)
+	err = db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		files, err := q.BulkExportFileList(ctx, in.JobID)
 		if err != nil {
 			return err
@@ -448,7 +445,7 @@ func (a *Activities) BulkExportComplete(ctx context.Context, in ExportCompleteIn
 			"jobId": in.JobID.String(), "fileCount": len(files), "resourceCount": total,
 		})
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return res, temporal.NewNonRetryableApplicationError("export job "+in.JobID.String()+" was cancelled", ErrTypeExportInactive, err)
 	}
 	if err != nil {
@@ -468,7 +465,7 @@ type ExportFailInput struct {
 // and deletes what it had written.
 func (a *Activities) BulkExportFail(ctx context.Context, in ExportFailInput) error {
 	job, err := db.New(a.Pool).BulkExportJobFail(ctx, db.BulkExportJobFailParams{ID: in.JobID, Error: in.Message})
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("fail export job %s: %w", in.JobID, err)
 	}
 	if err == nil {
@@ -488,7 +485,7 @@ type ExportCleanupInput struct {
 // BulkExportCleanup deletes every file of the job from the bucket and the database.
 func (a *Activities) BulkExportCleanup(ctx context.Context, in ExportCleanupInput) error {
 	if in.Expire {
-		if _, err := db.New(a.Pool).BulkExportJobExpire(ctx, in.JobID); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		if _, err := db.New(a.Pool).BulkExportJobExpire(ctx, in.JobID); err != nil && !errors.Is(err, db.ErrNotFound) {
 			return fmt.Errorf("expire export job %s: %w", in.JobID, err)
 		}
 	}

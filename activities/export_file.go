@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -116,7 +115,7 @@ func (f *fileWriter) commit(ctx context.Context) error {
 	_, err := db.New(f.a.Pool).BulkExportFileInsert(ctx, db.BulkExportFileInsertParams{
 		TenantID: f.job.TenantID, JobID: f.job.ID, Kind: f.kind, ResourceType: typ, BlobKey: f.key, Count: f.count, SizeBytes: f.size,
 	})
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("record export file %s: %w", f.key, err)
 	}
 	f.a.countExportFile(f.job.TenantID, f.kind, typ, f.count)

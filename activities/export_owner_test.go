@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
@@ -179,7 +178,7 @@ func (h *exportHarness) plan(job uuid.UUID) (ExportPlan, error) {
 func (h *exportHarness) complete(job uuid.UUID) {
 	h.t.Helper()
 	if _, err := h.q.BulkExportJobStart(context.Background(), job); err != nil {
-		require.ErrorIs(h.t, err, pgx.ErrNoRows, "started by BulkExportPlan")
+		require.ErrorIs(h.t, err, db.ErrNotFound, "started by BulkExportPlan")
 	}
 	_, err := h.q.BulkExportJobComplete(context.Background(), db.BulkExportJobCompleteParams{ID: job, ExpiresAt: ptr(time.Now().Add(time.Hour))})
 	require.NoError(h.t, err)

@@ -36,7 +36,7 @@ func (a *Activities) StartAttempt(ctx context.Context, messageID uuid.UUID) (Sta
 	var res StartAttemptResult
 	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
 		if _, err := q.Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: messageID, Status: db.Hl7MessageStatusProcessing}); err != nil {
-			return fmt.Errorf("mark message processing: %w", db.Interpret(err))
+			return fmt.Errorf("mark message processing: %w", err)
 		}
 		row, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{
 			MessageID: messageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID,
@@ -122,7 +122,10 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	}
 	if err := db.New(a.Pool).Hl7ProcessingAttemptSetBundle(ctx, db.Hl7ProcessingAttemptSetBundleParams{
 		ID: ref.AttemptID, MappedBundle: raw, MappingNotes: notes, FieldCoverage: coverage,
-	}); err != nil {
+	}); errors.Is(err, db.ErrInvalidData) {
+		// Text PostgreSQL cannot hold (a NUL byte in a field): storing it again fails the same way.
+		return MapResult{}, temporal.NewNonRetryableApplicationError("the mapped bundle cannot be stored: "+err.Error(), ErrTypeMapping, err)
+	} else if err != nil {
 		return MapResult{}, fmt.Errorf("store mapped bundle: %w", err)
 	}
 	return MapResult{Entries: len(res.Bundle.Entry), Notes: len(res.Notes), Unmapped: res.Unmapped}, nil
@@ -148,7 +151,7 @@ func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v
 func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, db.Hl7MessageParseInputRow, error) {
 	row, err := db.New(a.Pool).Hl7MessageParseInput(ctx, messageID)
 	if err != nil {
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			return nil, row, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
 		}
 		return nil, row, fmt.Errorf("load message: %w", err)

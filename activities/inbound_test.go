@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -18,7 +19,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -44,7 +44,7 @@ const fixtureKey = "urn:id:test1|PATID1234"
 
 type harness struct {
 	t    *testing.T
-	pool *pgxpool.Pool
+	pool *db.Pool
 	q    *db.Queries
 	acts *Activities
 	env  *testsuite.TestActivityEnvironment
@@ -61,7 +61,7 @@ func newHarness(t *testing.T) *harness {
 	env := newActivityEnv(acts)
 	q := db.New(pool)
 	conn, err := q.ConnectorInsert(context.Background(), db.ConnectorInsertParams{
-		TenantID: tenant, FacilityID: "f1", Name: "adt-in", Protocol: db.ConnectorProtocolMllp,
+		TenantID: tenant, FacilityID: "f1", Name: "adt-in", Protocol: db.ConnectorProtocolMLLP,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(`{}`),
 	})
 	require.NoError(t, err)
@@ -95,7 +95,7 @@ func (h *harness) insertMessage(controlID string, raw []byte) uuid.UUID {
 	sum := sha256.Sum256(raw)
 	row, err := h.q.Hl7MessageInsert(context.Background(), db.Hl7MessageInsertParams{
 		TenantID: tenant, ConnectorID: h.conn.ID, MessageControlID: controlID, SendingApp: "ADTApp",
-		MessageCode: "ADT", TriggerEvent: "A01", MessageStructure: "ADT_A01", Hl7Version: "2.8",
+		MessageCode: "ADT", TriggerEvent: "A01", MessageStructure: "ADT_A01", HL7Version: "2.8",
 		Raw: raw, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|^~\\&|ack"),
 		WorkflowID: "HL7Message:" + tenant + ":" + h.conn.ID.String() + ":ADTApp:" + controlID,
 	})
@@ -453,6 +453,17 @@ func TestMapMessage(t *testing.T) {
 		_, err := h.env.ExecuteActivity(h.acts.MapMessage, ref)
 		requireNonRetryable(t, err, ErrTypeParse)
 	})
+	t.Run("a mapping the database cannot store", func(t *testing.T) {
+		// A NUL byte in a name maps to "\u0000", which jsonb refuses (SQLSTATE 22P05): storing
+		// it again would fail the same way, so the retries stop at once.
+		h := h.at(t)
+		require.True(t, bytes.Contains(fixture(t), []byte("|EVERYMAN&")), "fixture changed: PID-5 EVERYMAN not found")
+		raw := bytes.Replace(fixture(t), []byte("|EVERYMAN&"), []byte("|EVERY\x00MAN&"), 1)
+		ref := h.start(h.insertMessage("NUL1", raw))
+		_, err := h.env.ExecuteActivity(h.acts.MapMessage, ref)
+		requireNonRetryable(t, err, ErrTypeMapping)
+		require.Nil(t, h.attempt(ref.AttemptID).MappedBundle)
+	})
 }
 
 // --- RouteBundle -----------------------------------------------------------------------------
@@ -782,9 +793,9 @@ func TestCompleteMessageIsAtomic(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	ref, _ := h.process("MSG00001")
-	require.NoError(t, h.q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
+	require.NoError(t, h.q.Hl7ResourceLinkInsertMany(ctx, db.Hl7ResourceLinkInsertManyParams{
 		TenantID: tenant, MessageID: ref.MessageID, AttemptID: &ref.AttemptID,
-		ResourceType: "Encounter", ResourceID: "enc-1", Action: "created", Owner: "builtin",
+		ResourceTypes: []string{"Encounter"}, ResourceIDs: []string{"enc-1"}, Actions: []string{"created"}, Owners: []string{"builtin"},
 	}))
 	h.refuseEvents(`NEW.payload->>'resourceType' = 'Encounter'`)
 

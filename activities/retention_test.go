@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -42,5 +43,5 @@ func TestPruneProcessed(t *testing.T) {
 	require.Zero(t, h.count(`SELECT count(*) FROM hl7_processing_attempts WHERE message_id = $1`, old1.MessageID))
 
 	_, err = h.pool.Exec(ctx, `DELETE FROM hl7_messages WHERE id = $1`, recent.MessageID)
-	require.True(t, db.IsCheckViolation(err), "outside retention the log stays append-only: %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "outside retention the log stays append-only: %v", err)
 }

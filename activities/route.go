@@ -131,18 +131,18 @@ type resourceLinks struct {
 
 func (l *resourceLinks) add(typ, id, action, owner string) {
 	l.p.ResourceTypes = append(l.p.ResourceTypes, typ)
-	l.p.ResourceIds = append(l.p.ResourceIds, id)
+	l.p.ResourceIDs = append(l.p.ResourceIDs, id)
 	l.p.Actions = append(l.p.Actions, action)
 	l.p.Owners = append(l.p.Owners, owner)
 }
 
 // flush writes the links collected so far.
 func (l *resourceLinks) flush(ctx context.Context, q *db.Queries) error {
-	if len(l.p.ResourceIds) == 0 {
+	if len(l.p.ResourceIDs) == 0 {
 		return nil
 	}
 	if err := q.Hl7ResourceLinkInsertMany(ctx, l.p); err != nil {
-		return fmt.Errorf("link %d resources: %w", len(l.p.ResourceIds), err)
+		return fmt.Errorf("link %d resources: %w", len(l.p.ResourceIDs), err)
 	}
 	return nil
 }

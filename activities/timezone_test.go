@@ -43,7 +43,7 @@ func TestMapUsesConnectorTimeZone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := h.at(t)
 			conn, err := h.q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-				TenantID: tenant, FacilityID: "f1", Name: "tz-" + string(rune('a'+i)), Protocol: db.ConnectorProtocolMllp,
+				TenantID: tenant, FacilityID: "f1", Name: "tz-" + string(rune('a'+i)), Protocol: db.ConnectorProtocolMLLP,
 				Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, Settings: []byte(tc.settings),
 			})
 			require.NoError(t, err)

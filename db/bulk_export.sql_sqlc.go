@@ -12,38 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const bulkExportFileCountsByType = `-- name: BulkExportFileCountsByType :many
-SELECT resource_type, count(*)::bigint AS files, sum(count)::bigint AS resources
-FROM bulk_export_files WHERE job_id = $1 AND kind = 'output'
-GROUP BY resource_type ORDER BY resource_type
-`
-
-type BulkExportFileCountsByTypeRow struct {
-	ResourceType string
-	Files        int64
-	Resources    int64
-}
-
-func (q *Queries) BulkExportFileCountsByType(ctx context.Context, jobID uuid.UUID) ([]BulkExportFileCountsByTypeRow, error) {
-	rows, err := q.db.Query(ctx, bulkExportFileCountsByType, jobID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []BulkExportFileCountsByTypeRow{}
-	for rows.Next() {
-		var i BulkExportFileCountsByTypeRow
-		if err := rows.Scan(&i.ResourceType, &i.Files, &i.Resources); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const bulkExportFileDeleteAll = `-- name: BulkExportFileDeleteAll :exec
 DELETE FROM bulk_export_files WHERE job_id = $1
 `
@@ -454,21 +422,6 @@ func (q *Queries) BulkExportJobInsert(ctx context.Context, arg BulkExportJobInse
 		&i.ExpiresAt,
 	)
 	return i, err
-}
-
-const bulkExportJobSetProgress = `-- name: BulkExportJobSetProgress :exec
-UPDATE bulk_export_jobs SET progress = $1
-WHERE id = $2 AND status = 'in_progress'
-`
-
-type BulkExportJobSetProgressParams struct {
-	Progress string
-	ID       uuid.UUID
-}
-
-func (q *Queries) BulkExportJobSetProgress(ctx context.Context, arg BulkExportJobSetProgressParams) error {
-	_, err := q.db.Exec(ctx, bulkExportJobSetProgress, arg.Progress, arg.ID)
-	return err
 }
 
 const bulkExportJobStart = `-- name: BulkExportJobStart :one

@@ -1,12 +1,13 @@
-// Package db is the service's only door to PostgreSQL: sqlc-generated queries (files ending in
-// _sqlc.go, compiled from queries/*.sql), one transaction helper, migrations, and the mapping of
-// driver errors to a few sentinels so that callers never inspect pgx errors.
+// Package db is the service's only door to PostgreSQL: the connection pool (Pool), sqlc-generated
+// queries (files ending in _sqlc.go, compiled from queries/*.sql), one transaction helper
+// (InTx), migrations, and the mapping of driver errors to a few sentinels (ErrNotFound,
+// ErrConflict, …) so that callers never inspect pgx errors.
 package db
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -14,14 +15,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// ErrNotFound is returned when a query that must find one row finds none.
-var ErrNotFound = errors.New("not found")
-
 // DefaultMaxConns sizes the pool unless the URL sets pool_max_conns.
 const DefaultMaxConns = 20
 
+// Pool is the service's connection pool. Its Exec, Query and QueryRow (the DBTX that New and
+// InTx hand to the generated queries) return interpreted errors.
+type Pool struct {
+	pool *pgxpool.Pool
+}
+
 // Open connects a pool to url and checks that the server answers.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string) (*Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -39,55 +43,67 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		pool.Close()
 		return nil, fmt.Errorf("ping database %s: %w", redact(cfg.ConnConfig), err)
 	}
-	return pool, nil
+	return &Pool{pool: pool}, nil
 }
 
-// Beginner is what InTx needs: a pool, a connection or an outer transaction.
-type Beginner interface {
-	Begin(ctx context.Context) (pgx.Tx, error)
+// Close closes every connection, waiting for those in use to be released.
+func (p *Pool) Close() { p.pool.Close() }
+
+// MaxConns is the pool's size (DefaultMaxConns unless the URL set pool_max_conns).
+func (p *Pool) MaxConns() int32 { return p.pool.Config().MaxConns }
+
+// Ping checks that the server answers (the gateway's readiness).
+func (p *Pool) Ping(ctx context.Context) error { return interpret(p.pool.Ping(ctx)) }
+
+// Exec runs sql on a pooled connection.
+func (p *Pool) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := p.pool.Exec(ctx, sql, args...)
+	return tag, interpret(err)
 }
 
-// InTx runs fn in a transaction, committing if fn returns nil and rolling back otherwise.
-func InTx(ctx context.Context, b Beginner, fn func(q *Queries) error) error {
-	return pgx.BeginFunc(ctx, b, func(tx pgx.Tx) error {
-		return fn(New(tx))
-	})
-}
-
-// Interpret maps driver errors to this package's sentinels: pgx.ErrNoRows becomes ErrNotFound.
-// Other errors are returned unchanged.
-func Interpret(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
+// Query runs sql on a pooled connection; the rows' errors are interpreted.
+func (p *Pool) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	r, err := p.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, interpret(err)
 	}
-	return err
+	return rows{r}, nil
 }
 
-// IsUniqueViolation reports whether err is a unique-constraint violation, and if constraint is
-// not empty, whether it is that constraint (or unique index).
-func IsUniqueViolation(err error, constraint string) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-		return false
+// QueryRow runs sql on a pooled connection; Scan's error is interpreted.
+func (p *Pool) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return row{p.pool.QueryRow(ctx, sql, args...)}
+}
+
+// EnsureDatabase creates the database named in databaseURL when it does not exist, connecting
+// to the cluster's maintenance database (postgres) to do so. Only development commands use
+// it: production databases are provisioned, not conjured.
+func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("parse DATABASE_URL: %w", err)
 	}
-	return constraint == "" || pgErr.ConstraintName == constraint
-}
-
-// IsCheckViolation reports whether err was raised by a CHECK constraint or by one of the
-// schema's invariant triggers (which raise check_violation).
-func IsCheckViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23514"
-}
-
-// ConstraintMessage returns the database's message for a constraint or trigger violation, which
-// our triggers word for users; "" for other errors.
-func ConstraintMessage(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "23514" || pgErr.Code == "23505") {
-		return pgErr.Message
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" || name == "postgres" {
+		return nil
 	}
-	return ""
+	u.Path = "/postgres"
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL at %s:%s: %w (is it running? `make run` starts one)", u.Hostname(), u.Port(), err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %s: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
 }
 
 func redact(c *pgx.ConnConfig) string {

@@ -80,62 +80,6 @@ func (q *Queries) FhirResourceByIdentifier(ctx context.Context, arg FhirResource
 	return items, nil
 }
 
-const fhirResourceFindByIdentifier = `-- name: FhirResourceFindByIdentifier :many
-SELECT r.tenant_id, r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.resource, r.sort_date, r.search_indexed FROM fhir_resources r
-WHERE r.tenant_id = $1 AND r.resource_type = $2 AND NOT r.deleted
-  AND r.id IN (
-    SELECT t.id FROM fhir_search_tokens t
-    WHERE t.tenant_id = $1 AND t.resource_type = $2 AND t.param = 'identifier'
-      AND t.code = $3 AND t.system = $4)
-ORDER BY r.last_updated, r.id
-LIMIT $5
-`
-
-type FhirResourceFindByIdentifierParams struct {
-	TenantID     string
-	ResourceType string
-	Value        string
-	System       string
-	MaxRows      int32
-}
-
-// Current resources carrying the identifier exactly (system ” is "no system"), via the index.
-func (q *Queries) FhirResourceFindByIdentifier(ctx context.Context, arg FhirResourceFindByIdentifierParams) ([]FhirResource, error) {
-	rows, err := q.db.Query(ctx, fhirResourceFindByIdentifier,
-		arg.TenantID,
-		arg.ResourceType,
-		arg.Value,
-		arg.System,
-		arg.MaxRows,
-	)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []FhirResource{}
-	for rows.Next() {
-		var i FhirResource
-		if err := rows.Scan(
-			&i.TenantID,
-			&i.ResourceType,
-			&i.ID,
-			&i.VersionID,
-			&i.LastUpdated,
-			&i.Deleted,
-			&i.Resource,
-			&i.SortDate,
-			&i.SearchIndexed,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const fhirResourceGet = `-- name: FhirResourceGet :one
 SELECT tenant_id, resource_type, id, version_id, last_updated, deleted, resource, sort_date, search_indexed FROM fhir_resources WHERE tenant_id = $1 AND resource_type = $2 AND id = $3
 `
@@ -232,6 +176,55 @@ func (q *Queries) FhirResourceHistoryList(ctx context.Context, arg FhirResourceH
 			&i.LastUpdated,
 			&i.Deleted,
 			&i.Method,
+			&i.Resource,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const fhirResourceListCurrentByKeys = `-- name: FhirResourceListCurrentByKeys :many
+SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.resource FROM fhir_resources r
+WHERE r.tenant_id = $1 AND NOT r.deleted
+  AND (r.resource_type, r.id) IN (SELECT unnest($2::text[]), unnest($3::text[]))
+ORDER BY r.resource_type, r.id
+`
+
+type FhirResourceListCurrentByKeysParams struct {
+	TenantID      string
+	ResourceTypes []string
+	IDs           []string
+}
+
+type FhirResourceListCurrentByKeysRow struct {
+	ResourceType string
+	ID           string
+	VersionID    int64
+	LastUpdated  time.Time
+	Resource     []byte
+}
+
+// The current, not deleted, resources of the tenant among the (type, id) pairs given as two
+// parallel arrays: a search's _include targets.
+func (q *Queries) FhirResourceListCurrentByKeys(ctx context.Context, arg FhirResourceListCurrentByKeysParams) ([]FhirResourceListCurrentByKeysRow, error) {
+	rows, err := q.db.Query(ctx, fhirResourceListCurrentByKeys, arg.TenantID, arg.ResourceTypes, arg.IDs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []FhirResourceListCurrentByKeysRow{}
+	for rows.Next() {
+		var i FhirResourceListCurrentByKeysRow
+		if err := rows.Scan(
+			&i.ResourceType,
+			&i.ID,
+			&i.VersionID,
+			&i.LastUpdated,
 			&i.Resource,
 		); err != nil {
 			return nil, err
@@ -517,7 +510,7 @@ type FhirSearchIndexReplaceParams struct {
 	TokenCodes   []string
 	RefParams    []string
 	RefTypes     []string
-	RefIds       []string
+	RefIDs       []string
 }
 
 // Replaces the search index rows of one resource (empty arrays: removes them), in one round trip.
@@ -535,7 +528,7 @@ func (q *Queries) FhirSearchIndexReplace(ctx context.Context, arg FhirSearchInde
 		arg.TokenCodes,
 		arg.RefParams,
 		arg.RefTypes,
-		arg.RefIds,
+		arg.RefIDs,
 	)
 	return err
 }

@@ -205,49 +205,6 @@ func (q *Queries) FhirRoutingRuleListEnabled(ctx context.Context, tenantID strin
 	return items, nil
 }
 
-const fhirRoutingRuleListForType = `-- name: FhirRoutingRuleListForType :many
-SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules
-WHERE tenant_id = $1 AND enabled AND resource_type IN ($2, '*')
-ORDER BY (resource_type = '*'), category
-`
-
-type FhirRoutingRuleListForTypeParams struct {
-	TenantID     string
-	ResourceType string
-}
-
-// The rules that can own resourceType: its own rules, then the tenant's '*' default.
-func (q *Queries) FhirRoutingRuleListForType(ctx context.Context, arg FhirRoutingRuleListForTypeParams) ([]FhirRoutingRule, error) {
-	rows, err := q.db.Query(ctx, fhirRoutingRuleListForType, arg.TenantID, arg.ResourceType)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []FhirRoutingRule{}
-	for rows.Next() {
-		var i FhirRoutingRule
-		if err := rows.Scan(
-			&i.ID,
-			&i.TenantID,
-			&i.ResourceType,
-			&i.Category,
-			&i.OwnerURL,
-			&i.Enabled,
-			&i.Description,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.Version,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const fhirRoutingRuleSearch = `-- name: FhirRoutingRuleSearch :many
 SELECT id, tenant_id, resource_type, category, owner_url, enabled, description, created_at, updated_at, version FROM fhir_routing_rules
 WHERE tenant_id = $1

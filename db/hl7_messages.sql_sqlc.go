@@ -95,7 +95,7 @@ func (q *Queries) Hl7MessageGet(ctx context.Context, id uuid.UUID) (Hl7Message, 
 		&i.MessageCode,
 		&i.TriggerEvent,
 		&i.MessageStructure,
-		&i.Hl7Version,
+		&i.HL7Version,
 		&i.MessageTime,
 		&i.Raw,
 		&i.RawSHA256,
@@ -175,7 +175,7 @@ func (q *Queries) Hl7MessageGetForTenant(ctx context.Context, arg Hl7MessageGetF
 		&i.MessageCode,
 		&i.TriggerEvent,
 		&i.MessageStructure,
-		&i.Hl7Version,
+		&i.HL7Version,
 		&i.MessageTime,
 		&i.Raw,
 		&i.RawSHA256,
@@ -217,7 +217,7 @@ type Hl7MessageInsertParams struct {
 	MessageCode      string
 	TriggerEvent     string
 	MessageStructure string
-	Hl7Version       string
+	HL7Version       string
 	MessageTime      *time.Time
 	Raw              []byte
 	RawSHA256        []byte
@@ -243,7 +243,7 @@ func (q *Queries) Hl7MessageInsert(ctx context.Context, arg Hl7MessageInsertPara
 		arg.MessageCode,
 		arg.TriggerEvent,
 		arg.MessageStructure,
-		arg.Hl7Version,
+		arg.HL7Version,
 		arg.MessageTime,
 		arg.Raw,
 		arg.RawSHA256,
@@ -279,7 +279,7 @@ type Hl7MessageInsertDuplicateParams struct {
 	MessageCode      string
 	TriggerEvent     string
 	MessageStructure string
-	Hl7Version       string
+	HL7Version       string
 	MessageTime      *time.Time
 	Raw              []byte
 	RawSHA256        []byte
@@ -308,7 +308,7 @@ func (q *Queries) Hl7MessageInsertDuplicate(ctx context.Context, arg Hl7MessageI
 		arg.MessageCode,
 		arg.TriggerEvent,
 		arg.MessageStructure,
-		arg.Hl7Version,
+		arg.HL7Version,
 		arg.MessageTime,
 		arg.Raw,
 		arg.RawSHA256,
@@ -353,7 +353,7 @@ type Hl7MessageInsertReceivedParams struct {
 	MessageCode      string
 	TriggerEvent     string
 	MessageStructure string
-	Hl7Version       string
+	HL7Version       string
 	MessageTime      *time.Time
 	Raw              []byte
 	RawSHA256        []byte
@@ -385,7 +385,7 @@ func (q *Queries) Hl7MessageInsertReceived(ctx context.Context, arg Hl7MessageIn
 		arg.MessageCode,
 		arg.TriggerEvent,
 		arg.MessageStructure,
-		arg.Hl7Version,
+		arg.HL7Version,
 		arg.MessageTime,
 		arg.Raw,
 		arg.RawSHA256,
@@ -444,7 +444,7 @@ type Hl7MessageListRow struct {
 	SendingFacility  string
 	MessageCode      string
 	TriggerEvent     string
-	Hl7Version       string
+	HL7Version       string
 	Status           Hl7MessageStatus
 	AckCode          string
 	LastErrorCode    string
@@ -488,7 +488,7 @@ func (q *Queries) Hl7MessageList(ctx context.Context, arg Hl7MessageListParams) 
 			&i.SendingFacility,
 			&i.MessageCode,
 			&i.TriggerEvent,
-			&i.Hl7Version,
+			&i.HL7Version,
 			&i.Status,
 			&i.AckCode,
 			&i.LastErrorCode,

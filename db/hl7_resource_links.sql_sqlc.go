@@ -11,35 +11,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const hl7ResourceLinkInsert = `-- name: Hl7ResourceLinkInsert :exec
-INSERT INTO hl7_resource_links (tenant_id, message_id, attempt_id, resource_type, resource_id, action, owner)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (message_id, resource_type, resource_id) DO NOTHING
-`
-
-type Hl7ResourceLinkInsertParams struct {
-	TenantID     string
-	MessageID    uuid.UUID
-	AttemptID    *uuid.UUID
-	ResourceType string
-	ResourceID   string
-	Action       string
-	Owner        string
-}
-
-func (q *Queries) Hl7ResourceLinkInsert(ctx context.Context, arg Hl7ResourceLinkInsertParams) error {
-	_, err := q.db.Exec(ctx, hl7ResourceLinkInsert,
-		arg.TenantID,
-		arg.MessageID,
-		arg.AttemptID,
-		arg.ResourceType,
-		arg.ResourceID,
-		arg.Action,
-		arg.Owner,
-	)
-	return err
-}
-
 const hl7ResourceLinkInsertMany = `-- name: Hl7ResourceLinkInsertMany :exec
 INSERT INTO hl7_resource_links (tenant_id, message_id, attempt_id, resource_type, resource_id, action, owner, created_at)
 SELECT $1::text, $2::uuid, $3::uuid,
@@ -54,7 +25,7 @@ type Hl7ResourceLinkInsertManyParams struct {
 	MessageID     uuid.UUID
 	AttemptID     *uuid.UUID
 	ResourceTypes []string
-	ResourceIds   []string
+	ResourceIDs   []string
 	Actions       []string
 	Owners        []string
 }
@@ -67,7 +38,7 @@ func (q *Queries) Hl7ResourceLinkInsertMany(ctx context.Context, arg Hl7Resource
 		arg.MessageID,
 		arg.AttemptID,
 		arg.ResourceTypes,
-		arg.ResourceIds,
+		arg.ResourceIDs,
 		arg.Actions,
 		arg.Owners,
 	)

@@ -174,34 +174,6 @@ func (q *Queries) ConnectorGet(ctx context.Context, arg ConnectorGetParams) (Int
 	return i, err
 }
 
-const connectorGetByID = `-- name: ConnectorGetByID :one
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE id = $1
-`
-
-// For the listener side, which is given a connector id and finds its tenant from it.
-func (q *Queries) ConnectorGetByID(ctx context.Context, id uuid.UUID) (InteropConnector, error) {
-	row := q.db.QueryRow(ctx, connectorGetByID, id)
-	var i InteropConnector
-	err := row.Scan(
-		&i.ID,
-		&i.TenantID,
-		&i.FacilityID,
-		&i.Name,
-		&i.Protocol,
-		&i.Direction,
-		&i.Status,
-		&i.ListenHost,
-		&i.ListenPort,
-		&i.Settings,
-		&i.AuthCiphertext,
-		&i.AuthKeyID,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-		&i.Version,
-	)
-	return i, err
-}
-
 const connectorGetByName = `-- name: ConnectorGetByName :one
 SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 AND name = $2
 `
@@ -334,46 +306,6 @@ func (q *Queries) ConnectorInsert(ctx context.Context, arg ConnectorInsertParams
 		&i.Version,
 	)
 	return i, err
-}
-
-const connectorList = `-- name: ConnectorList :many
-SELECT id, tenant_id, facility_id, name, protocol, direction, status, listen_host, listen_port, settings, auth_ciphertext, auth_key_id, created_at, updated_at, version FROM interop_connectors WHERE tenant_id = $1 ORDER BY created_at, id
-`
-
-func (q *Queries) ConnectorList(ctx context.Context, tenantID string) ([]InteropConnector, error) {
-	rows, err := q.db.Query(ctx, connectorList, tenantID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []InteropConnector{}
-	for rows.Next() {
-		var i InteropConnector
-		if err := rows.Scan(
-			&i.ID,
-			&i.TenantID,
-			&i.FacilityID,
-			&i.Name,
-			&i.Protocol,
-			&i.Direction,
-			&i.Status,
-			&i.ListenHost,
-			&i.ListenPort,
-			&i.Settings,
-			&i.AuthCiphertext,
-			&i.AuthKeyID,
-			&i.CreatedAt,
-			&i.UpdatedAt,
-			&i.Version,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const connectorListActiveListeners = `-- name: ConnectorListActiveListeners :many

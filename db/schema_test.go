@@ -3,11 +3,11 @@ package db_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
@@ -19,7 +19,7 @@ import (
 func newConnector(t *testing.T, q *db.Queries, tenant, name string, port int32) db.InteropConnector {
 	t.Helper()
 	c, err := q.ConnectorInsert(context.Background(), db.ConnectorInsertParams{
-		TenantID: tenant, FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMllp,
+		TenantID: tenant, FacilityID: "f1", Name: name, Protocol: db.ConnectorProtocolMLLP,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 		ListenPort: &port, Settings: []byte(`{}`),
 	})
@@ -38,12 +38,12 @@ func TestOneActiveConnectorPerTenantFacilityProtocolDirection(t *testing.T) {
 	_, err := q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t1", ID: a.ID, Status: db.ConnectorStatusActive})
 	require.NoError(t, err)
 	_, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t1", ID: b.ID, Status: db.ConnectorStatusActive})
-	require.True(t, db.IsUniqueViolation(err, "interop_connectors_one_active"), "got %v", err)
+	require.True(t, conflictOn(err, "interop_connectors_one_active"), "got %v", err)
 
 	// Another tenant may use the same facility name, but never the same active port.
 	c := newConnector(t, q, "t2", "c", 3001)
 	_, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t2", ID: c.ID, Status: db.ConnectorStatusActive})
-	require.True(t, db.IsUniqueViolation(err, "interop_connectors_active_port"), "got %v", err)
+	require.True(t, conflictOn(err, "interop_connectors_active_port"), "got %v", err)
 
 	// Deactivating frees the slot; a retired connector never comes back.
 	_, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t1", ID: a.ID, Status: db.ConnectorStatusRetired})
@@ -51,10 +51,10 @@ func TestOneActiveConnectorPerTenantFacilityProtocolDirection(t *testing.T) {
 	_, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t1", ID: b.ID, Status: db.ConnectorStatusActive})
 	require.NoError(t, err)
 	_, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: "t1", ID: a.ID, Status: db.ConnectorStatusActive})
-	require.True(t, db.IsCheckViolation(err), "got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "got %v", err)
 }
 
-func insertMessage(t *testing.T, pool *pgxpool.Pool, conn db.InteropConnector, controlID string, raw []byte) (db.Hl7MessageInsertRow, error) {
+func insertMessage(t *testing.T, pool *db.Pool, conn db.InteropConnector, controlID string, raw []byte) (db.Hl7MessageInsertRow, error) {
 	t.Helper()
 	sum := sha256.Sum256(raw)
 	return db.New(pool).Hl7MessageInsert(context.Background(), db.Hl7MessageInsertParams{
@@ -74,17 +74,17 @@ func TestHl7MessageDedupAndImmutability(t *testing.T) {
 
 	// The same key inserts nothing: the caller learns it is a resend.
 	_, err = insertMessage(t, pool, conn, "C1", []byte("MSH|1"))
-	require.ErrorIs(t, db.Interpret(err), db.ErrNotFound)
+	require.ErrorIs(t, err, db.ErrNotFound)
 
 	// Processing state moves; raw bytes and identity never do.
 	_, err = db.New(pool).Hl7MessageSetStatus(ctx, db.Hl7MessageSetStatusParams{ID: first.ID, Status: db.Hl7MessageStatusProcessing})
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "UPDATE hl7_messages SET raw = 'x' WHERE id = $1", first.ID)
-	require.True(t, db.IsCheckViolation(err), "got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "got %v", err)
 	_, err = pool.Exec(ctx, "UPDATE hl7_messages SET message_control_id = 'C2' WHERE id = $1", first.ID)
-	require.True(t, db.IsCheckViolation(err), "got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "got %v", err)
 	_, err = pool.Exec(ctx, "DELETE FROM hl7_messages WHERE id = $1", first.ID)
-	require.True(t, db.IsCheckViolation(err), "append-only: got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "append-only: got %v", err)
 
 	// Deactivation preserves the message log: the connector cannot be deleted under it.
 	_, err = pool.Exec(ctx, "DELETE FROM interop_connectors WHERE id = $1", conn.ID)
@@ -104,7 +104,7 @@ func TestOneActiveExportPerTenantGroupAndImmutableFiles(t *testing.T) {
 	job, err := insert("t1", "g1")
 	require.NoError(t, err)
 	_, err = insert("t1", "g1")
-	require.True(t, db.IsUniqueViolation(err, "bulk_export_jobs_one_active"), "got %v", err)
+	require.True(t, conflictOn(err, "bulk_export_jobs_one_active"), "got %v", err)
 	_, err = insert("t2", "g1")
 	require.NoError(t, err, "another tenant's export of a same-named group is independent")
 
@@ -115,9 +115,9 @@ func TestOneActiveExportPerTenantGroupAndImmutableFiles(t *testing.T) {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `INSERT INTO bulk_export_files (tenant_id, job_id, resource_type, blob_key, count, size_bytes)
 		VALUES ('t1', $1, 'Patient', 'k2', 1, 10)`, job)
-	require.True(t, db.IsCheckViolation(err), "got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "got %v", err)
 	_, err = pool.Exec(ctx, `UPDATE bulk_export_files SET count = 2 WHERE job_id = $1`, job)
-	require.True(t, db.IsCheckViolation(err), "got %v", err)
+	require.True(t, errors.Is(err, db.ErrCheckViolation), "got %v", err)
 
 	_, err = insert("t1", "g1")
 	require.NoError(t, err, "a finished export frees its group")
@@ -134,21 +134,21 @@ func TestRoutingRulesOnePrimaryOwner(t *testing.T) {
 	}
 	require.NoError(t, add("Observation", "vital-signs"))
 	require.NoError(t, add("Observation", "laboratory"))
-	require.True(t, db.IsUniqueViolation(add("Observation", "laboratory"), "fhir_routing_rules_primary"))
-	require.True(t, db.IsUniqueViolation(add("Observation", ""), ""), "whole-type owner beside split owners is ambiguous")
+	require.True(t, conflictOn(add("Observation", "laboratory"), "fhir_routing_rules_primary"))
+	require.True(t, errors.Is(add("Observation", ""), db.ErrConflict), "whole-type owner beside split owners is ambiguous")
 	require.NoError(t, add("Patient", ""))
-	require.True(t, db.IsUniqueViolation(add("Patient", "x"), ""))
+	require.True(t, errors.Is(add("Patient", "x"), db.ErrConflict))
 }
 
 func TestDomainEventsCursorOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, pool := dbtest.New(t)
+	u, pool := dbtest.New(t)
 	q := db.New(pool)
 
 	// An event whose transaction is still open must not be visible, and when it commits it
 	// must come after the cursor a reader already holds — never behind it.
-	slow, err := pool.Begin(ctx)
+	slow, err := dbtest.Connect(t, u).Begin(ctx)
 	require.NoError(t, err)
 	require.NoError(t, q.WithTx(slow).DomainEventInsert(ctx, db.DomainEventInsertParams{
 		TenantID: "t1", EventType: "Hl7MessageReceived", AggregateType: "Hl7Message", AggregateID: "slow", Payload: []byte(`{}`),
@@ -177,4 +177,9 @@ func TestDomainEventsCursorOrder(t *testing.T) {
 	page, err = q.DomainEventListAfter(ctx, db.DomainEventListAfterParams{TenantID: "t1", AfterTxID: last.TxID, AfterSeq: last.Seq, MaxRows: 10})
 	require.NoError(t, err)
 	require.Empty(t, page)
+}
+
+// conflictOn reports whether err is a unique violation of constraint.
+func conflictOn(err error, constraint string) bool {
+	return errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == constraint
 }

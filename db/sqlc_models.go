@@ -208,10 +208,10 @@ func AllConnectorDirectionValues() []ConnectorDirection {
 type ConnectorProtocol string
 
 const (
-	ConnectorProtocolMllp       ConnectorProtocol = "mllp"
-	ConnectorProtocolFhirRest   ConnectorProtocol = "fhir-rest"
-	ConnectorProtocolSftp       ConnectorProtocol = "sftp"
-	ConnectorProtocolApiPolling ConnectorProtocol = "api-polling"
+	ConnectorProtocolMLLP       ConnectorProtocol = "mllp"
+	ConnectorProtocolFHIRRest   ConnectorProtocol = "fhir-rest"
+	ConnectorProtocolSFTP       ConnectorProtocol = "sftp"
+	ConnectorProtocolAPIPolling ConnectorProtocol = "api-polling"
 )
 
 func (e *ConnectorProtocol) Scan(src interface{}) error {
@@ -251,10 +251,10 @@ func (ns NullConnectorProtocol) Value() (driver.Value, error) {
 
 func (e ConnectorProtocol) Valid() bool {
 	switch e {
-	case ConnectorProtocolMllp,
-		ConnectorProtocolFhirRest,
-		ConnectorProtocolSftp,
-		ConnectorProtocolApiPolling:
+	case ConnectorProtocolMLLP,
+		ConnectorProtocolFHIRRest,
+		ConnectorProtocolSFTP,
+		ConnectorProtocolAPIPolling:
 		return true
 	}
 	return false
@@ -262,10 +262,10 @@ func (e ConnectorProtocol) Valid() bool {
 
 func AllConnectorProtocolValues() []ConnectorProtocol {
 	return []ConnectorProtocol{
-		ConnectorProtocolMllp,
-		ConnectorProtocolFhirRest,
-		ConnectorProtocolSftp,
-		ConnectorProtocolApiPolling,
+		ConnectorProtocolMLLP,
+		ConnectorProtocolFHIRRest,
+		ConnectorProtocolSFTP,
+		ConnectorProtocolAPIPolling,
 	}
 }
 
@@ -648,7 +648,7 @@ type Hl7Message struct {
 	MessageCode      string
 	TriggerEvent     string
 	MessageStructure string
-	Hl7Version       string
+	HL7Version       string
 	MessageTime      *time.Time
 	Raw              []byte
 	RawSHA256        []byte

@@ -11,12 +11,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/adminapi"
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
@@ -26,7 +26,7 @@ import (
 // Deps are the HTTP server's collaborators, built by cmd/interop; New hands each room the
 // part it needs.
 type Deps struct {
-	Pool  *pgxpool.Pool
+	Pool  *db.Pool
 	Store *store.Store
 	Auth  httpkit.Verifier
 	// DefaultOwner owns resource types no routing rule names ("builtin" in dev).

@@ -13,11 +13,11 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/internal/gatewaytest"
 	"github.com/nhp/interop/internal/auth"
@@ -46,7 +46,7 @@ var (
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
-	pool   *pgxpool.Pool
+	pool   *db.Pool
 	signer auth.HS256
 	reg    *prometheus.Registry
 }

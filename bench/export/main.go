@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 
@@ -199,13 +200,13 @@ func copyCeiling(ctx context.Context, d *benchdb.DB, path string) (secs float64,
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 256<<10)
-	conn, err := d.Pool.Acquire(ctx)
+	conn, err := pgx.Connect(ctx, d.URL) // COPY needs a connection of its own, not the service's pool
 	if err != nil {
 		return 0, 0, err
 	}
-	defer conn.Release()
+	defer conn.Close(ctx)
 	began := time.Now()
-	tag, err := conn.Conn().PgConn().CopyTo(ctx, w, `COPY (SELECT resource FROM fhir_resources WHERE tenant_id = '`+tenant+`' AND resource_type = 'Observation' ORDER BY id) TO STDOUT`)
+	tag, err := conn.PgConn().CopyTo(ctx, w, `COPY (SELECT resource FROM fhir_resources WHERE tenant_id = '`+tenant+`' AND resource_type = 'Observation' ORDER BY id) TO STDOUT`)
 	if err != nil {
 		return 0, 0, fmt.Errorf("copy: %w", err)
 	}

@@ -171,7 +171,7 @@ func (e *ackEnv) insertParams(msgs [][]byte) ([]db.Hl7MessageInsertParams, error
 		out[i] = db.Hl7MessageInsertParams{
 			TenantID: c.TenantID, ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp,
 			SendingFacility: h.SendingFacility.String(), MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger,
-			MessageStructure: h.Type.Structure, Hl7Version: h.Version, MessageTime: msgTime,
+			MessageStructure: h.Type.Structure, HL7Version: h.Version, MessageTime: msgTime,
 			Raw: m, RawSHA256: sum[:], AckCode: "AA", Ack: ack,
 			WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: "127.0.0.1:40000",
 		}
@@ -233,7 +233,7 @@ func (e *ackEnv) stmtInsert(ctx context.Context, params []db.Hl7MessageInsertPar
 		var at time.Time
 		return e.svc.pool.QueryRow(ctx, insertWithEvent,
 			p.TenantID, p.ConnectorID, p.MessageControlID, p.SendingApp, p.SendingFacility, p.MessageCode,
-			p.TriggerEvent, p.MessageStructure, p.Hl7Version, p.MessageTime, p.Raw, p.RawSHA256, p.AckCode, p.Ack,
+			p.TriggerEvent, p.MessageStructure, p.HL7Version, p.MessageTime, p.Raw, p.RawSHA256, p.AckCode, p.Ack,
 			p.WorkflowID, p.RemoteAddr, p.MessageCode+"^"+p.TriggerEvent).Scan(&id, &at)
 	})
 }
@@ -306,7 +306,7 @@ func runACK(ctx context.Context, cfg config, logger *slog.Logger) (*ackReport, e
 	defer e.close()
 
 	rep := &ackReport{concs: []int{1, cfg.conns}, figures: map[int]map[ackMode]*ackFigures{}, rounds: cfg.rounds, n: cfg.n,
-		pool: e.svc.pool.Config().MaxConns}
+		pool: e.svc.pool.MaxConns()}
 	if cfg.conns == 1 {
 		rep.concs = []int{1}
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
 )
@@ -97,7 +96,7 @@ func dropDatabase(name string) error {
 type serviceDB struct {
 	name      string
 	url       string
-	pool      *pgxpool.Pool
+	pool      *db.Pool
 	connector db.InteropConnector
 }
 
@@ -131,7 +130,7 @@ func newServiceDB(ctx context.Context, name string, poolMaxConns int, port int) 
 	p := int32(port)
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 		TenantID: benchTenant, FacilityID: "bench-facility", Name: "bench-mllp",
-		Protocol: db.ConnectorProtocolMllp, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
+		Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 		ListenHost: &host, ListenPort: &p, Settings: []byte(`{}`),
 	})
 	if err != nil {

@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
@@ -443,7 +443,7 @@ func crashResend(t *testing.T, addr string, msgs [][]byte, ids []string, which [
 
 // crashWaitProcessed waits until n messages are processed, logging progress; it fails at once
 // when one is dead-lettered.
-func crashWaitProcessed(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Duration) map[string]int {
+func crashWaitProcessed(t *testing.T, pool *db.Pool, n int, timeout time.Duration) map[string]int {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	lastLog := time.Now()
@@ -469,7 +469,7 @@ func crashWaitProcessed(t *testing.T, pool *pgxpool.Pool, n int, timeout time.Du
 	return st
 }
 
-func crashStatuses(t *testing.T, pool *pgxpool.Pool) map[string]int {
+func crashStatuses(t *testing.T, pool *db.Pool) map[string]int {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `SELECT status::text, count(*) FROM hl7_messages GROUP BY 1`)
 	require.NoError(t, err)

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/nhp/interop/internal/blobstore"
 	"log/slog"
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/nhp/interop/internal/blobstore"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/config"
@@ -52,7 +53,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	logger := newLogger(c)
 
-	if err := ensureDatabase(ctx, c.DatabaseURL); err != nil {
+	if err := db.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
 		return err
 	}
 	if err := db.MigrateUp(c.DatabaseURL); err != nil {
@@ -133,9 +134,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 
 // seedDefaultConnector makes sure the default tenant has an active inbound MLLP connector on
 // mllpAddr. An existing one is kept (and its port moved when the address changed).
-func seedDefaultConnector(ctx context.Context, pool interface {
-	db.Beginner
-}, mllpAddr string, logger *slog.Logger) error {
+func seedDefaultConnector(ctx context.Context, pool *db.Pool, mllpAddr string, logger *slog.Logger) error {
 	host, portStr, err := net.SplitHostPort(mllpAddr)
 	if err != nil {
 		return fmt.Errorf("mllp address %q: %w", mllpAddr, err)
@@ -147,11 +146,11 @@ func seedDefaultConnector(ctx context.Context, pool interface {
 	port := int32(port64)
 	return db.InTx(ctx, pool, func(q *db.Queries) error {
 		conn, err := q.ConnectorGetByName(ctx, db.ConnectorGetByNameParams{TenantID: defaultTenant, Name: defaultConnector})
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			settings, _ := json.Marshal(map[string]any{"readTimeoutSeconds": 600})
 			conn, err = q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 				TenantID: defaultTenant, FacilityID: defaultFacility, Name: defaultConnector,
-				Protocol: db.ConnectorProtocolMllp, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
+				Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
 				ListenHost: &host, ListenPort: &port, Settings: settings,
 			})
 			if err != nil {
@@ -170,7 +169,7 @@ func seedDefaultConnector(ctx context.Context, pool interface {
 			return nil
 		}
 		if _, err := q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: defaultTenant, ID: conn.ID, Status: db.ConnectorStatusActive}); err != nil {
-			if db.IsUniqueViolation(err, "") {
+			if errors.Is(err, db.ErrConflict) {
 				return fmt.Errorf("activate default connector on %s: another active connector holds that port or slot: %w", mllpAddr, err)
 			}
 			return fmt.Errorf("activate default connector: %w", err)

@@ -17,11 +17,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/auth"
 )
 
@@ -167,7 +167,7 @@ func (c exportClient) put(typ, id, body string) {
 
 // seedPatients inserts n Patients and, for each, one Observation, in one statement each: the
 // export tests are about reading, so the store's write path is not what they wait for.
-func seedPatients(t *testing.T, pool *pgxpool.Pool, tenant string, n int) {
+func seedPatients(t *testing.T, pool *db.Pool, tenant string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := pool.Exec(ctx, `INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, resource, search_indexed)
@@ -207,7 +207,7 @@ func TestBulkExportEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		return tok
 	}
-	pool, err := pgxpool.New(context.Background(), serviceURL)
+	pool, err := db.Open(context.Background(), serviceURL)
 	require.NoError(t, err)
 	defer pool.Close()
 	tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})
@@ -364,7 +364,7 @@ var recordExportHistory = flag.Bool("record-export-history", false, "write the B
 
 // exportDiagnosis reports a job's row, tasks and files, and its workflow's pending
 // activities, for a test that waited in vain.
-func exportDiagnosis(pool *pgxpool.Pool, tc client.Client) func(job string) string {
+func exportDiagnosis(pool *db.Pool, tc client.Client) func(job string) string {
 	return func(job string) string {
 		ctx := context.Background()
 		var b strings.Builder

@@ -20,7 +20,7 @@ type migrateUpCmd struct {
 
 func (m migrateUpCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if m.CreateDatabase {
-		if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		if err := db.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 			return err
 		}
 	}

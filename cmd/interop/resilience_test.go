@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
@@ -57,7 +56,7 @@ func TestTemporalDownAcksKeepFlowing(t *testing.T) {
 			dbtest.DropDatabase(t, d)
 		}
 	})
-	require.NoError(t, ensureDatabase(ctx, serviceURL))
+	require.NoError(t, db.EnsureDatabase(ctx, serviceURL))
 	require.NoError(t, db.MigrateUp(serviceURL))
 
 	cfg := config.Default()
@@ -687,7 +686,7 @@ func resWaitReady(t *testing.T, base string, timeout time.Duration, roles ...*re
 	t.Fatalf("%s/readyz not OK within %s", base, timeout)
 }
 
-func resStatuses(t *testing.T, pool *pgxpool.Pool, controlIDLike string) map[string]int {
+func resStatuses(t *testing.T, pool *db.Pool, controlIDLike string) map[string]int {
 	t.Helper()
 	rows, err := pool.Query(context.Background(),
 		`SELECT status::text, count(*) FROM hl7_messages WHERE message_control_id LIKE $1 GROUP BY 1`, controlIDLike)
@@ -704,7 +703,7 @@ func resStatuses(t *testing.T, pool *pgxpool.Pool, controlIDLike string) map[str
 	return st
 }
 
-func resWaitStatus(t *testing.T, pool *pgxpool.Pool, controlIDLike, status string, n int, timeout time.Duration) {
+func resWaitStatus(t *testing.T, pool *db.Pool, controlIDLike, status string, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var st map[string]int
@@ -719,7 +718,7 @@ func resWaitStatus(t *testing.T, pool *pgxpool.Pool, controlIDLike, status strin
 }
 
 // resPool opens a pool on the service database, closed at cleanup.
-func resPool(t *testing.T, url string) *pgxpool.Pool {
+func resPool(t *testing.T, url string) *db.Pool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/nhp/interop/internal/blobstore"
 	"net"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/nhp/interop/internal/blobstore"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/uber-go/tally/v4"
@@ -94,37 +91,6 @@ func dialTemporalLazily(ctx context.Context, hostPort, namespace string, logger 
 		return nil, fmt.Errorf("connect to temporal at %s: %w", hostPort, errors.Join(err, lerr))
 	}
 	return lazy, nil
-}
-
-// ensureDatabase creates the database named in databaseURL when it does not exist, connecting
-// to the cluster's maintenance database to do so. Only `interop dev` does this: production
-// databases are provisioned, not conjured.
-func ensureDatabase(ctx context.Context, databaseURL string) error {
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		return fmt.Errorf("parse DATABASE_URL: %w", err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" || name == "postgres" {
-		return nil
-	}
-	u.Path = "/postgres"
-	conn, err := pgx.Connect(ctx, u.String())
-	if err != nil {
-		return fmt.Errorf("connect to PostgreSQL at %s:%s: %w (is it running? `make run` starts one)", u.Hostname(), u.Port(), err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return fmt.Errorf("look up database %s: %w", name, err)
-	}
-	if exists {
-		return nil
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create database %s: %w", name, err)
-	}
-	return nil
 }
 
 // signer returns the HS256 key: INTEROP_JWT_SECRET, else the dev secret under the data dir.

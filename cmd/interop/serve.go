@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -39,7 +38,7 @@ import (
 type services struct {
 	cfg      config.Config
 	logger   *slog.Logger
-	pool     *pgxpool.Pool
+	pool     *db.Pool
 	registry *prometheus.Registry
 	temporal client.Client
 	store    *store.Store
@@ -251,7 +250,7 @@ func signingKey(cfg config.Config, purpose string) ([]byte, error) {
 // readiness is the gateway's readiness: the database only. Messages are acknowledged with
 // PostgreSQL alone, so a Temporal outage must not take the listeners out of a load balancer;
 // it shows as interop_workflow_starts_total{outcome="error"} and a growing pending backlog.
-func readiness(pool *pgxpool.Pool) func(context.Context) error {
+func readiness(pool *db.Pool) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := pool.Ping(ctx); err != nil {
 			return fmt.Errorf("database: %w", err)
@@ -327,7 +326,7 @@ func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenant
 }
 
 // openPool connects to the service database.
-func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+func openPool(ctx context.Context, cfg config.Config) (*db.Pool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	return db.Open(ctx, cfg.DatabaseURL)

@@ -33,7 +33,7 @@ func (c storeCmd) Run(ctx context.Context, cfg *config.Config) error {
 	logger := newLogger(*cfg).With("role", "store")
 	dbURL := orDefault(c.DatabaseURL, cfg.DatabaseURL)
 	if c.CreateDatabase {
-		if err := ensureDatabase(ctx, dbURL); err != nil {
+		if err := db.EnsureDatabase(ctx, dbURL); err != nil {
 			return err
 		}
 	}

@@ -26,10 +26,6 @@ UPDATE bulk_export_jobs SET status = 'in_progress'
 WHERE id = @id AND status = 'accepted'
 RETURNING *;
 
--- name: BulkExportJobSetProgress :exec
-UPDATE bulk_export_jobs SET progress = @progress
-WHERE id = @id AND status = 'in_progress';
-
 -- name: BulkExportJobComplete :one
 -- in_progress → completed; the caller emits BulkExportCompleted when a row comes back (once).
 UPDATE bulk_export_jobs SET status = 'completed', completed_at = now(), expires_at = @expires_at, progress = @progress
@@ -70,11 +66,6 @@ WHERE f.job_id = @job_id AND f.id = @id;
 
 -- name: BulkExportFileDeleteAll :exec
 DELETE FROM bulk_export_files WHERE job_id = @job_id;
-
--- name: BulkExportFileCountsByType :many
-SELECT resource_type, count(*)::bigint AS files, sum(count)::bigint AS resources
-FROM bulk_export_files WHERE job_id = @job_id AND kind = 'output'
-GROUP BY resource_type ORDER BY resource_type;
 
 -- name: BulkExportTaskInsert :exec
 INSERT INTO bulk_export_tasks (job_id, resource_type, owner_url)

@@ -44,17 +44,6 @@ WHERE tenant_id = @tenant_id AND last_updated >= @since
 ORDER BY last_updated DESC, resource_type DESC, id DESC, version_id DESC
 LIMIT @max_rows;
 
--- name: FhirResourceFindByIdentifier :many
--- Current resources carrying the identifier exactly (system '' is "no system"), via the index.
-SELECT r.* FROM fhir_resources r
-WHERE r.tenant_id = @tenant_id AND r.resource_type = @resource_type AND NOT r.deleted
-  AND r.id IN (
-    SELECT t.id FROM fhir_search_tokens t
-    WHERE t.tenant_id = @tenant_id AND t.resource_type = @resource_type AND t.param = 'identifier'
-      AND t.code = @value AND t.system = @system)
-ORDER BY r.last_updated, r.id
-LIMIT @max_rows;
-
 -- name: FhirSearchIndexReplace :exec
 -- Replaces the search index rows of one resource (empty arrays: removes them), in one round trip.
 -- The arrays of each table run in parallel (unnest zips them in a select list).
@@ -103,3 +92,11 @@ SELECT r.* FROM m JOIN fhir_resources r
   ON r.tenant_id = @tenant_id AND r.resource_type = @resource_type AND r.id = m.id
 WHERE NOT r.deleted
 LIMIT 2;
+
+-- name: FhirResourceListCurrentByKeys :many
+-- The current, not deleted, resources of the tenant among the (type, id) pairs given as two
+-- parallel arrays: a search's _include targets.
+SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.resource FROM fhir_resources r
+WHERE r.tenant_id = @tenant_id AND NOT r.deleted
+  AND (r.resource_type, r.id) IN (SELECT unnest(@resource_types::text[]), unnest(@ids::text[]))
+ORDER BY r.resource_type, r.id;

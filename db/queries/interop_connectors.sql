@@ -6,15 +6,8 @@ RETURNING *;
 -- name: ConnectorGet :one
 SELECT * FROM interop_connectors WHERE tenant_id = @tenant_id AND id = @id;
 
--- name: ConnectorGetByID :one
--- For the listener side, which is given a connector id and finds its tenant from it.
-SELECT * FROM interop_connectors WHERE id = @id;
-
 -- name: ConnectorGetByName :one
 SELECT * FROM interop_connectors WHERE tenant_id = @tenant_id AND name = @name;
-
--- name: ConnectorList :many
-SELECT * FROM interop_connectors WHERE tenant_id = @tenant_id ORDER BY created_at, id;
 
 -- name: ConnectorListActiveListeners :many
 -- Every connector a gateway must open an MLLP listener for, across tenants.

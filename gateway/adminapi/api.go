@@ -6,17 +6,17 @@ package adminapi
 import (
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/client"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 )
 
 // Deps are the admin API's collaborators.
 type Deps struct {
-	Pool *pgxpool.Pool
+	Pool *db.Pool
 	Auth httpkit.Verifier
 	// BaseURL is the public base of this server, for absolute links.
 	BaseURL string

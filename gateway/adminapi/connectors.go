@@ -95,7 +95,7 @@ func (tr connectorTransition) refusal(status db.ConnectorStatus) error {
 // listensOn reports whether connectors of this protocol and direction get an MLLP listener, and
 // so need a listen port to be active.
 func listensOn(p db.ConnectorProtocol, d db.ConnectorDirection) bool {
-	return p == db.ConnectorProtocolMllp && (d == db.ConnectorDirectionInbound || d == db.ConnectorDirectionBidirectional)
+	return p == db.ConnectorProtocolMLLP && (d == db.ConnectorDirectionInbound || d == db.ConnectorDirectionBidirectional)
 }
 
 func errConnectorNotFound() error {
@@ -114,7 +114,7 @@ func connectorIDParam(c echo.Context) (uuid.UUID, error) {
 // lockConnector reads the tenant's connector id and locks it until q's transaction ends.
 func lockConnector(ctx context.Context, q *db.Queries, tenant string, id uuid.UUID) (db.InteropConnector, error) {
 	row, err := q.ConnectorGetForUpdate(ctx, db.ConnectorGetForUpdateParams{TenantID: tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return row, errConnectorNotFound()
 	}
 	if err != nil {
@@ -246,7 +246,7 @@ func (h *API) getConnector(c echo.Context) error {
 		return err
 	}
 	row, err := db.New(h.d.Pool).ConnectorGet(c.Request().Context(), db.ConnectorGetParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return errConnectorNotFound()
 	}
 	if err != nil {
@@ -476,7 +476,7 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 	switch {
 	case errors.As(err, &oe):
 		return err
-	case db.IsUniqueViolation(err, "interop_connectors_one_active"):
+	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_one_active":
 		msg := fmt.Sprintf("another connector is already active for facility %q, protocol %s, direction %s; deactivate it first",
 			f.FacilityID, f.Protocol, f.Direction)
 		holder, lerr := db.New(h.d.Pool).ConnectorActiveInSlot(ctx, db.ConnectorActiveInSlotParams{
@@ -487,7 +487,7 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 				holder.Name, holder.ID, f.FacilityID, f.Protocol, f.Direction)
 		}
 		return newOutcome(http.StatusConflict, fhir.IssueConflict, msg)
-	case db.IsUniqueViolation(err, "interop_connectors_active_port"):
+	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_active_port":
 		msg := "the listen port is in use by another active connector"
 		if f.ListenPort != nil {
 			msg = fmt.Sprintf("port %d is in use by another active connector", *f.ListenPort)
@@ -498,9 +498,9 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 			}
 		}
 		return newOutcome(http.StatusConflict, fhir.IssueConflict, msg+"; choose another port or deactivate that connector")
-	case db.IsUniqueViolation(err, "interop_connectors_tenant_name"):
+	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_tenant_name":
 		return newOutcome(http.StatusConflict, fhir.IssueDuplicate, fmt.Sprintf("a connector named %q already exists", f.Name))
-	case db.IsCheckViolation(err):
+	case errors.Is(err, db.ErrCheckViolation):
 		// The schema's last word (the listener rule, the retired guard), worded by the schema.
 		return newOutcome(http.StatusConflict, fhir.IssueConflict, "the change breaks a connector rule: "+db.ConstraintMessage(err))
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -49,7 +48,7 @@ var (
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
-	pool   *pgxpool.Pool
+	pool   *db.Pool
 	signer auth.HS256
 }
 
@@ -207,7 +206,7 @@ func TestAdminMessage(t *testing.T) {
 	q := db.New(s.pool)
 	port := int32(32001)
 	conn, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: apiTenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMllp,
+		TenantID: apiTenantA, FacilityID: "f1", Name: "lab", Protocol: db.ConnectorProtocolMLLP,
 		Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft, ListenPort: &port, Settings: []byte(`{}`),
 	})
 	require.NoError(t, err)
@@ -215,15 +214,15 @@ func TestAdminMessage(t *testing.T) {
 	sum := sha256.Sum256(raw)
 	msg, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
 		TenantID: apiTenantA, ConnectorID: conn.ID, MessageControlID: "C1", SendingApp: "LAB", SendingFacility: "FAC",
-		MessageCode: "ORU", TriggerEvent: "R01", Hl7Version: "2.5", Raw: raw, RawSHA256: sum[:],
+		MessageCode: "ORU", TriggerEvent: "R01", HL7Version: "2.5", Raw: raw, RawSHA256: sum[:],
 		AckCode: "AA", Ack: []byte("MSH|ack"), WorkflowID: "hl7-C1",
 	})
 	require.NoError(t, err)
 	attempt, err := q.Hl7ProcessingAttemptStart(ctx, db.Hl7ProcessingAttemptStartParams{WorkflowID: "hl7-C1", RunID: "run-1", MessageID: msg.ID})
 	require.NoError(t, err)
-	require.NoError(t, q.Hl7ResourceLinkInsert(ctx, db.Hl7ResourceLinkInsertParams{
-		TenantID: apiTenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceType: "Patient", ResourceID: "p1",
-		Action: "created", Owner: routing.Builtin,
+	require.NoError(t, q.Hl7ResourceLinkInsertMany(ctx, db.Hl7ResourceLinkInsertManyParams{
+		TenantID: apiTenantA, MessageID: msg.ID, AttemptID: &attempt.ID, ResourceTypes: []string{"Patient"}, ResourceIDs: []string{"p1"},
+		Actions: []string{"created"}, Owners: []string{routing.Builtin},
 	}))
 
 	adminA := s.token(apiTenantA, auth.AdminScope)

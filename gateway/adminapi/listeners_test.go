@@ -5,8 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/gateway/internal/gatewaytest"
 )
@@ -27,7 +26,7 @@ type connectorSpec = gatewaytest.ConnectorSpec
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newListeners returns Listeners on pool whose listeners all close when the test ends.
-func newListeners(t testing.TB, pool *pgxpool.Pool) *inbound.Listeners {
+func newListeners(t testing.TB, pool *db.Pool) *inbound.Listeners {
 	t.Helper()
 	in := &inbound.Ingestor{Pool: pool, Logger: discardLogger()}
 	l := &inbound.Listeners{Pool: pool, Ingestor: in, Logger: discardLogger(), DefaultHost: "127.0.0.1", Interval: 20 * time.Millisecond}

@@ -127,7 +127,7 @@ func (h *API) listMessages(c echo.Context) error {
 		out.Messages = append(out.Messages, messageSummary{
 			ID: r.ID, ConnectorID: r.ConnectorID, Status: string(r.Status), MessageControlID: r.MessageControlID,
 			SendingApplication: r.SendingApp, SendingFacility: r.SendingFacility, MessageType: workflows.MessageType(r.MessageCode, r.TriggerEvent),
-			Version: r.Hl7Version, SizeBytes: r.SizeBytes, AckCode: r.AckCode, LastErrorCode: r.LastErrorCode, LastError: r.LastError,
+			Version: r.HL7Version, SizeBytes: r.SizeBytes, AckCode: r.AckCode, LastErrorCode: r.LastErrorCode, LastError: r.LastError,
 			WorkflowID: r.WorkflowID, DuplicateOf: r.DuplicateOf, ReceivedAt: r.ReceivedAt, StatusChangedAt: r.StatusChangedAt, ProcessedAt: r.ProcessedAt,
 		})
 	}
@@ -145,7 +145,7 @@ func (h *API) getMessageRaw(c echo.Context) error {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	raw, err := db.New(h.d.Pool).Hl7MessageRaw(c.Request().Context(), db.Hl7MessageRawParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
@@ -192,7 +192,7 @@ func (h *API) getMessage(c echo.Context) error {
 	ctx := c.Request().Context()
 	q := db.New(h.d.Pool)
 	m, err := q.Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
@@ -230,7 +230,7 @@ func (h *API) getMessage(c echo.Context) error {
 	out := map[string]any{
 		"id": m.ID, "connectorId": m.ConnectorID, "status": m.Status,
 		"messageControlId": m.MessageControlID, "sendingApplication": m.SendingApp, "sendingFacility": m.SendingFacility,
-		"messageType": workflows.MessageType(m.MessageCode, m.TriggerEvent), "version": m.Hl7Version,
+		"messageType": workflows.MessageType(m.MessageCode, m.TriggerEvent), "version": m.HL7Version,
 		"sizeBytes": len(m.Raw), "ackCode": m.AckCode, "receivedAt": m.ReceivedAt,
 		"lastErrorCode": m.LastErrorCode, "lastError": m.LastError, "workflowId": m.WorkflowID,
 	}

@@ -97,7 +97,7 @@ func amsgInsert(t *testing.T, q *db.Queries, m *amsg) {
 	sum := sha256.Sum256(m.Raw)
 	row, err := q.Hl7MessageInsert(ctx, db.Hl7MessageInsertParams{
 		TenantID: m.Tenant, ConnectorID: m.Connector, MessageControlID: m.Control, SendingApp: "LAB", SendingFacility: "FAC",
-		MessageCode: m.Code, TriggerEvent: m.Trigger, Hl7Version: "2.5", Raw: m.Raw, RawSHA256: sum[:],
+		MessageCode: m.Code, TriggerEvent: m.Trigger, HL7Version: "2.5", Raw: m.Raw, RawSHA256: sum[:],
 		AckCode: "AA", Ack: []byte("MSH|ack|" + m.Control), WorkflowID: m.WorkflowID,
 	})
 	require.NoError(t, err)

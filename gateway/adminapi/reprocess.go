@@ -48,7 +48,7 @@ func (h *API) reprocessMessage(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	m, err := db.New(h.d.Pool).Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {

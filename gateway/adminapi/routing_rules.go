@@ -108,7 +108,7 @@ func checkRuleIfMatch(c echo.Context, version int64) error {
 // lockRoutingRule reads the tenant's rule id and locks it until q's transaction ends.
 func lockRoutingRule(ctx context.Context, q *db.Queries, tenant string, id uuid.UUID) (db.FhirRoutingRule, error) {
 	row, err := q.FhirRoutingRuleGetForUpdate(ctx, db.FhirRoutingRuleGetForUpdateParams{TenantID: tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return row, errRoutingRuleNotFound()
 	}
 	if err != nil {
@@ -169,7 +169,7 @@ func (h *API) getRoutingRule(c echo.Context) error {
 		return err
 	}
 	row, err := db.New(h.d.Pool).FhirRoutingRuleGet(c.Request().Context(), db.FhirRoutingRuleGetParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) {
 		return errRoutingRuleNotFound()
 	}
 	if err != nil {
@@ -343,7 +343,7 @@ func (h *API) routingRuleWriteError(ctx context.Context, tenant string, id uuid.
 	switch {
 	case errors.As(err, &oe):
 		return err
-	case db.IsUniqueViolation(err, ruleConstraintPrimary):
+	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == ruleConstraintPrimary:
 		msg := fmt.Sprintf("another enabled rule already routes %s to an owner: there is one primary owner per resource type "+
 			"and category; disable or change that rule first", describeTarget(f.ResourceType, f.Category))
 		if others, lerr := h.enabledRulesOfType(ctx, tenant, f.ResourceType, id); lerr == nil {
@@ -355,9 +355,9 @@ func (h *API) routingRuleWriteError(ctx context.Context, tenant string, id uuid.
 			}
 		}
 		return newOutcome(http.StatusConflict, fhir.IssueDuplicate, msg)
-	case db.IsUniqueViolation(err, ruleConstraintUnambiguous):
+	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == ruleConstraintUnambiguous:
 		return newOutcome(http.StatusConflict, fhir.IssueConflict, h.ambiguityMessage(ctx, tenant, id, f))
-	case db.IsCheckViolation(err):
+	case errors.Is(err, db.ErrCheckViolation):
 		// The schema's last word (its shape checks), worded by the schema.
 		return newOutcome(http.StatusUnprocessableEntity, fhir.IssueValue, "the rule breaks a schema rule: "+db.ConstraintMessage(err))
 	}

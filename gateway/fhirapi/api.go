@@ -8,17 +8,17 @@ package fhirapi
 import (
 	"log/slog"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/client"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/store"
 )
 
 // Deps are the FHIR API's collaborators.
 type Deps struct {
-	Pool  *pgxpool.Pool
+	Pool  *db.Pool
 	Store *store.Store
 	Auth  httpkit.Verifier
 	// DefaultOwner owns resource types no routing rule names ("builtin" in dev).

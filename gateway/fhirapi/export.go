@@ -224,7 +224,7 @@ func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) e
 		RequestURL: x.base + strings.TrimPrefix(c.Request().URL.RequestURI(), "/fhir"), Parameters: params,
 		TransactionTime: time.Now().UTC().Truncate(time.Millisecond), WorkflowID: wfID, RequestedBy: p.Subject,
 	})
-	if db.IsUniqueViolation(err, "bulk_export_jobs_one_active") {
+	if errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "bulk_export_jobs_one_active" {
 		return x.busy(c, p.Tenant, req.GroupKey())
 	}
 	if err != nil {

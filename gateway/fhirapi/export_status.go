@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/api/serviceerror"
 	"gocloud.dev/gcerrors"
@@ -29,7 +28,7 @@ func (x *exporter) jobOf(c echo.Context) (db.BulkExportJob, error) {
 		return db.BulkExportJob{}, newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
 	job, err := db.New(x.d.Pool).BulkExportJobGet(c.Request().Context(), db.BulkExportJobGetParams{TenantID: principal(c).Tenant, ID: id})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return job, newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
 	return job, err
@@ -97,7 +96,7 @@ func (x *exporter) cancel(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	row, err := db.New(x.d.Pool).BulkExportJobCancel(ctx, db.BulkExportJobCancelParams{TenantID: job.TenantID, ID: job.ID})
-	if errors.Is(err, pgx.ErrNoRows) {
+	if errors.Is(err, db.ErrNotFound) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" is "+string(job.Status)+": nothing to cancel")
 	}
 	if err != nil {
@@ -134,7 +133,7 @@ func (x *exporter) file(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	f, err := db.New(x.d.Pool).BulkExportFileGet(ctx, db.BulkExportFileGetParams{JobID: jobID, ID: fileID})
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && f.JobStatus != db.BulkExportStatusCompleted) {
+	if errors.Is(err, db.ErrNotFound) || (err == nil && f.JobStatus != db.BulkExportStatusCompleted) {
 		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file: the export was cancelled or has expired")
 	}
 	if err != nil {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/internal/gatewaytest"
 	"github.com/nhp/interop/internal/auth"
@@ -48,7 +48,7 @@ var (
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
-	pool   *pgxpool.Pool
+	pool   *db.Pool
 	signer auth.HS256
 }
 

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
@@ -23,7 +21,7 @@ import (
 // database round trip for rules that change rarely. It holds no invariant: the database does;
 // a rule change reaches every replica within ttl.
 type tableCache struct {
-	pool         *pgxpool.Pool
+	pool         *db.Pool
 	defaultOwner string
 	ttl          time.Duration
 

@@ -25,7 +25,7 @@ const (
 // one that crashes loses at most one interval of counts — these are statistics, not audit.
 type RoutedEvents struct {
 	// Pool is where the events are written (through internal/outbox).
-	Pool db.Beginner
+	Pool *db.Pool
 	// Interval between flushes; 0 means DefaultRoutedEventsInterval.
 	Interval time.Duration
 	// MaxKeys bounds the distinct keys held between flushes; counts for further keys are

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nhp/interop/db"
@@ -15,7 +14,7 @@ import (
 // (pending, processing, failed) and how old the oldest is — the figures on-call staff alert on.
 // It reads the database, so every gateway replica reports the same cluster-wide truth.
 type BacklogCollector struct {
-	Pool   *pgxpool.Pool
+	Pool   *db.Pool
 	Logger *slog.Logger
 }
 

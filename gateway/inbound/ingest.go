@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
 
@@ -61,7 +60,7 @@ func (c Connector) readOptions() []hl7v2.Option {
 // builds the ACK. Nothing it acknowledges can be lost, because the ACK is returned only after
 // the raw bytes are committed; a resend of a stored message gets the stored ACK again.
 type Ingestor struct {
-	Pool    *pgxpool.Pool
+	Pool    *db.Pool
 	Starter *Starter
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -161,7 +160,7 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 	params := db.Hl7MessageInsertParams{
 		TenantID: c.TenantID, ConnectorID: c.ID, MessageControlID: h.ControlID, SendingApp: key.SendingApp,
 		SendingFacility: h.SendingFacility.String(), MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger,
-		MessageStructure: h.Type.Structure, Hl7Version: h.Version, MessageTime: msgTime,
+		MessageStructure: h.Type.Structure, HL7Version: h.Version, MessageTime: msgTime,
 		Raw: msg, RawSHA256: sum[:], AckCode: code, Ack: accept,
 		WorkflowID: workflows.InboundHL7WorkflowID(key), RemoteAddr: addrString(conn),
 	}
@@ -236,13 +235,13 @@ func (in *Ingestor) insertNew(ctx context.Context, c Connector, p db.Hl7MessageI
 	row, err := db.New(in.Pool).Hl7MessageInsertReceived(ctx, db.Hl7MessageInsertReceivedParams{
 		ID: id, TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID,
 		SendingApp: p.SendingApp, SendingFacility: p.SendingFacility, MessageCode: p.MessageCode,
-		TriggerEvent: p.TriggerEvent, MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version,
+		TriggerEvent: p.TriggerEvent, MessageStructure: p.MessageStructure, HL7Version: p.HL7Version,
 		MessageTime: p.MessageTime, Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
 		WorkflowID: p.WorkflowID, RemoteAddr: p.RemoteAddr,
 		EventType: string(ev.Type), AggregateType: ev.AggregateType, EventPayload: ev.Payload,
 	})
 	if err != nil {
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			return storeResult{}, false, nil
 		}
 		return storeResult{}, false, fmt.Errorf("insert message: %w", err)
@@ -260,7 +259,7 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 	if err == nil {
 		return storeResult{id: row.ID, workflowID: p.WorkflowID}, emitReceived(ctx, q, c, row.ID, messageType, uuid.Nil)
 	}
-	if !errors.Is(db.Interpret(err), db.ErrNotFound) {
+	if !errors.Is(err, db.ErrNotFound) {
 		return storeResult{}, fmt.Errorf("insert message: %w", err)
 	}
 	// The key is taken (ON CONFLICT waited for the row's transaction to commit).
@@ -296,7 +295,7 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 	dup, err := q.Hl7MessageInsertDuplicate(ctx, db.Hl7MessageInsertDuplicateParams{
 		TenantID: p.TenantID, ConnectorID: p.ConnectorID, MessageControlID: p.MessageControlID, SendingApp: p.SendingApp,
 		SendingFacility: p.SendingFacility, MessageCode: p.MessageCode, TriggerEvent: p.TriggerEvent,
-		MessageStructure: p.MessageStructure, Hl7Version: p.Hl7Version, MessageTime: p.MessageTime,
+		MessageStructure: p.MessageStructure, HL7Version: p.HL7Version, MessageTime: p.MessageTime,
 		Raw: p.Raw, RawSHA256: p.RawSHA256, AckCode: p.AckCode, Ack: p.Ack,
 		WorkflowID: wf, RemoteAddr: p.RemoteAddr, DuplicateOf: &orig.ID,
 	})

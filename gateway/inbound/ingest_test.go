@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
@@ -46,7 +44,7 @@ var ingestNow = time.Date(2025, 3, 1, 12, 0, 5, 0, time.UTC)
 // and an MLLP listener serving that connector.
 type ingestEnv struct {
 	url  string
-	pool *pgxpool.Pool
+	pool *db.Pool
 	q    *db.Queries
 	row  db.InteropConnector
 	conn Connector
@@ -59,7 +57,7 @@ type ingestEnv struct {
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newIngestor returns an Ingestor with a deterministic ACK control id counter and a fixed clock.
-func newIngestor(pool *pgxpool.Pool) (*Ingestor, *atomic.Int64) {
+func newIngestor(pool *db.Pool) (*Ingestor, *atomic.Int64) {
 	var n atomic.Int64
 	return &Ingestor{
 		Pool:         pool,
@@ -207,9 +205,7 @@ func (e *ingestEnv) rejectedInputs(t testing.TB) []rejectedInput {
 	rows, err := e.pool.Query(context.Background(),
 		"SELECT tenant_id, connector_id, raw, reason, remote_addr FROM hl7_rejected_inputs ORDER BY received_at, id")
 	require.NoError(t, err)
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rejectedInput])
-	require.NoError(t, err)
-	return out
+	return dbtest.Collect[rejectedInput](t, rows)
 }
 
 // requireAckError requires exactly one ERR whose ERR-3 code is code.
@@ -255,7 +251,7 @@ func TestIngestAcceptStoresThenAcks(t *testing.T) {
 	require.Equal(t, "ADT", m.MessageCode)
 	require.Equal(t, "A01", m.TriggerEvent)
 	require.Equal(t, "ADT_A01", m.MessageStructure)
-	require.Equal(t, "2.5.1", m.Hl7Version)
+	require.Equal(t, "2.5.1", m.HL7Version)
 	require.NotNil(t, m.MessageTime)
 	require.Nil(t, m.DuplicateOf)
 	require.Equal(t, "AA", m.AckCode)
@@ -270,8 +266,7 @@ func TestIngestAcceptStoresThenAcks(t *testing.T) {
 		Type, Aggregate, AggregateID string
 		Payload                      []byte
 	}
-	events, err := pgx.CollectRows(rows, pgx.RowToStructByPos[event])
-	require.NoError(t, err)
+	events := dbtest.Collect[event](t, rows)
 	require.Len(t, events, 1)
 	require.Equal(t, string(outbox.Hl7MessageReceived), events[0].Type)
 	require.Equal(t, "Hl7Message", events[0].Aggregate)
@@ -309,7 +304,7 @@ func TestIngestAckOnlyAfterCommit(t *testing.T) {
 
 	t.Run("no ACK while the insert cannot commit", func(t *testing.T) {
 		// Block every insert into hl7_messages (EXCLUSIVE still allows reads).
-		tx, err := other.Begin(ctx)
+		tx, err := dbtest.Connect(t, e.url).Begin(ctx)
 		require.NoError(t, err)
 		defer func() { _ = tx.Rollback(ctx) }()
 		_, err = tx.Exec(ctx, "LOCK TABLE hl7_messages IN EXCLUSIVE MODE")
@@ -725,11 +720,9 @@ func postgresReachable(b *testing.B) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, dbtest.ClusterURL())
-	if err != nil {
+	if err := dbtest.Reachable(ctx); err != nil {
 		b.Skipf("PostgreSQL is not reachable at the test cluster: %v", err)
 	}
-	_ = conn.Close(ctx)
 }
 
 func benchMessages(b *testing.B, prefix string) [][]byte {
@@ -794,7 +787,7 @@ func BenchmarkRawInsertBaseline(b *testing.B) {
 			TenantID: ingestTenant, ConnectorID: e.row.ID, MessageControlID: h.ControlID,
 			SendingApp: h.SendingApplication.String(), SendingFacility: h.SendingFacility.String(),
 			MessageCode: h.Type.Code, TriggerEvent: h.Type.Trigger, MessageStructure: h.Type.Structure,
-			Hl7Version: h.Version, Raw: m, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|ack"),
+			HL7Version: h.Version, Raw: m, RawSHA256: sum[:], AckCode: "AA", Ack: []byte("MSH|ack"),
 			WorkflowID: "wf-" + h.ControlID, RemoteAddr: "127.0.0.1:1",
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/hl7v2"
@@ -51,7 +50,7 @@ func ConnectorFromRow(c db.InteropConnector) (Connector, ConnectorSettings, erro
 // database, converging by polling, so connectors activated or deactivated through the admin
 // API (by any gateway replica) open or close here without a restart.
 type Listeners struct {
-	Pool     *pgxpool.Pool
+	Pool     *db.Pool
 	Ingestor *Ingestor
 	Logger   *slog.Logger
 	// Interval between reconciliations; 0 means 5 s.

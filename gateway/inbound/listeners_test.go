@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
@@ -19,7 +18,7 @@ import (
 )
 
 // newListeners returns Listeners on pool whose listeners all close when the test ends.
-func newListeners(t testing.TB, pool *pgxpool.Pool) *Listeners {
+func newListeners(t testing.TB, pool *db.Pool) *Listeners {
 	t.Helper()
 	in, _ := newIngestor(pool)
 	l := &Listeners{Pool: pool, Ingestor: in, Logger: discardLogger(), DefaultHost: "127.0.0.1", Interval: 20 * time.Millisecond}
@@ -41,7 +40,7 @@ func setStatus(t testing.TB, q *db.Queries, c db.InteropConnector, s db.Connecto
 	require.NoError(t, err)
 }
 
-func storedConnector(t testing.TB, pool *pgxpool.Pool, id string) uuid.UUID {
+func storedConnector(t testing.TB, pool *db.Pool, id string) uuid.UUID {
 	t.Helper()
 	var c uuid.UUID
 	require.NoError(t, pool.QueryRow(context.Background(),

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
 )
@@ -86,7 +85,7 @@ func DropDatabase(t testing.TB, name string) {
 
 // New creates a fresh database migrated to the latest schema and returns its URL and a pool
 // closed at cleanup.
-func New(t testing.TB) (string, *pgxpool.Pool) {
+func New(t testing.TB) (string, *db.Pool) {
 	t.Helper()
 	u := CreateDatabase(t, UniqueName("itest"))
 	if err := db.MigrateUp(u); err != nil {
@@ -100,4 +99,37 @@ func New(t testing.TB) (string, *pgxpool.Pool) {
 	}
 	t.Cleanup(pool.Close) // registered after the drop, so it runs before it
 	return u, pool
+}
+
+// Connect opens one connection of its own to url, closed at cleanup: for tests that need a
+// session (a held lock, a prepared statement, SET) rather than the pool's connections.
+func Connect(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("dbtest: connect: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// Collect reads every row of rows into a T, its fields in the columns' order, and closes rows.
+func Collect[T any](t testing.TB, rows pgx.Rows) []T {
+	t.Helper()
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[T])
+	if err != nil {
+		t.Fatalf("dbtest: collect rows: %v", err)
+	}
+	return out
+}
+
+// Reachable reports why the test cluster does not answer, nil when it does.
+func Reachable(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err != nil {
+		return err
+	}
+	return conn.Close(ctx)
 }

@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/store"
 )
@@ -19,7 +18,7 @@ import (
 // Observations per Patient, with the search index rows the store's writes make, plus n/10
 // resources of another tenant. It writes with INSERT … SELECT generate_series, not through
 // the store, so that a million rows load in about a minute.
-func loadBench(b *testing.B, n int) *pgxpool.Pool {
+func loadBench(b *testing.B, n int) *db.Pool {
 	b.Helper()
 	ctx := context.Background()
 	_, pool := dbtest.New(b)

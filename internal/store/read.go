@@ -23,7 +23,7 @@ func (tx *Tx) Read(ctx context.Context, tenant, typ, id string) (Resource, error
 func read(ctx context.Context, q *db.Queries, tenant, typ, id string) (Resource, error) {
 	row, err := q.FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
 	if err != nil {
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			return Resource{}, ErrNotFound
 		}
 		return Resource{}, fmt.Errorf("read %s/%s: %w", typ, id, err)
@@ -41,7 +41,7 @@ func (s *Store) ReadVersion(ctx context.Context, tenant, typ, id string, version
 		TenantID: tenant, ResourceType: typ, ID: id, VersionID: version,
 	})
 	if err != nil {
-		if errors.Is(db.Interpret(err), db.ErrNotFound) {
+		if errors.Is(err, db.ErrNotFound) {
 			return Resource{}, ErrNotFound
 		}
 		return Resource{}, fmt.Errorf("read %s/%s version %d: %w", typ, id, version, err)

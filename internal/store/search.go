@@ -674,19 +674,14 @@ func includes(ctx context.Context, conn db.DBTX, tenant, typ string, params []st
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.resource FROM fhir_resources r
-		WHERE r.tenant_id = $1 AND NOT r.deleted AND (r.resource_type, r.id) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-		ORDER BY r.resource_type, r.id`, tenant, types, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read included resources: %w", err)
-	}
-	included, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Resource, error) {
-		var r Resource
-		err := row.Scan(&r.Type, &r.ID, &r.VersionID, &r.LastUpdated, (*[]byte)(&r.Body))
-		return r, err
+	rows, err := db.New(conn).FhirResourceListCurrentByKeys(ctx, db.FhirResourceListCurrentByKeysParams{
+		TenantID: tenant, ResourceTypes: types, IDs: ids,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read included resources: %w", err)
 	}
-	return append(out, included...), nil
+	for _, r := range rows {
+		out = append(out, Resource{Type: r.ResourceType, ID: r.ID, VersionID: r.VersionID, LastUpdated: r.LastUpdated, Body: r.Resource})
+	}
+	return out, nil
 }

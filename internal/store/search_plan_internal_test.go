@@ -18,10 +18,8 @@ import (
 func TestSearchPlanStartsFromTheSelectiveParameter(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, pool := dbtest.New(t)
-	conn, err := pool.Acquire(ctx)
-	require.NoError(t, err)
-	defer conn.Release()
+	u, _ := dbtest.New(t)
+	conn := dbtest.Connect(t, u) // one session: the SET and the prepared statement below
 	for _, sql := range []string{
 		`INSERT INTO fhir_resources (tenant_id, resource_type, id, version_id, last_updated, resource, search_indexed)
 		 SELECT 't', 'Patient', 'pat-' || g, 1, now(), '{"resourceType":"Patient"}', true FROM generate_series(1, 5) g`,
@@ -47,7 +45,7 @@ func TestSearchPlanStartsFromTheSelectiveParameter(t *testing.T) {
 	require.Len(t, w.drivers, 1)
 	sql := pageSQL(w, q.sortSpec(), nil, args.add(51))
 
-	_, err = conn.Conn().Prepare(ctx, "plan_test", sql)
+	_, err = conn.Prepare(ctx, "plan_test", sql)
 	require.NoError(t, err)
 	rows, err := conn.Query(ctx, "EXPLAIN (COSTS OFF) EXECUTE plan_test('t', 'Observation', 'pat-7', 'Patient', 'patient', 51)")
 	require.NoError(t, err)

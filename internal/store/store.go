@@ -9,9 +9,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/nhp/interop/db"
 )
 
@@ -32,7 +29,7 @@ var (
 // (fhir_search_tokens, fhir_search_refs, fhir_search_dates), which every write maintains in
 // its own transaction. Every method is confined to the tenant it is given.
 type Store struct {
-	Pool *pgxpool.Pool
+	Pool *db.Pool
 	// Now is the clock for meta.lastUpdated; nil means time.Now.
 	Now func() time.Time
 }
@@ -57,8 +54,8 @@ type Tx struct {
 
 // InTx runs fn in one transaction, committed when fn returns nil and rolled back otherwise.
 func (s *Store) InTx(ctx context.Context, fn func(tx *Tx) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, func(ptx pgx.Tx) error {
-		return fn(&Tx{s: s, q: db.New(ptx), conn: ptx})
+	return db.InTx(ctx, s.Pool, func(q *db.Queries) error {
+		return fn(&Tx{s: s, q: q, conn: q.Conn()})
 	})
 }
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/store"
@@ -22,7 +22,7 @@ const (
 	mrn     = "urn:oid:1.2.3.4.5"
 )
 
-func newStore(t *testing.T) (*store.Store, *pgxpool.Pool) {
+func newStore(t *testing.T) (*store.Store, *db.Pool) {
 	t.Helper()
 	_, pool := dbtest.New(t)
 	return &store.Store{Pool: pool}, pool
@@ -52,7 +52,7 @@ func decode(t *testing.T, b []byte) map[string]any {
 	return m
 }
 
-func countRows(t *testing.T, pool *pgxpool.Pool, table, tenant, typ string) int {
+func countRows(t *testing.T, pool *db.Pool, table, tenant, typ string) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(),

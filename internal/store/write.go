@@ -250,7 +250,7 @@ func (tx *Tx) lockAndGet(ctx context.Context, tenant, typ, id string) (*db.FhirR
 	}
 	row, err := tx.q.FhirResourceGet(ctx, db.FhirResourceGetParams{TenantID: tenant, ResourceType: typ, ID: id})
 	switch {
-	case errors.Is(db.Interpret(err), db.ErrNotFound):
+	case errors.Is(err, db.ErrNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("read %s/%s: %w", typ, id, err)
@@ -459,14 +459,14 @@ func (tx *Tx) writeIndex(ctx context.Context, tenant, typ, id string, idx search
 	p := db.FhirSearchIndexReplaceParams{
 		TenantID: tenant, ResourceType: typ, ID: id,
 		TokenParams: []string{}, TokenSystems: []string{}, TokenCodes: []string{},
-		RefParams: []string{}, RefTypes: []string{}, RefIds: []string{},
+		RefParams: []string{}, RefTypes: []string{}, RefIDs: []string{},
 		DateParams: []string{}, DateLos: []time.Time{}, DateHis: []time.Time{},
 	}
 	for _, t := range idx.tokens {
 		p.TokenParams, p.TokenSystems, p.TokenCodes = append(p.TokenParams, t.param), append(p.TokenSystems, t.system), append(p.TokenCodes, t.code)
 	}
 	for _, r := range idx.refs {
-		p.RefParams, p.RefTypes, p.RefIds = append(p.RefParams, r.param), append(p.RefTypes, r.typ), append(p.RefIds, r.id)
+		p.RefParams, p.RefTypes, p.RefIDs = append(p.RefParams, r.param), append(p.RefTypes, r.typ), append(p.RefIDs, r.id)
 	}
 	for _, d := range idx.dates {
 		p.DateParams, p.DateLos, p.DateHis = append(p.DateParams, d.param), append(p.DateLos, d.lo), append(p.DateHis, d.hi)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nhp/interop/db"
 )
@@ -22,7 +21,7 @@ import (
 type DB struct {
 	Name string
 	URL  string
-	Pool *pgxpool.Pool
+	Pool *db.Pool
 }
 
 // ClusterURL is the PostgreSQL the benchmarks use: TEST_DATABASE_URL, else DATABASE_URL, else

@@ -4,12 +4,13 @@ import (
 	"context"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/nhp/interop/db"
 )
 
 // Count runs a SELECT count(*) sql on pool.
-func Count(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) int {
+func Count(t testing.TB, pool *db.Pool, sql string, args ...any) int {
 	t.Helper()
 	var n int
 	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))

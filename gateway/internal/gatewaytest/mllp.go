@@ -76,7 +76,7 @@ func InsertConnector(t testing.TB, q *db.Queries, spec ConnectorSpec) db.Interop
 		spec.Settings = "{}"
 	}
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
-		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMllp,
+		TenantID: spec.Tenant, FacilityID: spec.Facility, Name: spec.Name, Protocol: db.ConnectorProtocolMLLP,
 		Direction: spec.Direction, Status: db.ConnectorStatusDraft,
 		ListenHost: spec.Host, ListenPort: &spec.Port, Settings: []byte(spec.Settings),
 	})
