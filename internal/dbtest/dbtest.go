@@ -69,6 +69,22 @@ func CreateDatabase(t testing.TB, name string) string {
 	return u
 }
 
+// SkipUnlessReachable skips t when the test cluster does not answer: for tests that start
+// something of their own against the cluster rather than use a database of dbtest's.
+func SkipUnlessReachable(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err == nil {
+		err = conn.Ping(ctx)
+		_ = conn.Close(ctx)
+	}
+	if err != nil {
+		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", ClusterURL(), err)
+	}
+}
+
 // DropDatabase drops name, disconnecting whoever is still connected.
 func DropDatabase(t testing.TB, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
