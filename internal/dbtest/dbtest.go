@@ -57,7 +57,7 @@ func CreateDatabase(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatalf("dbtest: PostgreSQL is not reachable at %s (set TEST_DATABASE_URL): %v", ClusterURL(), err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("dbtest: create database %s: %v", name, err)
 	}
@@ -94,7 +94,7 @@ func DropDatabase(t testing.TB, name string) {
 		t.Logf("dbtest: drop %s: %v", name, err)
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		t.Logf("dbtest: drop %s: %v", name, err)
 	}

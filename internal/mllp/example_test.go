@@ -23,7 +23,7 @@ func Example() {
 		ReadTimeout:    10 * time.Minute,
 		WriteTimeout:   30 * time.Second,
 		MaxConnections: 100,
-		OnFrameError: func(conn mllp.ConnInfo, err error, partial []byte) {
+		OnFrameError: func(conn mllp.ConnInfo, err error, partial []byte) { //nolint:revive // unused-parameter: named for the example's reader
 			// Keep partial for audit here.
 		},
 		Logger: slog.New(slog.DiscardHandler),
