@@ -134,7 +134,7 @@ func (w *inboundHL7) backoff(ctx workflow.Context, p activities.PipelinePolicy, 
 	base = math.Min(base, float64(p.MaxIntervalSeconds))
 	var jitter float64
 	if err := workflow.SideEffect(ctx, func(workflow.Context) any {
-		return (rand.Float64()*2 - 1) * jitterFraction
+		return (rand.Float64()*2 - 1) * jitterFraction //nolint:gosec // G404: retry jitter spreads load, it guards nothing
 	}).Get(&jitter); err != nil {
 		jitter = 0
 	}

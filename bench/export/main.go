@@ -198,7 +198,11 @@ func copyCeiling(ctx context.Context, d *benchdb.DB, path string) (secs float64,
 	if err != nil {
 		return 0, 0, err
 	}
-	defer f.Close()
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			secs, size, err = 0, 0, cerr
+		}
+	}()
 	w := bufio.NewWriterSize(f, 256<<10)
 	conn, err := pgx.Connect(ctx, d.URL) // COPY needs a connection of its own, not the service's pool
 	if err != nil {
@@ -256,7 +260,7 @@ func runChild(jobID, dbURL, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer bucket.Close()
+	defer func() { _ = bucket.Close() }() // a local directory: nothing buffered to lose
 	acts := &activities.Activities{Pool: pool, Store: &store.Store{Pool: pool}, DefaultOwner: "builtin", Exports: bucket, Logger: slog.New(slog.DiscardHandler)}
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(tlog.NewStructuredLogger(slog.New(slog.DiscardHandler)))
@@ -282,5 +286,5 @@ func peakRSSMB() float64 {
 	if err != nil {
 		return 0
 	}
-	return parseVmHWM(string(b))
+	return parseVMHWM(string(b))
 }

@@ -35,9 +35,9 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 	if err != nil {
 		return systemResult{}, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: best effort
 	bin := filepath.Join(dir, "interop")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/interop")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/interop")
 	if out, err := build.CombinedOutput(); err != nil {
 		return systemResult{}, fmt.Errorf("go build ./cmd/interop: %v\n%s", err, out)
 	}
@@ -48,7 +48,9 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 			return systemResult{}, err
 		}
 		addrs[i] = l.Addr().String()
-		l.Close()
+		if err := l.Close(); err != nil {
+			return systemResult{}, err
+		}
 	}
 	dataDir := filepath.Join(dir, "data")
 	cmd := exec.Command(bin, "dev")
@@ -61,7 +63,7 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 	if err != nil {
 		return systemResult{}, err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }() // the process's log, read back only to explain a failure
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -93,7 +95,7 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 		return systemResult{}, err
 	}
 	began := time.Now()
-	req, _ := http.NewRequest(http.MethodGet, base+"/fhir/$export?_type=Observation", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/fhir/$export?_type=Observation", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Prefer", "respond-async")
 	resp, err := http.DefaultClient.Do(req)
@@ -108,7 +110,7 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 	var peak float64
 	for {
 		peak = max(peak, vmHWM(cmd.Process.Pid))
-		req, _ := http.NewRequest(http.MethodGet, status, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, status, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -164,10 +166,10 @@ func vmHWM(pid int) float64 {
 	if err != nil {
 		return 0
 	}
-	return parseVmHWM(string(b))
+	return parseVMHWM(string(b))
 }
 
-func parseVmHWM(status string) float64 {
+func parseVMHWM(status string) float64 {
 	for _, line := range strings.Split(status, "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)

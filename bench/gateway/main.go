@@ -104,7 +104,7 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 		if err != nil {
 			return err
 		}
-		defer d.Drop()
+		defer d.Drop() //nolint:revive // defer in a loop: both owners' databases live until run returns
 		if owners[i], err = serve(ownerHandler(fhirserver.New(&store.Store{Pool: d.Pool}, fhirserver.Options{Logger: logger}), signer)); err != nil {
 			return err
 		}
@@ -188,11 +188,17 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 		if err != nil {
 			return err
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
 			return err
 		}
-		defer pprof.StopCPUProfile()
+		// The profile is written at Stop: Close's error says whether it reached the disk.
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			}
+		}()
 	}
 	for round := range nRounds {
 		for _, s := range scenarios {
@@ -285,7 +291,7 @@ func load(client *http.Client, token string, target func(*mrand.Rand) string, co
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			r := mrand.New(mrand.NewPCG(uint64(w), uint64(time.Now().UnixNano()))) //nolint:gosec // G115: a seed; w and the clock are non-negative
 			for time.Now().Before(deadline) {
 				req, _ := http.NewRequest(http.MethodGet, target(r), nil)
 				req.Header.Set("Authorization", "Bearer "+token)

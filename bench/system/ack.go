@@ -116,7 +116,7 @@ func newMLLPServer(in *inbound.Ingestor, c inbound.Connector, logger *slog.Logge
 
 func (e *ackEnv) close() {
 	_ = e.srv.Close()
-	<-e.done
+	<-e.done //nolint:errcheck // Serve's answer to Close: ErrServerClosed
 	e.svc.close()
 }
 
@@ -131,7 +131,7 @@ func sendMLLP(ctx context.Context, addr string, msgs [][]byte, conc int) (loadRe
 		if err != nil {
 			return loadResult{}, err
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }() //nolint:revive // defer in a loop: every client lives until the load is sent
 		clients[g] = c
 	}
 	return runConcurrent(len(msgs), conc, func(g, i int) error {

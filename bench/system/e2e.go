@@ -238,17 +238,19 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 		QueueSize: queueSize, // the default (10,000) unless -n is larger: no start waits for the sweeper
 		Workers:   o.starterWorkers,
 	}
-	st.wg.Add(1)
+	// The goroutines capture what they use, not the named result st.
+	wg, done := &st.wg, make(chan error, 1)
+	wg.Add(1)
 	go func() {
-		defer st.wg.Done()
+		defer wg.Done()
 		starter.Run(runCtx)
 	}()
 	in := &inbound.Ingestor{Pool: st.svc.pool, Starter: starter, Logger: logger}
 	c := inbound.Connector{ID: st.svc.connector.ID, TenantID: st.svc.connector.TenantID, Name: st.svc.connector.Name}
-	st.mllp = newMLLPServer(in, c, logger)
-	st.mllpDone = make(chan error, 1)
+	srv := newMLLPServer(in, c, logger)
+	st.mllp, st.mllpDone = srv, done
 	st.addr = ln.Addr().String()
-	go func() { st.mllpDone <- st.mllp.Serve(ln) }()
+	go func() { done <- srv.Serve(ln) }()
 
 	if st.stats, err = newStatsConn(ctx, st.names...); err != nil {
 		return st, err
@@ -270,7 +272,7 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 func (st *stack) stop() {
 	if st.mllp != nil {
 		_ = st.mllp.Close()
-		<-st.mllpDone
+		<-st.mllpDone //nolint:errcheck // Serve's answer to Close: ErrServerClosed
 	}
 	if st.cancel != nil {
 		st.cancel()

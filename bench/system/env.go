@@ -70,7 +70,7 @@ func maintenanceExec(ctx context.Context, sql string) error {
 	if err != nil {
 		return fmt.Errorf("PostgreSQL is not reachable at %s (set TEST_DATABASE_URL): %w", clusterURL(), err)
 	}
-	defer conn.Close(context.Background())
+	defer func() { _ = conn.Close(context.Background()) }() // the statement's error is the one that counts
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
@@ -127,7 +127,7 @@ func newServiceDB(ctx context.Context, name string, poolMaxConns int, port int) 
 	}
 	q := db.New(s.pool)
 	host := "127.0.0.1"
-	p := int32(port)
+	p := int32(port) //nolint:gosec // G115: a TCP port, at most 65535
 	c, err := q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 		TenantID: benchTenant, FacilityID: "bench-facility", Name: "bench-mllp",
 		Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,
@@ -286,7 +286,7 @@ func machineCPU() (busy, total uint64) {
 	if err != nil {
 		return 0, 0
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	sc := bufio.NewScanner(f)
 	if !sc.Scan() {
 		return 0, 0

@@ -91,7 +91,7 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cfg.e2e.shards = int32(shards)
+	cfg.e2e.shards = int32(shards) //nolint:gosec // G115: a flag naming a handful of history shards
 	cfg.e2e.name = "flags"
 	var err error
 	if cfg.e2e.dc, err = parseDC(dc); err != nil {
@@ -293,7 +293,7 @@ func printContext(ctx context.Context) {
 	fmt.Printf("bench/system: %d cores (GOMAXPROCS %d), load %s", runtime.NumCPU(), runtime.GOMAXPROCS(0), strings.Join(strings.Fields(string(load))[:3], " "))
 	c, err := pgx.Connect(ctx, clusterURL())
 	if err == nil {
-		defer c.Close(context.Background())
+		defer func() { _ = c.Close(context.Background()) }() // a read-only look at the server's settings
 		var ver, sc, fs, wsm string
 		_ = c.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'),
 			current_setting('fsync'), current_setting('wal_sync_method')`).Scan(&ver, &sc, &fs, &wsm)

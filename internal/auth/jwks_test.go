@@ -72,7 +72,7 @@ func newIDP(t *testing.T, keys ...jose.JSONWebKey) *idp {
 	t.Helper()
 	p := &idp{keys: keys}
 	p.status.Store(http.StatusOK)
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		p.fetches.Add(1)
 		if s := int(p.status.Load()); s != http.StatusOK {
 			w.WriteHeader(s)
@@ -119,8 +119,6 @@ func (c *clock) Add(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
-
-type claimsAt func(now time.Time) jwt.MapClaims
 
 // goodClaims are valid claims at now.
 func goodClaims(now time.Time) jwt.MapClaims {

@@ -83,7 +83,7 @@ func grants(perms string, in Interaction) bool {
 			return false
 		}
 		i += j + 1
-		if byte(r) == byte(in) {
+		if r == rune(in) {
 			seen = true
 		}
 	}

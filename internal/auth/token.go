@@ -99,7 +99,7 @@ func (h HS256) now() time.Time {
 // `interop dev` and `interop token` agree without configuration.
 func DevSecret(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, "dev-jwt-secret")
-	if b, err := os.ReadFile(path); err == nil {
+	if b, err := os.ReadFile(path); err == nil { //nolint:gosec // G304: the operator's data directory
 		secret, err := hex.DecodeString(strings.TrimSpace(string(b)))
 		if err != nil || len(secret) < 32 {
 			return nil, fmt.Errorf("dev signing secret %s is malformed; delete it to make a new one", path)
@@ -116,15 +116,20 @@ func DevSecret(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("generate dev signing secret: %w", err)
 	}
 	// O_EXCL: when two processes race on first start, one wins and the other reads its key.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // G304: the operator's data directory
 	if errors.Is(err, os.ErrExist) {
 		return DevSecret(dataDir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create dev signing secret: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.WriteString(hex.EncodeToString(secret) + "\n"); err != nil {
+	// Close's error is the write's (a full disk shows up there): unchecked, a truncated
+	// secret would be read back as malformed on the next start.
+	_, err = f.WriteString(hex.EncodeToString(secret) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, fmt.Errorf("write dev signing secret: %w", err)
 	}
 	return secret, nil

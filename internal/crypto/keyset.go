@@ -76,12 +76,11 @@ func WriteCleartextKeyset(w io.Writer, h *keyset.Handle) error {
 
 // LoadCleartextKeysetFile returns a Sealer over the cleartext Tink JSON keyset in path.
 func LoadCleartextKeysetFile(path string) (*Sealer, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the keyset file the operator configured
 	if err != nil {
 		return nil, fmt.Errorf("open keyset: %w", err)
 	}
-	defer f.Close()
-	h, err := ReadCleartextKeyset(f)
+	h, err := ReadCleartextKeyset(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("keyset %s: %w", path, err)
 	}
@@ -114,7 +113,9 @@ func DevKeyset(dataDir string) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create dev keyset: %w", err)
 	}
-	defer os.Remove(tmp.Name())
+	// Once linked into place (or on failure) the temporary name is litter: removing it is
+	// best effort, a leftover *.tmp file harms nothing.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if err := WriteCleartextKeyset(tmp, h); err != nil {
 		_ = tmp.Close()
 		return nil, err

@@ -56,7 +56,7 @@ func CreateDatabase(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatalf("dbtest: PostgreSQL is not reachable at %s (set TEST_DATABASE_URL): %v", ClusterURL(), err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		t.Fatalf("dbtest: create database %s: %v", name, err)
 	}
@@ -68,6 +68,22 @@ func CreateDatabase(t testing.TB, name string) string {
 	return u
 }
 
+// SkipUnlessReachable skips t when the test cluster does not answer: for tests that start
+// something of their own against the cluster rather than use a database of dbtest's.
+func SkipUnlessReachable(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ClusterURL())
+	if err == nil {
+		err = conn.Ping(ctx)
+		_ = conn.Close(ctx)
+	}
+	if err != nil {
+		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", ClusterURL(), err)
+	}
+}
+
 // DropDatabase drops name, disconnecting whoever is still connected.
 func DropDatabase(t testing.TB, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -77,7 +93,7 @@ func DropDatabase(t testing.TB, name string) {
 		t.Logf("dbtest: drop %s: %v", name, err)
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		t.Logf("dbtest: drop %s: %v", name, err)
 	}

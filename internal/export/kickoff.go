@@ -576,9 +576,9 @@ func validID(s string) bool { return idRE.MatchString(s) }
 
 // clip quotes client input for a message: escaped, and cut to a readable length.
 func clip(s string) string {
-	const max = 64
-	if utf8.RuneCountInString(s) > max {
-		s = string([]rune(s)[:max]) + "…"
+	const limit = 64
+	if utf8.RuneCountInString(s) > limit {
+		s = string([]rune(s)[:limit]) + "…"
 	}
 	return fmt.Sprintf("%q", s)
 }

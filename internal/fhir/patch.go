@@ -86,8 +86,8 @@ func (p *patchParameter) UnmarshalJSON(b []byte) error {
 }
 
 // value is the parameter's value as JSON: its value[x], or an object of its parts (a part
-// name given twice becomes a list). complex reports the latter.
-func (p *patchParameter) value() (raw json.RawMessage, complex bool, err error) {
+// name given twice becomes a list). parts reports the latter.
+func (p *patchParameter) value() (raw json.RawMessage, parts bool, err error) {
 	if p.Value != nil {
 		return p.Value, false, nil
 	}
@@ -153,11 +153,11 @@ func applyOperation(root map[string]json.RawMessage, typ string, op patchParamet
 	}
 	switch {
 	case kind == "add" && element == "" && isElementName(name) && value != nil:
-		raw, complex, err := value.value()
+		raw, parts, err := value.value()
 		if err != nil || raw == nil {
 			return fmt.Errorf("%w: add %s: no value", ErrUnsupportedPatch, name)
 		}
-		if !complex {
+		if !parts {
 			root[name] = raw
 			return nil
 		}

@@ -151,7 +151,7 @@ func (st *corpusStats) log(t *testing.T, name string) {
 		title string
 		m     map[string]int
 	}{{"message type", st.byType}, {"problem code", st.byCode}, {"failure", st.fails}} {
-		fmt.Fprintf(tw, "\n%s\tcount\n", tbl.title)
+		_, _ = fmt.Fprintf(tw, "\n%s\tcount\n", tbl.title) // tabwriter buffers: errors surface at Flush
 		keys := make([]string, 0, len(tbl.m))
 		for k := range tbl.m {
 			keys = append(keys, k)
@@ -163,9 +163,11 @@ func (st *corpusStats) log(t *testing.T, name string) {
 			return keys[i] < keys[j]
 		})
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%d\n", k, tbl.m[k])
+			_, _ = fmt.Fprintf(tw, "%s\t%d\n", k, tbl.m[k])
 		}
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	t.Log(b.String())
 }

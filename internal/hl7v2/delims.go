@@ -44,18 +44,23 @@ func (d Delimiters) Validate() error {
 
 // invalid returns why the delimiters are unusable, or "".
 func (d Delimiters) invalid() string {
-	chars := [...]byte{d.Field, d.Component, d.Repetition, d.Escape, d.Subcomponent, d.Truncation}
-	names := [...]string{"field", "component", "repetition", "escape", "subcomponent", "truncation"}
-	for i, c := range chars {
-		if c == 0 && i == len(chars)-1 {
+	seps := [...]struct {
+		c    byte
+		name string
+	}{
+		{d.Field, "field"}, {d.Component, "component"}, {d.Repetition, "repetition"},
+		{d.Escape, "escape"}, {d.Subcomponent, "subcomponent"}, {d.Truncation, "truncation"},
+	}
+	for i, s := range seps {
+		if s.c == 0 && i == len(seps)-1 {
 			continue
 		}
-		if !isDelimiterChar(c) {
-			return fmt.Sprintf("%s separator %q is not printable ASCII punctuation", names[i], c)
+		if !isDelimiterChar(s.c) {
+			return fmt.Sprintf("%s separator %q is not printable ASCII punctuation", s.name, s.c)
 		}
-		for j := 0; j < i; j++ {
-			if chars[j] == c {
-				return fmt.Sprintf("%s and %s separators are both %q", names[j], names[i], c)
+		for _, prev := range seps[:i] {
+			if prev.c == s.c {
+				return fmt.Sprintf("%s and %s separators are both %q", prev.name, s.name, s.c)
 			}
 		}
 	}

@@ -120,7 +120,7 @@ func decodeEscape(b *strings.Builder, seq string, d Delimiters) escKind {
 			}
 		}
 		for k := 0; k < len(hex); k += 2 {
-			writeByte(byte(unhex(hex[k])<<4 | unhex(hex[k+1])))
+			writeByte(byte(unhex(hex[k])<<4 | unhex(hex[k+1]))) //nolint:gosec // G115: both nibbles were checked to be 0..15 above
 		}
 		return escOK
 	case 'C', 'M', 'Z':

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -240,7 +241,7 @@ func checkGroupTree(m *Message, g *Group) string {
 	walk(g)
 	for _, s := range m.segs {
 		if count[s] != 1 {
-			return s.Location().String() + " appears " + string(rune('0'+min(count[s], 9))) + " times"
+			return s.Location().String() + " appears " + strconv.Itoa(count[s]) + " times"
 		}
 	}
 	if len(count) != len(m.segs) {
@@ -279,7 +280,7 @@ func TestGroupHelpers(t *testing.T) {
 		t.Error("Segment looked into child groups")
 	}
 	// Missing groups chain to nil instead of panicking.
-	var none *Group = root.First("VISIT")
+	none := root.First("VISIT")
 	if none != nil || none.Segment("PV1") != nil || none.First("X") != nil || none.All("X") != nil || none.SegmentsNamed("X") != nil {
 		t.Error("nil group helpers returned something")
 	}

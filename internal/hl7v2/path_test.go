@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -179,7 +180,7 @@ func TestNavigation(t *testing.T) {
 	}
 	var subs []string
 	for n, s := range f.Component(1).Subcomponents() {
-		subs = append(subs, string(rune('0'+n))+s)
+		subs = append(subs, strconv.Itoa(n)+s)
 	}
 	if diff := cmp.Diff([]string{"1DOE", "2VAN"}, subs); diff != "" {
 		t.Errorf("subcomponents (-want +got):\n%s", diff)

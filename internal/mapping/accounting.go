@@ -122,7 +122,7 @@ func (a *account) slot(seg *hl7v2.Segment, n, rep int) *uint64 {
 	if rep <= 1 {
 		return &a.slab[int(a.base[pos])+n-1]
 	}
-	k := repKey{int32(pos), int32(n), int32(rep)}
+	k := repKey{int32(pos), int32(n), int32(rep)} //nolint:gosec // G115: counts within one message, bounded by its length (far below 2^31)
 	if w, ok := a.more[k]; ok {
 		return w
 	}
@@ -139,7 +139,7 @@ func (a *account) word(pos, n, rep int) uint64 {
 	if rep <= 1 {
 		return a.slab[int(a.base[pos])+n-1]
 	}
-	if w, ok := a.more[repKey{int32(pos), int32(n), int32(rep)}]; ok {
+	if w, ok := a.more[repKey{int32(pos), int32(n), int32(rep)}]; ok { //nolint:gosec // G115: as in slot
 		return *w
 	}
 	return 0

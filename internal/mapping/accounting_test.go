@@ -132,13 +132,13 @@ func (u unit) segment() string {
 	return u.seg
 }
 
-func (u unit) field_() string { return fmt.Sprintf("%s-%d", u.segment(), u.field) }
+func (u unit) fieldLoc() string { return fmt.Sprintf("%s-%d", u.segment(), u.field) }
 
 func (u unit) repetition() string {
 	if u.reps > 1 {
-		return fmt.Sprintf("%s(%d)", u.field_(), u.rep)
+		return fmt.Sprintf("%s(%d)", u.fieldLoc(), u.rep)
 	}
-	return u.field_()
+	return u.fieldLoc()
 }
 
 func (u unit) location() string {
@@ -154,7 +154,7 @@ func (u unit) coveredBy(noted map[string]bool) bool {
 	if u.comp > 0 {
 		withComp = fmt.Sprintf("%s.%d", u.repetition(), u.comp)
 	}
-	return noted[u.segment()] || noted[u.field_()] || noted[u.repetition()] || noted[withComp] ||
+	return noted[u.segment()] || noted[u.fieldLoc()] || noted[u.repetition()] || noted[withComp] ||
 		// a one-component repetition may be noted at its component
 		u.comp == 0 && noted[u.repetition()+".1"]
 }

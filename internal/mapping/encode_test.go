@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	json "github.com/segmentio/encoding/json"
+	"github.com/segmentio/encoding/json"
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/internal/hl7v2"

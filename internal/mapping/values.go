@@ -121,11 +121,11 @@ func keptAsText(b *Builder, typ string, v Value, obx *hl7v2.Segment, rep int) st
 
 // clip shortens a value quoted in a note: a note says what happened, it does not copy data.
 func clip(s string) string {
-	const max = 64
-	if len(s) <= max {
+	const limit = 64
+	if len(s) <= limit {
 		return s
 	}
-	i := max
+	i := limit
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}

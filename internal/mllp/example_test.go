@@ -15,7 +15,7 @@ import (
 
 func Example() {
 	// A handler building a (fake) acknowledgement for every message.
-	handler := mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, msg []byte) []byte {
+	handler := mllp.HandlerFunc(func(_ context.Context, _ mllp.ConnInfo, _ []byte) []byte {
 		return []byte("MSH|^~\\&|RCV||SND||||ACK|1|P|2.5\rMSA|AA|1\r")
 	})
 	srv := &mllp.Server{
@@ -23,7 +23,7 @@ func Example() {
 		ReadTimeout:    10 * time.Minute,
 		WriteTimeout:   30 * time.Second,
 		MaxConnections: 100,
-		OnFrameError: func(conn mllp.ConnInfo, err error, partial []byte) {
+		OnFrameError: func(conn mllp.ConnInfo, err error, partial []byte) { //nolint:revive // unused-parameter: named for the example's reader
 			// Keep partial for audit here.
 		},
 		Logger: slog.New(slog.DiscardHandler),

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -24,10 +23,9 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/temporaldev"
 )
-
-const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 func searchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
@@ -52,11 +50,8 @@ func greeting(_ context.Context, name string) (string, error) {
 }
 
 func TestServerLifecycle(t *testing.T) {
-	dbURL := os.Getenv("TEST_DATABASE_URL")
-	if dbURL == "" {
-		dbURL = defaultTestDatabaseURL
-	}
-	admin := connectOrSkip(t, dbURL)
+	dbtest.SkipUnlessReachable(t)
+	dbURL := dbtest.ClusterURL()
 
 	prefix := "itest_" + randomSuffix(t)
 	logs := newRecordingHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -70,13 +65,8 @@ func TestServerLifecycle(t *testing.T) {
 		Logger:                 slog.New(logs),
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		for _, db := range []string{opts.DatabaseName, opts.VisibilityDatabaseName} {
-			_, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
-			require.NoError(t, err)
-		}
-		require.NoError(t, admin.Close(ctx))
+		dbtest.DropDatabase(t, opts.DatabaseName)
+		dbtest.DropDatabase(t, opts.VisibilityDatabaseName)
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -164,7 +154,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 	require.ErrorContains(t, err, "unsupported scheme")
 
 	_, err = temporaldev.Start(ctx, temporaldev.Options{
-		DatabaseURL:            defaultTestDatabaseURL,
+		DatabaseURL:            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable",
 		DatabaseName:           "same",
 		VisibilityDatabaseName: "same",
 	})
@@ -287,20 +277,6 @@ func (h *recordingHandler) saw(substr string) bool {
 		}
 	}
 	return false
-}
-
-func connectOrSkip(t *testing.T, dbURL string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", dbURL, err)
-	}
-	if err := conn.Ping(ctx); err != nil {
-		t.Skipf("PostgreSQL unreachable at %s (set TEST_DATABASE_URL): %v", dbURL, err)
-	}
-	return conn
 }
 
 func randomSuffix(t *testing.T) string {

@@ -44,7 +44,7 @@ func New(ctx context.Context, prefix string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s (set TEST_DATABASE_URL): %w", ClusterURL(), err)
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
@@ -82,7 +82,7 @@ func DropNamed(name string) {
 	if err != nil {
 		return
 	}
-	defer conn.Close(ctx)
+	defer func() { _ = conn.Close(ctx) }() // the statement's error is the one that counts
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, "drop", name, err)
 	}
