@@ -58,7 +58,9 @@ type Retry struct {
 }
 
 // ReadTimeout is ReadTimeoutSeconds as a duration, 0 when unset.
-func (s Settings) ReadTimeout() time.Duration { return time.Duration(s.ReadTimeoutSeconds) * time.Second }
+func (s Settings) ReadTimeout() time.Duration {
+	return time.Duration(s.ReadTimeoutSeconds) * time.Second
+}
 
 // AcceptsDuplicates reports whether a resend with other bytes is stored and processed.
 func (s Settings) AcceptsDuplicates() bool { return s.DuplicatePolicy == DuplicatePolicyAccept }
