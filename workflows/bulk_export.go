@@ -4,42 +4,12 @@ import (
 	"errors"
 	"time"
 
-	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nhp/interop/activities"
 )
-
-// Workflow type names, fixed so that renaming a Go function never orphans running exports.
-const (
-	BulkExportName       = "BulkExportWorkflow"
-	BulkExportExpiryName = "BulkExportExpiryWorkflow"
-)
-
-// DefaultExportParallelism bounds the tasks (resource types) one export runs at once.
-const DefaultExportParallelism = 4
-
-// BulkExportInput starts the export of one BulkExportJob.
-type BulkExportInput struct {
-	JobID uuid.UUID `json:"jobId"`
-	// Retention is how long the completed files are kept.
-	Retention time.Duration `json:"retention"`
-	// Parallelism bounds the tasks run at once; 0 means DefaultExportParallelism.
-	Parallelism int `json:"parallelism,omitempty"`
-}
-
-// BulkExportWorkflowID is the id of the export workflow of (tenant, group): a second export
-// of the same group cannot start while one runs, whatever the database says.
-func BulkExportWorkflowID(tenant, groupKey string) string {
-	return "bulk-export/" + tenant + "/" + groupKey
-}
-
-// BulkExportExpiryWorkflowID is the id of the workflow that deletes a job's files at expiry.
-func BulkExportExpiryWorkflowID(jobID uuid.UUID) string {
-	return "bulk-export-expiry/" + jobID.String()
-}
 
 // BulkExport runs one $export: it plans the tasks (one per resource type and owner), runs them
 // with bounded parallelism — each writes its files and resumes from its heartbeat after a
@@ -134,12 +104,6 @@ func runExportTasks(ctx workflow.Context, in BulkExportInput, plan activities.Ex
 		return temporal.NewCanceledError()
 	}
 	return firstErr
-}
-
-// BulkExportExpiryInput names the job whose files expire, and when.
-type BulkExportExpiryInput struct {
-	JobID     uuid.UUID `json:"jobId"`
-	ExpiresAt time.Time `json:"expiresAt"`
 }
 
 // BulkExportExpiry waits, on a durable timer, until a completed job's files expire, then

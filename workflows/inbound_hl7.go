@@ -3,128 +3,14 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nhp/interop/activities"
 )
-
-// --- Contract -------------------------------------------------------------------------------
-
-// InboundHL7Name is the registered workflow type name.
-const InboundHL7Name = "InboundHL7"
-
-// InboundHL7Input names the stored message to process. Bodies never travel in the input:
-// the activities read them from the database.
-type InboundHL7Input struct {
-	MessageID   uuid.UUID
-	TenantID    string
-	ConnectorID uuid.UUID
-	// MessageType is MSH-9 as "ADT^A01", for the search attribute.
-	MessageType string
-	// ReprocessOf is the run id this run re-processes, set when support staff reprocess a
-	// message; empty for the first run.
-	ReprocessOf string `json:",omitempty"`
-}
-
-// MessageType is InboundHL7Input.MessageType of a stored message's MSH-9.1 code and MSH-9.2
-// trigger: "ADT^A01", or the code alone without a trigger.
-func MessageType(code, trigger string) string {
-	if trigger == "" {
-		return code
-	}
-	return code + "^" + trigger
-}
-
-// InboundHL7Result is how a run ended.
-type InboundHL7Result struct {
-	Status    string
-	AttemptID uuid.UUID
-	Created   int
-	Updated   int
-	Unchanged int
-}
-
-// Status values of InboundHL7Result and of the InteropStatus search attribute; they are the
-// Hl7Message statuses.
-const (
-	StatusProcessing   = "processing"
-	StatusProcessed    = "processed"
-	StatusUnmapped     = "unmapped"
-	StatusFailed       = "failed"
-	StatusDeadLettered = "dead_lettered"
-)
-
-// Search attributes of inbound runs, registered on the namespace at start-up, so support staff
-// can filter runs in the Temporal UI (e.g. `InteropStatus = "dead_lettered"`).
-var (
-	SearchAttrTenant      = temporal.NewSearchAttributeKeyKeyword("InteropTenant")
-	SearchAttrConnector   = temporal.NewSearchAttributeKeyKeyword("InteropConnector")
-	SearchAttrMessageType = temporal.NewSearchAttributeKeyKeyword("InteropMessageType")
-	SearchAttrStatus      = temporal.NewSearchAttributeKeyKeyword("InteropStatus")
-)
-
-// SearchAttributes lists every custom search attribute the workflows use, for registration.
-func SearchAttributes() map[string]enumspb.IndexedValueType {
-	return map[string]enumspb.IndexedValueType{
-		SearchAttrTenant.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SearchAttrConnector.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SearchAttrMessageType.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		SearchAttrStatus.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	}
-}
-
-// MessageKey is the business key of an inbound message: the dedup key of Hl7Message.
-type MessageKey struct {
-	TenantID    string
-	ConnectorID uuid.UUID
-	SendingApp  string
-	ControlID   string
-}
-
-const inboundPrefix = "HL7Message:"
-
-// InboundHL7WorkflowID is the readable, unique workflow id of a message:
-// HL7Message:<tenant>:<connector>:<MSH-3>:<MSH-10>. ':' and '%' inside MSH-3 and MSH-10 are
-// percent-encoded so that ParseInboundHL7WorkflowID can invert it.
-func InboundHL7WorkflowID(k MessageKey) string {
-	return inboundPrefix + k.TenantID + ":" + k.ConnectorID.String() + ":" + escapeIDPart(k.SendingApp) + ":" + escapeIDPart(k.ControlID)
-}
-
-// ParseInboundHL7WorkflowID inverts InboundHL7WorkflowID.
-func ParseInboundHL7WorkflowID(id string) (MessageKey, error) {
-	rest, ok := strings.CutPrefix(id, inboundPrefix)
-	if !ok {
-		return MessageKey{}, fmt.Errorf("workflow id %q: not an inbound HL7 id", id)
-	}
-	parts := strings.Split(rest, ":")
-	if len(parts) != 4 {
-		return MessageKey{}, fmt.Errorf("workflow id %q: want 4 parts after the prefix, got %d", id, len(parts))
-	}
-	conn, err := uuid.Parse(parts[1])
-	if err != nil {
-		return MessageKey{}, fmt.Errorf("workflow id %q: connector: %w", id, err)
-	}
-	app, err1 := url.PathUnescape(parts[2])
-	ctl, err2 := url.PathUnescape(parts[3])
-	if err := errors.Join(err1, err2); err != nil {
-		return MessageKey{}, fmt.Errorf("workflow id %q: %w", id, err)
-	}
-	return MessageKey{TenantID: parts[0], ConnectorID: conn, SendingApp: app, ControlID: ctl}, nil
-}
-
-func escapeIDPart(s string) string {
-	return strings.NewReplacer("%", "%25", ":", "%3A").Replace(s)
-}
-
-// QueryProgress is the query name returning the step a run is at (for support staff).
-const QueryProgress = "progress"
 
 // --- Workflow -------------------------------------------------------------------------------
 

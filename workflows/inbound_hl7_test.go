@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
@@ -187,18 +189,54 @@ func TestWorkflowIDRoundTrip(t *testing.T) {
 		{TenantID: "default", ConnectorID: uuid.New(), SendingApp: "ADTApp", ControlID: "MSG00001"},
 		{TenantID: "t-2", ConnectorID: uuid.New(), SendingApp: "EPIC^1.2.840:x^ISO", ControlID: "a:b%c"},
 		{TenantID: "t", ConnectorID: uuid.New(), SendingApp: "", ControlID: "1"},
+		{TenantID: "urn:tenant:3", ConnectorID: uuid.New(), SendingApp: "A", ControlID: "dup-1"},
 	}
 	for _, k := range keys {
 		id := workflows.InboundHL7WorkflowID(k)
-		got, err := workflows.ParseInboundHL7WorkflowID(id)
+		got, dup, err := workflows.ParseInboundHL7WorkflowID(id)
 		require.NoError(t, err, id)
 		require.Equal(t, k, got, id)
+		require.Zero(t, dup, id)
+
+		id = workflows.InboundHL7DuplicateWorkflowID(k, 7)
+		got, dup, err = workflows.ParseInboundHL7WorkflowID(id)
+		require.NoError(t, err, id)
+		require.Equal(t, k, got, id)
+		require.Equal(t, 7, dup, id)
 	}
 	require.Equal(t, "HL7Message:default:"+keys[0].ConnectorID.String()+":ADTApp:MSG00001", workflows.InboundHL7WorkflowID(keys[0]),
 		"ids stay readable in the Temporal UI")
-	for _, bad := range []string{"", "BulkExport:t:1", "HL7Message:t:not-a-uuid:a:b", "HL7Message:t:a:b"} {
-		_, err := workflows.ParseInboundHL7WorkflowID(bad)
+	c := uuid.New().String()
+	for _, bad := range []string{"", "BulkExport:t:1", "HL7Message:t:not-a-uuid:a:b", "HL7Message:t:a:b",
+		"HL7Message:t:" + c + ":a:b:dup-0", "HL7Message:t:" + c + ":a:b:dup-x", "HL7Message:t:" + c + ":a:b:c", "HL7Message:t:" + c + ":a%zz:b"} {
+		_, _, err := workflows.ParseInboundHL7WorkflowID(bad)
 		require.Error(t, err, bad)
+	}
+}
+
+func TestInboundStartOptions(t *testing.T) {
+	t.Parallel()
+	in := workflows.InboundHL7Input{MessageID: uuid.New(), TenantID: "t1", ConnectorID: uuid.New(), MessageType: "ADT^A01", ReprocessOf: "run-1"}
+	first := workflows.InboundHL7StartOptions("id-1", "q", in)
+	require.Equal(t, "id-1", first.ID)
+	require.Equal(t, "q", first.TaskQueue)
+	require.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING, first.WorkflowIDConflictPolicy, "a repeated start finds the running run")
+	require.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE, first.WorkflowIDReusePolicy, "a closed run is never re-run by the ingest path")
+	require.False(t, first.WorkflowExecutionErrorWhenAlreadyStarted)
+
+	again := workflows.InboundHL7ReprocessOptions("id-1", "q", in)
+	require.Equal(t, enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE, again.WorkflowIDReusePolicy)
+	require.Equal(t, enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL, again.WorkflowIDConflictPolicy)
+	require.True(t, again.WorkflowExecutionErrorWhenAlreadyStarted, "a second reprocess of an open run must be refused, not handed the open run")
+	require.Equal(t, "run-1", again.Memo["reprocessOf"])
+
+	for _, o := range []client.StartWorkflowOptions{first, again} {
+		sa := o.TypedSearchAttributes
+		tenant, _ := sa.GetKeyword(workflows.SearchAttrTenant)
+		conn, _ := sa.GetKeyword(workflows.SearchAttrConnector)
+		typ, _ := sa.GetKeyword(workflows.SearchAttrMessageType)
+		status, _ := sa.GetKeyword(workflows.SearchAttrStatus)
+		require.Equal(t, []string{"t1", in.ConnectorID.String(), "ADT^A01", workflows.StatusProcessing}, []string{tenant, conn, typ, status})
 	}
 }
 
