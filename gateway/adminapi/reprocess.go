@@ -9,10 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
@@ -132,26 +129,12 @@ func (h *API) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessRes
 	if n := len(attempts); n > 0 {
 		res.ReprocessOf = attempts[n-1].RunID
 	}
-	run, err := h.d.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:        m.WorkflowID,
-		TaskQueue: h.d.TaskQueue,
-		// A new run of the same id: the history of earlier runs stays visible beside it.
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		// Without this the SDK swallows "already started" and hands back the open run as if
-		// this call had started it, so a second reprocess would answer 202 instead of 409.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		Memo:                                     map[string]any{"reprocessOf": res.ReprocessOf},
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAttrTenant.ValueSet(m.TenantID),
-			workflows.SearchAttrConnector.ValueSet(m.ConnectorID.String()),
-			workflows.SearchAttrMessageType.ValueSet(workflows.MessageType(m.MessageCode, m.TriggerEvent)),
-			workflows.SearchAttrStatus.ValueSet(workflows.StatusProcessing),
-		),
-	}, workflows.InboundHL7Name, workflows.InboundHL7Input{
+	// A new run of the same id: the history of earlier runs stays visible beside it.
+	in := workflows.InboundHL7Input{
 		MessageID: m.ID, TenantID: m.TenantID, ConnectorID: m.ConnectorID,
 		MessageType: workflows.MessageType(m.MessageCode, m.TriggerEvent), ReprocessOf: res.ReprocessOf,
-	})
+	}
+	run, err := h.d.Temporal.ExecuteWorkflow(ctx, workflows.InboundHL7ReprocessOptions(m.WorkflowID, h.d.TaskQueue, in), workflows.InboundHL7Name, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return res, newOutcome(http.StatusConflict, fhir.IssueConflict, "a run of this message is in progress")

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"gocloud.dev/blob"
 
 	"github.com/nhp/interop/db"
@@ -256,12 +254,7 @@ func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) e
 // report the running workflow as an error: by default it would return that run as if it were
 // ours, and the new job would never start.
 func (x *exporter) startWorkflow(ctx context.Context, wfID string, in workflows.BulkExportInput) error {
-	opts := client.StartWorkflowOptions{
-		ID: wfID, TaskQueue: x.d.TaskQueue,
-		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy:                 enums.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}
+	opts := workflows.BulkExportStartOptions(wfID, x.d.TaskQueue)
 	var err error
 	for range 3 {
 		if _, err = x.d.Temporal.ExecuteWorkflow(ctx, opts, workflows.BulkExportName, in); err == nil {

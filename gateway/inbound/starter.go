@@ -7,10 +7,8 @@ import (
 	"sync"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/workflows"
@@ -155,19 +153,7 @@ func (s *Starter) sweep(ctx context.Context) {
 // StartInbound starts (or finds) the InboundHL7 run of a message. A running run is reused and
 // a closed one is not re-run: reprocessing is a separate, explicit start.
 func StartInbound(ctx context.Context, c client.Client, taskQueue string, r StartRequest) error {
-	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       r.WorkflowID,
-		TaskQueue:                taskQueue,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		EnableEagerStart:         true,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SearchAttrTenant.ValueSet(r.Input.TenantID),
-			workflows.SearchAttrConnector.ValueSet(r.Input.ConnectorID.String()),
-			workflows.SearchAttrMessageType.ValueSet(r.Input.MessageType),
-			workflows.SearchAttrStatus.ValueSet(workflows.StatusProcessing),
-		),
-	}, workflows.InboundHL7Name, r.Input)
+	_, err := c.ExecuteWorkflow(ctx, workflows.InboundHL7StartOptions(r.WorkflowID, taskQueue, r.Input), workflows.InboundHL7Name, r.Input)
 	return err
 }
 
