@@ -2,7 +2,6 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -11,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 )
 
 // PipelinePolicy is a connector's retry policy for whole pipeline tries, from its settings
@@ -56,14 +56,14 @@ func (a *Activities) StartTry(ctx context.Context, in StartTryInput) (StartTryRe
 		if err != nil {
 			return fmt.Errorf("read connector settings: %w", err)
 		}
-		var s struct {
-			Retry PipelinePolicy `json:"retry"`
-		}
-		if err := json.Unmarshal(settings, &s); err != nil {
+		s, err := connector.Decode(settings)
+		if err != nil {
 			// A malformed policy must not block processing: the defaults apply.
 			a.logger().Warn("connector retry policy unreadable; using defaults", "message_id", in.MessageID, "error", err)
 		}
-		res.Policy = s.Retry
+		if r := s.Retry; r != nil {
+			res.Policy = PipelinePolicy{MaxAttempts: r.MaxAttempts, InitialIntervalSeconds: r.InitialIntervalSeconds, MaxIntervalSeconds: r.MaxIntervalSeconds}
+		}
 		return nil
 	})
 	if errors.Is(err, db.ErrNotFound) {

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/outbox"
@@ -91,11 +92,11 @@ func (a *Activities) MapMessage(ctx context.Context, ref MessageRef) (MapResult,
 	}
 	mapper := a.Mapping.ForTenant(in.TenantID)
 	var zoneNote string
-	if in.TimeZone != "" {
+	if zone := in.Settings.TimeZone; zone != "" {
 		// The admin API refuses unknown zones; one that fails here (a row written around it, a
 		// zone database without it) maps with the tenant's zone and says so, rather than
 		// dead-lettering every message of the connector.
-		if loc, err := mapping.LoadZone(in.TimeZone); err != nil {
+		if loc, err := mapping.LoadZone(zone); err != nil {
 			zoneNote = "connector settings.timeZone: " + err.Error() + "; the tenant's zone was used"
 		} else {
 			mapper = mapper.InZone(loc)
@@ -146,25 +147,38 @@ func (a *Activities) loadParsed(ctx context.Context, messageID uuid.UUID) (*hl7v
 	return msg, err
 }
 
-// load is loadParsed that also returns what the Map step needs of the message's row: its
-// tenant and its connector's time zone.
-func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, db.Hl7MessageParseInputRow, error) {
+// storedMessage is what the Parse and Map steps know of a stored message: its tenant and
+// the settings of the connector it arrived on.
+type storedMessage struct {
+	TenantID string
+	Settings connector.Settings
+}
+
+// load is loadParsed that also returns what the Map step needs of the message's row. The
+// connector's charset decodes the bytes when MSH-18 is silent.
+func (a *Activities) load(ctx context.Context, messageID uuid.UUID) (*hl7v2.Message, storedMessage, error) {
 	row, err := db.New(a.Pool).Hl7MessageParseInput(ctx, messageID)
 	if err != nil {
 		if errors.Is(err, db.ErrNotFound) {
-			return nil, row, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+			return nil, storedMessage{}, temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
 		}
-		return nil, row, fmt.Errorf("load message: %w", err)
+		return nil, storedMessage{}, fmt.Errorf("load message: %w", err)
+	}
+	in := storedMessage{TenantID: row.TenantID}
+	if in.Settings, err = connector.Decode(row.Settings); err != nil {
+		// Settings are written through the admin API's check; a row written around it must
+		// not stop its messages: they are read with the defaults.
+		a.logger().Warn("connector settings unreadable; using defaults", "message_id", messageID, "error", err)
 	}
 	var opts []hl7v2.Option
-	if row.Charset != "" {
-		opts = append(opts, hl7v2.WithCharset(row.Charset))
+	if in.Settings.Charset != "" {
+		opts = append(opts, hl7v2.WithCharset(in.Settings.Charset))
 	}
 	msg, err := hl7v2.Parse(row.Raw, opts...)
 	if err != nil {
-		return nil, row, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
+		return nil, in, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeParse, err)
 	}
-	return msg, row, nil
+	return msg, in, nil
 }
 
 // CompleteMessage records success: the message is processed, the attempt succeeded, and one

@@ -622,31 +622,24 @@ func (q *Queries) Hl7MessageLockForDuplicate(ctx context.Context, id uuid.UUID) 
 }
 
 const hl7MessageParseInput = `-- name: Hl7MessageParseInput :one
-SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset, m.tenant_id,
-       coalesce(c.settings->>'timeZone', '')::text AS time_zone
+SELECT m.raw, m.tenant_id, c.settings
 FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
 WHERE m.id = $1
 `
 
 type Hl7MessageParseInputRow struct {
 	Raw      []byte
-	Charset  string
 	TenantID string
-	TimeZone string
+	Settings []byte
 }
 
-// What the Parse and Map steps read: the raw bytes, and the character set of the connector the
-// message arrived on (settings.charset; ” when unset), which decodes them when MSH-18 is silent,
-// and its time zone (settings.timeZone; ” when unset), for times without a UTC offset.
+// What the Parse and Map steps read: the raw bytes, the tenant, and the settings of the
+// connector the message arrived on (internal/connector: its charset decodes the bytes when
+// MSH-18 is silent, its time zone reads times without a UTC offset).
 func (q *Queries) Hl7MessageParseInput(ctx context.Context, id uuid.UUID) (Hl7MessageParseInputRow, error) {
 	row := q.db.QueryRow(ctx, hl7MessageParseInput, id)
 	var i Hl7MessageParseInputRow
-	err := row.Scan(
-		&i.Raw,
-		&i.Charset,
-		&i.TenantID,
-		&i.TimeZone,
-	)
+	err := row.Scan(&i.Raw, &i.TenantID, &i.Settings)
 	return i, err
 }
 

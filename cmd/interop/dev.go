@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nhp/interop/internal/blobstore"
+	"github.com/nhp/interop/internal/connector"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/config"
@@ -147,7 +147,7 @@ func seedDefaultConnector(ctx context.Context, pool *db.Pool, mllpAddr string, l
 	return db.InTx(ctx, pool, func(q *db.Queries) error {
 		conn, err := q.ConnectorGetByName(ctx, db.ConnectorGetByNameParams{TenantID: defaultTenant, Name: defaultConnector})
 		if errors.Is(err, db.ErrNotFound) {
-			settings, _ := json.Marshal(map[string]any{"readTimeoutSeconds": 600})
+			settings := connector.Settings{ReadTimeoutSeconds: 600}.JSON()
 			conn, err = q.ConnectorInsert(ctx, db.ConnectorInsertParams{
 				TenantID: defaultTenant, FacilityID: defaultFacility, Name: defaultConnector,
 				Protocol: db.ConnectorProtocolMLLP, Direction: db.ConnectorDirectionInbound, Status: db.ConnectorStatusDraft,

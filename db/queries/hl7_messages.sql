@@ -151,10 +151,9 @@ WHERE duplicate_of = @original_id
 ORDER BY received_at, id;
 
 -- name: Hl7MessageParseInput :one
--- What the Parse and Map steps read: the raw bytes, and the character set of the connector the
--- message arrived on (settings.charset; '' when unset), which decodes them when MSH-18 is silent,
--- and its time zone (settings.timeZone; '' when unset), for times without a UTC offset.
-SELECT m.raw, coalesce(c.settings->>'charset', '')::text AS charset, m.tenant_id,
-       coalesce(c.settings->>'timeZone', '')::text AS time_zone
+-- What the Parse and Map steps read: the raw bytes, the tenant, and the settings of the
+-- connector the message arrived on (internal/connector: its charset decodes the bytes when
+-- MSH-18 is silent, its time zone reads times without a UTC offset).
+SELECT m.raw, m.tenant_id, c.settings
 FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
 WHERE m.id = @id;

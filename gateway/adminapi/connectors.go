@@ -20,10 +20,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/fhir"
-	"github.com/nhp/interop/internal/hl7v2"
-	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/outbox"
 )
 
@@ -649,7 +648,7 @@ func readConnectorBody(c echo.Context) (*connectorBody, error) {
 		f.ListenHost = s
 	}
 	if v, ok := doc["listenPort"]; ok && string(v) != "null" {
-		if n, ok := jsonInt(v, 1, 65535); ok {
+		if n, ok := connector.Int(v, 1, 65535); ok {
 			p := int32(n)
 			f.ListenPort = &p
 		} else {
@@ -659,8 +658,8 @@ func readConnectorBody(c echo.Context) (*connectorBody, error) {
 	if (f.ListenHost != nil || f.ListenPort != nil) && f.Protocol.Valid() && f.Direction.Valid() && !listensOn(f.Protocol, f.Direction) {
 		problem("listenHost and listenPort apply only to inbound or bidirectional mllp connectors")
 	}
-	settings, settingsProblems := parseConnectorSettings(doc["settings"])
-	f.Settings = settings
+	settings, settingsProblems := connector.Parse(doc["settings"])
+	f.Settings = settings.JSON()
 	problems = append(problems, settingsProblems...)
 
 	if v, ok := doc["auth"]; ok {
@@ -716,166 +715,10 @@ func validListenHost(s string) bool {
 	return net.ParseIP(s) != nil || (len(s) <= 253 && hostNamePattern.MatchString(s))
 }
 
-// jsonInt reads an integer JSON number within [lo, hi].
-func jsonInt(v json.RawMessage, lo, hi int64) (int64, bool) {
-	if len(v) == 0 || v[0] == '"' { // json.Number would take a quoted number
-		return 0, false
-	}
-	var num json.Number
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	if d.Decode(&num) != nil {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(num), 10, 64)
-	return n, err == nil && n >= lo && n <= hi
-}
-
 func enumList[T ~string](values []T) string {
 	s := make([]string, len(values))
 	for i, v := range values {
 		s[i] = string(v)
 	}
 	return strings.Join(s, ", ")
-}
-
-// connectorSettings is the settings object of a connector: non-secret tuning. The MLLP listener
-// reads the first three (ConnectorSettings); the rest are for the processing pipeline.
-type connectorSettings struct {
-	MaxMessageSize     *int64                  `json:"maxMessageSize,omitempty"`
-	ReadTimeoutSeconds *int64                  `json:"readTimeoutSeconds,omitempty"`
-	MaxConnections     *int64                  `json:"maxConnections,omitempty"`
-	Retry              *connectorRetrySettings `json:"retry,omitempty"`
-	DuplicatePolicy    string                  `json:"duplicatePolicy,omitempty"`
-	Charset            string                  `json:"charset,omitempty"`
-	// TimeZone is the IANA zone of the facility's clocks, for v2 times without a UTC offset;
-	// the Map step prefers it to the tenant's (activities.MapMessage).
-	TimeZone string `json:"timeZone,omitempty"`
-}
-
-type connectorRetrySettings struct {
-	MaxAttempts            *int64 `json:"maxAttempts,omitempty"`
-	InitialIntervalSeconds *int64 `json:"initialIntervalSeconds,omitempty"`
-	MaxIntervalSeconds     *int64 `json:"maxIntervalSeconds,omitempty"`
-}
-
-// settingLimits are the accepted ranges of the integer settings.
-var settingLimits = map[string][2]int64{
-	"maxMessageSize":               {1, 256 << 20},
-	"readTimeoutSeconds":           {1, 86400},
-	"maxConnections":               {1, 10000},
-	"retry.maxAttempts":            {1, 1000},
-	"retry.initialIntervalSeconds": {1, 3600},
-	"retry.maxIntervalSeconds":     {1, 86400},
-}
-
-// parseConnectorSettings validates a settings object and returns it normalised. Unknown keys
-// are refused, named, rather than stored and silently ignored.
-func parseConnectorSettings(v json.RawMessage) ([]byte, []string) {
-	if len(v) == 0 || string(v) == "null" {
-		return []byte(`{}`), nil
-	}
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(v, &doc) != nil || doc == nil {
-		return nil, []string{"settings must be a JSON object"}
-	}
-	var problems, unknown []string
-	var s connectorSettings
-	integer := func(key string, raw json.RawMessage) *int64 {
-		lim := settingLimits[key]
-		n, ok := jsonInt(raw, lim[0], lim[1])
-		if !ok {
-			problems = append(problems, fmt.Sprintf("settings.%s must be an integer from %d to %d", key, lim[0], lim[1]))
-			return nil
-		}
-		return &n
-	}
-	str := func(key string, raw json.RawMessage) (string, bool) {
-		var x string
-		if json.Unmarshal(raw, &x) != nil {
-			problems = append(problems, fmt.Sprintf("settings.%s must be a string", key))
-			return "", false
-		}
-		return x, true
-	}
-	for key, raw := range doc {
-		switch key {
-		case "maxMessageSize":
-			s.MaxMessageSize = integer(key, raw)
-		case "readTimeoutSeconds":
-			s.ReadTimeoutSeconds = integer(key, raw)
-		case "maxConnections":
-			s.MaxConnections = integer(key, raw)
-		case "duplicatePolicy":
-			if x, ok := str(key, raw); ok {
-				if x != "reject" && x != "accept" {
-					problems = append(problems, fmt.Sprintf("settings.duplicatePolicy %q is not one of reject, accept", x))
-				}
-				s.DuplicatePolicy = x
-			}
-		case "charset":
-			// The parser's own lookup decides, so that what is accepted here is what it decodes;
-			// the canonical name is stored.
-			if x, ok := str(key, raw); ok {
-				canonical, err := hl7v2.CanonicalCharset(x)
-				switch {
-				case errors.Is(err, hl7v2.ErrUnsupportedCharset):
-					problems = append(problems, fmt.Sprintf("settings.charset %q is a known character set that cannot be decoded here "+
-						"(UTF-16, UTF-32 and the multi-byte Asian sets of HL7 table 0211 are not supported)", x))
-				case err != nil:
-					problems = append(problems, fmt.Sprintf("settings.charset %q is not a known character set "+
-						"(an HL7 table 0211 code such as \"8859/1\" or \"UNICODE UTF-8\", or e.g. \"windows-1252\")", x))
-				}
-				s.Charset = canonical
-			}
-		case "timeZone":
-			// The mapping's own loader decides, so that an accepted zone is one the Map step
-			// reads times in.
-			if x, ok := str(key, raw); ok {
-				if _, err := mapping.LoadZone(x); err != nil {
-					problems = append(problems, "settings.timeZone "+err.Error())
-				}
-				s.TimeZone = x
-			}
-		case "retry":
-			var r map[string]json.RawMessage
-			if json.Unmarshal(raw, &r) != nil || r == nil {
-				problems = append(problems, "settings.retry must be a JSON object")
-				continue
-			}
-			s.Retry = &connectorRetrySettings{}
-			for rk, rv := range r {
-				switch rk {
-				case "maxAttempts":
-					s.Retry.MaxAttempts = integer("retry."+rk, rv)
-				case "initialIntervalSeconds":
-					s.Retry.InitialIntervalSeconds = integer("retry."+rk, rv)
-				case "maxIntervalSeconds":
-					s.Retry.MaxIntervalSeconds = integer("retry."+rk, rv)
-				default:
-					unknown = append(unknown, strconv.Quote("retry."+rk))
-				}
-			}
-			if i, m := s.Retry.InitialIntervalSeconds, s.Retry.MaxIntervalSeconds; i != nil && m != nil && *m < *i {
-				problems = append(problems, "settings.retry.maxIntervalSeconds must not be less than initialIntervalSeconds")
-			}
-		default:
-			unknown = append(unknown, strconv.Quote(key))
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		problems = append(problems, fmt.Sprintf("settings: unknown keys %s (known: maxMessageSize, readTimeoutSeconds, "+
-			"maxConnections, retry {maxAttempts, initialIntervalSeconds, maxIntervalSeconds}, duplicatePolicy, charset, timeZone)",
-			strings.Join(unknown, ", ")))
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		return nil, problems
-	}
-	out, err := json.Marshal(s)
-	if err != nil {
-		return nil, []string{"settings cannot be stored"}
-	}
-	return out, nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
 	"github.com/nhp/interop/internal/outbox"
@@ -32,21 +33,13 @@ type Connector struct {
 	// ASCII ("" means UTF-8, with windows-1252 for invalid bytes; see hl7v2.WithCharset).
 	Charset string
 	// DuplicatePolicy is settings.duplicatePolicy: what a resend of a stored key (MSH-3, MSH-10)
-	// with other bytes gets. DuplicatePolicyReject (the default, also for "" and unknown
-	// values) or DuplicatePolicyAccept.
+	// with other bytes gets: connector.DuplicatePolicyReject (the default, also for "" and
+	// unknown values) answers AR and ERR 205 (duplicate key identifier), storing nothing;
+	// connector.DuplicatePolicyAccept stores it as a new message, flagged duplicate_of the
+	// original, with its own workflow (workflows.InboundHL7DuplicateWorkflowID). A resend with
+	// the same bytes is never a new message: it gets the stored ACK again under either policy.
 	DuplicatePolicy string
 }
-
-// Duplicate policies (connector settings.duplicatePolicy). A resend with the same bytes is
-// never a new message: it gets the stored ACK again under either policy.
-const (
-	// DuplicatePolicyReject answers a resend of a stored key with other bytes with AR and
-	// ERR 205 (duplicate key identifier), storing nothing.
-	DuplicatePolicyReject = "reject"
-	// DuplicatePolicyAccept stores it as a new message, flagged duplicate_of the original, with
-	// its own workflow (workflows.InboundHL7DuplicateWorkflowID), and accepts it.
-	DuplicatePolicyAccept = "accept"
-)
 
 // readOptions are the hl7v2 options that read the connector's messages.
 func (c Connector) readOptions() []hl7v2.Option {
@@ -270,7 +263,7 @@ func (in *Ingestor) store(ctx context.Context, q *db.Queries, c Connector, key w
 	if bytes.Equal(orig.RawSHA256, p.RawSHA256) {
 		return storeResult{id: orig.ID, replay: true, ack: orig.Ack}, nil
 	}
-	accept := c.DuplicatePolicy == DuplicatePolicyAccept
+	accept := c.DuplicatePolicy == connector.DuplicatePolicyAccept
 	if accept {
 		// Resends with other bytes are numbered one at a time: the lock holds until commit,
 		// so the list below sees every duplicate committed before it.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
@@ -242,7 +243,7 @@ func TestIngestDuplicatePolicyAccept(t *testing.T) {
 	t.Parallel()
 	st := &Starter{QueueSize: 100}
 	e := setupWithSettings(t, `{"duplicatePolicy":"accept"}`, withStarter(st))
-	require.Equal(t, DuplicatePolicyAccept, e.conn.DuplicatePolicy)
+	require.Equal(t, connector.DuplicatePolicyAccept, e.conn.DuplicatePolicy)
 	key := workflows.MessageKey{TenantID: ingestTenant, ConnectorID: e.row.ID, SendingApp: "LABSYS", ControlID: "DUPA"}
 
 	orig := message(t, "DUPA")
@@ -306,7 +307,7 @@ func TestIngestDuplicatePolicyAccept(t *testing.T) {
 
 	t.Run("the same resend under reject: replays still replay, new content is refused", func(t *testing.T) {
 		reject := e.conn
-		reject.DuplicatePolicy = DuplicatePolicyReject
+		reject.DuplicatePolicy = connector.DuplicatePolicyReject
 		addr := serveMLLP(t, nil, e.in, reject)
 		again, _ := sendOn(t, dial(t, addr), changed)
 		require.Equal(t, reply, again, "a duplicate stored under accept replays its ACK")
@@ -642,7 +643,7 @@ func TestListenersApplyConnectorSettings(t *testing.T) {
 	c, settings, err := ConnectorFromRow(row)
 	require.NoError(t, err)
 	require.Equal(t, "8859/2", c.Charset)
-	require.Equal(t, DuplicatePolicyAccept, c.DuplicatePolicy)
+	require.Equal(t, connector.DuplicatePolicyAccept, c.DuplicatePolicy)
 	require.Equal(t, "8859/2", settings.Charset)
 
 	l := newListeners(t, pool)

@@ -2,7 +2,6 @@ package inbound
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,31 +13,18 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/hl7v2"
 	"github.com/nhp/interop/internal/mllp"
 )
 
-// ConnectorSettings are what an inbound MLLP listener reads of its connector's settings JSON
-// (validated and normalised by the admin API): the listener's limits, and how its Ingestor
-// reads messages and treats resends.
-type ConnectorSettings struct {
-	MaxMessageSize     int `json:"maxMessageSize,omitempty"`
-	ReadTimeoutSeconds int `json:"readTimeoutSeconds,omitempty"`
-	MaxConnections     int `json:"maxConnections,omitempty"`
-	// DuplicatePolicy is DuplicatePolicyReject (also when empty) or DuplicatePolicyAccept.
-	DuplicatePolicy string `json:"duplicatePolicy,omitempty"`
-	// Charset is the character set assumed when MSH-18 is silent (hl7v2.WithCharset).
-	Charset string `json:"charset,omitempty"`
-}
-
 // ConnectorFromRow returns what a listener knows of a connector row: the Connector its
-// Ingestor serves and the settings. Settings that are not a JSON object are an error.
-func ConnectorFromRow(c db.InteropConnector) (Connector, ConnectorSettings, error) {
-	var settings ConnectorSettings
-	if len(c.Settings) > 0 {
-		if err := json.Unmarshal(c.Settings, &settings); err != nil {
-			return Connector{}, settings, fmt.Errorf("connector %s settings: %w", c.ID, err)
-		}
+// Ingestor serves and the connector's settings. Settings that are not a JSON object are an
+// error.
+func ConnectorFromRow(c db.InteropConnector) (Connector, connector.Settings, error) {
+	settings, err := connector.Decode(c.Settings)
+	if err != nil {
+		return Connector{}, settings, fmt.Errorf("connector %s: %w", c.ID, err)
 	}
 	return Connector{
 		ID: c.ID, TenantID: c.TenantID, Name: c.Name,
@@ -162,7 +148,7 @@ func (l *Listeners) open(c db.InteropConnector) error {
 	srv := &mllp.Server{
 		Handler:        l.Ingestor.Handler(conn),
 		MaxMessageSize: settings.MaxMessageSize,
-		ReadTimeout:    time.Duration(settings.ReadTimeoutSeconds) * time.Second,
+		ReadTimeout:    settings.ReadTimeout(),
 		WriteTimeout:   30 * time.Second,
 		MaxConnections: settings.MaxConnections,
 		OnFrameError:   l.Ingestor.FrameErrorHandler(conn),

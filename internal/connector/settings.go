@@ -32,11 +32,11 @@ const (
 // at least 1, so 0 cannot be a chosen value.
 type Settings struct {
 	// MaxMessageSize bounds one MLLP frame, in bytes.
-	MaxMessageSize int64 `json:"maxMessageSize,omitempty"`
+	MaxMessageSize int `json:"maxMessageSize,omitempty"`
 	// ReadTimeoutSeconds closes a connection idle that long.
-	ReadTimeoutSeconds int64 `json:"readTimeoutSeconds,omitempty"`
+	ReadTimeoutSeconds int `json:"readTimeoutSeconds,omitempty"`
 	// MaxConnections bounds the listener's concurrent connections.
-	MaxConnections int64 `json:"maxConnections,omitempty"`
+	MaxConnections int `json:"maxConnections,omitempty"`
 	// Retry is the pipeline's retry policy for whole tries of a message.
 	Retry *Retry `json:"retry,omitempty"`
 	// DuplicatePolicy is DuplicatePolicyReject (also when empty) or DuplicatePolicyAccept.
@@ -52,9 +52,9 @@ type Settings struct {
 // Retry is a connector's policy for whole pipeline tries; unset fields take the workflow's
 // defaults.
 type Retry struct {
-	MaxAttempts            int64 `json:"maxAttempts,omitempty"`
-	InitialIntervalSeconds int64 `json:"initialIntervalSeconds,omitempty"`
-	MaxIntervalSeconds     int64 `json:"maxIntervalSeconds,omitempty"`
+	MaxAttempts            int `json:"maxAttempts,omitempty"`
+	InitialIntervalSeconds int `json:"initialIntervalSeconds,omitempty"`
+	MaxIntervalSeconds     int `json:"maxIntervalSeconds,omitempty"`
 }
 
 // ReadTimeout is ReadTimeoutSeconds as a duration, 0 when unset.
@@ -168,14 +168,14 @@ func (p *parser) problemf(format string, args ...any) {
 	p.problems = append(p.problems, fmt.Sprintf(format, args...))
 }
 
-func (p *parser) integer(key string, raw json.RawMessage) int64 {
+func (p *parser) integer(key string, raw json.RawMessage) int {
 	lim := limits[key]
 	n, ok := Int(raw, lim[0], lim[1])
 	if !ok {
 		p.problemf("settings.%s must be an integer from %d to %d", key, lim[0], lim[1])
 		return 0
 	}
-	return n
+	return int(n) // within limits, which fit an int of any size
 }
 
 func (p *parser) str(key string, raw json.RawMessage) (string, bool) {

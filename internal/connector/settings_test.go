@@ -77,7 +77,7 @@ func TestDecodeStoredRows(t *testing.T) {
 	// A key a newer version wrote does not stop this one.
 	s, err = connector.Decode([]byte(`{"maxConnections": 4, "laterSetting": true}`))
 	require.NoError(t, err)
-	require.Equal(t, int64(4), s.MaxConnections)
+	require.Equal(t, 4, s.MaxConnections)
 
 	_, err = connector.Decode([]byte(`[1]`))
 	require.ErrorContains(t, err, "connector settings")
