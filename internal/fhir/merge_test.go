@@ -109,3 +109,13 @@ func TestMergeListsScope(t *testing.T) {
 	require.NoError(t, json.Unmarshal(got, &r))
 	require.Equal(t, []map[string]string{{"display": "Lab B"}, {"display": "Lab A"}}, r.Performer)
 }
+
+func TestSameContent(t *testing.T) {
+	t.Parallel()
+	a := []byte(`{"resourceType":"Patient","id":"1","meta":{"versionId":"1","lastUpdated":"2024-01-01T00:00:00Z"},"active":true}`)
+	require.True(t, SameContent(a, []byte(`{"active":true,"resourceType":"Patient"}`)), "id, versionId and lastUpdated are the owner's")
+	require.True(t, SameContent(a, []byte(`{"resourceType":"Patient","id":"2","active":true,"meta":{}}`)))
+	require.False(t, SameContent(a, []byte(`{"resourceType":"Patient","active":false}`)))
+	require.False(t, SameContent(a, []byte(`{"resourceType":"Patient","active":true,"meta":{"profile":["x"]}}`)), "other meta is content")
+	require.False(t, SameContent(a, []byte(`not json`)))
+}

@@ -70,7 +70,7 @@ func (c *Client) readDecideWrite(ctx context.Context, resourceType string, ident
 		if olderEvent(body, cur.body) {
 			return WriteResult{ID: cur.id, VersionID: cur.version, Stale: true}, nil
 		}
-		if sameContent(cur.body, body) {
+		if fhir.SameContent(cur.body, body) {
 			return WriteResult{ID: cur.id, VersionID: cur.version, Unchanged: true}, nil
 		}
 		res, err := c.updateIfMatch(ctx, resourceType, cur, body)

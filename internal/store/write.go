@@ -413,7 +413,7 @@ func (tx *Tx) put(ctx context.Context, tenant, typ, id string, body []byte, prev
 	version := int64(1)
 	action := ActionCreated
 	if prev != nil {
-		if !prev.Deleted && sameContent(prev.Resource, body) {
+		if !prev.Deleted && fhir.SameContent(prev.Resource, body) {
 			return WriteResult{Resource: fromRow(*prev), Action: ActionUnchanged}, nil
 		}
 		version = prev.VersionID + 1
@@ -534,29 +534,6 @@ func stamp(body []byte, id string, version int64, at time.Time) ([]byte, error) 
 	m["meta"] = mustJSON(meta)
 	m["id"] = mustJSON(id)
 	return json.Marshal(m)
-}
-
-// sameContent compares two resources ignoring id and meta.versionId/lastUpdated.
-func sameContent(stored, incoming []byte) bool {
-	a, errA := canonical(stored)
-	b, errB := canonical(incoming)
-	return errA == nil && errB == nil && bytes.Equal(a, b)
-}
-
-func canonical(body []byte) ([]byte, error) {
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		return nil, err
-	}
-	delete(m, "id")
-	if meta, ok := m["meta"].(map[string]any); ok {
-		delete(meta, "versionId")
-		delete(meta, "lastUpdated")
-		if len(meta) == 0 {
-			delete(m, "meta")
-		}
-	}
-	return json.Marshal(m) // map keys marshal sorted, so equal content gives equal bytes
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -1,20 +1,21 @@
-package fhirclient
+package fhir
 
 import (
 	"bytes"
 	"encoding/json"
 )
 
-// sameContent reports whether two resources hold the same content, ignoring id and
+// SameContent reports whether two resources hold the same content, ignoring id and
 // meta.versionId/lastUpdated, which the owner sets: the comparison the built-in store makes
-// before it writes a version, so that a replay changes nothing at either kind of owner.
-func sameContent(stored, incoming []byte) bool {
-	a, errA := canonical(stored)
-	b, errB := canonical(incoming)
+// before it writes a version and the FHIR client makes before it sends one, so that a replay
+// changes nothing at either kind of owner. A body that is not a JSON object is never the same.
+func SameContent(stored, incoming []byte) bool {
+	a, errA := canonicalContent(stored)
+	b, errB := canonicalContent(incoming)
 	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
-func canonical(body []byte) ([]byte, error) {
+func canonicalContent(body []byte) ([]byte, error) {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, err
