@@ -77,12 +77,16 @@ func (m *Migrator) Close() error {
 }
 
 // MigrateUp is the one-call form used at start-up.
-func MigrateUp(databaseURL string) error {
+func MigrateUp(databaseURL string) (err error) {
 	m, err := NewMigrator(databaseURL)
 	if err != nil {
 		return err
 	}
-	defer m.Close()
+	defer func() {
+		if cerr := m.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close migrator: %w", cerr))
+		}
+	}()
 	return m.Up()
 }
 

@@ -324,7 +324,8 @@ func crashStart(t *testing.T, bin string, env []string, logPath, label string) *
 	t.Helper()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	require.NoError(t, err)
-	fmt.Fprintf(logf, "===== %s: %s dev =====\n", label, bin)
+	_, err = fmt.Fprintf(logf, "===== %s: %s dev =====\n", label, bin)
+	require.NoError(t, err)
 	cmd := exec.Command(bin, "dev")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -40,7 +40,7 @@ func (f mapperFlags) mapper() (*mapping.Mapper, error) {
 			return nil, fmt.Errorf("tenants: %w", err)
 		}
 		tenants, err = mapping.LoadTenants(file)
-		file.Close()
+		_ = file.Close() // read only: LoadTenants has read it, or failed and says why
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Tenants, err)
 		}
@@ -304,7 +304,7 @@ func (c hl7MapCmd) Run() error {
 		bf, err := hl7v2.SplitBatch(data)
 		if err != nil {
 			empty++
-			fmt.Fprintf(errOut, "%s: no message: %v\n", path, err)
+			warnf(errOut, "%s: no message: %v\n", path, err)
 			continue
 		}
 		for i, m := range bf.Messages {
@@ -312,12 +312,12 @@ func (c hl7MapCmd) Run() error {
 			res, err := mapMessage(mapper, m.Data)
 			if err != nil {
 				failed++
-				fmt.Fprintf(errOut, "%s:%d: %v\n", path, i+1, err)
+				warnf(errOut, "%s:%d: %v\n", path, i+1, err)
 				continue
 			}
 			b := res.Bundle
 			for _, n := range res.Notes {
-				fmt.Fprintf(errOut, "%s:%d: note: %s\n", path, i+1, n)
+				warnf(errOut, "%s:%d: note: %s\n", path, i+1, n)
 			}
 			if c.Coverage {
 				if err := writeCoverage(out, fmt.Sprintf("%s:%d", path, i+1), res.Coverage()); err != nil {
@@ -372,9 +372,13 @@ func writeCoverage(w io.Writer, name string, c mapping.Coverage) error {
 		pct = 100 * float64(c.Mapped) / float64(c.Populated)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "%s: %d populated components, %d mapped (%.0f%%)\n", name, c.Populated, c.Mapped, pct)
+	if _, err := fmt.Fprintf(tw, "%s: %d populated components, %d mapped (%.0f%%)\n", name, c.Populated, c.Mapped, pct); err != nil {
+		return fmt.Errorf("write coverage: %w", err)
+	}
 	for _, f := range c.Fields {
-		fmt.Fprintf(tw, "  %s\t%s\n", f.Location, f.Status)
+		if _, err := fmt.Fprintf(tw, "  %s\t%s\n", f.Location, f.Status); err != nil {
+			return fmt.Errorf("write coverage: %w", err)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write coverage: %w", err)
@@ -398,4 +402,11 @@ func writerOr(w, def io.Writer) io.Writer {
 		return def
 	}
 	return w
+}
+
+// warnf writes a diagnostic to the command's stderr. Its write error is dropped on purpose:
+// a stderr that cannot be written leaves nowhere to report it, and the exit status still
+// says whether the command succeeded.
+func warnf(w io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(w, format, args...)
 }

@@ -62,7 +62,7 @@ func run(args []string) int {
 		var perr *kong.ParseError
 		if errors.As(err, &perr) {
 			_ = perr.Context.PrintUsage(false)
-			fmt.Fprintln(parser.Stdout)
+			_, _ = fmt.Fprintln(parser.Stdout) // as PrintUsage's: the usage error below is what matters
 		}
 		parser.Errorf("%s", err)
 		return 2

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nhp/interop/db"
@@ -58,12 +59,18 @@ func (migrateVersionCmd) Run(cfg *config.Config) error {
 	return withMigrator(cfg, printVersion)
 }
 
-func withMigrator(cfg *config.Config, fn func(*db.Migrator) error) error {
+func withMigrator(cfg *config.Config, fn func(*db.Migrator) error) (err error) {
 	mg, err := db.NewMigrator(cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
-	defer mg.Close()
+	// The migrator holds the migration source and a database connection: a failure to
+	// release them is reported with the command's result, not dropped.
+	defer func() {
+		if cerr := mg.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close migrator: %w", cerr))
+		}
+	}()
 	return fn(mg)
 }
 

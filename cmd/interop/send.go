@@ -21,7 +21,9 @@ func (s sendCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", s.To, err)
 	}
-	defer client.Close()
+	// Each message sent has had its ACK by then (or the command has already failed): closing
+	// the connection cannot change what the command reports.
+	defer func() { _ = client.Close() }()
 	sent, refused := 0, 0
 	for _, path := range s.Files {
 		data, err := os.ReadFile(path)

@@ -316,7 +316,7 @@ func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenant
 	if err != nil {
 		return nil, fmt.Errorf("INTEROP_MAPPING_TENANTS: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: LoadTenants reads it, or fails and says why
 	t, err := mapping.LoadTenants(f)
 	if err != nil {
 		return nil, fmt.Errorf("INTEROP_MAPPING_TENANTS %s: %w", cfg.MappingTenantsFile, err)
