@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nhp/interop/db"
@@ -13,6 +14,10 @@ import (
 // are what support staff still have to act on; so is an original that a flagged duplicate
 // points at.
 func (a *Activities) PruneProcessed(ctx context.Context, cutoff time.Time, batch int) (int64, error) {
+	if batch < 1 || batch > math.MaxInt32 {
+		return 0, fmt.Errorf("prune processed messages: batch %d is not 1..%d", batch, math.MaxInt32)
+	}
+	maxRows := int32(batch)
 	var total int64
 	for {
 		var n int64
@@ -21,7 +26,7 @@ func (a *Activities) PruneProcessed(ctx context.Context, cutoff time.Time, batch
 				return fmt.Errorf("allow purge: %w", err)
 			}
 			var err error
-			n, err = q.Hl7MessagePruneProcessed(ctx, db.Hl7MessagePruneProcessedParams{ProcessedBefore: &cutoff, MaxRows: int32(batch)})
+			n, err = q.Hl7MessagePruneProcessed(ctx, db.Hl7MessagePruneProcessedParams{ProcessedBefore: &cutoff, MaxRows: maxRows})
 			return err
 		})
 		if err != nil {

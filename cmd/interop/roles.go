@@ -90,7 +90,8 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry) er
 	}
 	go func() {
 		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// ctx is done by now: the shutdown gets its own deadline, keeping ctx's values.
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"regexp"
@@ -648,7 +649,8 @@ func readConnectorBody(c echo.Context) (*connectorBody, error) {
 		f.ListenHost = s
 	}
 	if v, ok := doc["listenPort"]; ok && string(v) != "null" {
-		if n, ok := connector.Int(v, 1, 65535); ok {
+		// The port's range is checked here, where n narrows to the column's int32.
+		if n, ok := connector.Int(v, math.MinInt64, math.MaxInt64); ok && n >= 1 && n <= 65535 {
 			p := int32(n)
 			f.ListenPort = &p
 		} else {

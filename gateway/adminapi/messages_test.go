@@ -794,7 +794,7 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	require.Equal(t, []string{msgs[db.Hl7MessageStatusDeadLettered].ID.String()}, amsgResultIDs(e.reprocessBatch(e.adminA, `{"receivedTo":"`+from+`"}`)))
 
 	// Refused filters.
-	for _, body := range []string{`{"status":"processed"}`, `{"status":"processing"}`, `{"status":"bogus"}`, `{"connectorId":"nope"}`} {
+	for _, body := range []string{`{"status":"processed"}`, `{"status":"processing"}`, `{"status":"bogus"}`, `{"connectorId":"nope"}`, `{"limit":1001}`, `{"limit":-1}`, `{"limit":4294967297}`} {
 		requireAPIOutcome(t, e.post("/admin/messages/reprocess", e.adminA, body, amsgJSON), http.StatusBadRequest, "value")
 	}
 	for _, body := range []string{`not json`, `[1]`, `{"receivedFrom":"yesterday"}`, `{"limit":"ten"}`} {

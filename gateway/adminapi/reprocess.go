@@ -77,15 +77,19 @@ func (h *API) reprocessMessages(c echo.Context) error {
 	if !reprocessable[db.Hl7MessageStatus(body.Status)] {
 		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered, unmapped or pending")
 	}
-	if body.Limit <= 0 || body.Limit > maxReprocessBatch {
-		body.Limit = maxReprocessBatch
+	limit := maxReprocessBatch // when the body names none (0)
+	switch {
+	case body.Limit < 0 || body.Limit > maxReprocessBatch:
+		return newOutcome(http.StatusBadRequest, fhir.IssueValue, fmt.Sprintf("limit must be 1..%d", maxReprocessBatch))
+	case body.Limit > 0:
+		limit = body.Limit
 	}
 	tenant := principal(c).Tenant
 	params, err := body.params(tenant)
 	if err != nil {
 		return err
 	}
-	params.MaxRows = int32(body.Limit)
+	params.MaxRows = int32(limit)
 	ctx := c.Request().Context()
 	q := db.New(h.d.Pool)
 	rows, err := q.Hl7MessageList(ctx, params)

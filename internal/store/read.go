@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nhp/interop/db"
@@ -98,7 +99,7 @@ func (s *Store) History(ctx context.Context, tenant, typ, id string, opts Histor
 		before = 1 << 62
 	}
 	rows, err := db.New(s.Pool).FhirResourceHistoryList(ctx, db.FhirResourceHistoryListParams{
-		TenantID: tenant, ResourceType: typ, ID: id, BeforeVersion: before, MaxRows: int32(pageSize(opts.Count)),
+		TenantID: tenant, ResourceType: typ, ID: id, BeforeVersion: before, MaxRows: rowLimit(pageSize(opts.Count)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("history of %s/%s: %w", typ, id, err)
@@ -169,7 +170,7 @@ func historyPage(tenant, typ string, opts HistoryOptions, list func(pos historyP
 		before = t
 	}
 	count := pageSize(opts.Count)
-	rows, err := list(pos, since, before, int32(count+1))
+	rows, err := list(pos, since, before, rowLimit(count+1))
 	if err != nil {
 		return HistoryPage{}, err
 	}
@@ -191,6 +192,13 @@ func pageSize(n int) int {
 		return DefaultCount
 	}
 	return min(n, MaxCount)
+}
+
+// rowLimit is n as the int32 a query's LIMIT takes. Page sizes (at most MaxCount, plus one to
+// see a next page) and batches are far inside its range; clamping makes the conversion safe
+// without relying on that.
+func rowLimit(n int) int32 {
+	return int32(min(max(n, 0), math.MaxInt32))
 }
 
 func fromHistoryRow(r db.FhirResourceHistory) HistoryEntry {

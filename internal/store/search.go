@@ -280,7 +280,7 @@ type compiledWhere struct {
 }
 
 // searchTables are the search index tables by parameter kind.
-var searchTables = [...]string{kindToken: "fhir_search_tokens", kindReference: "fhir_search_refs", kindDate: "fhir_search_dates"}
+var searchTables = [...]string{kindToken: "fhir_search_tokens", kindReference: "fhir_search_refs", kindDate: "fhir_search_dates"} //nolint:gosec // G101: table names; "tokens" is FHIR's token search parameter, not a credential
 
 // compileWhere turns params into SQL conditions. It uses only fixed SQL fragments; values go
 // to args. drive allows drivers (a search's page); without it every condition is a filter

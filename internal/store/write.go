@@ -488,7 +488,7 @@ func (s *Store) Reindex(ctx context.Context, batch int) (int, error) {
 	total := 0
 	for {
 		n, err := inTx(ctx, s, func(tx *Tx) (int, error) {
-			rows, err := tx.q.FhirResourceUnindexed(ctx, int32(batch))
+			rows, err := tx.q.FhirResourceUnindexed(ctx, rowLimit(batch))
 			if err != nil {
 				return 0, fmt.Errorf("list unindexed resources: %w", err)
 			}

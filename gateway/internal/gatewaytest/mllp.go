@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -31,6 +32,10 @@ func FreePort(t testing.TB) int32 {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	require.NoError(t, ln.Close())
+	if port < 1 || port > math.MaxUint16 {
+		t.Fatalf("listener on 127.0.0.1 has port %d: not a TCP port", port)
+		return 0 // Fatalf does not return; this return shows the bound of the conversion below
+	}
 	return int32(port)
 }
 
