@@ -97,11 +97,6 @@ func (s *apiServer) get(path, token string) *httptest.ResponseRecorder {
 	return s.do(apiRequest{path: path, token: token})
 }
 
-func (s *apiServer) post(path, token, body string, header map[string]string) *httptest.ResponseRecorder {
-	s.t.Helper()
-	return s.do(apiRequest{method: http.MethodPost, path: path, token: token, body: strings.NewReader(body), header: header})
-}
-
 func TestHTTPAuthenticationFailures(t *testing.T) {
 	t.Parallel()
 	s := newAPIServer(t, nil)

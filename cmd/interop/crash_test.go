@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -522,11 +521,13 @@ func crashEnv(vars map[string]string) []string {
 	return env
 }
 
+// goTool is the go command that runs the test: go test puts its GOROOT/bin first on the
+// test's PATH (runtime.GOROOT is deprecated and says where the binary was built instead).
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return "go" // not on PATH: running it says so
 }
 
 func moduleRoot(t *testing.T) string {

@@ -266,7 +266,7 @@ func TestSendBatchFile(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	srv := &mllp.Server{
-		Handler: mllp.HandlerFunc(func(ctx context.Context, conn mllp.ConnInfo, msg []byte) []byte {
+		Handler: mllp.HandlerFunc(func(_ context.Context, _ mllp.ConnInfo, msg []byte) []byte {
 			mu.Lock()
 			got = append(got, string(msg))
 			mu.Unlock()

@@ -11,7 +11,7 @@ import (
 )
 
 type sendCmd struct {
-	To      string        `required:"" placeholder:"HOST:PORT" help:"MLLP listener to send to."`
+	To      string        `required:"true" placeholder:"HOST:PORT" help:"MLLP listener to send to."`
 	Timeout time.Duration `default:"30s" help:"How long to wait for each ACK."`
 	Files   []string      `arg:"" type:"existingfile" help:"Files holding one message, several messages, or an FHS/BHS batch."`
 }

@@ -327,7 +327,7 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 		return owners[0], what, nil
 	}
 	// A resource of a split type by id: find which owner has it.
-	found, res, err := g.probe(ctx, cl, table, owners, fhirCall{interaction: interRead, method: http.MethodGet, typ: call.typ, id: call.id, header: http.Header{}})
+	found, res, err := g.probe(ctx, cl, owners, fhirCall{interaction: interRead, method: http.MethodGet, typ: call.typ, id: call.id, header: http.Header{}})
 	if err != nil {
 		return "", what, err
 	}

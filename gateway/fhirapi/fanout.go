@@ -627,7 +627,7 @@ func (g *fhirGateway) splitEntries(owner string, b *fhir.Bundle, keyOf func(fhir
 // the first to answer with the resource wins; the others are cancelled. With no owner having
 // it the answer is 410 if one knows it was deleted, an owner's refusal if one refused, 502/504
 // if an owner could not be asked (the resource may live there), else 404.
-func (g *fhirGateway) probe(ctx context.Context, cl caller, table routing.Table, owners []string, call fhirCall) (string, *fhirResult, error) {
+func (g *fhirGateway) probe(ctx context.Context, cl caller, owners []string, call fhirCall) (string, *fhirResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type answer struct {

@@ -287,7 +287,7 @@ func (g *fhirGateway) byID(ctx context.Context, cl caller, table routing.Table, 
 	if call.interaction == interDelete {
 		probe = fhirCall{interaction: interRead, method: http.MethodGet, typ: call.typ, id: call.id, header: http.Header{}}
 	}
-	owner, res, err := g.probe(ctx, cl, table, owners, probe)
+	owner, res, err := g.probe(ctx, cl, owners, probe)
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ var lastUpdatedKey = []byte(`"lastUpdated"`)
 // is meta's: no other R4 element has that name) with a plain string value.
 func lastUpdatedOf(resource []byte) (string, bool) {
 	i := bytes.Index(resource, lastUpdatedKey)
-	if i < 0 || bytes.Index(resource[i+len(lastUpdatedKey):], lastUpdatedKey) >= 0 {
+	if i < 0 || bytes.Contains(resource[i+len(lastUpdatedKey):], lastUpdatedKey) {
 		return "", false
 	}
 	rest := bytes.TrimLeft(resource[i+len(lastUpdatedKey):], " \t\r\n")

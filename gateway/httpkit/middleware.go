@@ -89,16 +89,16 @@ func FHIRFormat(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// BodyLimit refuses request bodies over max bytes with 413; a handler reading past max gets
-// an error IsBodyTooLarge recognises.
-func BodyLimit(max int64) echo.MiddlewareFunc {
+// BodyLimit refuses request bodies over limit bytes with 413; a handler reading past limit
+// gets an error IsBodyTooLarge recognises.
+func BodyLimit(limit int64) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			if req.ContentLength > max {
+			if req.ContentLength > limit {
 				return NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 			}
-			req.Body = http.MaxBytesReader(c.Response(), req.Body, max)
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 			return next(c)
 		}
 	}

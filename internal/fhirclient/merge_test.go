@@ -57,13 +57,13 @@ func TestConditionalUpdateMerge(t *testing.T) {
 	}
 
 	body := reportAt(t0, "final", "o1", "o2", "o3")
-	res, err := c.ConditionalUpdateMerge(ctx, "DiagnosticReport", body, reportIdent, merge(body, nil))
+	res, err := c.ConditionalUpdateMerge(ctx, "DiagnosticReport", reportIdent, merge(body, nil))
 	require.NoError(t, err)
 	require.True(t, res.Created)
 	o.requests()
 
 	body = reportAt(t0.Add(time.Hour), "corrected", "o2")
-	_, err = c.ConditionalUpdateMerge(ctx, "DiagnosticReport", body, reportIdent, merge(body, map[string]bool{"Observation/o2": true}))
+	_, err = c.ConditionalUpdateMerge(ctx, "DiagnosticReport", reportIdent, merge(body, map[string]bool{"Observation/o2": true}))
 	require.NoError(t, err)
 	status, results := o.report(t)
 	require.Equal(t, "corrected", status)
@@ -88,7 +88,7 @@ func TestConditionalUpdateMerge(t *testing.T) {
 		}
 	}
 	body = reportAt(t0.Add(2*time.Hour), "final", "o5")
-	_, err = c.ConditionalUpdateMerge(ctx, "DiagnosticReport", body, reportIdent, merge(body, map[string]bool{"Observation/o5": true}))
+	_, err = c.ConditionalUpdateMerge(ctx, "DiagnosticReport", reportIdent, merge(body, map[string]bool{"Observation/o5": true}))
 	require.NoError(t, err)
 	status, results = o.report(t)
 	require.Equal(t, "corrected", status, "the newest event's status stays")

@@ -27,7 +27,7 @@ const newestTries = 4
 // Unchanged when it already holds what body says; in both cases nothing is written. A body
 // without a source event time is never stale.
 func (c *Client) ConditionalUpdateNewest(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier) (WriteResult, error) {
-	return c.readDecideWrite(ctx, resourceType, ident, func(stored []byte) ([]byte, error) {
+	return c.readDecideWrite(ctx, resourceType, ident, func([]byte) ([]byte, error) {
 		return body, nil
 	})
 }
@@ -39,7 +39,7 @@ func (c *Client) ConditionalUpdateNewest(ctx context.Context, resourceType strin
 // between. merge decides what a newer stored source event keeps (fhir.MergeLists); a merge
 // whose source event is still older than the stored one's is Stale, one that changes nothing
 // Unchanged, and neither is written.
-func (c *Client) ConditionalUpdateMerge(ctx context.Context, resourceType string, body []byte, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
+func (c *Client) ConditionalUpdateMerge(ctx context.Context, resourceType string, ident fhir.Identifier, merge func(stored []byte) ([]byte, error)) (WriteResult, error) {
 	return c.readDecideWrite(ctx, resourceType, ident, merge)
 }
 

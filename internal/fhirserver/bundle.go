@@ -41,9 +41,9 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, tenant string, 
 	}
 	switch in.Type {
 	case "batch":
-		h.batch(w, r.Context(), tenant, in, entries, base, rq.prefer)
+		h.batch(r.Context(), w, tenant, in, entries, base, rq.prefer)
 	case fhir.BundleTransaction:
-		h.transaction(w, r.Context(), tenant, in, entries, base, rq.prefer)
+		h.transaction(r.Context(), w, tenant, in, entries, base, rq.prefer)
 	default:
 		writeOutcome(w, http.StatusBadRequest, fhir.IssueInvalid, "Bundle.type must be batch or transaction")
 	}
@@ -114,7 +114,7 @@ func (h *Handler) errorEntry(ctx context.Context, err error) fhir.BundleEntry {
 }
 
 // batch runs every entry on its own: one failing does not stop the others.
-func (h *Handler) batch(w http.ResponseWriter, ctx context.Context, tenant string, in fhir.Bundle, entries []request, base, prefer string) {
+func (h *Handler) batch(ctx context.Context, w http.ResponseWriter, tenant string, in fhir.Bundle, entries []request, base, prefer string) {
 	out := &fhir.Bundle{ResourceType: "Bundle", Type: "batch-response"}
 	for i, rq := range entries {
 		if rq.kind < 0 {
@@ -150,7 +150,7 @@ func (e *entryError) Unwrap() error { return e.err }
 // conditional creates, then conditional updates, run (their results resolve their fullUrls
 // too; a conditional entry cannot refer to a later conditional entry of its kind), then the
 // rest in FHIR's order: DELETE, POST, PUT, GET.
-func (h *Handler) transaction(w http.ResponseWriter, ctx context.Context, tenant string, in fhir.Bundle, entries []request, base, prefer string) {
+func (h *Handler) transaction(ctx context.Context, w http.ResponseWriter, tenant string, in fhir.Bundle, entries []request, base, prefer string) {
 	for _, rq := range entries {
 		if !h.allowed(ctx, rq) {
 			writeOutcome(w, http.StatusForbidden, fhir.IssueForbidden, "token scopes do not grant every interaction of this transaction ("+rq.typ+")")

@@ -103,7 +103,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)
 	rq, err := h.parse(r, segs)
 	if err != nil {
-		h.writeError(w, r.Context(), err)
+		h.writeError(r.Context(), w, err)
 		return
 	}
 	if rq.kind == kindBundle {
@@ -120,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := h.exec(r.Context(), h.st, tenant, rq, h.base(r))
 	if err != nil {
-		h.writeError(w, r.Context(), err)
+		h.writeError(r.Context(), w, err)
 		return
 	}
 	h.write(w, resp, rq.prefer)
@@ -245,7 +245,7 @@ func classify(err error) (int, fhir.IssueType, string, bool) {
 	return http.StatusInternalServerError, fhir.IssueException, "internal error", true
 }
 
-func (h *Handler) writeError(w http.ResponseWriter, ctx context.Context, err error) {
+func (h *Handler) writeError(ctx context.Context, w http.ResponseWriter, err error) {
 	var me *methodError
 	if errors.As(err, &me) {
 		methodNotAllowed(w, me.allow)

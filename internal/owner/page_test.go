@@ -19,9 +19,9 @@ func TestReadSearchset(t *testing.T) {
 		next      string
 		err       error
 	}
-	read := func(body string, max int64) result {
+	read := func(body string, limit int64) result {
 		var r result
-		r.next, r.err = readSearchset(&cappedReader{r: strings.NewReader(body), left: max}, func(raw json.RawMessage) error {
+		r.next, r.err = readSearchset(&cappedReader{r: strings.NewReader(body), left: limit}, func(raw json.RawMessage) error {
 			r.resources = append(r.resources, string(raw))
 			return nil
 		})

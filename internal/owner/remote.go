@@ -101,10 +101,11 @@ func (r *Remote) ConditionalUpdate(ctx context.Context, typ string, body []byte,
 	})
 }
 
-// ConditionalUpdateMerge reads, merges and writes on the version read.
-func (r *Remote) ConditionalUpdateMerge(ctx context.Context, typ string, body []byte, ident fhir.Identifier, merge MergeFunc) (WriteResult, error) {
+// ConditionalUpdateMerge reads, merges and writes on the version read. body is not sent:
+// merge makes what is written from the owner's resource (the built-in store reads body).
+func (r *Remote) ConditionalUpdateMerge(ctx context.Context, typ string, _ []byte, ident fhir.Identifier, merge MergeFunc) (WriteResult, error) {
 	return r.write(ctx, typ, true, func(c *fhirclient.Client) (fhirclient.WriteResult, error) {
-		return c.ConditionalUpdateMerge(ctx, typ, body, ident, merge)
+		return c.ConditionalUpdateMerge(ctx, typ, ident, merge)
 	})
 }
 
