@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -39,6 +40,10 @@ type StartTryResult struct {
 // StartTry marks the message processing and opens the Hl7ProcessingAttempt of this try; a
 // retry of the activity gets the same attempt back.
 func (a *Activities) StartTry(ctx context.Context, in StartTryInput) (StartTryResult, error) {
+	if in.Try < 1 || in.Try > math.MaxInt32 {
+		return StartTryResult{}, temporal.NewNonRetryableApplicationError(fmt.Sprintf("try %d is not 1..%d", in.Try, math.MaxInt32), "InvalidTry", nil)
+	}
+	runTry := int32(in.Try)
 	info := activity.GetInfo(ctx)
 	var res StartTryResult
 	err := db.InTx(ctx, a.Pool, func(q *db.Queries) error {
@@ -46,7 +51,7 @@ func (a *Activities) StartTry(ctx context.Context, in StartTryInput) (StartTryRe
 			return fmt.Errorf("mark message processing: %w", err)
 		}
 		row, err := q.Hl7ProcessingAttemptStartTry(ctx, db.Hl7ProcessingAttemptStartTryParams{
-			MessageID: in.MessageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, RunTry: int32(in.Try),
+			MessageID: in.MessageID, WorkflowID: info.WorkflowExecution.ID, RunID: info.WorkflowExecution.RunID, RunTry: runTry,
 		})
 		if err != nil {
 			return fmt.Errorf("open processing attempt: %w", err)
