@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/connector"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/fhir"
@@ -89,7 +90,7 @@ func (tr connectorTransition) refusal(status db.ConnectorStatus) error {
 	case tr.to == db.ConnectorStatusRetired && status == db.ConnectorStatusActive:
 		msg += "; deactivate it first"
 	}
-	return newOutcome(http.StatusConflict, fhir.IssueConflict, msg)
+	return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg)
 }
 
 // listensOn reports whether connectors of this protocol and direction get an MLLP listener, and
@@ -100,7 +101,7 @@ func listensOn(p db.ConnectorProtocol, d db.ConnectorDirection) bool {
 
 func errConnectorNotFound() error {
 	// The same answer for a missing connector and another tenant's: nothing is disclosed.
-	return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "connector not found")
+	return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "connector not found")
 }
 
 func connectorIDParam(c echo.Context) (uuid.UUID, error) {
@@ -140,8 +141,9 @@ func checkIfMatch(c echo.Context, version int64) error {
 			return nil
 		}
 	}
-	return newOutcome(http.StatusPreconditionFailed, fhir.IssueConflict,
+	return httpkit.NewOutcome(http.StatusPreconditionFailed, fhir.IssueConflict,
 		"If-Match does not match the connector's current version "+connectorETag(version)+": read it again and retry")
+
 }
 
 // connectorView is a connector as the admin API shows it. Credentials are never shown, only
@@ -193,7 +195,7 @@ func renderConnector(c echo.Context, status int, r db.InteropConnector) error {
 // listConnectors lists the caller's tenant's connectors, optionally filtered by status,
 // protocol, direction and facilityId.
 func (h *API) listConnectors(c echo.Context) error {
-	params := db.ConnectorSearchParams{TenantID: principal(c).Tenant}
+	params := db.ConnectorSearchParams{TenantID: httpkit.Principal(c).Tenant}
 	var problems []string
 	for key, values := range c.QueryParams() {
 		v := values[len(values)-1]
@@ -224,7 +226,7 @@ func (h *API) listConnectors(c echo.Context) error {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, strings.Join(problems, "; "))
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, strings.Join(problems, "; "))
 	}
 	rows, err := db.New(h.d.Pool).ConnectorSearch(c.Request().Context(), params)
 	if err != nil {
@@ -245,7 +247,7 @@ func (h *API) getConnector(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	row, err := db.New(h.d.Pool).ConnectorGet(c.Request().Context(), db.ConnectorGetParams{TenantID: principal(c).Tenant, ID: id})
+	row, err := db.New(h.d.Pool).ConnectorGet(c.Request().Context(), db.ConnectorGetParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
 		return errConnectorNotFound()
 	}
@@ -263,11 +265,12 @@ func (h *API) createConnector(c echo.Context) error {
 	}
 	defer body.wipe()
 	if body.auth == authKeep && body.authEcho {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue,
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue,
 			`auth: give the credentials themselves (e.g. {"username": …, "password": …}); {"configured": …, "keyId": …} is how responses show them`)
+
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	id := uuid.New()
 	params := db.ConnectorCreateParams{
 		ID: id, TenantID: tenant, FacilityID: body.fields.FacilityID, Name: body.fields.Name,
@@ -306,10 +309,10 @@ func (h *API) updateConnector(c echo.Context) error {
 	}
 	defer body.wipe()
 	if body.id != nil && *body.id != id.String() {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "id in the body does not match the id in the URL")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "id in the body does not match the id in the URL")
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	f := body.fields
 	var row db.InteropConnector
 	err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
@@ -321,21 +324,24 @@ func (h *API) updateConnector(c echo.Context) error {
 			return err
 		}
 		if cur.Status == db.ConnectorStatusRetired {
-			return newOutcome(http.StatusConflict, fhir.IssueConflict, "the connector is retired; a retired connector cannot be changed")
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, "the connector is retired; a retired connector cannot be changed")
 		}
 		if body.status != nil && *body.status != string(cur.Status) {
-			return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
 				"the connector is %s; status changes only through POST /admin/connectors/{id}/activate, /deactivate or /retire", cur.Status))
+
 		}
 		if cur.Status != db.ConnectorStatusDraft && (f.Protocol != cur.Protocol || f.Direction != cur.Direction) {
-			return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
 				"protocol and direction are fixed once a connector has been activated (it is %s %s); create a new connector instead",
 				cur.Protocol, cur.Direction))
+
 		}
 		if cur.Status != db.ConnectorStatusDraft && listensOn(f.Protocol, f.Direction) && f.ListenPort == nil {
 			// The schema's interop_connectors_listener rule, said in words.
-			return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
 				"an inbound mllp connector keeps its listenPort once it has left draft (it is %s)", cur.Status))
+
 		}
 		params := db.ConnectorUpdateParams{
 			TenantID: tenant, ID: id, Name: f.Name, FacilityID: f.FacilityID, Protocol: f.Protocol, Direction: f.Direction,
@@ -376,7 +382,7 @@ func (h *API) transitionConnector(tr connectorTransition) echo.HandlerFunc {
 			return err
 		}
 		ctx := c.Request().Context()
-		tenant := principal(c).Tenant
+		tenant := httpkit.Principal(c).Tenant
 		var cur, row db.InteropConnector
 		err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
 			var err error
@@ -390,8 +396,9 @@ func (h *API) transitionConnector(tr connectorTransition) echo.HandlerFunc {
 				return tr.refusal(cur.Status)
 			}
 			if tr.to == db.ConnectorStatusActive && listensOn(cur.Protocol, cur.Direction) && cur.ListenPort == nil {
-				return newOutcome(http.StatusConflict, fhir.IssueConflict,
+				return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict,
 					"an inbound mllp connector needs listenPort before it can be activated: set it with PUT first")
+
 			}
 			if row, err = q.ConnectorSetStatus(ctx, db.ConnectorSetStatusParams{TenantID: tenant, ID: id, Status: tr.to}); err != nil {
 				return fmt.Errorf("%s connector: %w", tr.action, err)
@@ -423,7 +430,7 @@ func (h *API) deleteConnector(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
 		cur, err := lockConnector(ctx, q, tenant, id)
 		if err != nil {
@@ -433,16 +440,18 @@ func (h *API) deleteConnector(c echo.Context) error {
 			return err
 		}
 		if cur.Status != db.ConnectorStatusDraft {
-			return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf(
 				"only a draft connector can be deleted; this one is %s: retire it instead (its message log is kept)", cur.Status))
+
 		}
 		has, err := q.ConnectorHasMessages(ctx, id)
 		if err != nil {
 			return fmt.Errorf("look for messages of connector: %w", err)
 		}
 		if has {
-			return newOutcome(http.StatusConflict, fhir.IssueConflict,
+			return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict,
 				"the connector has messages, which are kept: retire it instead of deleting it")
+
 		}
 		if _, err := q.ConnectorDeleteDraft(ctx, db.ConnectorDeleteDraftParams{TenantID: tenant, ID: id}); err != nil {
 			return fmt.Errorf("delete connector: %w", err)
@@ -459,8 +468,9 @@ func (h *API) deleteConnector(c echo.Context) error {
 // sealConnectorAuth seals plaintext credentials for the tenant's connector id.
 func (h *API) sealConnectorAuth(tenant string, id uuid.UUID, plaintext []byte) ([]byte, *string, error) {
 	if h.d.Sealer == nil {
-		return nil, nil, newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient,
+		return nil, nil, httpkit.NewOutcome(http.StatusServiceUnavailable, fhir.IssueTransient,
 			"this gateway has no keyset for connector credentials (INTEROP_KEYSET_FILE), so it cannot store them")
+
 	}
 	ct, keyID, err := h.d.Sealer.Seal(plaintext, crypto.ConnectorAuthAD(tenant, id.String()))
 	if err != nil {
@@ -472,7 +482,7 @@ func (h *API) sealConnectorAuth(tenant string, id uuid.UUID, plaintext []byte) (
 // connectorWriteError maps the database's refusals of a connector write to 409s that say what
 // is in the way. f is what the write tried to store (the fields the invariants look at).
 func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UUID, f connectorFields, err error) error {
-	var oe *outcomeError
+	var oe *httpkit.OutcomeError
 	switch {
 	case errors.As(err, &oe):
 		return err
@@ -486,7 +496,7 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 			msg = fmt.Sprintf("connector %q (%s) is already active for facility %q, protocol %s, direction %s; deactivate it first",
 				holder.Name, holder.ID, f.FacilityID, f.Protocol, f.Direction)
 		}
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, msg)
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg)
 	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_active_port":
 		msg := "the listen port is in use by another active connector"
 		if f.ListenPort != nil {
@@ -497,12 +507,12 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 				msg = fmt.Sprintf("port %d is in use by the active connector %q (%s)", *f.ListenPort, holder.Name, holder.ID)
 			}
 		}
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, msg+"; choose another port or deactivate that connector")
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg+"; choose another port or deactivate that connector")
 	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_tenant_name":
-		return newOutcome(http.StatusConflict, fhir.IssueDuplicate, fmt.Sprintf("a connector named %q already exists", f.Name))
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueDuplicate, fmt.Sprintf("a connector named %q already exists", f.Name))
 	case errors.Is(err, db.ErrCheckViolation):
 		// The schema's last word (the listener rule, the retired guard), worded by the schema.
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, "the change breaks a connector rule: "+db.ConstraintMessage(err))
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, "the change breaks a connector rule: "+db.ConstraintMessage(err))
 	}
 	return err
 }
@@ -577,16 +587,16 @@ var connectorBodyKeys = map[string]bool{
 func readConnectorBody(c echo.Context) (*connectorBody, error) {
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		if isBodyTooLarge(err) {
-			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		if httpkit.IsBodyTooLarge(err) {
+			return nil, httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 		}
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "cannot read the request body")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "cannot read the request body")
 	}
 	b := &connectorBody{raw: raw}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil || doc == nil {
 		b.wipe()
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body must be a JSON object")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body must be a JSON object")
 	}
 	var problems []string
 	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
@@ -672,7 +682,7 @@ func readConnectorBody(c echo.Context) (*connectorBody, error) {
 	b.id, b.status = str("id", false), str("status", false)
 	if len(problems) > 0 {
 		b.wipe()
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueValue, "invalid connector: "+strings.Join(problems, "; "))
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "invalid connector: "+strings.Join(problems, "; "))
 	}
 	return b, nil
 }

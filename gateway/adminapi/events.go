@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/outbox"
 )
@@ -29,18 +30,18 @@ type eventJSON struct {
 func (h *API) listEvents(c echo.Context) error {
 	cur, err := outbox.ParseCursor(c.QueryParam("after"))
 	if err != nil {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "after: not a cursor returned by this endpoint")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "after: not a cursor returned by this endpoint")
 	}
 	limit := 100
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return newOutcome(http.StatusBadRequest, fhir.IssueValue, "limit must be 1..1000")
+			return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "limit must be 1..1000")
 		}
 		limit = n
 	}
 	rows, err := db.New(h.d.Pool).DomainEventListAfter(c.Request().Context(), db.DomainEventListAfterParams{
-		TenantID: principal(c).Tenant, AfterTxID: cur.TxID, AfterSeq: cur.Seq, MaxRows: int32(limit),
+		TenantID: httpkit.Principal(c).Tenant, AfterTxID: cur.TxID, AfterSeq: cur.Seq, MaxRows: int32(limit),
 	})
 	if err != nil {
 		return fmt.Errorf("list events: %w", err)

@@ -41,7 +41,6 @@ var (
 	apiSecret         = gatewaytest.Secret
 	decodeBody        = gatewaytest.DecodeBody
 	requireAPIOutcome = gatewaytest.RequireOutcome
-	issueForStatus    = httpkit.IssueForStatus
 	outcomeText       = gatewaytest.OutcomeText
 )
 

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/workflows"
 )
@@ -43,7 +44,7 @@ func (f messageFilter) params(tenant string) (db.Hl7MessageListParams, error) {
 	if f.Status != "" {
 		st := db.Hl7MessageStatus(f.Status)
 		if !st.Valid() {
-			return p, newOutcome(http.StatusBadRequest, fhir.IssueValue, fmt.Sprintf("status %q: want one of %v", f.Status, db.AllHl7MessageStatusValues()))
+			return p, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, fmt.Sprintf("status %q: want one of %v", f.Status, db.AllHl7MessageStatusValues()))
 		}
 		p.Status = &st
 	}
@@ -54,7 +55,7 @@ func (f messageFilter) params(tenant string) (db.Hl7MessageListParams, error) {
 	if f.ConnectorID != "" {
 		id, err := uuid.Parse(f.ConnectorID)
 		if err != nil {
-			return p, newOutcome(http.StatusBadRequest, fhir.IssueValue, "connectorId is not a UUID")
+			return p, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "connectorId is not a UUID")
 		}
 		p.ConnectorID = &id
 	}
@@ -90,12 +91,12 @@ func (h *API) listMessages(c echo.Context) error {
 		if v := q.Get(name); v != "" {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {
-				return newOutcome(http.StatusBadRequest, fhir.IssueValue, name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
+				return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, name+" must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z")
 			}
 			*dst = &t
 		}
 	}
-	params, err := f.params(principal(c).Tenant)
+	params, err := f.params(httpkit.Principal(c).Tenant)
 	if err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func (h *API) listMessages(c echo.Context) error {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
-			return newOutcome(http.StatusBadRequest, fhir.IssueValue, "limit must be 1..500")
+			return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "limit must be 1..500")
 		}
 		limit = n
 	}
@@ -111,7 +112,7 @@ func (h *API) listMessages(c echo.Context) error {
 	if cur := q.Get("cursor"); cur != "" {
 		at, id, err := decodeMessageCursor(cur)
 		if err != nil {
-			return newOutcome(http.StatusBadRequest, fhir.IssueValue, "cursor: not a cursor returned by this endpoint")
+			return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "cursor: not a cursor returned by this endpoint")
 		}
 		params.BeforeAt, params.BeforeID = &at, &id
 	}
@@ -142,11 +143,11 @@ func (h *API) listMessages(c echo.Context) error {
 func (h *API) getMessageRaw(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
-	raw, err := db.New(h.d.Pool).Hl7MessageRaw(c.Request().Context(), db.Hl7MessageRawParams{TenantID: principal(c).Tenant, ID: id})
+	raw, err := db.New(h.d.Pool).Hl7MessageRaw(c.Request().Context(), db.Hl7MessageRawParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
 		return fmt.Errorf("read raw message: %w", err)
@@ -187,13 +188,13 @@ func nonEmpty(s string) *string {
 func (h *API) getMessage(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	ctx := c.Request().Context()
 	q := db.New(h.d.Pool)
-	m, err := q.Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
+	m, err := q.Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
 		return fmt.Errorf("get message: %w", err)

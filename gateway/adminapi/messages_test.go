@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/dbtest"
 	"github.com/nhp/interop/internal/temporaldev"
@@ -768,7 +769,7 @@ func TestReprocessWithoutTemporal(t *testing.T) {
 	requireAPIOutcome(t, e.reprocessOne(e.token(apiTenantA, apiRWScope), msgs[db.Hl7MessageStatusDeadLettered].ID, ""), http.StatusForbidden, "forbidden")
 	rec := e.get("/admin/messages/"+msgs[db.Hl7MessageStatusDeadLettered].ID.String()+"/reprocess", e.adminA)
 	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed}, rec.Code, rec.Body.String())
-	requireAPIOutcome(t, rec, rec.Code, string(issueForStatus(rec.Code)))
+	requireAPIOutcome(t, rec, rec.Code, string(httpkit.IssueForStatus(rec.Code)))
 
 	// By filter: each matching message is reported with why it did not start.
 	b := e.reprocessBatch(e.adminA, `{}`) // dead_lettered by default

@@ -12,6 +12,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/workflows"
 )
@@ -41,18 +42,18 @@ type reprocessResult struct {
 func (h *API) reprocessMessage(c echo.Context) error {
 	id, err := uuid.Parse(c.Param("id"))
 	if err != nil {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	ctx := c.Request().Context()
-	m, err := db.New(h.d.Pool).Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: principal(c).Tenant, ID: id})
+	m, err := db.New(h.d.Pool).Hl7MessageGetForTenant(ctx, db.Hl7MessageGetForTenantParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "message not found")
 	}
 	if err != nil {
 		return fmt.Errorf("get message: %w", err)
 	}
 	if !reprocessable[m.Status] && !(m.Status == db.Hl7MessageStatusProcessed && c.QueryParam("force") == "true") {
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf("message is %s; only failed, dead_lettered, unmapped or pending messages are reprocessed (processed ones with ?force=true)", m.Status))
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, fmt.Sprintf("message is %s; only failed, dead_lettered, unmapped or pending messages are reprocessed (processed ones with ?force=true)", m.Status))
 	}
 	res, err := h.startReprocess(ctx, m)
 	if err != nil {
@@ -69,22 +70,22 @@ func (h *API) reprocessMessages(c echo.Context) error {
 		Limit int `json:"limit"`
 	}
 	if err := c.Bind(&body); err != nil {
-		return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "body must be a JSON filter")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "body must be a JSON filter")
 	}
 	if body.Status == "" {
 		body.Status = string(db.Hl7MessageStatusDeadLettered)
 	}
 	if !reprocessable[db.Hl7MessageStatus(body.Status)] {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered, unmapped or pending")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "status must be failed, dead_lettered, unmapped or pending")
 	}
 	limit := maxReprocessBatch // when the body names none (0)
 	switch {
 	case body.Limit < 0 || body.Limit > maxReprocessBatch:
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, fmt.Sprintf("limit must be 1..%d", maxReprocessBatch))
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, fmt.Sprintf("limit must be 1..%d", maxReprocessBatch))
 	case body.Limit > 0:
 		limit = body.Limit
 	}
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	params, err := body.params(tenant)
 	if err != nil {
 		return err
@@ -108,7 +109,7 @@ func (h *API) reprocessMessages(c echo.Context) error {
 		}
 		res, err := h.startReprocess(ctx, m)
 		if err != nil {
-			var oe *outcomeError
+			var oe *httpkit.OutcomeError
 			if !errors.As(err, &oe) {
 				return err
 			}
@@ -124,7 +125,7 @@ func (h *API) reprocessMessages(c echo.Context) error {
 func (h *API) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessResult, error) {
 	res := reprocessResult{MessageID: m.ID, WorkflowID: m.WorkflowID}
 	if h.d.Temporal == nil {
-		return res, newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "workflow engine not configured")
+		return res, httpkit.NewOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "workflow engine not configured")
 	}
 	attempts, err := db.New(h.d.Pool).Hl7ProcessingAttemptListByMessage(ctx, m.ID)
 	if err != nil {
@@ -141,10 +142,10 @@ func (h *API) startReprocess(ctx context.Context, m db.Hl7Message) (reprocessRes
 	run, err := h.d.Temporal.ExecuteWorkflow(ctx, workflows.InboundHL7ReprocessOptions(m.WorkflowID, h.d.TaskQueue, in), workflows.InboundHL7Name, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return res, newOutcome(http.StatusConflict, fhir.IssueConflict, "a run of this message is in progress")
+		return res, httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, "a run of this message is in progress")
 	}
 	if err != nil {
-		return res, newOutcome(http.StatusBadGateway, fhir.IssueTransient, "could not start the reprocessing run; try again")
+		return res, httpkit.NewOutcome(http.StatusBadGateway, fhir.IssueTransient, "could not start the reprocessing run; try again")
 	}
 	res.RunID = run.GetRunID()
 	if h.d.TemporalUIURL != "" {

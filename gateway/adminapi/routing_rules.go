@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -76,7 +77,7 @@ func renderRoutingRule(c echo.Context, status int, r db.FhirRoutingRule) error {
 
 func errRoutingRuleNotFound() error {
 	// The same answer for a missing rule and another tenant's: nothing is disclosed.
-	return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "routing rule not found")
+	return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "routing rule not found")
 }
 
 func routingRuleIDParam(c echo.Context) (uuid.UUID, error) {
@@ -101,8 +102,9 @@ func checkRuleIfMatch(c echo.Context, version int64) error {
 			return nil
 		}
 	}
-	return newOutcome(http.StatusPreconditionFailed, fhir.IssueConflict,
+	return httpkit.NewOutcome(http.StatusPreconditionFailed, fhir.IssueConflict,
 		"If-Match does not match the routing rule's current version "+ruleETag(version)+": read it again and retry")
+
 }
 
 // lockRoutingRule reads the tenant's rule id and locks it until q's transaction ends.
@@ -120,7 +122,7 @@ func lockRoutingRule(ctx context.Context, q *db.Queries, tenant string, id uuid.
 // listRoutingRules lists the caller's tenant's rules, optionally filtered by resourceType,
 // category and enabled.
 func (h *API) listRoutingRules(c echo.Context) error {
-	params := db.FhirRoutingRuleSearchParams{TenantID: principal(c).Tenant}
+	params := db.FhirRoutingRuleSearchParams{TenantID: httpkit.Principal(c).Tenant}
 	var problems []string
 	for key, values := range c.QueryParams() {
 		v := values[len(values)-1]
@@ -147,7 +149,7 @@ func (h *API) listRoutingRules(c echo.Context) error {
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, strings.Join(problems, "; "))
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, strings.Join(problems, "; "))
 	}
 	rows, err := db.New(h.d.Pool).FhirRoutingRuleSearch(c.Request().Context(), params)
 	if err != nil {
@@ -168,7 +170,7 @@ func (h *API) getRoutingRule(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	row, err := db.New(h.d.Pool).FhirRoutingRuleGet(c.Request().Context(), db.FhirRoutingRuleGetParams{TenantID: principal(c).Tenant, ID: id})
+	row, err := db.New(h.d.Pool).FhirRoutingRuleGet(c.Request().Context(), db.FhirRoutingRuleGetParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
 		return errRoutingRuleNotFound()
 	}
@@ -185,10 +187,10 @@ func (h *API) createRoutingRule(c echo.Context) error {
 		return err
 	}
 	if body.id != nil {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "id is assigned by the server; do not send one on create")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "id is assigned by the server; do not send one on create")
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	f := body.fields
 	if body.enabled == nil {
 		f.Enabled = true
@@ -220,10 +222,10 @@ func (h *API) updateRoutingRule(c echo.Context) error {
 		return err
 	}
 	if body.id != nil && *body.id != id.String() {
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "id in the body does not match the id in the URL")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "id in the body does not match the id in the URL")
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	f := body.fields
 	var row db.FhirRoutingRule
 	err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
@@ -270,7 +272,7 @@ func (h *API) setRoutingRuleEnabled(enabled bool) echo.HandlerFunc {
 			return err
 		}
 		ctx := c.Request().Context()
-		tenant := principal(c).Tenant
+		tenant := httpkit.Principal(c).Tenant
 		var cur, row db.FhirRoutingRule
 		err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
 			var err error
@@ -314,7 +316,7 @@ func (h *API) deleteRoutingRule(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	tenant := principal(c).Tenant
+	tenant := httpkit.Principal(c).Tenant
 	var cur db.FhirRoutingRule
 	err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
 		if cur, err = lockRoutingRule(ctx, q, tenant, id); err != nil {
@@ -339,7 +341,7 @@ func (h *API) deleteRoutingRule(c echo.Context) error {
 // routingRuleWriteError maps the database's refusals of a rule write to 409s that name the
 // enabled rule in the way. f is what the write tried to store.
 func (h *API) routingRuleWriteError(ctx context.Context, tenant string, id uuid.UUID, f routingRuleFields, err error) error {
-	var oe *outcomeError
+	var oe *httpkit.OutcomeError
 	switch {
 	case errors.As(err, &oe):
 		return err
@@ -354,12 +356,12 @@ func (h *API) routingRuleWriteError(ctx context.Context, tenant string, id uuid.
 				}
 			}
 		}
-		return newOutcome(http.StatusConflict, fhir.IssueDuplicate, msg)
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueDuplicate, msg)
 	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == ruleConstraintUnambiguous:
-		return newOutcome(http.StatusConflict, fhir.IssueConflict, h.ambiguityMessage(ctx, tenant, id, f))
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, h.ambiguityMessage(ctx, tenant, id, f))
 	case errors.Is(err, db.ErrCheckViolation):
 		// The schema's last word (its shape checks), worded by the schema.
-		return newOutcome(http.StatusUnprocessableEntity, fhir.IssueValue, "the rule breaks a schema rule: "+db.ConstraintMessage(err))
+		return httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueValue, "the rule breaks a schema rule: "+db.ConstraintMessage(err))
 	}
 	return err
 }
@@ -431,14 +433,14 @@ var routingRuleBodyKeys = map[string]bool{
 func readRoutingRuleBody(c echo.Context) (*routingRuleBody, error) {
 	raw, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		if isBodyTooLarge(err) {
-			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		if httpkit.IsBodyTooLarge(err) {
+			return nil, httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 		}
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "cannot read the request body")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "cannot read the request body")
 	}
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &doc); err != nil || doc == nil {
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body must be a JSON object")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body must be a JSON object")
 	}
 	var shape []string
 	var unknown []string
@@ -492,14 +494,14 @@ func readRoutingRuleBody(c echo.Context) (*routingRuleBody, error) {
 	b.id = str("id", false)
 	if len(shape) > 0 {
 		sort.Strings(shape)
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueStructure, "invalid routing rule: "+strings.Join(shape, "; "))
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, "invalid routing rule: "+strings.Join(shape, "; "))
 	}
 	rule, problems := rule.Normalize()
 	if utf8.RuneCountInString(b.fields.Description) > maxRuleDescription {
 		problems = append(problems, fmt.Sprintf("description must be at most %d characters", maxRuleDescription))
 	}
 	if len(problems) > 0 {
-		return nil, newOutcome(http.StatusUnprocessableEntity, fhir.IssueValue, "invalid routing rule: "+strings.Join(problems, "; "))
+		return nil, httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueValue, "invalid routing rule: "+strings.Join(problems, "; "))
 	}
 	b.fields.ResourceType, b.fields.Category, b.fields.OwnerURL = rule.ResourceType, rule.Category, rule.OwnerURL
 	return b, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -32,10 +33,10 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 	}
 	var b fhir.Bundle
 	if err := json.Unmarshal(body, &b); err != nil || b.ResourceType != "Bundle" {
-		return newOutcome(http.StatusBadRequest, fhir.IssueStructure, "POST /fhir takes a Bundle of type batch or transaction")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, "POST /fhir takes a Bundle of type batch or transaction")
 	}
 	if len(b.Entry) > maxBundleEntries {
-		return newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, fmt.Sprintf("a Bundle may have at most %d entries", maxBundleEntries))
+		return httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, fmt.Sprintf("a Bundle may have at most %d entries", maxBundleEntries))
 	}
 	cl := callerOf(c)
 	prefer := c.Request().Header.Get("Prefer")
@@ -44,8 +45,9 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 	for i, e := range b.Entry {
 		calls[i], errs[i] = g.entryCall(e, prefer)
 		if errs[i] == nil && !cl.p.Scopes.Allows(calls[i].typ, scopeOf(calls[i].interaction)) {
-			errs[i] = newOutcome(http.StatusForbidden, fhir.IssueForbidden,
+			errs[i] = httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden,
 				"token scopes do not grant '"+string(rune(scopeOf(calls[i].interaction)))+"' on "+calls[i].typ)
+
 		}
 	}
 	ctx := c.Request().Context()
@@ -56,7 +58,7 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 	case fhir.BundleTransaction:
 		res, err = g.transaction(ctx, cl, body, calls, errs)
 	default:
-		return newOutcome(http.StatusBadRequest, fhir.IssueValue, "Bundle.type must be batch or transaction")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "Bundle.type must be batch or transaction")
 	}
 	if err != nil {
 		return err
@@ -67,7 +69,7 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 // entryCall reads a batch or transaction entry's request as an interaction.
 func (g *fhirGateway) entryCall(e fhir.BundleEntry, prefer string) (fhirCall, error) {
 	bad := func(msg string) (fhirCall, error) {
-		return fhirCall{}, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, msg)
+		return fhirCall{}, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, msg)
 	}
 	if e.Request == nil || e.Request.URL == "" {
 		return bad("entry has no request.method and request.url")
@@ -162,7 +164,7 @@ func (g *fhirGateway) batch(ctx context.Context, cl caller, calls []fhirCall, er
 
 // errorResult renders err as errorHandler would, for a Bundle entry.
 func (g *fhirGateway) errorResult(cl caller, err error) *fhirResult {
-	var oe *outcomeError
+	var oe *httpkit.OutcomeError
 	if errors.As(err, &oe) {
 		sev := fhir.SeverityError
 		if oe.Status >= 500 {
@@ -210,9 +212,9 @@ func lastModifiedInstant(s string) string {
 func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, calls []fhirCall, errs []error) (*fhirResult, error) {
 	for i, err := range errs {
 		if err != nil {
-			var oe *outcomeError
+			var oe *httpkit.OutcomeError
 			if errors.As(err, &oe) {
-				return nil, newOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
+				return nil, httpkit.NewOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
 			}
 			return nil, err
 		}
@@ -243,9 +245,9 @@ func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, c
 	for i, call := range calls {
 		owner, what, err := g.entryOwner(ctx, cl, table, call)
 		if err != nil {
-			var oe *outcomeError
+			var oe *httpkit.OutcomeError
 			if errors.As(err, &oe) {
-				return nil, newOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
+				return nil, httpkit.NewOutcome(oe.Status, oe.Code, fmt.Sprintf("entry %d: %s", i, oe.Message))
 			}
 			return nil, err
 		}
@@ -256,9 +258,10 @@ func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, c
 		for i, gr := range groups {
 			parts[i] = fmt.Sprintf("%s → owner %d (%s)", strings.Join(gr.what, ", "), i+1, ownerLabel(table, strings.SplitN(gr.what[0], " ", 2)[0], gr.owner))
 		}
-		return nil, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
+		return nil, httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
 			"this transaction spans "+strconv.Itoa(len(groups))+" owning services and cannot be atomic: "+strings.Join(parts, "; ")+
 				". Send one transaction per owner, or a batch")
+
 	}
 	owner := groups[0].owner
 	for _, call := range calls {
@@ -295,8 +298,9 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 			return "", what, routeError(err, false)
 		}
 		if len(owners) > 1 {
-			return "", what, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
+			return "", what, httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
 				"a search of "+call.typ+" without a category spans several owners; a transaction goes to one owner")
+
 		}
 		return owners[0], what, nil
 	case interDelete:
@@ -314,8 +318,9 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 			what = "the history of every type"
 		}
 		if len(owners) != 1 {
-			return "", what, newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
+			return "", what, httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"),
 				what+" spans several owners; a transaction goes to one owner")
+
 		}
 		return owners[0], what, nil
 	}
@@ -332,7 +337,7 @@ func (g *fhirGateway) entryOwner(ctx context.Context, cl caller, table routing.T
 		return "", what, err
 	}
 	if found == "" {
-		return "", what, newOutcome(res.status, issueForStatus(res.status), call.typ+"/"+call.id+" not found")
+		return "", what, httpkit.NewOutcome(res.status, httpkit.IssueForStatus(res.status), call.typ+"/"+call.id+" not found")
 	}
 	return found, what, nil
 }

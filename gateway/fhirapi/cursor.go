@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 )
 
@@ -53,7 +54,7 @@ type ownerPage struct {
 var errBadCursor = errors.New("bad cursor")
 
 func badCursor() error {
-	return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "invalid or expired paging cursor: start the search again")
+	return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "invalid or expired paging cursor: start the search again")
 }
 
 // cursorQuery is the canonical form of a search's parameters a cursor is bound to.

@@ -17,6 +17,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/export"
 	"github.com/nhp/interop/internal/fhir"
@@ -81,14 +82,14 @@ func exportRoutes(f *echo.Group, h *API) {
 func (x *exporter) kickoff(level export.Level) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		p := principal(c)
+		p := httpkit.Principal(c)
 		prefer := fhir.ParsePrefer(c.Request().Header.Values("Prefer"))
 		if !prefer.RespondAsync {
-			return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "a $export kick-off needs the header Prefer: respond-async (Bulk Data IG)")
+			return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "a $export kick-off needs the header Prefer: respond-async (Bulk Data IG)")
 		}
 		groupID := c.Param("id")
 		if level == export.LevelGroup && !fhir.ValidID(groupID) {
-			return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+groupID+" does not exist")
+			return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+groupID+" does not exist")
 		}
 		var body []byte
 		if c.Request().Method == http.MethodPost {
@@ -123,8 +124,9 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 		compartment := store.PatientCompartmentTypes()
 		for _, t := range req.Types {
 			if !slices.Contains(compartment, t) {
-				return newOutcome(http.StatusBadRequest, fhir.IssueNotSupported,
+				return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueNotSupported,
 					"_type "+t+" is not in the Patient compartment this server exports at patient and group level (supported: "+strings.Join(compartment, ", ")+")")
+
 			}
 		}
 	}
@@ -133,31 +135,31 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 	}
 	if len(req.Types) == 0 {
 		if !p.Scopes.Allows("*", auth.Read) {
-			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
+			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
 		}
 	}
 	for _, t := range req.Types {
 		if !p.Scopes.Allows(t, auth.Read) {
-			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading "+t)
+			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading "+t)
 		}
 	}
 	if req.Level == export.LevelGroup {
 		if !p.Scopes.Allows("Group", auth.Read) {
-			return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
+			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
 		}
 		g, err := x.d.Store.Read(ctx, p.Tenant, "Group", req.GroupID)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
-			return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+req.GroupID+" does not exist")
+			return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+req.GroupID+" does not exist")
 		} else if err != nil {
 			return err
 		}
 		members, err := export.GroupPatients(g.Body)
 		if err != nil {
-			return newOutcome(http.StatusUnprocessableEntity, fhir.IssueProcessing, "Group/"+req.GroupID+": "+err.Error())
+			return httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueProcessing, "Group/"+req.GroupID+": "+err.Error())
 		}
 		for _, pid := range req.Patients {
 			if !slices.Contains(members, pid) {
-				return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "patient Patient/"+pid+" is not a member of Group/"+req.GroupID)
+				return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "patient Patient/"+pid+" is not a member of Group/"+req.GroupID)
 			}
 		}
 	}
@@ -176,8 +178,9 @@ func (x *exporter) checkOwners(ctx context.Context, tenant string, req *export.R
 	}
 	if len(req.Types) == 0 {
 		if o := table.FallbackOwner(); o != "" && o != routing.Builtin {
-			return newOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
+			return httpkit.NewOutcome(http.StatusNotImplemented, fhir.IssueNotSupported,
 				"this tenant's resource types default to another service, whose types an export cannot list; name the types with _type")
+
 		}
 	}
 	for typ, filters := range req.TypeFilters {
@@ -198,7 +201,7 @@ func (x *exporter) checkOwners(ctx context.Context, tenant string, req *export.R
 					_, _, err = store.ParseQuery(typ, vals, false)
 				}
 				if err != nil {
-					return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "_typeFilter "+typ+"?"+f+": "+err.Error())
+					return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "_typeFilter "+typ+"?"+f+": "+err.Error())
 				}
 			}
 		}
@@ -240,7 +243,7 @@ func (x *exporter) start(c echo.Context, p auth.Principal, req export.Request) e
 		}
 		x.d.Logger.Error("export: start workflow", "job", job.ID, "error", err)
 		c.Response().Header().Set("Retry-After", "30")
-		return newOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "the export could not be started now; retry later")
+		return httpkit.NewOutcome(http.StatusServiceUnavailable, fhir.IssueTransient, "the export could not be started now; retry later")
 	}
 	c.Response().Header().Set("Content-Location", x.base+exportStatusPath+job.ID.String())
 	return writeOutcome(c, http.StatusAccepted, fhir.SeverityInformation, fhir.IssueInformational,
@@ -278,13 +281,13 @@ func (x *exporter) busy(c echo.Context, tenant, groupKey string) error {
 	if job, err := db.New(x.d.Pool).BulkExportJobActive(c.Request().Context(), db.BulkExportJobActiveParams{TenantID: tenant, GroupKey: groupKey}); err == nil {
 		msg += " (DELETE " + x.base + exportStatusPath + job.ID.String() + ")"
 	}
-	return newOutcome(http.StatusTooManyRequests, fhir.IssueThrottled, msg)
+	return httpkit.NewOutcome(http.StatusTooManyRequests, fhir.IssueThrottled, msg)
 }
 
 func kickoffError(err error) error {
 	var pe *export.ParamError
 	if errors.As(err, &pe) {
-		return newOutcome(http.StatusBadRequest, fhir.IssueType(pe.IssueCode()), pe.Error())
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueType(pe.IssueCode()), pe.Error())
 	}
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/export"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/workflows"
@@ -25,11 +26,11 @@ const pollInterval = 2 * time.Second
 func (x *exporter) jobOf(c echo.Context) (db.BulkExportJob, error) {
 	id, err := uuid.Parse(c.Param("job"))
 	if err != nil {
-		return db.BulkExportJob{}, newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
+		return db.BulkExportJob{}, httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
-	job, err := db.New(x.d.Pool).BulkExportJobGet(c.Request().Context(), db.BulkExportJobGetParams{TenantID: principal(c).Tenant, ID: id})
+	job, err := db.New(x.d.Pool).BulkExportJobGet(c.Request().Context(), db.BulkExportJobGetParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
-		return job, newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
+		return job, httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
 	return job, err
 }
@@ -78,11 +79,11 @@ func (x *exporter) status(c echo.Context) error {
 		if msg == "" {
 			msg = "the export failed"
 		}
-		return newOutcome(http.StatusInternalServerError, fhir.IssueException, "export "+job.ID.String()+" failed: "+msg)
+		return httpkit.NewOutcome(http.StatusInternalServerError, fhir.IssueException, "export "+job.ID.String()+" failed: "+msg)
 	case db.BulkExportStatusExpired:
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" has expired and its files are deleted; start a new export")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" has expired and its files are deleted; start a new export")
 	default:
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" was cancelled")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" was cancelled")
 	}
 }
 
@@ -97,7 +98,7 @@ func (x *exporter) cancel(c echo.Context) error {
 	ctx := c.Request().Context()
 	row, err := db.New(x.d.Pool).BulkExportJobCancel(ctx, db.BulkExportJobCancelParams{TenantID: job.TenantID, ID: job.ID})
 	if errors.Is(err, db.ErrNotFound) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" is "+string(job.Status)+": nothing to cancel")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "export "+job.ID.String()+" is "+string(job.Status)+": nothing to cancel")
 	}
 	if err != nil {
 		return err
@@ -122,26 +123,26 @@ func (x *exporter) file(c echo.Context) error {
 	path := c.Request().URL.Path
 	switch err := export.VerifyFilePath(x.o.SigningKey, path, c.QueryParams(), time.Now()); {
 	case errors.Is(err, export.ErrURLExpired):
-		return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "this file URL has expired; poll the export's status URL for fresh ones, or start a new export")
+		return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "this file URL has expired; poll the export's status URL for fresh ones, or start a new export")
 	case err != nil:
-		return newOutcome(http.StatusForbidden, fhir.IssueForbidden, "this file URL is not valid (its signature does not match)")
+		return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "this file URL is not valid (its signature does not match)")
 	}
 	jobID, err1 := uuid.Parse(c.Param("job"))
 	fileID, err2 := uuid.Parse(c.Param("file"))
 	if err1 != nil || err2 != nil {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file")
 	}
 	ctx := c.Request().Context()
 	f, err := db.New(x.d.Pool).BulkExportFileGet(ctx, db.BulkExportFileGetParams{JobID: jobID, ID: fileID})
 	if errors.Is(err, db.ErrNotFound) || (err == nil && f.JobStatus != db.BulkExportStatusCompleted) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file: the export was cancelled or has expired")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file: the export was cancelled or has expired")
 	}
 	if err != nil {
 		return err
 	}
 	r, err := x.o.Bucket.NewReader(ctx, f.BlobKey, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file: it has been deleted")
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export file: it has been deleted")
 	}
 	if err != nil {
 		return err

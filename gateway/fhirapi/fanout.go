@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	fastjson "github.com/segmentio/encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,8 +12,11 @@ import (
 	"sync"
 	"time"
 
+	fastjson "github.com/segmentio/encoding/json"
+
 	"github.com/google/uuid"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -42,7 +44,7 @@ func (g *fhirGateway) searchType(ctx context.Context, cl caller, table routing.T
 	if v, ok := q["_count"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if len(v) > 1 || err != nil || n < 0 {
-			return nil, newOutcome(http.StatusBadRequest, fhir.IssueValue, "_count must be a non-negative integer, given once")
+			return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "_count must be a non-negative integer, given once")
 		}
 		count = min(n, maxSearchCount)
 	}
@@ -50,7 +52,7 @@ func (g *fhirGateway) searchType(ctx context.Context, cl caller, table routing.T
 	// understands), the totals are summed, no entries and no next link.
 	if v, ok := q["_summary"]; ok {
 		if len(v) != 1 {
-			return nil, newOutcome(http.StatusBadRequest, fhir.IssueValue, "_summary must be given once")
+			return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "_summary must be given once")
 		}
 		if v[0] == "count" {
 			count = 0
@@ -479,9 +481,9 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 	}
 	if asked > 0 && failed == asked {
 		if timeouts == failed {
-			return nil, nil, newOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "no service that owns "+typ+" answered in time")
+			return nil, nil, httpkit.NewOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "no service that owns "+typ+" answered in time")
 		}
-		return nil, nil, newOutcome(http.StatusBadGateway, fhir.IssueTransient, "no service that owns "+typ+" answered")
+		return nil, nil, httpkit.NewOutcome(http.StatusBadGateway, fhir.IssueTransient, "no service that owns "+typ+" answered")
 	}
 
 	// Merge: a k-way merge keeps each owner's own order, so what is used of an owner is

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/owner"
@@ -133,8 +134,9 @@ func fhirRoutes(f *echo.Group, h *API) {
 func methodNotAllowed(allow string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set(echo.HeaderAllow, allow)
-		return newOutcome(http.StatusMethodNotAllowed, fhir.IssueNotSupported,
+		return httpkit.NewOutcome(http.StatusMethodNotAllowed, fhir.IssueNotSupported,
 			c.Request().Method+" is not supported here (allowed: "+allow+")")
+
 	}
 }
 
@@ -185,7 +187,7 @@ type caller struct {
 
 func callerOf(c echo.Context) caller {
 	return caller{
-		p:             principal(c),
+		p:             httpkit.Principal(c),
 		authorization: c.Request().Header.Get(echo.HeaderAuthorization),
 		requestID:     c.Response().Header().Get(echo.HeaderXRequestID),
 	}
@@ -235,7 +237,7 @@ func normalizeIfNoneExist(h http.Header) {
 func (g *fhirGateway) pathType(c echo.Context) (string, error) {
 	typ := c.Param("type")
 	if !routing.IsResourceType(typ) {
-		return "", newOutcome(http.StatusNotFound, fhir.IssueNotSupported, "unknown resource type "+strconv.Quote(typ))
+		return "", httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotSupported, "unknown resource type "+strconv.Quote(typ))
 	}
 	return typ, nil
 }
@@ -243,7 +245,7 @@ func (g *fhirGateway) pathType(c echo.Context) (string, error) {
 func (g *fhirGateway) pathID(c echo.Context, typ string) (string, error) {
 	id := c.Param("id")
 	if !fhir.ValidID(id) {
-		return "", newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" is not a valid id")
+		return "", httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" is not a valid id")
 	}
 	return id, nil
 }
@@ -251,7 +253,7 @@ func (g *fhirGateway) pathID(c echo.Context, typ string) (string, error) {
 // run checks the scope, routes and answers one REST interaction.
 func (g *fhirGateway) run(c echo.Context, call fhirCall) error {
 	cl := callerOf(c)
-	if err := requireInteraction(c, call.typ, scopeOf(call.interaction)); err != nil {
+	if err := httpkit.RequireInteraction(c, call.typ, scopeOf(call.interaction)); err != nil {
 		return err
 	}
 	res, err := g.dispatch(c.Request().Context(), cl, call)
@@ -297,7 +299,7 @@ func (g *fhirGateway) vread(c echo.Context) error {
 	}
 	vid := c.Param("vid")
 	if !fhir.ValidID(vid) {
-		return newOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" has no version "+strconv.Quote(vid))
+		return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, typ+"/"+id+" has no version "+strconv.Quote(vid))
 	}
 	return g.run(c, fhirCall{interaction: interVRead, method: http.MethodGet, typ: typ, id: id, vid: vid, header: requestHeaders(c.Request())})
 }
@@ -334,7 +336,7 @@ func (g *fhirGateway) search(c echo.Context) error {
 		return err
 	}
 	// The scope is checked before a form body is read.
-	if err := requireInteraction(c, typ, auth.Search); err != nil {
+	if err := httpkit.RequireInteraction(c, typ, auth.Search); err != nil {
 		return err
 	}
 	params, err := searchValues(c)
@@ -350,7 +352,7 @@ func (g *fhirGateway) create(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := requireInteraction(c, typ, auth.Create); err != nil {
+	if err := httpkit.RequireInteraction(c, typ, auth.Create); err != nil {
 		return err
 	}
 	body, err := readResourceBody(c)
@@ -369,7 +371,7 @@ func (g *fhirGateway) update(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := requireInteraction(c, typ, auth.Update); err != nil {
+	if err := httpkit.RequireInteraction(c, typ, auth.Update); err != nil {
 		return err
 	}
 	body, err := readResourceBody(c)
@@ -388,9 +390,9 @@ func (g *fhirGateway) conditionalUpdate(c echo.Context) error {
 	q := c.QueryParams()
 	q.Del("_format")
 	if len(q) == 0 {
-		return newOutcome(http.StatusBadRequest, fhir.IssueRequired, "PUT "+typ+" needs search criteria (conditional update) or an id: PUT "+typ+"/[id]")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueRequired, "PUT "+typ+" needs search criteria (conditional update) or an id: PUT "+typ+"/[id]")
 	}
-	if err := requireInteraction(c, typ, auth.Update); err != nil {
+	if err := httpkit.RequireInteraction(c, typ, auth.Update); err != nil {
 		return err
 	}
 	body, err := readResourceBody(c)
@@ -410,7 +412,7 @@ func (g *fhirGateway) conditionalDelete(c echo.Context) error {
 	q := c.QueryParams()
 	q.Del("_format")
 	if len(q) == 0 {
-		return newOutcome(http.StatusBadRequest, fhir.IssueRequired, "DELETE "+typ+" needs search criteria (conditional delete) or an id: DELETE "+typ+"/[id]")
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueRequired, "DELETE "+typ+" needs search criteria (conditional delete) or an id: DELETE "+typ+"/[id]")
 	}
 	return g.run(c, fhirCall{interaction: interDelete, method: http.MethodDelete, typ: typ, query: q, header: requestHeaders(c.Request())})
 }
@@ -422,15 +424,15 @@ func readResourceBody(c echo.Context) ([]byte, error) {
 		switch strings.TrimSpace(strings.ToLower(mt)) {
 		case "application/fhir+json", "application/json", "application/json+fhir":
 		default:
-			return nil, newOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "send application/fhir+json")
+			return nil, httpkit.NewOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "send application/fhir+json")
 		}
 	}
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		if isBodyTooLarge(err) {
-			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		if httpkit.IsBodyTooLarge(err) {
+			return nil, httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 		}
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable request body")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable request body")
 	}
 	return body, nil
 }
@@ -444,14 +446,14 @@ func searchValues(c echo.Context) (url.Values, error) {
 	if c.Request().Method == http.MethodPost {
 		ct := c.Request().Header.Get(echo.HeaderContentType)
 		if !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
-			return nil, newOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "POST _search needs application/x-www-form-urlencoded")
+			return nil, httpkit.NewOutcome(http.StatusUnsupportedMediaType, fhir.IssueNotSupported, "POST _search needs application/x-www-form-urlencoded")
 		}
 		form, err := c.FormParams()
-		if isBodyTooLarge(err) {
-			return nil, newOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
+		if httpkit.IsBodyTooLarge(err) {
+			return nil, httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, "request body too large")
 		}
 		if err != nil {
-			return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable form body")
+			return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable form body")
 		}
 		for k, v := range form {
 			values[k] = append(values[k], v...)

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
@@ -31,9 +32,10 @@ func (g *fhirGateway) typeHistory(c echo.Context) error {
 // owner of its routing table. It reads every type, so it needs read on every type (SMART:
 // system/*.r): a token for some types only would see versions of others.
 func (g *fhirGateway) systemHistory(c echo.Context) error {
-	if !principal(c).Scopes.Allows("*", auth.Read) {
-		return newOutcome(http.StatusForbidden, fhir.IssueForbidden,
+	if !httpkit.Principal(c).Scopes.Allows("*", auth.Read) {
+		return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden,
 			"token scopes do not grant 'r' on every type, which a system history needs (e.g. system/*.r); ask each type's history instead")
+
 	}
 	q := c.QueryParams()
 	q.Del("_format")
@@ -103,13 +105,13 @@ func (g *fhirGateway) typeOrSystemHistory(ctx context.Context, cl caller, table 
 		}
 		path, what = "/"+call.typ+"/_history", call.typ
 	} else if owners = tenantOwners(table); len(owners) == 0 {
-		return nil, newOutcome(http.StatusNotFound, fhir.IssueNotSupported, "no service owns any resource type of this tenant")
+		return nil, httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotSupported, "no service owns any resource type of this tenant")
 	}
 	count := defaultSearchCount
 	if v, ok := q["_count"]; ok {
 		n, err := strconv.Atoi(v[0])
 		if len(v) > 1 || err != nil || n < 1 {
-			return nil, newOutcome(http.StatusBadRequest, fhir.IssueValue, "_count must be a positive integer, given once")
+			return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "_count must be a positive integer, given once")
 		}
 		count = min(n, maxSearchCount)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/fhirserver"
@@ -123,11 +124,11 @@ func ownerRequestOf(call fhirCall) ownerRequest {
 func ownerFailure(err error, typ string) error {
 	switch {
 	case errors.Is(err, errOwnerTimeout):
-		return newOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "the service that owns "+typ+" did not answer in time")
+		return httpkit.NewOutcome(http.StatusGatewayTimeout, fhir.IssueTimeout, "the service that owns "+typ+" did not answer in time")
 	case errors.Is(err, errOwnerUnreachable):
-		return newOutcome(http.StatusBadGateway, fhir.IssueTransient, "the service that owns "+typ+" is not reachable")
+		return httpkit.NewOutcome(http.StatusBadGateway, fhir.IssueTransient, "the service that owns "+typ+" is not reachable")
 	case errors.Is(err, errOwnerTooLarge):
-		return newOutcome(http.StatusBadGateway, fhir.IssueTooLong, "the answer of the service that owns "+typ+" is too large")
+		return httpkit.NewOutcome(http.StatusBadGateway, fhir.IssueTooLong, "the answer of the service that owns "+typ+" is too large")
 	}
 	return err
 }
@@ -165,7 +166,7 @@ func (g *fhirGateway) translate(cl caller, owner, typ string, resp *ownerRespons
 		if isOutcome(resp.body) {
 			res.body = g.rewriteBody(owner, resp.body)
 		} else {
-			res.body = outcomeBody(fhir.SeverityError, issueForStatus(resp.status), http.StatusText(resp.status))
+			res.body = outcomeBody(fhir.SeverityError, httpkit.IssueForStatus(resp.status), http.StatusText(resp.status))
 		}
 	case len(bytes.TrimSpace(resp.body)) > 0:
 		// The in-process store writes JSON with encoding/json; an external owner's body is

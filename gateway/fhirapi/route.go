@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -72,11 +73,11 @@ func routeError(err error, write bool) error {
 	}
 	switch {
 	case write:
-		return newOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"), re.Error())
+		return httpkit.NewOutcome(http.StatusUnprocessableEntity, fhir.IssueType("business-rule"), re.Error())
 	case errors.Is(err, routing.ErrAmbiguous):
-		return newOutcome(http.StatusBadRequest, fhir.IssueInvalid, re.Error())
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, re.Error())
 	}
-	return newOutcome(http.StatusNotFound, fhir.IssueNotSupported, re.Error())
+	return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotSupported, re.Error())
 }
 
 // resourceCategories returns the category codes a resource carries (category as a list of
@@ -178,13 +179,13 @@ func (g *fhirGateway) dispatch(ctx context.Context, cl caller, call fhirCall) (*
 func (g *fhirGateway) write(ctx context.Context, cl caller, table routing.Table, call fhirCall) (*fhirResult, error) {
 	head, err := fhir.ReadHead(call.body)
 	if err != nil {
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body is not a FHIR resource in JSON (it needs a resourceType and a valid id, if any)")
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, "the body is not a FHIR resource in JSON (it needs a resourceType and a valid id, if any)")
 	}
 	if head.ResourceType != call.typ {
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, fmt.Sprintf("body is a %s, the URL says %s", head.ResourceType, call.typ))
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, fmt.Sprintf("body is a %s, the URL says %s", head.ResourceType, call.typ))
 	}
 	if call.id != "" && head.ID != "" && head.ID != call.id {
-		return nil, newOutcome(http.StatusBadRequest, fhir.IssueInvalid, fmt.Sprintf("body has id %q, the URL says %q", head.ID, call.id))
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, fmt.Sprintf("body has id %q, the URL says %q", head.ID, call.id))
 	}
 	var cats []string
 	if table.IsSplit(call.typ) {
@@ -231,9 +232,10 @@ func conditionalDeleteOwner(table routing.Table, call fhirCall) (string, error) 
 		if errors.As(err, &re) {
 			msg = re.Error()
 		}
-		return "", newOutcome(http.StatusPreconditionFailed, fhir.IssueType("business-rule"),
+		return "", httpkit.NewOutcome(http.StatusPreconditionFailed, fhir.IssueType("business-rule"),
 			"conditional delete is ambiguous: "+msg+". Its match could be at any of "+strconv.Itoa(len(owners))+
 				" owning services; add a category parameter naming one owner's category")
+
 	}
 	return owners[0], nil
 }

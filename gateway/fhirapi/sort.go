@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
 )
 
@@ -27,7 +28,7 @@ var mergeSortParams = map[string]bool{
 // returns the keys and the _sort value the owners are asked to sort by.
 func parseSort(values []string) ([]sortKey, string, error) {
 	if len(values) > 1 {
-		return nil, "", newOutcome(http.StatusBadRequest, fhir.IssueValue, "_sort given more than once")
+		return nil, "", httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "_sort given more than once")
 	}
 	spec := "_lastUpdated"
 	if len(values) == 1 && strings.TrimSpace(values[0]) != "" {
@@ -38,8 +39,9 @@ func parseSort(values []string) ([]sortKey, string, error) {
 		p = strings.TrimSpace(p)
 		k := sortKey{name: strings.TrimPrefix(p, "-"), desc: strings.HasPrefix(p, "-")}
 		if !mergeSortParams[k.name] {
-			return nil, "", newOutcome(http.StatusBadRequest, fhir.IssueNotSupported,
+			return nil, "", httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueNotSupported,
 				"_sort "+p+" cannot be merged across the owners of this type; sort by _lastUpdated, _id, date, status, code, identifier, patient, subject or birthdate, or name a category")
+
 		}
 		keys = append(keys, k)
 	}
