@@ -89,7 +89,7 @@ lint: check-go golangci-lint ## go vet, gofmt, go mod tidy check, workflowcheck,
 	$(GO) tool workflowcheck ./workflows/...
 	$(GO) tool sqlc diff
 	$(GO) tool sqlc vet
-	$(GOLANGCI_LINT) run $(PKGS)
+	$(GOLANGCI_LINT) run --allow-serial-runners $(PKGS)
 
 .PHONY: generate
 generate: check-go ## Regenerate sqlc code from db/queries and migrations

@@ -38,6 +38,9 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 	if len(b.Entry) > maxBundleEntries {
 		return httpkit.NewOutcome(http.StatusRequestEntityTooLarge, fhir.IssueTooLong, fmt.Sprintf("a Bundle may have at most %d entries", maxBundleEntries))
 	}
+	if err := fhir.CheckFullURLs(b); err != nil {
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, err.Error())
+	}
 	cl := callerOf(c)
 	prefer := c.Request().Header.Get("Prefer")
 	calls := make([]fhirCall, len(b.Entry))

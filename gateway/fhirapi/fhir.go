@@ -434,6 +434,9 @@ func readResourceBody(c echo.Context) ([]byte, error) {
 		}
 		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "unreadable request body")
 	}
+	if err := fhir.CheckDepth(body); err != nil {
+		return nil, httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueStructure, err.Error())
+	}
 	return body, nil
 }
 

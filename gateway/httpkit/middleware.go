@@ -85,8 +85,31 @@ func FHIRFormat(next echo.HandlerFunc) echo.HandlerFunc {
 		default:
 			return NewOutcome(http.StatusNotAcceptable, fhir.IssueNotSupported, "_format "+format+" is not supported; use json")
 		}
+		if accept := c.Request().Header.Get(echo.HeaderAccept); format == "" && !acceptsJSON(accept) {
+			return NewOutcome(http.StatusNotAcceptable, fhir.IssueNotSupported, "Accept: "+accept+" names no format served here; this server answers application/fhir+json")
+		}
 		return next(c)
 	}
+}
+
+// acceptsJSON reports whether an Accept header admits a JSON answer: absent, a JSON media
+// type, or a wildcard that covers one. The server speaks FHIR JSON only; a client that can
+// read only XML (or anything else) is told so (406) rather than sent what it cannot read.
+func acceptsJSON(accept string) bool {
+	if strings.TrimSpace(accept) == "" {
+		return true
+	}
+	for _, part := range strings.Split(accept, ",") {
+		media, params, _ := strings.Cut(part, ";")
+		media = strings.ToLower(strings.TrimSpace(media))
+		if strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") && !strings.Contains(params, "q=0.") {
+			continue // q=0: not acceptable
+		}
+		if media == "*/*" || media == "application/*" || strings.HasSuffix(media, "json") || strings.HasSuffix(media, "+json") {
+			return true
+		}
+	}
+	return false
 }
 
 // BodyLimit refuses request bodies over limit bytes with 413; a handler reading past limit

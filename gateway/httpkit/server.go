@@ -19,6 +19,7 @@ func NewServer(logger *slog.Logger, m *Metrics) *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisablePrintStack: true}))
 	e.Use(middleware.RequestID())
 	e.Use(RequestLogger(logger))
+	e.Use(ValidQuery)
 	if m != nil {
 		e.Use(m.Middleware())
 	}

@@ -172,3 +172,29 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, s...)
 	return append(dst, '"')
 }
+
+// CheckFullURLs enforces bdl-7 on a batch or transaction: a fullUrl names one entry, unless
+// the entries that share it carry different meta.versionId. Two entries of one fullUrl would
+// otherwise make references to it (urn:uuid:…) point at whichever was written last.
+func CheckFullURLs(b Bundle) error {
+	seen := make(map[string]int, len(b.Entry))
+	for i, e := range b.Entry {
+		if e.FullURL == "" {
+			continue
+		}
+		var meta struct {
+			Meta struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
+		}
+		if len(e.Resource) > 0 {
+			_ = json.Unmarshal(e.Resource, &meta) // a malformed resource is its entry's own error
+		}
+		key := e.FullURL + "\x00" + meta.Meta.VersionID
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("entries %d and %d have the same fullUrl %q: a fullUrl names one entry (bdl-7)", j, i, e.FullURL)
+		}
+		seen[key] = i
+	}
+	return nil
+}

@@ -24,6 +24,10 @@ func (h *Handler) bundle(w http.ResponseWriter, r *http.Request, tenant string, 
 		writeOutcome(w, http.StatusBadRequest, fhir.IssueStructure, "POST to the base takes a batch or transaction Bundle")
 		return
 	}
+	if err := fhir.CheckFullURLs(in); err != nil {
+		writeOutcome(w, http.StatusBadRequest, fhir.IssueInvalid, err.Error())
+		return
+	}
 	base := h.base(r)
 	entries := make([]request, len(in.Entry))
 	for i, e := range in.Entry {

@@ -185,6 +185,9 @@ func (h *Handler) parse(r *http.Request, segs []string) (request, error) {
 		if rq.body, err = io.ReadAll(r.Body); err != nil {
 			return request{}, err
 		}
+		if err := fhir.CheckDepth(rq.body); err != nil {
+			return request{}, errStatus(http.StatusBadRequest, fhir.IssueStructure, err.Error())
+		}
 	}
 	return rq, nil
 }
@@ -272,8 +275,16 @@ func (h *Handler) exec(ctx context.Context, b backend, tenant string, rq request
 		}
 		return written(res, base), nil
 	case kindUpdate:
+		// FHIR update: "If no id element is provided, or the id disagrees with the id in the
+		// URL, the server SHALL respond with an HTTP 400" (the store refuses a disagreement).
+		head, err := fhir.ReadHead(rq.body)
+		if err != nil {
+			return response{}, err
+		}
+		if head.ID == "" {
+			return response{}, errStatus(http.StatusBadRequest, fhir.IssueRequired, "the body of an update must carry the id of its URL ("+rq.typ+"/"+rq.id+")")
+		}
 		var res store.WriteResult
-		var err error
 		if rq.ifMatch != "" {
 			v, perr := parseETag(rq.ifMatch)
 			if perr != nil {
