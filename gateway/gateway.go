@@ -56,6 +56,8 @@ type Deps struct {
 	FHIR fhirapi.Options
 	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
 	Exports fhirapi.ExportOptions
+	// TLS says the listener serves TLS: every response then carries HSTS.
+	TLS bool
 }
 
 // New builds the HTTP server with every route.
@@ -67,6 +69,9 @@ func New(d Deps) *echo.Echo {
 		d.MaxBodyBytes = 16 << 20
 	}
 	e := httpkit.NewServer(d.Logger, d.Metrics)
+	if d.TLS {
+		e.Pre(httpkit.HSTS)
+	}
 	routes(e, &handlers{d: d})
 	return e
 }

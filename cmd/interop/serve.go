@@ -31,6 +31,7 @@ import (
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/internal/tlscert"
 	"github.com/nhp/interop/worker"
 )
 
@@ -51,6 +52,8 @@ type services struct {
 	mapping *mapping.Tenants
 	// exports is the bucket of Bulk Data export files (INTEROP_EXPORT_BUCKET).
 	exports *blob.Bucket
+	// certs is the HTTP listener's TLS certificate (INTEROP_TLS_CERT/KEY); nil serves plain HTTP.
+	certs *tlscert.Reloader
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -162,9 +165,9 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
-		Sealer: s.sealer,
+		Sealer: s.sealer, TLS: s.certs != nil,
 	})
-	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := gateway.NewHTTPServer(e, s.certs)
 	// Bind before serving so that a taken port is an error of this call, not a log line.
 	httpLn, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
@@ -185,7 +188,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	}()
 	go func() {
 		defer wg.Done()
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := gateway.Serve(httpSrv, httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server on %s: %w", s.cfg.HTTPAddr, err)
 			cancel()
 		}
@@ -198,7 +201,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		defer wg.Done()
 		starter.Run(runCtx)
 	}()
-	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr)
+	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr, "tls", s.certs != nil)
 	if announce != nil {
 		announce()
 	}
@@ -217,6 +220,21 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	default:
 		return nil
 	}
+}
+
+// loadTLS loads the HTTP listener's certificate when INTEROP_TLS_CERT and INTEROP_TLS_KEY are
+// set: a missing, unreadable or mismatched pair stops start-up here, before anything else is
+// opened, with the files named.
+func loadTLS(cfg config.Config, logger *slog.Logger) (*tlscert.Reloader, error) {
+	if !cfg.TLS() {
+		return nil, nil
+	}
+	certs, err := tlscert.New(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+	if err != nil {
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	logger.Info("http gateway serves TLS (HTTP/2, HSTS)", "cert_file", cfg.TLSCertFile)
+	return certs, nil
 }
 
 // signingKey is the key the gateway signs something with (paging cursors, export file URLs),
