@@ -486,4 +486,3 @@ func TestForgedServiceTokensRefused(t *testing.T) {
 	status, _, _ = s.do(http.MethodGet, "/fhir/Patient", good, "", nil)
 	require.Equal(t, http.StatusOK, status)
 }
-
