@@ -25,11 +25,13 @@ import (
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/inbound"
+	"github.com/nhp/interop/gateway/smartapi"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/routing"
+	"github.com/nhp/interop/internal/smart"
 	"github.com/nhp/interop/internal/store"
 	"github.com/nhp/interop/internal/tlscert"
 	"github.com/nhp/interop/worker"
@@ -54,6 +56,8 @@ type services struct {
 	exports *blob.Bucket
 	// certs is the HTTP listener's TLS certificate (INTEROP_TLS_CERT/KEY); nil serves plain HTTP.
 	certs *tlscert.Reloader
+	// dev is `interop dev`: SMART clients may then register JWKS URLs on loopback.
+	dev bool
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -137,6 +141,18 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 			return err
 		}
 	}
+	// The SMART Backend Services token endpoint: its access tokens are signed by the key ring
+	// (sealed with the connector credentials' keyset) and verified beside the other tokens.
+	ring, err := smart.NewKeyRing(ctx, smart.KeyRingConfig{Pool: s.pool, Sealer: s.sealer, Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("smart token signing keys: %w", err)
+	}
+	base := s.cfg.BaseURL()
+	tokenServer := &smart.Server{
+		Pool: s.pool, Keys: ring, TokenURL: smartapi.TokenURL(base), Issuer: base, Audience: base + "/fhir",
+		ClientKeys: &smart.ClientKeys{AllowPrivate: s.dev, Logger: s.logger}, Logger: s.logger,
+	}
+	verifier = auth.Chain{Issued: auth.IssuedVerifier{Issuer: base, Audience: base + "/fhir", Keys: ring}, Other: verifier}
 	inboundMetrics := inbound.NewMetrics(s.registry)
 	s.registry.MustRegister(&inbound.BacklogCollector{Pool: s.pool, Logger: s.logger})
 	starter := &inbound.Starter{
@@ -165,7 +181,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
-		Sealer: s.sealer, TLS: s.certs != nil,
+		Sealer: s.sealer, TLS: s.certs != nil, SMART: tokenServer, AllowPrivateJWKS: s.dev,
 	})
 	httpSrv := gateway.NewHTTPServer(e, s.certs)
 	// Bind before serving so that a taken port is an error of this call, not a log line.
@@ -181,10 +197,14 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		routed.Run(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		tokenServer.Run(runCtx)
 	}()
 	go func() {
 		defer wg.Done()

@@ -20,7 +20,7 @@ import (
 
 // Paths of the room.
 const (
-	TokenPath     = "/auth/token"
+	TokenPath     = "/auth/token" //nolint:gosec // G101: a URL path, not a credential
 	JWKSPath      = "/.well-known/jwks.json"
 	DiscoveryPath = "/.well-known/smart-configuration"
 )

@@ -290,7 +290,7 @@ func TestTokenEndpointRefusals(t *testing.T) {
 		{"iss is not sub", tokenForm(s.assertion(es, idA, func(c jwt.MapClaims) { c["sub"] = "someone-else" }), "system/Observation.rs"), 401, "invalid_client"},
 		{"unknown client", tokenForm(s.assertion(es, "no-such-client", nil), "system/Observation.rs"), 401, "invalid_client"},
 		{"other tenant's client id, this client's key", tokenForm(s.assertion(es, idB, nil), "system/Observation.rs"), 401, "invalid_client"},
-		{"another client's key", tokenForm(s.assertion(other, idA, func(c jwt.MapClaims) {}), "system/Observation.rs"), 401, "invalid_client"},
+		{"another client's key", tokenForm(s.assertion(other, idA, nil), "system/Observation.rs"), 401, "invalid_client"},
 		{"client_id parameter mismatch", func() url.Values {
 			f := tokenForm(s.assertion(es, idA, nil), "system/Observation.rs")
 			f.Set("client_id", idB)

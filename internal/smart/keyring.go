@@ -107,23 +107,6 @@ func NewKeyRing(ctx context.Context, cfg KeyRingConfig) (*KeyRing, error) {
 	return r, nil
 }
 
-// Run reloads (and rotates when due) every Reload until ctx ends; a failed reload keeps the
-// keys loaded before and is logged.
-func (r *KeyRing) Run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.Reload)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := r.Reload(ctx); err != nil && ctx.Err() == nil {
-				r.cfg.Logger.Warn("smart: reload signing keys", "error", err)
-			}
-		}
-	}
-}
-
 // Reload reads the published keys, first adding a new signing key when none signs or the
 // newest retires within a tenth of RotateEvery (so that the next one is published a while
 // before it is used), and pruning keys no token can still need.

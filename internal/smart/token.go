@@ -21,7 +21,7 @@ import (
 // The protocol's fixed values.
 const (
 	GrantClientCredentials = "client_credentials"
-	AssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	AssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" //nolint:gosec // G101: RFC 7523's type name, not a credential
 	// DefaultTokenTTL is the access tokens' lifetime, the SMART backend services maximum.
 	DefaultTokenTTL = 5 * time.Minute
 	// MaxAssertionLifetime is how far ahead a client assertion's exp may be (the IG: "no more
@@ -258,14 +258,16 @@ func assertionProblem(err error) string {
 // Run keeps the key ring current (another replica's rotation, this one's when due) and
 // forgets the ids of expired client assertions, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
-	go s.Keys.Run(ctx)
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(s.Keys.cfg.Reload)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if err := s.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				s.logger().Warn("smart: reload signing keys; keeping the loaded ones", "error", err)
+			}
 			if _, err := db.New(s.Pool).AuthAssertionPrune(ctx, s.now()); err != nil && ctx.Err() == nil {
 				s.logger().Warn("smart: prune expired client assertion ids", "error", err)
 			}

@@ -21,7 +21,7 @@ func serve(t *testing.T, r *Reloader) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { _, _ = io.WriteString(w, req.Proto) }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { _, _ = io.WriteString(w, req.Proto) }), //nolint:gosec // G705: the test server echoes its own protocol name
 		TLSConfig:         r.ServerConfig(),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
@@ -52,9 +52,8 @@ func TestServesHTTP2OverTLS12Plus(t *testing.T) {
 	require.GreaterOrEqual(t, resp.TLS.Version, uint16(tls.VersionTLS12))
 
 	// A TLS 1.1 client is refused.
-	old := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: p.Pool, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11, //nolint:gosec // G402: the refused client
-	}}}
+	oldTLS := &tls.Config{RootCAs: p.Pool, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11} //nolint:gosec // G402: the client that must be refused
+	old := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: oldTLS}}
 	_, err = old.Get(url)
 	require.Error(t, err)
 }
