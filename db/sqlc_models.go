@@ -522,6 +522,36 @@ func AllHl7MessageStatusValues() []Hl7MessageStatus {
 	}
 }
 
+type AuthAssertionJti struct {
+	ClientID  string
+	Jti       string
+	ExpiresAt time.Time
+}
+
+type AuthClient struct {
+	ClientID  string
+	TenantID  string
+	Name      string
+	JWKS      []byte
+	JWKSURL   *string
+	Scopes    []string
+	Enabled   bool
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+type AuthSigningKey struct {
+	Kid            string
+	Alg            string
+	PrivateSealed  []byte
+	SealingKeyID   string
+	PublicJWK      []byte
+	CreatedAt      time.Time
+	RetireAt       time.Time
+	PublishedUntil time.Time
+}
+
 type BulkExportFile struct {
 	ID           uuid.UUID
 	TenantID     string

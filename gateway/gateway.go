@@ -20,6 +20,8 @@ import (
 	"github.com/nhp/interop/gateway/adminapi"
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/gateway/smartapi"
+	"github.com/nhp/interop/internal/smart"
 	"github.com/nhp/interop/internal/store"
 )
 
@@ -56,6 +58,14 @@ type Deps struct {
 	FHIR fhirapi.Options
 	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
 	Exports fhirapi.ExportOptions
+	// TLS says the listener serves TLS: every response then carries HSTS.
+	TLS bool
+	// SMART serves the SMART Backend Services token endpoint, its discovery document and its
+	// keys (gateway/smartapi), and the CapabilityStatement declares the token URL; nil serves
+	// none of them. Auth must then accept the tokens it issues (auth.Chain).
+	SMART *smart.Server
+	// AllowPrivateJWKS lets SMART clients register JWKS URLs on loopback (dev, tests).
+	AllowPrivateJWKS bool
 }
 
 // New builds the HTTP server with every route.
@@ -67,6 +77,9 @@ func New(d Deps) *echo.Echo {
 		d.MaxBodyBytes = 16 << 20
 	}
 	e := httpkit.NewServer(d.Logger, d.Metrics)
+	if d.TLS {
+		e.Pre(httpkit.HSTS)
+	}
 	routes(e, &handlers{d: d})
 	return e
 }
@@ -85,6 +98,12 @@ func routes(e *echo.Echo, h *handlers) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 
 	d := h.d
+	if d.SMART != nil {
+		(&smartapi.API{Server: d.SMART, BaseURL: d.BaseURL, Logger: d.Logger}).Routes(e)
+		if d.FHIR.TokenURL == "" {
+			d.FHIR.TokenURL = smartapi.TokenURL(d.BaseURL)
+		}
+	}
 	fhirapi.New(fhirapi.Deps{
 		Pool: d.Pool, Store: d.Store, Auth: d.Auth, DefaultOwner: d.DefaultOwner, BaseURL: d.BaseURL,
 		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
@@ -93,7 +112,7 @@ func routes(e *echo.Echo, h *handlers) {
 	adminapi.New(adminapi.Deps{
 		Pool: d.Pool, Auth: d.Auth, BaseURL: d.BaseURL, TemporalUIURL: d.TemporalUIURL,
 		TemporalNamespace: d.TemporalNamespace, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
-		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer,
+		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer, AllowPrivateJWKS: d.AllowPrivateJWKS,
 	}).Routes(e.Group("/admin"))
 }
 

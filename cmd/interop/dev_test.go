@@ -132,6 +132,9 @@ func TestDevEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusOK, ui.StatusCode, "the Temporal UI answers")
 	tc.Close()
 
+	t.Run("SMART backend services token", func(t *testing.T) {
+		smartTokenRoundTrip(t, base, token)
+	})
 	t.Run("owner down, dead letter, reprocess", func(t *testing.T) {
 		ownerDownThenReprocess(t, cfg, base, token)
 	})

@@ -42,11 +42,19 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if g.HTTPAddr != "" {
 		c.HTTPAddr = g.HTTPAddr
 	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	certs, err := loadTLS(c, newLogger(c))
+	if err != nil {
+		return err
+	}
 	s, closeAll, err := connect(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	s.certs = certs
 	// The gateway serves the built-in store in process: index rows stored before the search
 	// index existed (a no-op once done; replicas share the work).
 	reindexStore(ctx, s.store, s.logger)

@@ -25,12 +25,15 @@ import (
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/inbound"
+	"github.com/nhp/interop/gateway/smartapi"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/mapping"
 	"github.com/nhp/interop/internal/routing"
+	"github.com/nhp/interop/internal/smart"
 	"github.com/nhp/interop/internal/store"
+	"github.com/nhp/interop/internal/tlscert"
 	"github.com/nhp/interop/worker"
 )
 
@@ -51,6 +54,10 @@ type services struct {
 	mapping *mapping.Tenants
 	// exports is the bucket of Bulk Data export files (INTEROP_EXPORT_BUCKET).
 	exports *blob.Bucket
+	// certs is the HTTP listener's TLS certificate (INTEROP_TLS_CERT/KEY); nil serves plain HTTP.
+	certs *tlscert.Reloader
+	// dev is `interop dev`: SMART clients may then register JWKS URLs on loopback.
+	dev bool
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -134,6 +141,18 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 			return err
 		}
 	}
+	// The SMART Backend Services token endpoint: its access tokens are signed by the key ring
+	// (sealed with the connector credentials' keyset) and verified beside the other tokens.
+	ring, err := smart.NewKeyRing(ctx, smart.KeyRingConfig{Pool: s.pool, Sealer: s.sealer, Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("smart token signing keys: %w", err)
+	}
+	base := s.cfg.BaseURL()
+	tokenServer := &smart.Server{
+		Pool: s.pool, Keys: ring, TokenURL: smartapi.TokenURL(base), Issuer: base, Audience: base + "/fhir",
+		ClientKeys: &smart.ClientKeys{AllowPrivate: s.dev, Logger: s.logger}, Logger: s.logger,
+	}
+	verifier = auth.Chain{Issued: auth.IssuedVerifier{Issuer: base, Audience: base + "/fhir", Keys: ring}, Other: verifier}
 	inboundMetrics := inbound.NewMetrics(s.registry)
 	s.registry.MustRegister(&inbound.BacklogCollector{Pool: s.pool, Logger: s.logger})
 	starter := &inbound.Starter{
@@ -162,9 +181,9 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
-		Sealer: s.sealer,
+		Sealer: s.sealer, TLS: s.certs != nil, SMART: tokenServer, AllowPrivateJWKS: s.dev,
 	})
-	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := gateway.NewHTTPServer(e, s.certs)
 	// Bind before serving so that a taken port is an error of this call, not a log line.
 	httpLn, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
@@ -178,14 +197,18 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
-	wg.Add(4)
+	wg.Add(5)
 	go func() {
 		defer wg.Done()
 		routed.Run(runCtx)
 	}()
 	go func() {
 		defer wg.Done()
-		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		tokenServer.Run(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		if err := gateway.Serve(httpSrv, httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http server on %s: %w", s.cfg.HTTPAddr, err)
 			cancel()
 		}
@@ -198,7 +221,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		defer wg.Done()
 		starter.Run(runCtx)
 	}()
-	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr)
+	s.logger.Info("http gateway listening", "addr", s.cfg.HTTPAddr, "tls", s.certs != nil)
 	if announce != nil {
 		announce()
 	}
@@ -217,6 +240,21 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	default:
 		return nil
 	}
+}
+
+// loadTLS loads the HTTP listener's certificate when INTEROP_TLS_CERT and INTEROP_TLS_KEY are
+// set: a missing, unreadable or mismatched pair stops start-up here, before anything else is
+// opened, with the files named.
+func loadTLS(cfg config.Config, logger *slog.Logger) (*tlscert.Reloader, error) {
+	if !cfg.TLS() {
+		return nil, nil
+	}
+	certs, err := tlscert.New(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
+	if err != nil {
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	logger.Info("http gateway serves TLS (HTTP/2, HSTS)", "cert_file", cfg.TLSCertFile)
+	return certs, nil
 }
 
 // signingKey is the key the gateway signs something with (paging cursors, export file URLs),

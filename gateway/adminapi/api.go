@@ -33,6 +33,9 @@ type Deps struct {
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
 	Sealer Sealer
+	// AllowPrivateJWKS lets SMART clients register JWKS URLs on loopback over http
+	// (development and tests); production registers https URLs only.
+	AllowPrivateJWKS bool
 }
 
 // API is the admin API's handler.
@@ -59,4 +62,5 @@ func (h *API) Routes(admin *echo.Group) {
 	messageRoutes(admin, h)
 	connectorRoutes(admin, h)
 	routingRuleRoutes(admin, h)
+	clientRoutes(admin, h)
 }

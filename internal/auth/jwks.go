@@ -222,8 +222,52 @@ func (j *JWKS) keyFor(t *jwt.Token) (any, error) {
 func (j *JWKS) lookup(kid, alg string) (crypto.PublicKey, error) {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
+	return lookupKey(j.keys, kid, alg)
+}
+
+// Keyfunc is the jwt.Keyfunc of the issuer's keys (refreshed as Verify refreshes them), for
+// callers that verify other claims than Verify's: a SMART client's assertion.
+func (j *JWKS) Keyfunc(t *jwt.Token) (any, error) {
+	j.refreshIfStale()
+	return j.keyFor(t)
+}
+
+// KeySet is a JSON Web Key Set given by value: its usable signature keys.
+type KeySet struct {
+	keys []jwk
+}
+
+// ParseJWKS reads the signature keys of a JSON Web Key Set document. Keys it cannot use
+// (symmetric, encryption keys, unknown types, RSA under 2048 bits) are skipped with a reason;
+// a set without a usable key is an error.
+func ParseJWKS(body []byte) (*KeySet, []string, error) {
+	keys, skipped, err := parseJWKS(body)
+	if err != nil {
+		return nil, skipped, err
+	}
+	return &KeySet{keys: keys}, skipped, nil
+}
+
+// Keyfunc is the jwt.Keyfunc of the set: the key named by kid, or the only key suiting the
+// token's algorithm when it names none.
+func (s *KeySet) Keyfunc(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	return lookupKey(s.keys, kid, t.Method.Alg())
+}
+
+// Suits reports whether some key of the set can verify a signature of alg.
+func (s *KeySet) Suits(alg string) bool {
+	for _, k := range s.keys {
+		if suits(k, alg) {
+			return true
+		}
+	}
+	return false
+}
+
+func lookupKey(keys []jwk, kid, alg string) (crypto.PublicKey, error) {
 	var found []crypto.PublicKey
-	for _, k := range j.keys {
+	for _, k := range keys {
 		if kid != "" && k.kid != kid {
 			continue
 		}

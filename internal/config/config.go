@@ -21,6 +21,10 @@ type Config struct {
 	HTTPAddr string
 	// PublicURL is the externally visible base of HTTPAddr, used in links (Location, paging).
 	PublicURL string
+	// TLSCertFile and TLSKeyFile (PEM; INTEROP_TLS_CERT, INTEROP_TLS_KEY), set together, make
+	// HTTPAddr serve TLS 1.2+ with HTTP/2 and HSTS; the files are re-read when they change.
+	TLSCertFile string
+	TLSKeyFile  string
 	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
 	MLLPAddr string
 	// RetainProcessed is how long processed messages are kept; 0 keeps them forever. Failed and
@@ -143,6 +147,8 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.HTTPAddr, "INTEROP_HTTP_ADDR")
 	str(&c.PublicURL, "INTEROP_PUBLIC_URL")
 	str(&c.MLLPAddr, "INTEROP_MLLP_ADDR")
+	str(&c.TLSCertFile, "INTEROP_TLS_CERT")
+	str(&c.TLSKeyFile, "INTEROP_TLS_KEY")
 	str(&c.DataDir, "INTEROP_DATA_DIR")
 	str(&c.MLLPBindHost, "INTEROP_MLLP_BIND_HOST")
 	str(&c.MetricsAddr, "INTEROP_METRICS_ADDR")
@@ -221,6 +227,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: %w", key, addr, err))
 		}
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together (PEM certificate chain and its private key)"))
+	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("INTEROP_LOG_FORMAT %q: want text or json", c.LogFormat))
 	}
@@ -241,8 +250,14 @@ func (c Config) BaseURL() string {
 	if c.PublicURL != "" {
 		return strings.TrimRight(c.PublicURL, "/")
 	}
+	if c.TLS() {
+		return "https://" + c.HTTPAddr
+	}
 	return "http://" + c.HTTPAddr
 }
+
+// TLS reports whether the HTTP listener serves TLS.
+func (c Config) TLS() bool { return c.TLSCertFile != "" && c.TLSKeyFile != "" }
 
 // TemporalUIURL is where links to workflow runs point; empty when unknown.
 func (c Config) TemporalUIURL() string {

@@ -51,3 +51,18 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 }
+
+func TestTLSSettings(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"INTEROP_TLS_CERT": "/etc/interop/tls.crt", "INTEROP_TLS_KEY": "/etc/interop/tls.key"}
+	c, err := fromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+	require.True(t, c.TLS())
+	require.Equal(t, "https://127.0.0.1:8080", c.BaseURL())
+	require.NoError(t, c.Validate())
+
+	c.TLSKeyFile = ""
+	require.False(t, c.TLS())
+	require.Equal(t, "http://127.0.0.1:8080", c.BaseURL())
+	require.ErrorContains(t, c.Validate(), "INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together")
+}
