@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -409,4 +410,84 @@ func TestInboundStartOptionsBoundSearchAttributes(t *testing.T) {
 	in.MessageType = "ADT^A01"
 	v, _ = workflows.InboundHL7StartOptions("id", "q", in).TypedSearchAttributes.GetKeyword(workflows.SearchAttrMessageType)
 	require.Equal(t, "ADT^A01", v)
+}
+
+// A database stall longer than any one activity's timeout: the dead letter is written when
+// the database is back, and the run never ends with the message still `processing`.
+func TestInboundHL7RecordsTheDeadLetterThroughAStall(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{},
+		temporal.NewNonRetryableApplicationError("no MSH segment", activities.ErrTypeParse, nil)).Once()
+	stalled := 0
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.FailInput) error {
+		if stalled++; stalled <= 30 { // 1+2+4+…+60 s of backoff: half an hour of outage
+			return errors.New("connect: connection refused")
+		}
+		return nil
+	})
+	start := env.Now()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(env.GetWorkflowError(), &appErr), "%v", env.GetWorkflowError())
+	require.Equal(t, activities.ErrTypeParse, appErr.Type(), "the run ends with its cause, not with the stall")
+	require.Equal(t, 31, stalled, "FailMessage retried until it landed")
+	require.Greater(t, env.Now().Sub(start), 20*time.Minute, "longer than one round of retries")
+}
+
+// The same for a success: CompleteMessage failing through a stall is retried until it lands,
+// and the message is not routed again nor dead-lettered for it.
+func TestInboundHL7RecordsCompletionThroughAStall(t *testing.T) {
+	t.Parallel()
+	for _, unmapped := range []bool{false, true} {
+		t.Run(fmt.Sprint("unmapped=", unmapped), func(t *testing.T) {
+			t.Parallel()
+			env := newEnv(t)
+			in := input()
+			attempt := uuid.New()
+			ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+			env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
+			env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil).Once()
+			env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1, Unmapped: unmapped}, nil).Once()
+			if !unmapped {
+				env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
+			}
+			stalled := 0
+			complete := func(_ context.Context, _ activities.MessageRef) error {
+				if stalled++; stalled <= 12 {
+					return errors.New("connect: connection refused")
+				}
+				return nil
+			}
+			if unmapped {
+				env.OnActivity(a.CompleteUnmapped, mock.Anything, ref).Return(complete)
+			} else {
+				env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(complete)
+			}
+			failed := 0
+			env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
+				failed++
+				return nil
+			}).Maybe()
+			env.ExecuteWorkflow(workflows.InboundHL7, in)
+			require.True(t, env.IsWorkflowCompleted())
+			require.NoError(t, env.GetWorkflowError())
+			require.Zero(t, failed, "a write that did not land yet is not a failed try")
+			var res workflows.InboundHL7Result
+			require.NoError(t, env.GetWorkflowResult(&res))
+			want := workflows.StatusProcessed
+			if unmapped {
+				want = workflows.StatusUnmapped
+			}
+			require.Equal(t, want, res.Status)
+			require.Equal(t, 13, stalled)
+			env.AssertExpectations(t)
+		})
+	}
 }
