@@ -167,6 +167,9 @@ func TestStarterWithTemporal(t *testing.T) {
 			w.insert(t, m)
 			later = append(later, m)
 		}
+		for _, m := range later {
+			requireNoRun(t, c, m.workflowID)
+		}
 		w.starter.sweep(context.Background())
 		for _, m := range later {
 			requireRun(t, c, m.workflowID)
