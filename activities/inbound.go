@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"go.temporal.io/sdk/activity"
@@ -210,7 +212,7 @@ func (a *Activities) CompleteMessage(ctx context.Context, ref MessageRef) error 
 	if err == nil {
 		a.countOutcome(tenant, string(db.Hl7MessageStatusProcessed))
 	}
-	return err
+	return outcomeError(ref.MessageID, err)
 }
 
 // CompleteUnmapped ends a message whose type has no mapping: the message is `unmapped`, the
@@ -232,7 +234,7 @@ func (a *Activities) CompleteUnmapped(ctx context.Context, ref MessageRef) error
 	if err == nil {
 		a.countOutcome(tenant, string(db.Hl7MessageStatusUnmapped))
 	}
-	return err
+	return outcomeError(ref.MessageID, err)
 }
 
 // FailInput says why a message's processing stopped.
@@ -247,6 +249,7 @@ type FailInput struct {
 // FailMessage records a failure: the attempt failed, the message failed or dead-lettered, and
 // Hl7MessageFailed (plus Hl7MessageDeadLettered) — in one transaction.
 func (a *Activities) FailMessage(ctx context.Context, in FailInput) error {
+	in.ErrorCode, in.Detail = storableText(in.ErrorCode, maxErrorText), storableText(in.Detail, maxErrorText)
 	status := db.Hl7MessageStatusFailed
 	if in.DeadLetter {
 		status = db.Hl7MessageStatusDeadLettered
@@ -281,5 +284,34 @@ func (a *Activities) FailMessage(ctx context.Context, in FailInput) error {
 	if err == nil {
 		a.countOutcome(tenant, string(status))
 	}
+	return outcomeError(in.MessageID, err)
+}
+
+// outcomeError classifies the error of an outcome write. The workflow retries these writes
+// until they land (workflows.OutcomeRetryPolicy), so only what can never land is permanent:
+// a message that does not exist.
+func outcomeError(messageID uuid.UUID, err error) error {
+	if errors.Is(err, db.ErrNotFound) {
+		return temporal.NewNonRetryableApplicationError("message "+messageID.String()+" does not exist", ErrTypeNotFound, err)
+	}
 	return err
+}
+
+// maxErrorText bounds the error code and detail written on a message and its attempt.
+const maxErrorText = 2000
+
+// storableText is s as PostgreSQL text can always hold it: a cause may quote a sender's bytes
+// (a NUL, invalid UTF-8) that PostgreSQL refuses, and a refused outcome write would be retried
+// for ever. NULs are dropped, invalid bytes become U+FFFD, and the text is cut to max bytes
+// on a character boundary.
+func storableText(s string, limit int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

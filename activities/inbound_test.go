@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -886,4 +887,29 @@ func TestFailMessage(t *testing.T) {
 		require.Equal(t, db.Hl7AttemptStatusRunning, h.attempt(ref.AttemptID).Status)
 		require.Empty(t, h.events())
 	})
+}
+
+// The outcome writes retry until they land (workflows.OutcomeRetryPolicy): what they write
+// must be storable whatever the cause said, and a message that does not exist is permanent.
+func TestOutcomeWritesAlwaysLand(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ref := h.start(h.insertMessage("MSG00001", fixture(t)))
+	detail := "parse: MSH-10 \"a\x00b\xff\" " + strings.Repeat("x", 10000)
+	h.must(nil, h.acts.FailMessage, FailInput{MessageRef: ref, ErrorCode: "HL7\x00Parse", Detail: detail, DeadLetter: true})
+	m := h.message(ref.MessageID)
+	require.Equal(t, db.Hl7MessageStatusDeadLettered, m.Status)
+	require.NotContains(t, m.LastError, "\x00")
+	require.True(t, utf8.ValidString(m.LastError))
+	require.LessOrEqual(t, len(m.LastError), 2000)
+	require.True(t, strings.HasPrefix(m.LastError, "parse: MSH-10 \"ab"), m.LastError[:40])
+	require.Equal(t, db.Hl7AttemptStatusFailed, h.attempt(ref.AttemptID).Status)
+
+	gone := MessageRef{MessageID: uuid.New(), AttemptID: uuid.New()}
+	_, err := h.env.ExecuteActivity(h.acts.FailMessage, FailInput{MessageRef: gone, ErrorCode: "x", Detail: "y", DeadLetter: true})
+	requireNonRetryable(t, err, ErrTypeNotFound)
+	_, err = h.env.ExecuteActivity(h.acts.CompleteMessage, gone)
+	requireNonRetryable(t, err, ErrTypeNotFound)
+	_, err = h.env.ExecuteActivity(h.acts.CompleteUnmapped, gone)
+	requireNonRetryable(t, err, ErrTypeNotFound)
 }

@@ -65,6 +65,54 @@ func (q *Queries) Hl7MessageBacklog(ctx context.Context) ([]Hl7MessageBacklogRow
 	return items, nil
 }
 
+const hl7MessageBacklogSummary = `-- name: Hl7MessageBacklogSummary :many
+SELECT m.connector_id, c.name AS connector, m.status, count(*)::bigint AS messages,
+       min(m.received_at)::timestamptz AS oldest_received_at,
+       extract(epoch FROM now() - min(m.received_at))::float8 AS oldest_seconds
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.tenant_id = $1 AND m.status IN ('pending', 'processing', 'failed')
+GROUP BY m.connector_id, c.name, m.status
+ORDER BY c.name, m.connector_id, m.status
+`
+
+type Hl7MessageBacklogSummaryRow struct {
+	ConnectorID      uuid.UUID
+	Connector        string
+	Status           Hl7MessageStatus
+	Messages         int64
+	OldestReceivedAt time.Time
+	OldestSeconds    float64
+}
+
+// Support staff's backlog of one tenant: per connector and status (pending, processing,
+// failed), how many messages wait and how old the oldest is.
+func (q *Queries) Hl7MessageBacklogSummary(ctx context.Context, tenantID string) ([]Hl7MessageBacklogSummaryRow, error) {
+	rows, err := q.db.Query(ctx, hl7MessageBacklogSummary, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Hl7MessageBacklogSummaryRow{}
+	for rows.Next() {
+		var i Hl7MessageBacklogSummaryRow
+		if err := rows.Scan(
+			&i.ConnectorID,
+			&i.Connector,
+			&i.Status,
+			&i.Messages,
+			&i.OldestReceivedAt,
+			&i.OldestSeconds,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const hl7MessageConnectorSettings = `-- name: Hl7MessageConnectorSettings :one
 SELECT c.settings FROM interop_connectors c JOIN hl7_messages m ON m.connector_id = c.id WHERE m.id = $1
 `
@@ -554,15 +602,19 @@ func (q *Queries) Hl7MessageListDuplicates(ctx context.Context, originalID *uuid
 }
 
 const hl7MessageListStale = `-- name: Hl7MessageListStale :many
-SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id
+SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id,
+       received_at, status_changed_at
 FROM hl7_messages
 WHERE status = 'pending' AND received_at < $1
-ORDER BY received_at
-LIMIT $2
+  AND (received_at, id) > ($2::timestamptz, $3::uuid)
+ORDER BY received_at, id
+LIMIT $4
 `
 
 type Hl7MessageListStaleParams struct {
 	ReceivedBefore time.Time
+	AfterAt        time.Time
+	AfterID        uuid.UUID
 	MaxRows        int32
 }
 
@@ -575,11 +627,19 @@ type Hl7MessageListStaleRow struct {
 	MessageCode      string
 	TriggerEvent     string
 	WorkflowID       string
+	ReceivedAt       time.Time
+	StatusChangedAt  time.Time
 }
 
-// Messages acknowledged but never started (Temporal was unreachable), oldest first.
+// Messages acknowledged but never started (Temporal was unreachable), oldest first, after the
+// sweeper's cursor (received_at, id), so that messages it cannot start never hide the rest.
 func (q *Queries) Hl7MessageListStale(ctx context.Context, arg Hl7MessageListStaleParams) ([]Hl7MessageListStaleRow, error) {
-	rows, err := q.db.Query(ctx, hl7MessageListStale, arg.ReceivedBefore, arg.MaxRows)
+	rows, err := q.db.Query(ctx, hl7MessageListStale,
+		arg.ReceivedBefore,
+		arg.AfterAt,
+		arg.AfterID,
+		arg.MaxRows,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -596,6 +656,75 @@ func (q *Queries) Hl7MessageListStale(ctx context.Context, arg Hl7MessageListSta
 			&i.MessageCode,
 			&i.TriggerEvent,
 			&i.WorkflowID,
+			&i.ReceivedAt,
+			&i.StatusChangedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const hl7MessageListUnsettled = `-- name: Hl7MessageListUnsettled :many
+SELECT id, tenant_id, connector_id, message_code, trigger_event, workflow_id, status,
+       received_at, status_changed_at
+FROM hl7_messages
+WHERE status IN ('pending', 'processing', 'failed') AND status_changed_at < $1
+  AND (received_at, id) > ($2::timestamptz, $3::uuid)
+ORDER BY received_at, id
+LIMIT $4
+`
+
+type Hl7MessageListUnsettledParams struct {
+	ChangedBefore time.Time
+	AfterAt       time.Time
+	AfterID       uuid.UUID
+	MaxRows       int32
+}
+
+type Hl7MessageListUnsettledRow struct {
+	ID              uuid.UUID
+	TenantID        string
+	ConnectorID     uuid.UUID
+	MessageCode     string
+	TriggerEvent    string
+	WorkflowID      string
+	Status          Hl7MessageStatus
+	ReceivedAt      time.Time
+	StatusChangedAt time.Time
+}
+
+// Messages not done (pending, processing, failed) whose status has not moved since
+// changed_before, after the reconciler's cursor (received_at, id): each pass checks their runs.
+// Served by the partial index hl7_messages_backlog.
+func (q *Queries) Hl7MessageListUnsettled(ctx context.Context, arg Hl7MessageListUnsettledParams) ([]Hl7MessageListUnsettledRow, error) {
+	rows, err := q.db.Query(ctx, hl7MessageListUnsettled,
+		arg.ChangedBefore,
+		arg.AfterAt,
+		arg.AfterID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []Hl7MessageListUnsettledRow{}
+	for rows.Next() {
+		var i Hl7MessageListUnsettledRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.TenantID,
+			&i.ConnectorID,
+			&i.MessageCode,
+			&i.TriggerEvent,
+			&i.WorkflowID,
+			&i.Status,
+			&i.ReceivedAt,
+			&i.StatusChangedAt,
 		); err != nil {
 			return nil, err
 		}
@@ -724,6 +853,45 @@ func (q *Queries) Hl7MessageSetStatus(ctx context.Context, arg Hl7MessageSetStat
 		&i.ConnectorID,
 		&i.Status,
 	)
+	return i, err
+}
+
+const hl7MessageSettle = `-- name: Hl7MessageSettle :one
+UPDATE hl7_messages
+SET status = $1, last_error_code = $2, last_error = $3,
+    processed_at = CASE WHEN $1::hl7_message_status IN ('processed', 'unmapped') THEN now() ELSE processed_at END
+WHERE id = $4 AND status IN ('pending', 'processing', 'failed')
+  AND ($5::timestamptz IS NULL OR status_changed_at = $5)
+RETURNING id, tenant_id
+`
+
+type Hl7MessageSettleParams struct {
+	Status        Hl7MessageStatus
+	LastErrorCode string
+	LastError     string
+	ID            uuid.UUID
+	SeenChangedAt *time.Time
+}
+
+type Hl7MessageSettleRow struct {
+	ID       uuid.UUID
+	TenantID string
+}
+
+// Ends a message that its run will not end (a start Temporal refuses, a run that closed
+// without writing the outcome). Only while the message is still pending, processing or failed
+// and, when seen_changed_at is given, its status has not moved since it was read: an outcome
+// written meanwhile is never overwritten. No row: nothing to settle.
+func (q *Queries) Hl7MessageSettle(ctx context.Context, arg Hl7MessageSettleParams) (Hl7MessageSettleRow, error) {
+	row := q.db.QueryRow(ctx, hl7MessageSettle,
+		arg.Status,
+		arg.LastErrorCode,
+		arg.LastError,
+		arg.ID,
+		arg.SeenChangedAt,
+	)
+	var i Hl7MessageSettleRow
+	err := row.Scan(&i.ID, &i.TenantID)
 	return i, err
 }
 

@@ -35,6 +35,31 @@ func (q *Queries) Hl7ProcessingAttemptFinish(ctx context.Context, arg Hl7Process
 	return err
 }
 
+const hl7ProcessingAttemptFinishRunning = `-- name: Hl7ProcessingAttemptFinishRunning :exec
+UPDATE hl7_processing_attempts
+SET status = $1, error_code = $2, error_detail = $3, finished_at = now()
+WHERE message_id = $4 AND status = 'running'
+`
+
+type Hl7ProcessingAttemptFinishRunningParams struct {
+	Status      Hl7AttemptStatus
+	ErrorCode   string
+	ErrorDetail string
+	MessageID   uuid.UUID
+}
+
+// Closes the attempts of a message still marked running, when the message is settled without
+// its run (Hl7MessageSettle).
+func (q *Queries) Hl7ProcessingAttemptFinishRunning(ctx context.Context, arg Hl7ProcessingAttemptFinishRunningParams) error {
+	_, err := q.db.Exec(ctx, hl7ProcessingAttemptFinishRunning,
+		arg.Status,
+		arg.ErrorCode,
+		arg.ErrorDetail,
+		arg.MessageID,
+	)
+	return err
+}
+
 const hl7ProcessingAttemptGet = `-- name: Hl7ProcessingAttemptGet :one
 SELECT id, tenant_id, message_id, attempt_number, workflow_id, run_id, status, mapped_bundle, error_code, error_detail, attempt_at, finished_at, run_try, mapping_notes, field_coverage FROM hl7_processing_attempts WHERE id = $1
 `

@@ -36,6 +36,8 @@ type inboundHL7 struct {
 	local bool
 	// unmapped ends a message without a mapping as `unmapped` (versionUnmapped).
 	unmapped bool
+	// durable writes the outcome through settle (versionDurableOutcome).
+	durable bool
 }
 
 func (w *inboundHL7) setup(ctx workflow.Context) error {
@@ -68,22 +70,29 @@ var RetryPolicy = temporal.RetryPolicy{
 //     task queues and the history events of each step bought nothing and cost 4× the
 //     throughput (bench/system: tune la-all vs default);
 //   - versionUnmapped: a message whose type has no mapping (MapResult.Unmapped) skips Route and
-//     ends `unmapped` through CompleteUnmapped instead of CompleteMessage.
+//     ends `unmapped` through CompleteUnmapped instead of CompleteMessage;
+//   - versionDurableOutcome: the writes of the outcome (CompleteMessage, CompleteUnmapped,
+//     FailMessage) retry until they land (settle), so a database stall delays the end of a
+//     run but never ends it with the message `processing`; a completion that has not landed
+//     yet is no longer a failed try.
 const versionPipelineTries = "pipeline-tries"
 
 const (
 	versionTries      workflow.Version = 1
 	versionLocalSteps workflow.Version = 2
 	versionUnmapped   workflow.Version = 3
+
+	versionDurableOutcome workflow.Version = 4
 )
 
 func (w *inboundHL7) run(ctx workflow.Context) (InboundHL7Result, error) {
-	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionUnmapped)
+	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionDurableOutcome)
 	if v == workflow.DefaultVersion {
 		return w.runOnce(ctx)
 	}
 	w.local = v >= versionLocalSteps
 	w.unmapped = v >= versionUnmapped
+	w.durable = v >= versionDurableOutcome
 	return w.runTries(ctx)
 }
 
@@ -136,7 +145,7 @@ func (w *inboundHL7) fail(ctx workflow.Context, cause error) (InboundHL7Result, 
 	w.step = "dead-letter"
 	code, detail := classify(cause)
 	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: failedStep + ": " + detail, DeadLetter: true}
-	if err := w.record(ctx, in).Get(ctx, nil); err != nil {
+	if err := w.record(ctx, in); err != nil {
 		return InboundHL7Result{}, fmt.Errorf("record dead letter after %s failed: %w", failedStep, err)
 	}
 	w.setStatus(ctx, StatusDeadLettered)
@@ -144,18 +153,62 @@ func (w *inboundHL7) fail(ctx workflow.Context, cause error) (InboundHL7Result, 
 	return InboundHL7Result{Status: StatusDeadLettered, AttemptID: w.ref.AttemptID}, cause
 }
 
-// record runs FailMessage. Recording an outcome must outlive database outages, so it retries
-// without a limit; a local activity's long retries are timers in the workflow, so it may.
-func (w *inboundHL7) record(ctx workflow.Context, in activities.FailInput) workflow.Future {
+// record runs FailMessage. Recording an outcome must outlive database outages: since
+// versionDurableOutcome it is written through settle; before, it retried without a limit on
+// attempts, but a local activity's retries end at its schedule-to-close timeout, which
+// defaults to its start-to-close timeout (30 s), so a longer stall failed the run with the
+// message left `processing` (kept so that those runs replay).
+func (w *inboundHL7) record(ctx workflow.Context, in activities.FailInput) error {
+	if w.durable {
+		return w.settle(ctx, a.FailMessage, in)
+	}
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	if w.local {
 		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry,
-		}), a.FailMessage, in)
+		}), a.FailMessage, in).Get(ctx, nil)
 	}
 	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry,
-	}), a.FailMessage, in)
+	}), a.FailMessage, in).Get(ctx, nil)
+}
+
+// OutcomeRetryPolicy retries a write of a run's outcome (CompleteMessage, CompleteUnmapped,
+// FailMessage) within one round of settle: no limit on attempts, backoff capped at a minute.
+// The writes are idempotent, so repeating one that landed without its answer is harmless.
+var OutcomeRetryPolicy = temporal.RetryPolicy{
+	InitialInterval:        time.Second,
+	BackoffCoefficient:     2,
+	MaximumInterval:        time.Minute,
+	NonRetryableErrorTypes: []string{activities.ErrTypeNotFound},
+}
+
+// outcomeRound is how long one round of settle retries before the run waits outcomeWait on
+// a durable timer and starts another: a local activity's retries live in one workflow task,
+// and the timer between rounds keeps a long outage from holding it.
+const (
+	outcomeRound = 10 * time.Minute
+	outcomeWait  = time.Minute
+)
+
+// settle writes a run's outcome with activity until the write lands: a run never ends while
+// its message's status still says `processing`. Only a permanent error (the message no
+// longer exists) or the run's cancellation stops it.
+func (w *inboundHL7) settle(ctx workflow.Context, activity, arg any) error {
+	opts := workflow.LocalActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: outcomeRound,
+		RetryPolicy:            &OutcomeRetryPolicy,
+	}
+	for {
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, arg).Get(ctx, nil)
+		if err == nil || isPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+		if err := workflow.Sleep(ctx, outcomeWait); err != nil {
+			return err
+		}
+	}
 }
 
 // classify returns the application error type (or "Timeout"/"Unknown") and the root cause in

@@ -1,11 +1,14 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -95,8 +98,18 @@ const (
 )
 
 // InboundHL7WorkflowID is the readable, unique workflow id of a message:
-// HL7Message:<tenant>:<connector>:<MSH-3>:<MSH-10>. ':' and '%' inside the tenant, MSH-3 and
-// MSH-10 are percent-encoded so that ParseInboundHL7WorkflowID can invert it.
+// HL7Message:<tenant>:<connector>:<MSH-3>:<MSH-10>. The tenant, MSH-3 and MSH-10 come from
+// outside (MSH-3 and MSH-10 from the sender), so each is made a safe part of an id:
+//   - ':' and '%', and every byte that is not printable ASCII (control characters, non-ASCII
+//     UTF-8), are percent-encoded, so ordinary printable ids read exactly as before and
+//     ParseInboundHL7WorkflowID can invert them ("été-1" reads "%C3%A9t%C3%A9-1");
+//   - a part longer than MaxInboundHL7IDPart once encoded keeps a readable prefix and ends
+//     with "%~" and a hash of the whole part (see hashedPart), which the inverse cannot undo.
+//
+// So the id is always printable ASCII of at most MaxInboundHL7WorkflowIDLength bytes (with a
+// duplicate's suffix), well under Temporal's limit.maxIDLength (1000 bytes by default, which
+// the embedded server keeps). The id is stored on the message row (workflow_id) when it is
+// received: restarts and reprocessing use the stored id, never a recomputed one.
 func InboundHL7WorkflowID(k MessageKey) string {
 	return inboundPrefix + escapeIDPart(k.TenantID) + ":" + k.ConnectorID.String() + ":" + escapeIDPart(k.SendingApp) + ":" + escapeIDPart(k.ControlID)
 }
@@ -110,8 +123,41 @@ func InboundHL7DuplicateWorkflowID(k MessageKey, n int) string {
 	return InboundHL7WorkflowID(k) + dupSuffix + strconv.Itoa(n)
 }
 
+const (
+	// MaxInboundHL7IDPart bounds one encoded part (tenant, MSH-3, MSH-10) of an inbound id.
+	MaxInboundHL7IDPart = 128
+	// MaxInboundHL7WorkflowIDLength bounds an inbound workflow id: the prefix, three parts,
+	// the connector's UUID, the separators and a duplicate's suffix with the largest n.
+	MaxInboundHL7WorkflowIDLength = len(inboundPrefix) + 3*MaxInboundHL7IDPart + 36 + 3 + len(dupSuffix) + 19
+)
+
+// ErrHashedIDPart is returned, wrapped, by ParseInboundHL7WorkflowID for an id one of whose
+// parts was too long and was shortened with a hash: the original cannot be recovered from the
+// id, and the returned key holds that part as it reads in the id. Look the message up by its
+// stored workflow_id instead.
+var ErrHashedIDPart = errors.New("a part of the id is shortened with a hash")
+
+// hashMark starts the hash of a shortened part. The encoding never writes '%' followed by
+// '~' ('%' itself is encoded as "%25"), so no encoded part can be mistaken for a hashed one.
+const hashMark = "%~"
+
+// hashedPart is the part of an id for an encoded part that is too long: the first bytes of the
+// encoding (never cutting an escape in two), hashMark, and 32 hex digits (128 bits) of the
+// SHA-256 of the whole raw part — as unique as the key within its connector.
+func hashedPart(raw, escaped string) string {
+	sum := sha256.Sum256([]byte(raw))
+	digest := hex.EncodeToString(sum[:16])
+	cut := MaxInboundHL7IDPart - len(hashMark) - len(digest)
+	if i := strings.LastIndexByte(escaped[:cut], '%'); i >= cut-2 {
+		cut = i // an escape would be cut in two: end the prefix before it
+	}
+	return escaped[:cut] + hashMark + digest
+}
+
 // ParseInboundHL7WorkflowID inverts InboundHL7WorkflowID and InboundHL7DuplicateWorkflowID:
-// dup is the n of a duplicate's id, 0 for an original message's.
+// dup is the n of a duplicate's id, 0 for an original message's. For an id with a part
+// shortened by a hash, it returns the key with that part as it reads in the id (readable
+// prefix, "%~", hash), dup, and an error wrapping ErrHashedIDPart.
 func ParseInboundHL7WorkflowID(id string) (k MessageKey, dup int, err error) {
 	rest, ok := strings.CutPrefix(id, inboundPrefix)
 	if !ok {
@@ -132,22 +178,65 @@ func ParseInboundHL7WorkflowID(id string) (k MessageKey, dup int, err error) {
 	if err != nil {
 		return MessageKey{}, 0, fmt.Errorf("workflow id %q: connector: %w", id, err)
 	}
-	tenant, err0 := url.PathUnescape(parts[0])
-	app, err1 := url.PathUnescape(parts[2])
-	ctl, err2 := url.PathUnescape(parts[3])
+	var hashed bool
+	unescape := func(p string) (string, error) {
+		if strings.Contains(p, hashMark) {
+			hashed = true
+			return p, nil
+		}
+		return url.PathUnescape(p)
+	}
+	tenant, err0 := unescape(parts[0])
+	app, err1 := unescape(parts[2])
+	ctl, err2 := unescape(parts[3])
 	if err := errors.Join(err0, err1, err2); err != nil {
 		return MessageKey{}, 0, fmt.Errorf("workflow id %q: %w", id, err)
 	}
-	return MessageKey{TenantID: tenant, ConnectorID: conn, SendingApp: app, ControlID: ctl}, dup, nil
+	k = MessageKey{TenantID: tenant, ConnectorID: conn, SendingApp: app, ControlID: ctl}
+	if hashed {
+		return k, dup, fmt.Errorf("workflow id %q: %w", id, ErrHashedIDPart)
+	}
+	return k, dup, nil
 }
 
-// escapeIDPart percent-encodes the separator of an inbound workflow id (and '%') inside one
-// of its parts.
+// escapeIDPart makes one untrusted part of an inbound workflow id safe (see
+// InboundHL7WorkflowID): printable ASCII but ':' and '%' is kept, every other byte is
+// percent-encoded, and a part still too long is shortened with its hash.
 func escapeIDPart(s string) string {
-	return inboundIDEscaper.Replace(s)
+	var b strings.Builder
+	for i := range len(s) {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != ':' && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(upperHex[c>>4])
+		b.WriteByte(upperHex[c&0xf])
+	}
+	escaped := b.String()
+	if len(escaped) > MaxInboundHL7IDPart {
+		return hashedPart(s, escaped)
+	}
+	return escaped
 }
 
-var inboundIDEscaper = strings.NewReplacer("%", "%25", ":", "%3A")
+const upperHex = "0123456789ABCDEF"
+
+// ValidInboundHL7WorkflowID reports whether id is one Temporal accepts and this contract
+// builds: non-empty printable ASCII of at most MaxInboundHL7WorkflowIDLength bytes. Ids
+// stored before the parts were encoded (non-ASCII, or longer) are not.
+func ValidInboundHL7WorkflowID(id string) bool {
+	if id == "" || len(id) > MaxInboundHL7WorkflowIDLength {
+		return false
+	}
+	for i := range len(id) {
+		if id[i] < 0x20 || id[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // InboundHL7StartOptions are the options of a message's first run, started by the ingest path
 // (and by the sweeper after a failed start): a running run is reused and a closed one is not
@@ -185,11 +274,28 @@ func InboundHL7ReprocessOptions(id, taskQueue string, in InboundHL7Input) client
 // InteropStatus as it ends.
 func inboundSearchAttributes(in InboundHL7Input) temporal.SearchAttributes {
 	return temporal.NewSearchAttributes(
-		SearchAttrTenant.ValueSet(in.TenantID),
+		SearchAttrTenant.ValueSet(boundKeyword(in.TenantID)),
 		SearchAttrConnector.ValueSet(in.ConnectorID.String()),
-		SearchAttrMessageType.ValueSet(in.MessageType),
+		SearchAttrMessageType.ValueSet(boundKeyword(in.MessageType)),
 		SearchAttrStatus.ValueSet(StatusProcessing),
 	)
+}
+
+// maxKeyword bounds the keyword search attributes taken from outside (MSH-9 comes from the
+// sender): the server refuses a start whose values exceed its limit (2 KiB by default), and
+// that refusal would hold the message. Real values are a few bytes long.
+const maxKeyword = 100
+
+// boundKeyword cuts s to at most maxKeyword bytes without splitting a UTF-8 sequence.
+func boundKeyword(s string) string {
+	if len(s) <= maxKeyword {
+		return s
+	}
+	cut := maxKeyword
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // QueryProgress is the query name returning the step a run is at (for support staff).

@@ -1,10 +1,14 @@
 package workflows_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/mock"
@@ -308,4 +312,182 @@ func TestInboundHL7TransientDetailIsOneSentence(t *testing.T) {
 	require.True(t, failed.DeadLetter)
 	require.Equal(t, "route: owner http://owner.example: connection refused", failed.Detail)
 	require.NotContains(t, failed.Detail, "retryable")
+}
+
+// requireValidWorkflowID checks what Temporal needs of a workflow id a sender's bytes went
+// into: printable ASCII, and far below the server's limit.maxIDLength (1000 bytes by default;
+// internal/temporaldev keeps the default).
+func requireValidWorkflowID(t testing.TB, id string) {
+	t.Helper()
+	require.NotEmpty(t, id)
+	require.LessOrEqual(t, len(id), 512, "workflow id of %d bytes", len(id))
+	for i := range len(id) {
+		require.True(t, id[i] >= 0x20 && id[i] < 0x7f, "byte %d of %q is not printable ASCII", i, id)
+	}
+}
+
+// Whatever a sender puts in MSH-3 and MSH-10 (non-ASCII, control characters, 10,000
+// characters), the workflow id is one Temporal accepts, and still names the message.
+func TestWorkflowIDOfUntrustedParts(t *testing.T) {
+	t.Parallel()
+	conn := uuid.New()
+	long := strings.Repeat("x", 1000)
+	keys := []workflows.MessageKey{
+		{TenantID: "t", ConnectorID: conn, SendingApp: "LAB", ControlID: "été-1"},
+		{TenantID: "t", ConnectorID: conn, SendingApp: "LAB", ControlID: long},
+		{TenantID: "t", ConnectorID: conn, SendingApp: strings.Repeat("A", 10000), ControlID: "1"},
+		{TenantID: "t", ConnectorID: conn, SendingApp: "LAB\x01\x7f\t", ControlID: "a b\r\n"},
+		{TenantID: strings.Repeat("é", 300), ConnectorID: conn, SendingApp: strings.Repeat("€", 5000), ControlID: strings.Repeat("%:", 2000)},
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		for _, id := range []string{workflows.InboundHL7WorkflowID(k), workflows.InboundHL7DuplicateWorkflowID(k, math.MaxInt)} {
+			requireValidWorkflowID(t, id)
+			require.False(t, seen[id], "two keys share %q", id)
+			seen[id] = true
+			require.True(t, strings.HasPrefix(id, "HL7Message:"+k.TenantID[:min(len(k.TenantID), 1)]) || strings.HasPrefix(id, "HL7Message:%"), id)
+		}
+	}
+	// Readable where it can be: a short non-ASCII control id is percent-encoded, not hashed.
+	got, dup, err := workflows.ParseInboundHL7WorkflowID(workflows.InboundHL7WorkflowID(keys[0]))
+	require.NoError(t, err)
+	require.Zero(t, dup)
+	require.Equal(t, keys[0], got)
+	require.Equal(t, "HL7Message:t:"+conn.String()+":LAB:%C3%A9t%C3%A9-1", workflows.InboundHL7WorkflowID(keys[0]))
+	// Long parts keep a readable prefix and are shortened with a hash of the whole part;
+	// keys differing only past the prefix get different ids.
+	k2 := keys[1]
+	k2.ControlID = long[:999] + "y"
+	require.NotEqual(t, workflows.InboundHL7WorkflowID(keys[1]), workflows.InboundHL7WorkflowID(k2))
+	require.Contains(t, workflows.InboundHL7WorkflowID(keys[1]), ":LAB:xxxxxxxx")
+}
+
+// FuzzInboundHL7WorkflowID: arbitrary bytes in the tenant, MSH-3 and MSH-10 always make a
+// valid id, which the inverse reads back (or says that a part is hashed).
+func FuzzInboundHL7WorkflowID(f *testing.F) {
+	f.Add("default", "ADTApp", "MSG00001", 1)
+	f.Add("t", "été", "été-1", 2)
+	f.Add("a:b", "%zz", "%~00", 0)
+	f.Add("t", strings.Repeat("A", 10000), strings.Repeat("1", 1000), math.MaxInt)
+	f.Add("\x00\xff", "\xc3", "\r\n\t", 7)
+	f.Add("t", strings.Repeat("%", 43)+"x", strings.Repeat("é", 40), 3)
+	conn := uuid.New()
+	f.Fuzz(func(t *testing.T, tenant, app, ctl string, n int) {
+		k := workflows.MessageKey{TenantID: tenant, ConnectorID: conn, SendingApp: app, ControlID: ctl}
+		id := workflows.InboundHL7WorkflowID(k)
+		requireValidWorkflowID(t, id)
+		require.True(t, workflows.ValidInboundHL7WorkflowID(id))
+		wantDup := 0
+		if n > 0 {
+			id = workflows.InboundHL7DuplicateWorkflowID(k, n)
+			requireValidWorkflowID(t, id)
+			require.True(t, workflows.ValidInboundHL7WorkflowID(id))
+			wantDup = n
+		}
+		got, dup, err := workflows.ParseInboundHL7WorkflowID(id)
+		require.Equal(t, wantDup, dup, id)
+		require.Equal(t, conn, got.ConnectorID, id)
+		if errors.Is(err, workflows.ErrHashedIDPart) {
+			require.True(t, strings.Contains(id, "%~"), id)
+			return
+		}
+		require.NoError(t, err, id)
+		require.Equal(t, k, got, id)
+	})
+}
+
+// MSH-9 is the sender's: a long one must not make the server refuse the start's search
+// attributes (2 KiB per value by default).
+func TestInboundStartOptionsBoundSearchAttributes(t *testing.T) {
+	t.Parallel()
+	in := input()
+	in.MessageType = strings.Repeat("é", 5000)
+	opts := workflows.InboundHL7StartOptions("id", "q", in)
+	v, ok := opts.TypedSearchAttributes.GetKeyword(workflows.SearchAttrMessageType)
+	require.True(t, ok)
+	require.LessOrEqual(t, len(v), 100)
+	require.True(t, utf8.ValidString(v))
+	in.MessageType = "ADT^A01"
+	v, _ = workflows.InboundHL7StartOptions("id", "q", in).TypedSearchAttributes.GetKeyword(workflows.SearchAttrMessageType)
+	require.Equal(t, "ADT^A01", v)
+}
+
+// A database stall longer than any one activity's timeout: the dead letter is written when
+// the database is back, and the run never ends with the message still `processing`.
+func TestInboundHL7RecordsTheDeadLetterThroughAStall(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil)
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{},
+		temporal.NewNonRetryableApplicationError("no MSH segment", activities.ErrTypeParse, nil)).Once()
+	stalled := 0
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(_ context.Context, _ activities.FailInput) error {
+		if stalled++; stalled <= 30 { // 1+2+4+…+60 s of backoff: half an hour of outage
+			return errors.New("connect: connection refused")
+		}
+		return nil
+	})
+	start := env.Now()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(env.GetWorkflowError(), &appErr), "%v", env.GetWorkflowError())
+	require.Equal(t, activities.ErrTypeParse, appErr.Type(), "the run ends with its cause, not with the stall")
+	require.Equal(t, 31, stalled, "FailMessage retried until it landed")
+	require.Greater(t, env.Now().Sub(start), 20*time.Minute, "longer than one round of retries")
+}
+
+// The same for a success: CompleteMessage failing through a stall is retried until it lands,
+// and the message is not routed again nor dead-lettered for it.
+func TestInboundHL7RecordsCompletionThroughAStall(t *testing.T) {
+	t.Parallel()
+	for _, unmapped := range []bool{false, true} {
+		t.Run(fmt.Sprint("unmapped=", unmapped), func(t *testing.T) {
+			t.Parallel()
+			env := newEnv(t)
+			in := input()
+			attempt := uuid.New()
+			ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+			env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil).Once()
+			env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil).Once()
+			env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1, Unmapped: unmapped}, nil).Once()
+			if !unmapped {
+				env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
+			}
+			stalled := 0
+			complete := func(_ context.Context, _ activities.MessageRef) error {
+				if stalled++; stalled <= 12 {
+					return errors.New("connect: connection refused")
+				}
+				return nil
+			}
+			if unmapped {
+				env.OnActivity(a.CompleteUnmapped, mock.Anything, ref).Return(complete)
+			} else {
+				env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(complete)
+			}
+			failed := 0
+			env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
+				failed++
+				return nil
+			}).Maybe()
+			env.ExecuteWorkflow(workflows.InboundHL7, in)
+			require.True(t, env.IsWorkflowCompleted())
+			require.NoError(t, env.GetWorkflowError())
+			require.Zero(t, failed, "a write that did not land yet is not a failed try")
+			var res workflows.InboundHL7Result
+			require.NoError(t, env.GetWorkflowResult(&res))
+			want := workflows.StatusProcessed
+			if unmapped {
+				want = workflows.StatusUnmapped
+			}
+			require.Equal(t, want, res.Status)
+			require.Equal(t, 13, stalled)
+			env.AssertExpectations(t)
+		})
+	}
 }

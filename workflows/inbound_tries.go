@@ -90,14 +90,23 @@ func (w *inboundHL7) pipeline(ctx workflow.Context) (routed activities.RouteResu
 	}
 	if w.unmapped && mapped.Unmapped {
 		w.step = "complete"
-		return routed, true, w.exec(ctx, a.CompleteUnmapped, w.ref).Get(ctx, nil)
+		return routed, true, w.complete(ctx, a.CompleteUnmapped)
 	}
 	w.step = "route"
 	if err := w.exec(ctx, a.RouteBundle, w.ref).Get(ctx, &routed); err != nil {
 		return routed, false, err
 	}
 	w.step = "complete"
-	return routed, false, w.exec(ctx, a.CompleteMessage, w.ref).Get(ctx, nil)
+	return routed, false, w.complete(ctx, a.CompleteMessage)
+}
+
+// complete records the success of a try with activity (CompleteMessage or CompleteUnmapped):
+// through settle since versionDurableOutcome, as a step of the try before.
+func (w *inboundHL7) complete(ctx workflow.Context, activity any) error {
+	if w.durable {
+		return w.settle(ctx, activity, w.ref)
+	}
+	return w.exec(ctx, activity, w.ref).Get(ctx, nil)
 }
 
 // exec runs one step of a try, as a local activity since versionLocalSteps. Either way
@@ -120,7 +129,7 @@ func (w *inboundHL7) exec(ctx workflow.Context, activity any, arg any) workflow.
 func (w *inboundHL7) recordFailedTry(ctx workflow.Context, cause error) error {
 	code, detail := classify(cause)
 	in := activities.FailInput{MessageRef: w.ref, ErrorCode: code, Detail: w.step + ": " + detail}
-	if err := w.record(ctx, in).Get(ctx, nil); err != nil {
+	if err := w.record(ctx, in); err != nil {
 		return fmt.Errorf("record failed try at %s: %w", w.step, err)
 	}
 	w.setStatus(ctx, StatusFailed)

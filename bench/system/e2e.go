@@ -20,7 +20,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/nhp/interop/activities"
-	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/mllp"
 	"github.com/nhp/interop/internal/routing"
@@ -234,7 +233,7 @@ func startStack(ctx context.Context, o e2eOptions, queueSize int, logger *slog.L
 	runCtx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
 	starter := &inbound.Starter{
-		Client: st.tc, TaskQueue: taskQueue, Queries: db.New(st.svc.pool), Logger: logger,
+		Client: st.tc, TaskQueue: taskQueue, Pool: st.svc.pool, Logger: logger,
 		QueueSize: queueSize, // the default (10,000) unless -n is larger: no start waits for the sweeper
 		Workers:   o.starterWorkers,
 	}

@@ -156,7 +156,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	inboundMetrics := inbound.NewMetrics(s.registry)
 	s.registry.MustRegister(&inbound.BacklogCollector{Pool: s.pool, Logger: s.logger})
 	starter := &inbound.Starter{
-		Client: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue, Queries: db.New(s.pool),
+		Client: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue, Pool: s.pool,
 		Metrics: inboundMetrics, Logger: s.logger,
 	}
 	ingestor := &inbound.Ingestor{Pool: s.pool, Starter: starter, Metrics: inboundMetrics, Logger: s.logger}

@@ -54,12 +54,50 @@ WHERE id = @id
 RETURNING id, tenant_id, connector_id, status;
 
 -- name: Hl7MessageListStale :many
--- Messages acknowledged but never started (Temporal was unreachable), oldest first.
-SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id
+-- Messages acknowledged but never started (Temporal was unreachable), oldest first, after the
+-- sweeper's cursor (received_at, id), so that messages it cannot start never hide the rest.
+SELECT id, tenant_id, connector_id, message_control_id, sending_app, message_code, trigger_event, workflow_id,
+       received_at, status_changed_at
 FROM hl7_messages
 WHERE status = 'pending' AND received_at < @received_before
-ORDER BY received_at
+  AND (received_at, id) > (@after_at::timestamptz, @after_id::uuid)
+ORDER BY received_at, id
 LIMIT @max_rows;
+
+-- name: Hl7MessageListUnsettled :many
+-- Messages not done (pending, processing, failed) whose status has not moved since
+-- changed_before, after the reconciler's cursor (received_at, id): each pass checks their runs.
+-- Served by the partial index hl7_messages_backlog.
+SELECT id, tenant_id, connector_id, message_code, trigger_event, workflow_id, status,
+       received_at, status_changed_at
+FROM hl7_messages
+WHERE status IN ('pending', 'processing', 'failed') AND status_changed_at < @changed_before
+  AND (received_at, id) > (@after_at::timestamptz, @after_id::uuid)
+ORDER BY received_at, id
+LIMIT @max_rows;
+
+-- name: Hl7MessageSettle :one
+-- Ends a message that its run will not end (a start Temporal refuses, a run that closed
+-- without writing the outcome). Only while the message is still pending, processing or failed
+-- and, when seen_changed_at is given, its status has not moved since it was read: an outcome
+-- written meanwhile is never overwritten. No row: nothing to settle.
+UPDATE hl7_messages
+SET status = @status, last_error_code = @last_error_code, last_error = @last_error,
+    processed_at = CASE WHEN @status::hl7_message_status IN ('processed', 'unmapped') THEN now() ELSE processed_at END
+WHERE id = @id AND status IN ('pending', 'processing', 'failed')
+  AND (sqlc.narg(seen_changed_at)::timestamptz IS NULL OR status_changed_at = sqlc.narg(seen_changed_at))
+RETURNING id, tenant_id;
+
+-- name: Hl7MessageBacklogSummary :many
+-- Support staff's backlog of one tenant: per connector and status (pending, processing,
+-- failed), how many messages wait and how old the oldest is.
+SELECT m.connector_id, c.name AS connector, m.status, count(*)::bigint AS messages,
+       min(m.received_at)::timestamptz AS oldest_received_at,
+       extract(epoch FROM now() - min(m.received_at))::float8 AS oldest_seconds
+FROM hl7_messages m JOIN interop_connectors c ON c.id = m.connector_id
+WHERE m.tenant_id = @tenant_id AND m.status IN ('pending', 'processing', 'failed')
+GROUP BY m.connector_id, c.name, m.status
+ORDER BY c.name, m.connector_id, m.status;
 
 -- name: Hl7RejectedInputInsert :one
 INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason, remote_addr)

@@ -34,3 +34,10 @@ SELECT m.tenant_id, m.id,
 FROM hl7_messages m WHERE m.id = @message_id
 ON CONFLICT (message_id, run_id, run_try) DO UPDATE SET status = hl7_processing_attempts.status
 RETURNING id, attempt_number;
+
+-- name: Hl7ProcessingAttemptFinishRunning :exec
+-- Closes the attempts of a message still marked running, when the message is settled without
+-- its run (Hl7MessageSettle).
+UPDATE hl7_processing_attempts
+SET status = @status, error_code = @error_code, error_detail = @error_detail, finished_at = now()
+WHERE message_id = @message_id AND status = 'running';

@@ -23,6 +23,7 @@ import (
 // messageRoutes serves /admin/messages: support staff's view of the inbound message log.
 func messageRoutes(admin *echo.Group, h *API) {
 	admin.GET("/messages", h.listMessages)
+	admin.GET("/backlog", h.getBacklog)
 	admin.POST("/messages/reprocess", h.reprocessMessages)
 	admin.GET("/messages/:id", h.getMessage)
 	admin.GET("/messages/:id/raw", h.getMessageRaw)

@@ -10,8 +10,12 @@ type Metrics struct {
 	MLLPAckSeconds *prometheus.HistogramVec
 	// MLLPFrameErrors counts frames that could not be read (junk, oversize, incomplete).
 	MLLPFrameErrors *prometheus.CounterVec
-	// WorkflowStarts counts InboundHL7 starts by outcome (started, existing, error).
+	// WorkflowStarts counts InboundHL7 starts by outcome (started, existing, error, refused,
+	// deferred).
 	WorkflowStarts *prometheus.CounterVec
+	// Reconciled counts messages the reconciler settled without their run, by outcome
+	// (restarted, processed, unmapped, dead_lettered).
+	Reconciled *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -30,7 +34,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WorkflowStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "interop_workflow_starts_total", Help: "InboundHL7 workflow starts by outcome.",
 		}, []string{"outcome"}),
+		Reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "interop_hl7_reconciled_total", Help: "Inbound messages settled by the reconciler because their run was closed or missing, by outcome.",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts)
+	reg.MustRegister(m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts, m.Reconciled)
 	return m
 }
