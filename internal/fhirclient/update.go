@@ -16,6 +16,11 @@ func (c *Client) Update(ctx context.Context, resourceType, id string, body []byt
 
 // put is Update on condition that the stored version is ifMatch (an ETag), when it is given.
 func (c *Client) put(ctx context.Context, resourceType, id string, body []byte, ifMatch string) (WriteResult, error) {
+	// FHIR update: the body carries the id of its URL, or the owner must refuse it.
+	body, err := setID(body, id)
+	if err != nil {
+		return WriteResult{}, err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(resourceType+"/"+url.PathEscape(id)), bytes.NewReader(body))
 	if err != nil {
 		return WriteResult{}, fmt.Errorf("build request: %w", err)
