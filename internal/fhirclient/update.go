@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/nhp/interop/internal/fhir"
 )
 
 // Update PUTs body to Type/id (FHIR update): the owner replaces that resource, or creates it
@@ -16,10 +18,12 @@ func (c *Client) Update(ctx context.Context, resourceType, id string, body []byt
 
 // put is Update on condition that the stored version is ifMatch (an ETag), when it is given.
 func (c *Client) put(ctx context.Context, resourceType, id string, body []byte, ifMatch string) (WriteResult, error) {
-	// FHIR update: the body carries the id of its URL, or the owner must refuse it.
-	body, err := setID(body, id)
-	if err != nil {
-		return WriteResult{}, err
+	// FHIR update: the body carries the id of its URL, or the owner must refuse it. A body
+	// that does is sent as it is.
+	if head, err := fhir.ReadHead(body); err != nil || head.ID != id {
+		if body, err = setID(body, id); err != nil {
+			return WriteResult{}, err
+		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.url(resourceType+"/"+url.PathEscape(id)), bytes.NewReader(body))
 	if err != nil {
