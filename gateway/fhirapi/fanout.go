@@ -195,8 +195,13 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 	if resp.status != http.StatusOK {
 		return g.translate(cl, owner, call.typ, resp), nil
 	}
-	if res, ok := g.relaySearchset(cl, owner, call, resp.body); ok {
-		return res, nil
+	// The built-in store has filtered what the caller may not read; an external owner's answer
+	// is filtered here, unless the caller reads every type.
+	filter := !resp.trusted && !readsEverything(cl.p.Scopes)
+	if !filter {
+		if res, ok := g.relaySearchset(cl, owner, call, resp.body); ok {
+			return res, nil
+		}
 	}
 	var b fhir.Bundle
 	// segmentio's decoder: the same result as encoding/json, at a fraction of the CPU, on the
@@ -209,8 +214,16 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 		Meta: &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
 		Link: []fhir.BundleLink{{Relation: "self", URL: g.searchURL(call.typ, call.query, call.query.Get(cursorParam))}},
 	}
-	out.Entry = make([]fhir.BundleEntry, 0, len(b.Entry))
-	for _, e := range b.Entry {
+	entries := b.Entry
+	if filter {
+		withheld := map[string]int{}
+		entries = readableEntries(cl.p.Scopes, call.typ, entries, withheld)
+		if we, ok := withheldEntry(withheld); ok {
+			entries = append(entries, we)
+		}
+	}
+	out.Entry = make([]fhir.BundleEntry, 0, len(entries))
+	for _, e := range entries {
 		out.Entry = append(out.Entry, g.publicEntry(owner, e))
 	}
 	if next := linkOf(&b, "next"); next != "" {
@@ -355,7 +368,7 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 	oq := ownerSearchQuery(call.query)
 	oq.Set("_sort", sortSpec)
 	oq.Set("_count", strconv.Itoa(count))
-	p := ownerPager{path: "/" + call.typ, query: oq, keys: keys,
+	p := ownerPager{path: "/" + call.typ, query: oq, keys: keys, searched: call.typ,
 		keyOf: func(e fhir.BundleEntry) []sortValue { return sortValues(e.Resource, keys) }}
 	fp, refused, err := g.fanoutPage(ctx, cl, table, owners, call.typ, p, count, cur)
 	if err != nil || refused != nil {
@@ -375,6 +388,9 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			URL: g.searchURL(call.typ, call.query, g.signCursor(cl.p.Tenant, call.typ, call.query, fp.next))})
 	}
 	out.Entry = append(fp.merged, fp.others...)
+	if we, ok := withheldEntry(fp.withheld); ok {
+		out.Entry = append(out.Entry, we)
+	}
 	header := g.partialResult(cl, out, fp.warnings, call.typ, "search")
 	return bundleResult(out, header)
 }
@@ -410,6 +426,10 @@ type ownerPager struct {
 	keyOf func(fhir.BundleEntry) []sortValue
 	// keep, if set, drops the matches of an owner it returns false for; they count as used.
 	keep func(owner string, e fhir.BundleEntry) bool
+	// searched is the type whose search or history is read ("" for a system history): its
+	// matches are what the caller's scope granted; any other resource needs read on its type
+	// (entryAllowed), else it is dropped (and counted as used) and counted in withheld.
+	searched string
 }
 
 // fannedPage is one merged page of a fan-out.
@@ -425,6 +445,8 @@ type fannedPage struct {
 	haveTotal bool
 	// warnings name the owners whose results are missing.
 	warnings []string
+	// withheld counts, by type, the resources left out for want of read scope.
+	withheld map[string]int
 }
 
 // fanoutPage asks every owner for up to count matches from where each stands, merges them in
@@ -489,8 +511,19 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 	// Merge: a k-way merge keeps each owner's own order, so what is used of an owner is
 	// always a prefix of what it gave.
 	pos := make([]int, len(owners))
-	fp := &fannedPage{merged: make([]fhir.BundleEntry, 0, count), haveTotal: true,
+	fp := &fannedPage{merged: make([]fhir.BundleEntry, 0, count), haveTotal: true, withheld: map[string]int{},
 		next: pageCursor{Owners: ownersDigest(owners), Pages: make([]ownerPage, len(owners))}}
+	readAll := readsEverything(cl.p.Scopes)
+	allowed := func(e fhir.BundleEntry) bool {
+		if readAll {
+			return true
+		}
+		typ, ok := entryAllowed(cl.p.Scopes, p.searched, e)
+		if !ok {
+			fp.withheld[typ]++
+		}
+		return ok
+	}
 	for len(fp.merged) < count {
 		best := -1
 		for i := range owners {
@@ -506,7 +539,7 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 		}
 		e := hits[best].matches[pos[best]].entry
 		pos[best]++
-		if p.keep == nil || p.keep(owners[best], e) {
+		if (p.keep == nil || p.keep(owners[best], e)) && allowed(e) {
 			fp.merged = append(fp.merged, e)
 		}
 	}
@@ -539,6 +572,9 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 				ns.Done = true
 			}
 			for _, e := range h.others {
+				if !allowed(e) {
+					continue
+				}
 				if e.FullURL == "" || !seen[e.FullURL] {
 					seen[e.FullURL] = true
 					fp.others = append(fp.others, e)

@@ -381,8 +381,19 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 	for _, r := range res.Resources {
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID, Resource: r.Body, Search: &fhir.EntrySearch{Mode: "match"}})
 	}
+	// An included resource needs read on its type: the search scope of the searched type does
+	// not reach the resources its matches refer to.
+	withheld := map[string]int{}
 	for _, r := range res.Included {
+		if !h.mayRead(ctx, r.Type) {
+			withheld[r.Type]++
+			continue
+		}
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID, Resource: r.Body, Search: &fhir.EntrySearch{Mode: "include"}})
+	}
+	if oo := fhir.WithheldOutcome(withheld); oo != nil {
+		raw, _ := jsonMarshal(oo)
+		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{Resource: raw, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	if len(ignored) > 0 {
 		oo := fhir.NewOutcome(fhir.SeverityWarning, fhir.IssueNotSupported, "ignored unsupported search parameters: "+strings.Join(ignored, ", "))

@@ -136,6 +136,12 @@ func (h *Handler) allowed(ctx context.Context, rq request) bool {
 	return h.opts.Authorize == nil || h.opts.Authorize(ctx, typ, rq.interaction())
 }
 
+// mayRead reports whether the caller may read resources of typ: what an included resource
+// needs, whatever the interaction that returns it.
+func (h *Handler) mayRead(ctx context.Context, typ string) bool {
+	return h.opts.Authorize == nil || h.opts.Authorize(ctx, typ, auth.Read)
+}
+
 // base is the absolute base URL of links.
 func (h *Handler) base(r *http.Request) string {
 	if h.opts.BaseURL != "" {
