@@ -69,7 +69,7 @@ func exportRoutes(f *echo.Group, h *API) {
 	}
 	// Files are fetched with their signed URL alone (requiresAccessToken is false).
 	f.GET(exportFilePath+":job/:file", x.file)
-	authed := f.Group("", h.authenticate)
+	authed := f.Group("", h.authenticate, httpkit.CheckText)
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		authed.Add(m, "/$export", x.kickoff(export.LevelSystem))
 		authed.Add(m, "/Patient/$export", x.kickoff(export.LevelPatient))

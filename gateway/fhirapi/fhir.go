@@ -109,7 +109,7 @@ type fhirGateway struct {
 func fhirRoutes(f *echo.Group, h *API) {
 	g := newFHIRGateway(h.d)
 	f.GET("/metadata", g.metadata)
-	authed := f.Group("", h.authenticate)
+	authed := f.Group("", h.authenticate, httpkit.CheckText)
 	authed.POST("", g.bundle)
 	authed.POST("/", g.bundle)
 	authed.GET("/_history", g.systemHistory)

@@ -92,10 +92,6 @@ func requireIncluded(t *testing.T, body []byte) {
 	require.Contains(t, types, "Patient", string(body))
 }
 
-func includePatient() string {
-	return `{"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"inc-secret"}],"name":[{"family":"Doe"}]}`
-}
-
 func observationOf(category, patientID string) string {
 	return strings.Replace(observation(category, "8867-4"), "Patient/p1", "Patient/"+patientID, 1)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/jsontext"
 	"github.com/nhp/interop/internal/store"
 )
 
@@ -184,6 +185,9 @@ func (h *Handler) parse(r *http.Request, segs []string) (request, error) {
 		}
 		if rq.body, err = io.ReadAll(r.Body); err != nil {
 			return request{}, err
+		}
+		if err := jsontext.Check(rq.body); err != nil {
+			return request{}, errStatus(http.StatusBadRequest, fhir.IssueInvalid, "request body: "+err.Error())
 		}
 		if err := fhir.CheckDepth(rq.body); err != nil {
 			return request{}, errStatus(http.StatusBadRequest, fhir.IssueStructure, err.Error())
