@@ -374,8 +374,7 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 		total := res.Total
 		bundle.Total = &total
 	}
-	self := cloneValues(rq.query)
-	self.Del("_format")
+	self := usedParams(rq.typ, rq.query, q, ignored)
 	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: base + "/" + rq.typ + "?" + self.Encode()})
 	if res.Next != "" {
 		next := cloneValues(self)
@@ -400,11 +399,33 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{Resource: raw, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	if len(ignored) > 0 {
-		oo := fhir.NewOutcome(fhir.SeverityWarning, fhir.IssueNotSupported, "ignored unsupported search parameters: "+strings.Join(ignored, ", "))
+		oo := fhir.NewOutcome(fhir.SeverityWarning, fhir.IssueNotSupported, "ignored unsupported search parameters (Prefer: handling=lenient): "+strings.Join(slices.Compact(ignored), ", "))
 		raw, _ := jsonMarshal(oo)
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{Resource: raw, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	return response{status: http.StatusOK, bundle: bundle}, nil
+}
+
+// usedParams are the parameters of a search the store used: those of query without the
+// ignored ones (Prefer: handling=lenient) and _format, and of _include only the values it
+// follows. The self link shows them, and the next link carries them, so that a page after
+// the first is also good without Prefer: handling=lenient.
+func usedParams(typ string, query url.Values, q store.Query, ignored []string) url.Values {
+	used := cloneValues(query)
+	used.Del("_format")
+	for _, k := range ignored {
+		used.Del(k)
+	}
+	if slices.Contains(ignored, "_include") { // some of its values, maybe not all
+		for _, v := range query["_include"] {
+			src, p, _ := strings.Cut(v, ":")
+			p, _, _ = strings.Cut(p, ":")
+			if src == typ && slices.Contains(q.Include, p) {
+				used["_include"] = append(used["_include"], v)
+			}
+		}
+	}
+	return used
 }
 
 // historyParams are the parameters a history takes besides _format and _pretty; _cursor
