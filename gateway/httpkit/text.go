@@ -17,16 +17,14 @@ import (
 )
 
 // CheckText refuses with 400 (invalid) what PostgreSQL could not store, before a handler or
-// an owner sees it: query parameters, and JSON (any JSON media type, or none) or form request
-// bodies, that are not UTF-8, hold NUL, or (JSON) a lone UTF-16 surrogate escape. The answer
-// names the problem and where it is. Register it after authentication, so that only a known
-// caller's body is read; it reads the body within BodyLimit and hands the handler a copy.
+// an owner sees it: JSON (any JSON media type, or none) or form request bodies that are not
+// UTF-8, hold NUL, or (JSON) a lone UTF-16 surrogate escape. The answer names the problem and
+// where it is. (Query strings are ValidQuery's, on every route.) Register it after
+// authentication, so that only a known caller's body is read; it reads the body within
+// BodyLimit and hands the handler a copy.
 func CheckText(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if err := checkQuery("query parameter", req.URL.RawQuery); err != nil {
-			return err
-		}
 		if req.Body == nil || req.Body == http.NoBody {
 			return next(c)
 		}
@@ -58,8 +56,8 @@ func CheckText(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkQuery checks the names and values of an encoded query (what url.ParseQuery can read
-// of it: a malformed query is its handler's to refuse).
+// checkQuery checks the names and values of a form body (what url.ParseQuery can read of
+// it: a malformed form is its handler's to refuse).
 func checkQuery(what, raw string) error {
 	if raw == "" {
 		return nil
