@@ -86,6 +86,7 @@ func postBundle(t *testing.T, base, kind string, resources map[string]string) {
 	for id, body := range resources {
 		var r map[string]any
 		require.NoError(t, json.Unmarshal([]byte(body), &r))
+		r["id"] = id // FHIR update: the body carries the id of its URL (the store refuses one without)
 		entries = append(entries, map[string]any{
 			"resource": r, "request": map[string]any{"method": "PUT", "url": r["resourceType"].(string) + "/" + id},
 		})
