@@ -111,3 +111,19 @@ func TestRouteBundleUpdatesMessageResourcesByID(t *testing.T) {
 		require.Equal(t, 1, h.count(`SELECT count(*) FROM fhir_resource_history WHERE tenant_id = $1 AND resource_type = $2 AND id = $3`, tenant, typ, id))
 	}
 }
+
+// A write the database refuses for its data (text that is not UTF-8, a lone surrogate, NUL:
+// db.ErrInvalidData at the db boundary) fails the same way every time: RouteBundle's write
+// must stop the retries at once (issue #14: a NUL byte was retried 8 times over 15 minutes).
+func TestRouteWriteOfDataTheStoreCannotHoldIsNonRetryable(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ident := fhir.Identifier{System: "urn:x", Value: "1"}
+	for _, value := range []string{"\"x\xffy\"", `"x\ud800y"`, `"x\u0000y"`} {
+		body := []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":` + value + `}]}`)
+		for _, w := range []entryWrite{{update: true, id: "p1"}, {update: true, ident: ident}, {ident: ident}} {
+			_, err := h.acts.write(context.Background(), tenant, "builtin", "Patient", body, w)
+			requireNonRetryable(t, err, ErrTypeOwnerRefused)
+		}
+	}
+}

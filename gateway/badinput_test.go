@@ -35,14 +35,6 @@ type badRequest struct {
 // request-target it cannot parse): a plain-text 400 is the most they can get.
 var protocolLevel = map[string]bool{"GET bad percent escape": true}
 
-// awaitingDefect5 are the inputs of #14's defect 5 (invalid UTF-8 and lone surrogates in
-// JSON bodies reach PostgreSQL and come back as 5xx), fixed on its own branch; the skip goes
-// when it lands.
-var awaitingDefect5 = map[string]bool{
-	"create body: invalid utf-8": true, "create body: lone surrogate": true,
-	"bundle invalid utf-8": true, "POST routing rule invalid utf8": true,
-}
-
 // badHTTPInputs is the corpus the bad-input suite replays: malformed bodies, paths, search
 // parameters, headers and tokens, against the FHIR API, $export and the admin API. Every one
 // must get a 4xx OperationOutcome: never a 5xx, never a hang.
@@ -190,9 +182,6 @@ func TestBadInputsHTTP(t *testing.T) {
 
 	for _, r := range badHTTPInputs() {
 		t.Run(r.name, func(t *testing.T) {
-			if awaitingDefect5[r.name] {
-				t.Skip("#14 defect 5: fixed on branch i14-fhirsec, not yet merged")
-			}
 			token := admin
 			switch r.token {
 			case "":

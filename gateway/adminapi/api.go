@@ -57,7 +57,7 @@ func New(d Deps) *API {
 // Routes registers the API on admin, the /admin group, behind a bearer token with the admin
 // scope.
 func (h *API) Routes(admin *echo.Group) {
-	admin.Use(httpkit.BodyLimit(h.d.MaxBodyBytes), httpkit.Authenticate(h.d.Auth, h.d.Logger), httpkit.RequireScope(auth.AdminScope))
+	admin.Use(httpkit.BodyLimit(h.d.MaxBodyBytes), httpkit.Authenticate(h.d.Auth, h.d.Logger), httpkit.RequireScope(auth.AdminScope), httpkit.CheckText)
 	admin.GET("/events", h.listEvents)
 	messageRoutes(admin, h)
 	connectorRoutes(admin, h)

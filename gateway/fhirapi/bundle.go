@@ -280,6 +280,16 @@ func (g *fhirGateway) transaction(ctx context.Context, cl caller, body []byte, c
 	if err != nil {
 		return nil, ownerFailure(err, "this transaction's resources")
 	}
+	if resp.status == http.StatusOK && !resp.trusted && !readsEverything(cl.p.Scopes) {
+		// The built-in store filtered its answer itself (see scopefilter.go); an external
+		// owner's searches and reads in the transaction are filtered here.
+		filtered, ok := filterNestedBundles(cl.p.Scopes, calls, resp.body)
+		if !ok {
+			g.log.Warn("fhir owner answered a transaction with something other than a Bundle", "owner", owner, "request_id", cl.requestID)
+			return nil, ownerFailure(errOwnerUnreachable, "this transaction's resources")
+		}
+		resp.body = filtered
+	}
 	return g.translate(cl, owner, "this transaction's resources", resp), nil
 }
 

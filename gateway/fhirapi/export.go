@@ -69,7 +69,7 @@ func exportRoutes(f *echo.Group, h *API) {
 	}
 	// Files are fetched with their signed URL alone (requiresAccessToken is false).
 	f.GET(exportFilePath+":job/:file", x.file)
-	authed := f.Group("", h.authenticate)
+	authed := f.Group("", h.authenticate, httpkit.CheckText)
 	for _, m := range []string{http.MethodGet, http.MethodPost} {
 		authed.Add(m, "/$export", x.kickoff(export.LevelSystem))
 		authed.Add(m, "/Patient/$export", x.kickoff(export.LevelPatient))
@@ -133,20 +133,10 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 	if err := x.checkOwners(ctx, p.Tenant, req); err != nil {
 		return err
 	}
-	if len(req.Types) == 0 {
-		if !p.Scopes.Allows("*", auth.Read) {
-			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
-		}
-	}
-	for _, t := range req.Types {
-		if !p.Scopes.Allows(t, auth.Read) {
-			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading "+t)
-		}
+	if err := exportScopeError(p.Scopes, *req); err != nil {
+		return err
 	}
 	if req.Level == export.LevelGroup {
-		if !p.Scopes.Allows("Group", auth.Read) {
-			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
-		}
 		g, err := x.d.Store.Read(ctx, p.Tenant, "Group", req.GroupID)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrGone) {
 			return httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "Group/"+req.GroupID+" does not exist")
@@ -162,6 +152,27 @@ func (x *exporter) checkRequest(ctx context.Context, p auth.Principal, req *expo
 				return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueInvalid, "patient Patient/"+pid+" is not a member of Group/"+req.GroupID)
 			}
 		}
+	}
+	return nil
+}
+
+// exportScopeError is the 403 of scopes that do not read what req exports: every exported
+// type (every type when _type was not given), and the Group of a group-level export. The
+// kick-off needs them, and so do the job's status (its manifest holds the files' signed URLs)
+// and its cancellation, whoever asks.
+func exportScopeError(scopes auth.Scopes, req export.Request) error {
+	if len(req.Types) == 0 {
+		if !scopes.Allows("*", auth.Read) {
+			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "an export of every type needs a scope that reads every type (system/*.rs); name the types you may read with _type")
+		}
+	}
+	for _, t := range req.Types {
+		if !scopes.Allows(t, auth.Read) {
+			return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading "+t)
+		}
+	}
+	if req.Level == export.LevelGroup && !scopes.Allows("Group", auth.Read) {
+		return httpkit.NewOutcome(http.StatusForbidden, fhir.IssueForbidden, "the token's scopes do not allow reading Group")
 	}
 	return nil
 }

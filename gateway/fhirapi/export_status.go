@@ -1,6 +1,7 @@
 package fhirapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -22,17 +23,33 @@ import (
 const pollInterval = 2 * time.Second
 
 // jobOf reads the job named in the path, within the caller's tenant: another tenant's job is
-// as absent as one that never existed.
+// as absent as one that never existed. The caller's scopes must allow what the job's kick-off
+// needed (exportScopeError): the tenant alone does not entitle a token to the manifest's
+// signed URLs, or to cancel another client's export. A job whose recorded request cannot be
+// read needs a scope reading every type.
 func (x *exporter) jobOf(c echo.Context) (db.BulkExportJob, error) {
 	id, err := uuid.Parse(c.Param("job"))
 	if err != nil {
 		return db.BulkExportJob{}, httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
-	job, err := db.New(x.d.Pool).BulkExportJobGet(c.Request().Context(), db.BulkExportJobGetParams{TenantID: httpkit.Principal(c).Tenant, ID: id})
+	p := httpkit.Principal(c)
+	job, err := db.New(x.d.Pool).BulkExportJobGet(c.Request().Context(), db.BulkExportJobGetParams{TenantID: p.Tenant, ID: id})
 	if errors.Is(err, db.ErrNotFound) {
 		return job, httpkit.NewOutcome(http.StatusNotFound, fhir.IssueNotFound, "no such export")
 	}
-	return job, err
+	if err != nil {
+		return job, err
+	}
+	var req export.Request
+	if err := json.Unmarshal(job.Parameters, &req); err != nil {
+		req = export.Request{Level: export.Level(job.Level)} // every type
+	}
+	if err := exportScopeError(p.Scopes, req); err != nil {
+		x.d.Logger.Info("export: status or cancel refused for want of scopes", "job", job.ID,
+			"subject", p.Subject, "requested_by", job.RequestedBy)
+		return job, err
+	}
+	return job, nil
 }
 
 // status answers a poll: 202 with X-Progress while running, 200 with the manifest when

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,9 +92,12 @@ func ownerSearchQuery(q url.Values) url.Values {
 }
 
 // pageRequest is the request for an owner's page: the first (path, e.g. /Observation, with
-// q) or a page it linked to.
-func pageRequest(path string, q url.Values, page string) ownerRequest {
+// q) or a page it linked to, with the search's forwarded headers h (searchHeaders).
+func pageRequest(path string, q url.Values, page string, h http.Header) ownerRequest {
 	r := ownerRequest{method: http.MethodGet, header: http.Header{}}
+	for k, vs := range h {
+		r.header[k] = vs
+	}
 	if page == "" {
 		r.path, r.query = path, q.Encode()
 		return r
@@ -188,15 +192,20 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 		}
 		page = cur.Pages[0].Page
 	}
-	resp, err := g.send(ctx, cl, owner, pageRequest("/"+call.typ, ownerSearchQuery(call.query), page))
+	resp, err := g.send(ctx, cl, owner, pageRequest("/"+call.typ, ownerSearchQuery(call.query), page, call.header))
 	if err != nil {
 		return nil, ownerFailure(mapFailure(err), call.typ)
 	}
 	if resp.status != http.StatusOK {
 		return g.translate(cl, owner, call.typ, resp), nil
 	}
-	if res, ok := g.relaySearchset(cl, owner, call, resp.body); ok {
-		return res, nil
+	// The built-in store has filtered what the caller may not read; an external owner's answer
+	// is filtered here, unless the caller reads every type.
+	filter := !resp.trusted && !readsEverything(cl.p.Scopes)
+	if !filter {
+		if res, ok := g.relaySearchset(cl, owner, call, resp.body); ok {
+			return res, nil
+		}
 	}
 	var b fhir.Bundle
 	// segmentio's decoder: the same result as encoding/json, at a fraction of the CPU, on the
@@ -205,12 +214,21 @@ func (g *fhirGateway) searchOne(ctx context.Context, cl caller, owner string, ca
 		g.log.Warn("fhir owner answered a search with something other than a Bundle", "owner", owner, "request_id", cl.requestID)
 		return nil, ownerFailure(errOwnerUnreachable, call.typ)
 	}
+	call = linkCall(call, b.Link)
 	out := &fhir.Bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: fhir.BundleSearchset, Total: b.Total,
 		Meta: &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
 		Link: []fhir.BundleLink{{Relation: "self", URL: g.searchURL(call.typ, call.query, call.query.Get(cursorParam))}},
 	}
-	out.Entry = make([]fhir.BundleEntry, 0, len(b.Entry))
-	for _, e := range b.Entry {
+	entries := b.Entry
+	if filter {
+		withheld := map[string]int{}
+		entries = readableEntries(cl.p.Scopes, call.typ, entries, withheld)
+		if we, ok := withheldEntry(withheld); ok {
+			entries = append(entries, we)
+		}
+	}
+	out.Entry = make([]fhir.BundleEntry, 0, len(entries))
+	for _, e := range entries {
 		out.Entry = append(out.Entry, g.publicEntry(owner, e))
 	}
 	if next := linkOf(&b, "next"); next != "" {
@@ -232,6 +250,59 @@ func (g *fhirGateway) nextCursorURL(cl caller, owner string, call fhirCall, next
 	return g.searchURL(call.typ, call.query, g.signCursor(cl.p.Tenant, call.typ, call.query, c))
 }
 
+// linkCall is call as its links show it: with Prefer: handling=lenient, without the
+// parameters the owner ignored (its self link leaves them out), so that the self link shows
+// the parameters used and the next link (with the cursor bound to them) needs no leniency.
+func linkCall(call fhirCall, links []fhir.BundleLink) fhirCall {
+	if !lenient(call) {
+		return call
+	}
+	for _, l := range links {
+		if l.Relation == "self" {
+			call.query = usedQuery(call.query, []string{l.URL})
+			break
+		}
+	}
+	return call
+}
+
+// usedQuery is q without the parameter values an owner ignored: a value stays when the self
+// link of every owner asked carries it under its name. The gateway's own parameters (the
+// cursor, and _count and _sort, which a fan-out sets on each owner's request) stay. Without
+// a readable self link, q is what was used.
+func usedQuery(q url.Values, selfLinks []string) url.Values {
+	var used []url.Values
+	for _, l := range selfLinks {
+		if u, err := url.Parse(l); err == nil {
+			used = append(used, u.Query())
+		}
+	}
+	if len(used) == 0 {
+		return q
+	}
+	out := url.Values{}
+	for k, vs := range q {
+		switch k {
+		case cursorParam, "_count", "_sort", "_format":
+			out[k] = vs
+			continue
+		}
+		for _, v := range vs {
+			kept := true
+			for _, u := range used {
+				if !slices.Contains(u[k], v) {
+					kept = false
+					break
+				}
+			}
+			if kept {
+				out[k] = append(out[k], v)
+			}
+		}
+	}
+	return out
+}
+
 // relaySearchset relays one owner's searchset without decoding its entries: the owner's base
 // is replaced throughout, and its self and next links, read from the Bundle's envelope before
 // "entry", are swapped for the gateway's. ok is false when the body is not laid out so (then
@@ -244,6 +315,7 @@ func (g *fhirGateway) relaySearchset(cl caller, owner string, call fhirCall, bod
 	if resourceType != "Bundle" || typ != fhir.BundleSearchset {
 		return nil, false
 	}
+	call = linkCall(call, links)
 	out := body
 	for _, l := range links {
 		var repl string
@@ -337,6 +409,7 @@ type ownerHits struct {
 	next2    string
 	err      error
 	timedOut bool
+	self     string // the self link of the first page read
 }
 
 // mergeEntry is a match with its sort keys.
@@ -355,11 +428,14 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 	oq := ownerSearchQuery(call.query)
 	oq.Set("_sort", sortSpec)
 	oq.Set("_count", strconv.Itoa(count))
-	p := ownerPager{path: "/" + call.typ, query: oq, keys: keys,
+	p := ownerPager{path: "/" + call.typ, query: oq, header: call.header, keys: keys, searched: call.typ,
 		keyOf: func(e fhir.BundleEntry) []sortValue { return sortValues(e.Resource, keys) }}
 	fp, refused, err := g.fanoutPage(ctx, cl, table, owners, call.typ, p, count, cur)
 	if err != nil || refused != nil {
 		return refused, err
+	}
+	if lenient(call) {
+		call.query = usedQuery(call.query, fp.selfLinks)
 	}
 	out := &fhir.Bundle{ResourceType: "Bundle", ID: uuid.NewString(), Type: fhir.BundleSearchset,
 		Meta: &fhir.Meta{LastUpdated: time.Now().UTC().Format(time.RFC3339Nano)},
@@ -375,6 +451,9 @@ func (g *fhirGateway) searchFanout(ctx context.Context, cl caller, table routing
 			URL: g.searchURL(call.typ, call.query, g.signCursor(cl.p.Tenant, call.typ, call.query, fp.next))})
 	}
 	out.Entry = append(fp.merged, fp.others...)
+	if we, ok := withheldEntry(fp.withheld); ok {
+		out.Entry = append(out.Entry, we)
+	}
 	header := g.partialResult(cl, out, fp.warnings, call.typ, "search")
 	return bundleResult(out, header)
 }
@@ -406,10 +485,16 @@ func (g *fhirGateway) partialResult(cl caller, out *fhir.Bundle, warnings []stri
 type ownerPager struct {
 	path  string
 	query url.Values
-	keys  []sortKey
-	keyOf func(fhir.BundleEntry) []sortValue
+	// header holds the headers each owner request carries (searchHeaders: Prefer).
+	header http.Header
+	keys   []sortKey
+	keyOf  func(fhir.BundleEntry) []sortValue
 	// keep, if set, drops the matches of an owner it returns false for; they count as used.
 	keep func(owner string, e fhir.BundleEntry) bool
+	// searched is the type whose search or history is read ("" for a system history): its
+	// matches are what the caller's scope granted; any other resource needs read on its type
+	// (entryAllowed), else it is dropped (and counted as used) and counted in withheld.
+	searched string
 }
 
 // fannedPage is one merged page of a fan-out.
@@ -425,6 +510,10 @@ type fannedPage struct {
 	haveTotal bool
 	// warnings name the owners whose results are missing.
 	warnings []string
+	// withheld counts, by type, the resources left out for want of read scope.
+	withheld map[string]int
+	// selfLinks are the self links of the owners' pages read (the parameters they used).
+	selfLinks []string
 }
 
 // fanoutPage asks every owner for up to count matches from where each stands, merges them in
@@ -489,8 +578,19 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 	// Merge: a k-way merge keeps each owner's own order, so what is used of an owner is
 	// always a prefix of what it gave.
 	pos := make([]int, len(owners))
-	fp := &fannedPage{merged: make([]fhir.BundleEntry, 0, count), haveTotal: true,
+	fp := &fannedPage{merged: make([]fhir.BundleEntry, 0, count), haveTotal: true, withheld: map[string]int{},
 		next: pageCursor{Owners: ownersDigest(owners), Pages: make([]ownerPage, len(owners))}}
+	readAll := readsEverything(cl.p.Scopes)
+	allowed := func(e fhir.BundleEntry) bool {
+		if readAll {
+			return true
+		}
+		typ, ok := entryAllowed(cl.p.Scopes, p.searched, e)
+		if !ok {
+			fp.withheld[typ]++
+		}
+		return ok
+	}
 	for len(fp.merged) < count {
 		best := -1
 		for i := range owners {
@@ -506,7 +606,7 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 		}
 		e := hits[best].matches[pos[best]].entry
 		pos[best]++
-		if p.keep == nil || p.keep(owners[best], e) {
+		if (p.keep == nil || p.keep(owners[best], e)) && allowed(e) {
 			fp.merged = append(fp.merged, e)
 		}
 	}
@@ -538,7 +638,13 @@ func (g *fhirGateway) fanoutPage(ctx context.Context, cl caller, table routing.T
 			default:
 				ns.Done = true
 			}
+			if h.self != "" {
+				fp.selfLinks = append(fp.selfLinks, h.self)
+			}
 			for _, e := range h.others {
+				if !allowed(e) {
+					continue
+				}
 				if e.FullURL == "" || !seen[e.FullURL] {
 					seen[e.FullURL] = true
 					fp.others = append(fp.others, e)
@@ -573,7 +679,7 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 		h.timedOut = errors.Is(err, errOwnerTimeout)
 		return h
 	}
-	b1, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, st.Page))
+	b1, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, st.Page, p.header))
 	if refused != nil && err == nil {
 		return fail(&refusedError{res: refused})
 	}
@@ -581,6 +687,7 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 		return fail(err)
 	}
 	h.total = b1.Total
+	h.self = linkOf(b1, "self")
 	m1, o1 := g.splitEntries(owner, b1, p.keyOf)
 	if st.Skip < len(m1) {
 		m1 = m1[st.Skip:]
@@ -592,7 +699,7 @@ func (g *fhirGateway) readOwnerPage(ctx context.Context, cl caller, owner, typ s
 		h.next1, _ = ownerRelative(owner, p.path, n)
 	}
 	if len(m1) < count && h.next1 != "" {
-		b2, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, h.next1))
+		b2, refused, err := g.fetchBundle(ctx, cl, owner, typ, pageRequest(p.path, p.query, h.next1, p.header))
 		if refused != nil && err == nil {
 			return fail(&refusedError{res: refused})
 		}

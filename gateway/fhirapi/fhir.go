@@ -109,7 +109,7 @@ type fhirGateway struct {
 func fhirRoutes(f *echo.Group, h *API) {
 	g := newFHIRGateway(h.d)
 	f.GET("/metadata", g.metadata)
-	authed := f.Group("", h.authenticate)
+	authed := f.Group("", h.authenticate, httpkit.CheckText)
 	authed.POST("", g.bundle)
 	authed.POST("/", g.bundle)
 	authed.GET("/_history", g.systemHistory)
@@ -227,6 +227,20 @@ func requestHeaders(r *http.Request) http.Header {
 	return h
 }
 
+// searchHeaders are the request headers a search or history sends each of its owners:
+// Prefer, whose handling=lenient (or strict) each owner applies to the parameters it does not
+// support (FHIR search: strict is the default).
+func searchHeaders(r *http.Request) http.Header {
+	h := http.Header{}
+	for _, v := range r.Header.Values("Prefer") {
+		h.Add("Prefer", v)
+	}
+	return h
+}
+
+// lenient reports whether call asked its owners to ignore parameters they do not support.
+func lenient(call fhirCall) bool { return fhir.ParsePrefer(call.header.Values("Prefer")).Lenient }
+
 // normalizeIfNoneExist drops the '?' some clients put before If-None-Exist's query.
 func normalizeIfNoneExist(h http.Header) {
 	if v := h.Get("If-None-Exist"); strings.HasPrefix(v, "?") {
@@ -315,7 +329,7 @@ func (g *fhirGateway) history(c echo.Context) error {
 	}
 	q := c.QueryParams()
 	q.Del("_format")
-	return g.run(c, fhirCall{interaction: interHistory, method: http.MethodGet, typ: typ, id: id, query: q, header: http.Header{}})
+	return g.run(c, fhirCall{interaction: interHistory, method: http.MethodGet, typ: typ, id: id, query: q, header: searchHeaders(c.Request())})
 }
 
 func (g *fhirGateway) delete(c echo.Context) error {
@@ -344,7 +358,7 @@ func (g *fhirGateway) search(c echo.Context) error {
 		return err
 	}
 	params.Del("_format")
-	return g.run(c, fhirCall{interaction: interSearch, method: http.MethodGet, typ: typ, query: params, header: http.Header{}})
+	return g.run(c, fhirCall{interaction: interSearch, method: http.MethodGet, typ: typ, query: params, header: searchHeaders(c.Request())})
 }
 
 func (g *fhirGateway) create(c echo.Context) error {

@@ -25,7 +25,7 @@ func (g *fhirGateway) typeHistory(c echo.Context) error {
 	}
 	q := c.QueryParams()
 	q.Del("_format")
-	return g.run(c, fhirCall{interaction: interHistoryType, method: http.MethodGet, typ: typ, query: q, header: http.Header{}})
+	return g.run(c, fhirCall{interaction: interHistoryType, method: http.MethodGet, typ: typ, query: q, header: searchHeaders(c.Request())})
 }
 
 // systemHistory is GET /_history: the versions of every resource of the tenant, at every
@@ -39,7 +39,7 @@ func (g *fhirGateway) systemHistory(c echo.Context) error {
 	}
 	q := c.QueryParams()
 	q.Del("_format")
-	res, err := g.dispatch(c.Request().Context(), callerOf(c), fhirCall{interaction: interHistorySystem, method: http.MethodGet, query: q, header: http.Header{}})
+	res, err := g.dispatch(c.Request().Context(), callerOf(c), fhirCall{interaction: interHistorySystem, method: http.MethodGet, query: q, header: searchHeaders(c.Request())})
 	if err != nil {
 		return err
 	}
@@ -133,7 +133,7 @@ func (g *fhirGateway) typeOrSystemHistory(ctx context.Context, cl caller, table 
 	}
 	oq := ownerSearchQuery(q)
 	oq.Set("_count", strconv.Itoa(count))
-	p := ownerPager{path: path, query: oq, keys: historyKeys, keyOf: historyKey}
+	p := ownerPager{path: path, query: oq, header: call.header, keys: historyKeys, keyOf: historyKey, searched: call.typ}
 	if call.typ == "" {
 		// An owner may hold versions of types the table now routes elsewhere (or nowhere):
 		// the tenant's history is what its routing table says, as each type's history is.
@@ -175,5 +175,7 @@ func (g *fhirGateway) typeOrSystemHistory(ctx context.Context, cl caller, table 
 	if fp.hasNext {
 		out.Link = append(out.Link, fhir.BundleLink{Relation: "next", URL: link(g.signCursor(cl.p.Tenant, path, q, fp.next))})
 	}
-	return bundleResult(out, g.partialResult(cl, out, fp.warnings, what, "history"))
+	header := g.partialResult(cl, out, fp.warnings, what, "history")
+	withheldWarning(header, fp.withheld)
+	return bundleResult(out, header)
 }

@@ -133,7 +133,10 @@ func (g *fhirGateway) metadata(c echo.Context) error {
 		}}
 	}
 	rest := map[string]any{
-		"mode":        "server",
+		"mode": "server",
+		"documentation": "Search parameters a type's owner does not support are refused with 400 by default (Prefer: handling=strict). " +
+			"With Prefer: handling=lenient they are ignored, reported in an OperationOutcome entry (search mode outcome), and left out of the self and next links. " +
+			"Resources other than the matches of the searched type (_include) need read on their own type; without it they are left out, reported the same way (suppressed).",
 		"security":    security,
 		"resource":    resources,
 		"interaction": []fhirserver.Code{{Code: "batch"}, {Code: "transaction"}, {Code: "history-system"}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
 )
 
@@ -42,6 +43,10 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		switch {
 		case errors.As(err, &oe):
 			status, code, msg = oe.Status, oe.Code, oe.Message
+		case errors.Is(err, db.ErrInvalidData):
+			// The database refused the request's data itself (CheckText stops what it can
+			// tell beforehand): the same request fails the same way.
+			status, code, msg = http.StatusBadRequest, fhir.IssueInvalid, "the request holds data that cannot be stored (text that is not UTF-8, NUL, or a malformed value)"
 		case errors.As(err, &he):
 			status = he.Code
 			code = IssueForStatus(status)

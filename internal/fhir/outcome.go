@@ -1,5 +1,10 @@
 package fhir
 
+import (
+	"slices"
+	"strconv"
+)
+
 // IssueSeverity is OperationOutcome.issue.severity.
 type IssueSeverity string
 
@@ -37,6 +42,9 @@ const (
 	IssueTooLong       IssueType = "too-long"
 	// IssueMultipleMatches: the operation needed one match and its criteria found several.
 	IssueMultipleMatches IssueType = "multiple-matches"
+	// IssueSuppressed: some information was left out of the answer, here for want of the
+	// token's scopes (resources of a type it may not read).
+	IssueSuppressed IssueType = "suppressed"
 )
 
 // OperationOutcome is the FHIR resource for errors and warnings.
@@ -59,4 +67,25 @@ func NewOutcome(severity IssueSeverity, code IssueType, diagnostics string) *Ope
 		ResourceType: "OperationOutcome",
 		Issue:        []Issue{{Severity: severity, Code: code, Diagnostics: diagnostics}},
 	}
+}
+
+// WithheldOutcome is the OperationOutcome of a search (searchset entry of mode outcome) that
+// left resources out because the caller may not read their type: one warning per type,
+// counts by type (included or revincluded resources, or resources of another type an owner
+// answered with). Nil when nothing was left out.
+func WithheldOutcome(counts map[string]int) *OperationOutcome {
+	if len(counts) == 0 {
+		return nil
+	}
+	types := make([]string, 0, len(counts))
+	for t := range counts {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	oo := &OperationOutcome{ResourceType: "OperationOutcome"}
+	for _, t := range types {
+		oo.Issue = append(oo.Issue, Issue{Severity: SeverityWarning, Code: IssueSuppressed,
+			Diagnostics: strconv.Itoa(counts[t]) + " " + t + " resource(s) left out: the token's scopes do not grant read ('r') on " + t})
+	}
+	return oo
 }

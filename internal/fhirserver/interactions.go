@@ -13,6 +13,7 @@ import (
 
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/jsontext"
 	"github.com/nhp/interop/internal/store"
 )
 
@@ -184,6 +185,9 @@ func (h *Handler) parse(r *http.Request, segs []string) (request, error) {
 		}
 		if rq.body, err = io.ReadAll(r.Body); err != nil {
 			return request{}, err
+		}
+		if err := jsontext.Check(rq.body); err != nil {
+			return request{}, errStatus(http.StatusBadRequest, fhir.IssueInvalid, "request body: "+err.Error())
 		}
 		if err := fhir.CheckDepth(rq.body); err != nil {
 			return request{}, errStatus(http.StatusBadRequest, fhir.IssueStructure, err.Error())
@@ -370,8 +374,7 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 		total := res.Total
 		bundle.Total = &total
 	}
-	self := cloneValues(rq.query)
-	self.Del("_format")
+	self := usedParams(rq.typ, rq.query, q, ignored)
 	bundle.Link = append(bundle.Link, fhir.BundleLink{Relation: "self", URL: base + "/" + rq.typ + "?" + self.Encode()})
 	if res.Next != "" {
 		next := cloneValues(self)
@@ -381,15 +384,48 @@ func (h *Handler) search(ctx context.Context, b backend, tenant string, rq reque
 	for _, r := range res.Resources {
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID, Resource: r.Body, Search: &fhir.EntrySearch{Mode: "match"}})
 	}
+	// An included resource needs read on its type: the search scope of the searched type does
+	// not reach the resources its matches refer to.
+	withheld := map[string]int{}
 	for _, r := range res.Included {
+		if !h.mayRead(ctx, r.Type) {
+			withheld[r.Type]++
+			continue
+		}
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{FullURL: base + "/" + r.Type + "/" + r.ID, Resource: r.Body, Search: &fhir.EntrySearch{Mode: "include"}})
 	}
+	if oo := fhir.WithheldOutcome(withheld); oo != nil {
+		raw, _ := jsonMarshal(oo)
+		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{Resource: raw, Search: &fhir.EntrySearch{Mode: "outcome"}})
+	}
 	if len(ignored) > 0 {
-		oo := fhir.NewOutcome(fhir.SeverityWarning, fhir.IssueNotSupported, "ignored unsupported search parameters: "+strings.Join(ignored, ", "))
+		oo := fhir.NewOutcome(fhir.SeverityWarning, fhir.IssueNotSupported, "ignored unsupported search parameters (Prefer: handling=lenient): "+strings.Join(slices.Compact(ignored), ", "))
 		raw, _ := jsonMarshal(oo)
 		bundle.Entry = append(bundle.Entry, fhir.BundleEntry{Resource: raw, Search: &fhir.EntrySearch{Mode: "outcome"}})
 	}
 	return response{status: http.StatusOK, bundle: bundle}, nil
+}
+
+// usedParams are the parameters of a search the store used: those of query without the
+// ignored ones (Prefer: handling=lenient) and _format, and of _include only the values it
+// follows. The self link shows them, and the next link carries them, so that a page after
+// the first is also good without Prefer: handling=lenient.
+func usedParams(typ string, query url.Values, q store.Query, ignored []string) url.Values {
+	used := cloneValues(query)
+	used.Del("_format")
+	for _, k := range ignored {
+		used.Del(k)
+	}
+	if slices.Contains(ignored, "_include") { // some of its values, maybe not all
+		for _, v := range query["_include"] {
+			src, p, _ := strings.Cut(v, ":")
+			p, _, _ = strings.Cut(p, ":")
+			if src == typ && slices.Contains(q.Include, p) {
+				used["_include"] = append(used["_include"], v)
+			}
+		}
+	}
+	return used
 }
 
 // historyParams are the parameters a history takes besides _format and _pretty; _cursor

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/store"
@@ -136,6 +137,12 @@ func (h *Handler) allowed(ctx context.Context, rq request) bool {
 	return h.opts.Authorize == nil || h.opts.Authorize(ctx, typ, rq.interaction())
 }
 
+// mayRead reports whether the caller may read resources of typ: what an included resource
+// needs, whatever the interaction that returns it.
+func (h *Handler) mayRead(ctx context.Context, typ string) bool {
+	return h.opts.Authorize == nil || h.opts.Authorize(ctx, typ, auth.Read)
+}
+
 // base is the absolute base URL of links.
 func (h *Handler) base(r *http.Request) string {
 	if h.opts.BaseURL != "" {
@@ -239,6 +246,10 @@ func classify(err error) (int, fhir.IssueType, string, bool) {
 		return http.StatusPreconditionFailed, fhir.IssueMultipleMatches, "the condition matches more than one resource: make the criteria more selective", false
 	case errors.Is(err, fhir.ErrInvalidResource):
 		return http.StatusBadRequest, fhir.IssueInvalid, err.Error(), false
+	case errors.Is(err, db.ErrInvalidData):
+		// The database refused the data itself (text that is not UTF-8, NUL, a lone
+		// surrogate): the same request fails the same way, so it is the client's error.
+		return http.StatusBadRequest, fhir.IssueInvalid, "the request holds text that cannot be stored (not UTF-8, NUL, or a lone surrogate)", false
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, fhir.IssueTimeout, "request cancelled or timed out", true
 	}

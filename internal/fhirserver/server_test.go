@@ -345,6 +345,20 @@ func TestSearch(t *testing.T) {
 		r := e.do(tA, "GET", "/Patient?name=x&identifier=urn:mrn|1", "", "Prefer", "handling=lenient")
 		require.Equal(t, http.StatusOK, r.status, string(r.body))
 		require.Equal(t, []string{"Patient/" + p1}, entryIDs(t, r.json(t), "match"))
+		// The self and next links show only what was used (issue #14), so the next page needs
+		// no leniency; an ignored _include value goes, a followed one stays.
+		self := link(r.json(t), "self")
+		require.NotContains(t, self, "name=")
+		require.Contains(t, self, "identifier=")
+		r = e.do(tA, "GET", "/Observation?_include=Observation:subject&_include=Observation:nope&_count=1", "", "Prefer", "handling=lenient")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		self = link(r.json(t), "self")
+		require.Contains(t, self, "Observation%3Asubject")
+		require.NotContains(t, self, "nope")
+		next := link(r.json(t), "next")
+		require.NotEmpty(t, next)
+		require.NotContains(t, next, "nope")
+		require.Equal(t, http.StatusOK, e.do(tA, "GET", next, "").status, "the next page without Prefer")
 	})
 	t.Run("injection-shaped values are values", func(t *testing.T) {
 		for _, v := range []string{`' OR '1'='1`, `1); DROP TABLE fhir_resources; --`, `urn:mrn|1' OR 1=1 --`, `$1`, `\`, `%`, "\x00"} {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
@@ -86,7 +87,8 @@ func (b *Builtin) ConditionalPatch(ctx context.Context, typ string, patch []byte
 // result classifies the store's answer: what no retry can mend is a refusal.
 func (b *Builtin) result(r store.WriteResult, err error, what string) (WriteResult, error) {
 	switch {
-	case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches):
+	case errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, store.ErrMultipleMatches),
+		errors.Is(err, db.ErrInvalidData): // data the database cannot hold fails the same way again
 		return WriteResult{}, refused(b.Label(), what, err)
 	case err != nil:
 		return WriteResult{}, fmt.Errorf("builtin store: %w", err)

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/nhp/interop/internal/dbtest"
+	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/fhirserver"
 	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/owner/ownertest"
@@ -47,4 +50,22 @@ func TestRemote(t *testing.T) {
 		r := &owner.Resolver{HTTP: srv.Client(), Token: func(_ context.Context, tenant, _ string) (string, error) { return "tok-" + tenant, nil }}
 		return r.Resolve(tenant, srv.URL+"/fhir")
 	})
+}
+
+// What the database cannot store (text that is not UTF-8, a lone surrogate, NUL) is a
+// permanent refusal: the same write fails the same way, so it must never be retried.
+func TestBuiltinRefusesTextPostgresCannotStore(t *testing.T) {
+	t.Parallel()
+	_, pool := dbtest.New(t)
+	o := (&owner.Resolver{Store: &store.Store{Pool: pool}}).Resolve(tenant, routing.Builtin)
+	ident := fhir.Identifier{System: "urn:x", Value: "1"}
+	for _, value := range []string{"\"x\xffy\"", `"x\ud800y"`, `"x\udfffy"`, `"x\u0000y"`} {
+		body := []byte(`{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":` + value + `}]}`)
+		_, err := o.Update(context.Background(), "Patient", "p1", body)
+		require.ErrorIs(t, err, owner.ErrRefused, "update %s: %v", value, err)
+		_, err = o.ConditionalUpdate(context.Background(), "Patient", body, ident)
+		require.ErrorIs(t, err, owner.ErrRefused, "conditional update %s: %v", value, err)
+		_, err = o.ConditionalCreate(context.Background(), "Patient", body, ident)
+		require.ErrorIs(t, err, owner.ErrRefused, "conditional create %s: %v", value, err)
+	}
 }

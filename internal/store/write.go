@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/jsontext"
 )
 
 // Create stores body as a new resource with a server-assigned id.
@@ -427,8 +427,10 @@ func (tx *Tx) put(ctx context.Context, tenant, typ, id string, body []byte, prev
 	if err != nil {
 		return WriteResult{}, err
 	}
-	if bytes.Contains(stamped, []byte(`\u0000`)) {
-		return WriteResult{}, fmt.Errorf("%w: strings must not contain NUL (\\u0000)", fhir.ErrInvalidResource)
+	// What jsonb cannot hold (not UTF-8, a lone surrogate, NUL) is the resource's fault, told
+	// as such before the database refuses it (db.ErrInvalidData).
+	if err := jsontext.Check(stamped); err != nil {
+		return WriteResult{}, fmt.Errorf("%w: %v", fhir.ErrInvalidResource, err)
 	}
 	idx, err := extractIndex(typ, stamped)
 	if err != nil {
