@@ -139,6 +139,10 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 		return in.reply(c, msg, h, hl7v2.OutcomeRejected, "MSH-10 (message control id) is required",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeRequiredFieldMissing, Location: hl7v2.Location{Segment: "MSH", SegmentIndex: 1, Field: 10}})
 	}
+	if text, e, refused := envelopeRefusal(h); refused {
+		in.keepRejected(ctx, c, conn, msg, text)
+		return in.reply(c, msg, h, hl7v2.OutcomeRejected, text, e)
+	}
 	accept, code := in.reply(c, msg, h, hl7v2.OutcomeAccepted, "")
 	if accept == nil {
 		accept = []byte{} // the sender asked for no ACK (MSH-15 NE); store that choice, not NULL
