@@ -78,6 +78,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			VisibilityDatabaseName: c.Temporal.EmbeddedVisibilityDatabase,
 			FrontendAddr:           c.Temporal.EmbeddedFrontendAddr,
 			UIAddr:                 c.Temporal.EmbeddedUIAddr,
+			UIReadOnly:             c.Temporal.UIReadOnly,
 			Namespace:              c.Temporal.Namespace,
 			SearchAttributes:       workflows.SearchAttributes(),
 			NumHistoryShards:       c.Temporal.HistoryShards,

@@ -103,6 +103,12 @@ type Temporal struct {
 	DynamicConfigFile string
 	// UIBaseURL is where support staff open workflow runs (links in the admin API).
 	UIBaseURL string
+	// UIReadOnly turns off the embedded UI's write actions (terminate, cancel, reset, signal,
+	// update, start, batch): support staff can look, not act (INTEROP_TEMPORAL_UI_READONLY).
+	UIReadOnly bool
+	// UIInsecure lets the embedded UI, which has no sign-in, listen on an address other
+	// machines reach (INTEROP_TEMPORAL_UI_INSECURE): an explicit acceptance of that risk.
+	UIInsecure bool
 }
 
 // Default is the configuration of a laptop running `interop dev`.
@@ -194,6 +200,15 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.Temporal.EmbeddedDatabase, "INTEROP_TEMPORAL_DB")
 	str(&c.Temporal.EmbeddedVisibilityDatabase, "INTEROP_TEMPORAL_VISIBILITY_DB")
 	str(&c.Temporal.UIBaseURL, "INTEROP_TEMPORAL_UI_URL")
+	for key, dst := range map[string]*bool{"INTEROP_TEMPORAL_UI_READONLY": &c.Temporal.UIReadOnly, "INTEROP_TEMPORAL_UI_INSECURE": &c.Temporal.UIInsecure} {
+		if v, ok := lookup(key); ok && v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s %q: want true or false", key, v))
+			}
+			*dst = b
+		}
+	}
 	if v, ok := lookup("INTEROP_TEMPORAL_HISTORY_SHARDS"); ok && v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
@@ -239,10 +254,29 @@ func (c Config) Validate() error {
 	if c.Temporal.HistoryShards < 1 {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))
 	}
+	if addr := c.Temporal.EmbeddedUIAddr; c.Temporal.Address == "" && addr != "" && !c.Temporal.UIInsecure && !loopbackAddr(addr) {
+		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_UI_ADDR %q is reachable from other machines, and the embedded Temporal UI "+
+			"has no sign-in: anyone who reaches it can terminate, reset and signal workflow runs. Bind it to loopback "+
+			"(127.0.0.1:8233) and reach it through a tunnel, or set INTEROP_TEMPORAL_UI_INSECURE=true to accept that", addr))
+	}
 	if c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		errs = append(errs, errors.New("TEMPORAL_NAMESPACE and INTEROP_TASK_QUEUE must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackAddr reports whether host:port listens on loopback only: localhost or a loopback
+// IP. An empty host (all interfaces) or any other name is not.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // BaseURL is the public base of the HTTP gateway, without a trailing slash.

@@ -66,3 +66,32 @@ func TestTLSSettings(t *testing.T) {
 	require.Equal(t, "http://127.0.0.1:8080", c.BaseURL())
 	require.ErrorContains(t, c.Validate(), "INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together")
 }
+
+// The embedded Temporal UI has no sign-in: it may listen beyond loopback only when the
+// operator says they accept that.
+func TestTemporalUIStaysOnLoopback(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"127.0.0.1:8233", "localhost:8233", "[::1]:8233", ""} {
+		c := Default()
+		c.Temporal.EmbeddedUIAddr = addr
+		require.NoError(t, c.Validate(), addr)
+	}
+	for _, addr := range []string{"0.0.0.0:8233", ":8233", "10.0.0.5:8233", "ui.example.org:8233", "[::]:8233"} {
+		c := Default()
+		c.Temporal.EmbeddedUIAddr = addr
+		require.ErrorContains(t, c.Validate(), "has no sign-in", addr)
+		c.Temporal.UIInsecure = true
+		require.NoError(t, c.Validate(), addr)
+		c.Temporal.UIInsecure = false
+		c.Temporal.Address = "temporal.example.org:7233" // an external cluster: no embedded UI
+		require.NoError(t, c.Validate(), addr)
+	}
+	env := map[string]string{"INTEROP_TEMPORAL_UI_READONLY": "true", "INTEROP_TEMPORAL_UI_INSECURE": "1"}
+	c, err := fromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.NoError(t, err)
+	require.True(t, c.Temporal.UIReadOnly)
+	require.True(t, c.Temporal.UIInsecure)
+	env["INTEROP_TEMPORAL_UI_READONLY"] = "perhaps"
+	_, err = fromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	require.ErrorContains(t, err, "INTEROP_TEMPORAL_UI_READONLY")
+}

@@ -61,6 +61,9 @@ type Options struct {
 	UIAddr string
 	// DisableUI turns the Web UI off.
 	DisableUI bool
+	// UIReadOnly hides and refuses the UI's write actions (terminate, cancel, reset, signal,
+	// update, pause, start, batch): the UI has no sign-in, so whoever reaches it may act.
+	UIReadOnly bool
 
 	// Namespace is registered on start when missing. Defaults to
 	// DefaultNamespace.

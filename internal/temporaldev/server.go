@@ -180,7 +180,7 @@ func (s *Server) initialize(ctx context.Context, o Options, uiListener net.Liste
 	time.AfterFunc(saCacheRefresh+10*time.Second, func() { s.registering.Store(false) })
 	if uiListener != nil {
 		served = true // startUI owns the listener from here, even on error
-		ui, err := startUI(uiListener, s.frontend, o.Namespace, o.Logger)
+		ui, err := startUI(uiListener, s.frontend, o.Namespace, o.UIReadOnly, o.Logger)
 		if err != nil {
 			return fmt.Errorf("start temporal ui: %w", err)
 		}

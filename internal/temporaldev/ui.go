@@ -55,8 +55,8 @@ func listenUI(addr string) (net.Listener, error) {
 
 // startUI serves the UI on ln, pointed at the frontend, in the background.
 // It takes ownership of ln.
-func startUI(ln net.Listener, frontend, namespace string, logger *slog.Logger) (*webUI, error) {
-	ui, err := newWebUI(frontend, namespace)
+func startUI(ln net.Listener, frontend, namespace string, readOnly bool, logger *slog.Logger) (*webUI, error) {
+	ui, err := newWebUI(frontend, namespace, readOnly)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
@@ -71,7 +71,7 @@ func startUI(ln net.Listener, frontend, namespace string, logger *slog.Logger) (
 	return ui, nil
 }
 
-func newWebUI(frontend, namespace string) (*webUI, error) {
+func newWebUI(frontend, namespace string, readOnly bool) (*webUI, error) {
 	cfg, err := uiconfig.NewConfigProviderWithRefresh(&uiconfig.Config{
 		TemporalGRPCAddress: frontend,
 		EnableUI:            true,
@@ -81,6 +81,8 @@ func newWebUI(frontend, namespace string) (*webUI, error) {
 		CORS:             uiconfig.CORS{CookieInsecure: true},
 		HideLogs:         true,
 		DisableNewsFetch: true,
+		// ui-server hides every write action and its API refuses them.
+		DisableWriteActions: readOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ui config: %w", err)
