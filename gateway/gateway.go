@@ -52,6 +52,9 @@ type Deps struct {
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
 	Sealer adminapi.Sealer
+	// Listeners, when set, reports this process's MLLP listeners on the admin API's
+	// connector views (inbound.Listeners).
+	Listeners adminapi.ListenerStates
 	// FHIR configures how the FHIR facade reaches the owners of resources.
 	FHIR fhirapi.Options
 	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
@@ -93,7 +96,7 @@ func routes(e *echo.Echo, h *handlers) {
 	adminapi.New(adminapi.Deps{
 		Pool: d.Pool, Auth: d.Auth, BaseURL: d.BaseURL, TemporalUIURL: d.TemporalUIURL,
 		TemporalNamespace: d.TemporalNamespace, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
-		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer,
+		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer, Listeners: d.Listeners,
 	}).Routes(e.Group("/admin"))
 }
 

@@ -141,7 +141,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Metrics: inboundMetrics, Logger: s.logger,
 	}
 	ingestor := &inbound.Ingestor{Pool: s.pool, Starter: starter, Metrics: inboundMetrics, Logger: s.logger}
-	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
+	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost, Metrics: inboundMetrics}
 
 	cursorKey, err := signingKey(s.cfg, "interop fhir gateway paging cursor")
 	if err != nil {
@@ -162,7 +162,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
-		Sealer: s.sealer,
+		Sealer: s.sealer, Listeners: s.listeners,
 	})
 	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	// Bind before serving so that a taken port is an error of this call, not a log line.

@@ -6,11 +6,14 @@ package adminapi
 import (
 	"log/slog"
 
+	"github.com/google/uuid"
+
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/auth"
 )
 
@@ -33,6 +36,14 @@ type Deps struct {
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
 	Sealer Sealer
+	// Listeners, when set, reports the health of this process's MLLP listeners, shown on
+	// active connectors (listening, lastError).
+	Listeners ListenerStates
+}
+
+// ListenerStates reports this process's MLLP listener of a connector (inbound.Listeners).
+type ListenerStates interface {
+	State(connectorID uuid.UUID) (inbound.ListenerState, bool)
 }
 
 // API is the admin API's handler.

@@ -12,6 +12,16 @@ type Metrics struct {
 	MLLPFrameErrors *prometheus.CounterVec
 	// WorkflowStarts counts InboundHL7 starts by outcome (started, existing, error).
 	WorkflowStarts *prometheus.CounterVec
+	// MLLPListenerUp is 1 while an active connector's listener is open in this process, 0
+	// while it cannot open (its port taken, its host not on this machine); the series goes
+	// when the connector stops being active.
+	MLLPListenerUp *prometheus.GaugeVec
+	// MLLPListenFailures counts failed attempts to open a connector's listener (one per
+	// reconciliation while it fails).
+	MLLPListenFailures *prometheus.CounterVec
+	// MLLPRejectedDropped counts rejected input not kept for audit because the connector's
+	// storage budget was spent (see Ingestor.RejectedPerMinute).
+	MLLPRejectedDropped *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -30,7 +40,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		WorkflowStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "interop_workflow_starts_total", Help: "InboundHL7 workflow starts by outcome.",
 		}, []string{"outcome"}),
+		MLLPListenerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "interop_mllp_listener_up", Help: "1 while an active connector's MLLP listener is open in this process, 0 while it fails to open.",
+		}, []string{"connector", "connector_id"}),
+		MLLPListenFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "interop_mllp_listen_failures_total", Help: "Failed attempts to open a connector's MLLP listener.",
+		}, []string{"connector", "connector_id"}),
+		MLLPRejectedDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "interop_mllp_rejected_not_stored_total", Help: "Rejected input not kept for audit: the connector's storage budget per minute was spent.",
+		}, []string{"connector"}),
 	}
-	reg.MustRegister(m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts)
+	reg.MustRegister(m.MLLPMessages, m.MLLPAckSeconds, m.MLLPFrameErrors, m.WorkflowStarts,
+		m.MLLPListenerUp, m.MLLPListenFailures, m.MLLPRejectedDropped)
 	return m
 }
