@@ -694,7 +694,7 @@ func TestConnectorDeleteKeepsMessages(t *testing.T) {
 	t.Parallel()
 	a := newConnAPI(t)
 	c := a.create(a.tokA, mllpInbound("d", "fac-1", freePort(t)))
-	_, err := a.pool.Exec(context.Background(), `INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason) VALUES ($1, $2, 'junk', 'test')`,
+	_, err := a.pool.Exec(context.Background(), `INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, size_bytes, raw_sha256, reason) VALUES ($1, $2, 'junk', 4, sha256('junk'), 'test')`,
 		apiTenantA, c.ID)
 	require.NoError(t, err)
 	rec := a.call(http.MethodDelete, connPath(c.ID, ""), a.tokA, "", nil)

@@ -228,7 +228,7 @@ func (l *Listeners) open(c db.InteropConnector) (string, error) {
 		MaxMessageSize: settings.MaxMessageSize,
 		ReadTimeout:    settings.ReadTimeout(),
 		WriteTimeout:   30 * time.Second,
-		MaxConnections: settings.MaxConnections,
+		MaxConnections: settings.Connections(),
 		OnFrameError:   l.Ingestor.FrameErrorHandler(conn),
 		Logger:         l.Logger.With("connector_id", c.ID, "connector", c.Name),
 	}
