@@ -117,7 +117,8 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	// Each export file's upload is checked when it is written; closing the bucket at exit only
 	// releases its client (as the serve roles' cleanup does).
 	defer func() { _ = exports.Close() }()
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports}
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports,
+		devOwners: true}
 	reindexStore(ctx, s.store, logger)
 	w := s.newWorker()
 	if err := w.Start(); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/mapping"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 	"github.com/nhp/interop/worker"
@@ -51,6 +52,34 @@ type services struct {
 	mapping *mapping.Tenants
 	// exports is the bucket of Bulk Data export files (INTEROP_EXPORT_BUCKET).
 	exports *blob.Bucket
+	// devOwners allows owners on loopback (`interop dev`: `interop store` and test owners on
+	// 127.0.0.1) on top of INTEROP_OWNER_ALLOW.
+	devOwners bool
+	owners    *netguard.Policy
+}
+
+// ownerPolicy is the owner address policy: INTEROP_OWNER_ALLOW (checked by Config.Validate),
+// plus loopback under `interop dev`.
+func (s *services) ownerPolicy() *netguard.Policy {
+	if s.owners != nil {
+		return s.owners
+	}
+	p, err := netguard.Parse(s.cfg.OwnerAllow)
+	if err != nil {
+		s.logger.Error("INTEROP_OWNER_ALLOW ignored: owners on internal addresses are refused", "error", err)
+		p = nil
+	}
+	if s.devOwners {
+		if p, err = p.With(netguard.Loopback); err != nil {
+			panic(err) // a constant
+		}
+		s.logger.Info("interop dev: owners on loopback (127.0.0.0/8, ::1) are allowed; other internal addresses need INTEROP_OWNER_ALLOW")
+	}
+	if p == nil {
+		p = &netguard.Policy{}
+	}
+	s.owners = p
+	return p
 }
 
 func (s *services) newWorker() sdkworker.Worker {
@@ -62,7 +91,7 @@ func (s *services) activities() *activities.Activities {
 		return s.acts
 	}
 	s.acts = &activities.Activities{
-		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
+		Pool: s.pool, Store: s.store, HTTP: s.ownerPolicy().Client(30 * time.Second),
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
 		Mapping: s.mapping, Exports: s.exports,
 		ExportFileMaxCount: s.cfg.ExportFileMaxCount, ExportFileMaxBytes: s.cfg.ExportFileMaxBytes,
@@ -162,7 +191,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		BaseURL: s.cfg.BaseURL(), TemporalUIURL: s.cfg.TemporalUIURL(), TemporalNamespace: s.cfg.Temporal.Namespace,
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
-		Sealer: s.sealer, Listeners: s.listeners,
+		Sealer: s.sealer, Listeners: s.listeners, OwnerPolicy: s.ownerPolicy(),
 	})
 	httpSrv := &http.Server{Addr: s.cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
 	// Bind before serving so that a taken port is an error of this call, not a log line.

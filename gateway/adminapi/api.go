@@ -15,6 +15,7 @@ import (
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Deps are the admin API's collaborators.
@@ -39,6 +40,10 @@ type Deps struct {
 	// Listeners, when set, reports the health of this process's MLLP listeners, shown on
 	// active connectors (listening, lastError).
 	Listeners ListenerStates
+	// OwnerPolicy decides which addresses a routing rule's ownerUrl may name (netguard; the
+	// operator's INTEROP_OWNER_ALLOW); nil refuses loopback, private, link-local, multicast,
+	// unspecified and cloud metadata addresses.
+	OwnerPolicy *netguard.Policy
 }
 
 // ListenerStates reports this process's MLLP listener of a connector (inbound.Listeners).

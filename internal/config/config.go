@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Config is everything the interop binary needs to run any of its subcommands.
@@ -75,6 +77,11 @@ type Config struct {
 	ExportFileMaxCount int64
 	ExportFileMaxBytes int64
 	ExportParallelism  int
+
+	// OwnerAllow is the operator's allow-list of owner addresses (INTEROP_OWNER_ALLOW): CIDRs,
+	// addresses and host names (netguard.Parse) that routing rules may name although they are
+	// loopback, private, link-local… Empty allows none of those; `interop dev` adds loopback.
+	OwnerAllow string
 
 	Temporal Temporal
 }
@@ -156,6 +163,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.MappingTenantsFile, "INTEROP_MAPPING_TENANTS")
 	str(&c.ExportBucketURL, "INTEROP_EXPORT_BUCKET")
 	str(&c.URLSigningKey, "INTEROP_URL_SIGNING_KEY")
+	str(&c.OwnerAllow, "INTEROP_OWNER_ALLOW")
 	for key, dst := range map[string]*int64{"INTEROP_EXPORT_FILE_MAX_COUNT": &c.ExportFileMaxCount, "INTEROP_EXPORT_FILE_MAX_BYTES": &c.ExportFileMaxBytes} {
 		if v, ok := lookup(key); ok && v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -226,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "") {
 		errs = append(errs, errors.New("INTEROP_JWT_ISSUER and INTEROP_JWT_AUDIENCE apply to tokens verified with INTEROP_JWKS_URL: set it too"))
+	}
+	if _, err := netguard.Parse(c.OwnerAllow); err != nil {
+		errs = append(errs, fmt.Errorf("INTEROP_OWNER_ALLOW: %w", err))
 	}
 	if c.Temporal.HistoryShards < 1 {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))
