@@ -59,7 +59,11 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if err := db.MigrateUp(c.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, c)
+	budget, err := c.DBBudget(c.Temporal.Address == "")
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	pool, err := openPool(ctx, c, budget, logger)
 	if err != nil {
 		return err
 	}
@@ -78,6 +82,9 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			SearchAttributes:       workflows.SearchAttributes(),
 			NumHistoryShards:       c.Temporal.HistoryShards,
 			DynamicConfigFile:      c.Temporal.DynamicConfigFile,
+			MaxConns:               budget.Temporal,
+			VisibilityMaxConns:     budget.TemporalVisibility,
+			ApplicationName:        temporalAppName,
 			Logger:                 logger.With("component", "temporal-server"),
 		})
 		if err != nil {

@@ -82,8 +82,15 @@ func (s *services) ownerPolicy() *netguard.Policy {
 	return p
 }
 
+// newWorker is the process's worker. Its pipeline steps (local activities) each hold a
+// database connection for most of their run: their concurrency follows the service pool
+// (worker.DefaultMaxConcurrentLocalActivities for the default pool of 20), so that a smaller
+// budget queues steps instead of timing them out waiting for a connection.
 func (s *services) newWorker() sdkworker.Worker {
-	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, s.activities(), worker.Options{})
+	local := worker.DefaultMaxConcurrentLocalActivities * int(s.pool.MaxConns()) / db.DefaultMaxConns
+	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, s.activities(), worker.Options{
+		MaxConcurrentLocalActivities: max(4, min(local, worker.DefaultMaxConcurrentLocalActivities*4)),
+	})
 }
 
 func (s *services) activities() *activities.Activities {
@@ -354,9 +361,21 @@ func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenant
 	return t, nil
 }
 
-// openPool connects to the service database.
-func openPool(ctx context.Context, cfg config.Config) (*db.Pool, error) {
+// Application names of the process's pools, as pg_stat_activity shows them.
+const (
+	serviceAppName  = "interop"
+	temporalAppName = "interop-temporal" // and interop-temporal-visibility
+)
+
+// openPool connects to the service database with the service pool's share of the budget.
+func openPool(ctx context.Context, cfg config.Config, budget config.DBBudget, logger *slog.Logger) (*db.Pool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenWith(ctx, cfg.DatabaseURL, db.Options{MaxConns: budget.Service, ApplicationName: serviceAppName})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("database connection budget (INTEROP_DB_MAX_CONNS)", "total", budget.Total, "service_pool", pool.MaxConns(),
+		"temporal", budget.Temporal, "temporal_visibility", budget.TemporalVisibility)
+	return pool, nil
 }
