@@ -42,10 +42,12 @@ run: build ## Start the whole service (embedded Temporal + UI, gateway, worker, 
 	exec ./$(BIN) dev
 
 .PHONY: test
-test: check-go check-node lint ## Run make lint, then every test (real PostgreSQL, embedded Temporal, real sockets, Node.js peers)
+test: check-go check-node lint ## Run make lint, then every test (real PostgreSQL, embedded Temporal, real sockets, Node.js peers), as parallel as the cluster's free connections allow
 	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; \
-	export TEST_DATABASE_URL="$$url" INTEROP_REQUIRE_NODE=1; \
-	$(GO) test -count=1 -timeout 20m $(PKGS) && \
+	export TEST_DATABASE_URL="$$url" INTEROP_REQUIRE_NODE=1 \
+	  INTEROP_TEST_DB_MAX_CONNS="$${INTEROP_TEST_DB_MAX_CONNS:-6}" INTEROP_TEST_DEV_DB_MAX_CONNS="$${INTEROP_TEST_DEV_DB_MAX_CONNS:-24}"; \
+	flags="$$(scripts/test-parallelism.sh "$$url")"; \
+	$(GO) test -count=1 -timeout 20m $$flags $(PKGS) && \
 	$(GO) test -count=1 -race -timeout 10m ./internal/mllp/... ./internal/hl7v2/... ./internal/auth/... ./internal/routing/... ./internal/crypto/... ./internal/export/... && \
 	$(GO) test -count=1 -race -timeout 5m -run 'TestMapConcurrentlyFromOneParse|TestFieldAccounting|TestGolden' ./internal/mapping
 

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// DefaultMaxConns sizes the pool unless the URL sets pool_max_conns.
+// DefaultMaxConns sizes the pool unless Options or the URL (pool_max_conns) say otherwise.
 const DefaultMaxConns = 20
 
 // Pool is the service's connection pool. Its Exec, Query and QueryRow (the DBTX that New and
@@ -24,8 +24,24 @@ type Pool struct {
 	pool *pgxpool.Pool
 }
 
-// Open connects a pool to url and checks that the server answers.
+// Options size and name a pool.
+type Options struct {
+	// MaxConns bounds the pool's connections; 0 means DefaultMaxConns. The URL's
+	// pool_max_conns, when present, wins.
+	MaxConns int32
+	// ApplicationName is the sessions' application_name (pg_stat_activity shows it), unless
+	// the URL sets one.
+	ApplicationName string
+}
+
+// Open connects a pool of DefaultMaxConns connections to url and checks that the server
+// answers.
 func Open(ctx context.Context, url string) (*Pool, error) {
+	return OpenWith(ctx, url, Options{})
+}
+
+// OpenWith is Open with the pool sized and named by o.
+func OpenWith(ctx context.Context, url string, o Options) (*Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
@@ -34,6 +50,15 @@ func Open(ctx context.Context, url string) (*Pool, error) {
 		// pgxpool's default, max(4, NumCPU), starves the local activities and the ingest
 		// path, which wait on I/O, not CPU (bench/system: tune pool-32).
 		cfg.MaxConns = DefaultMaxConns
+		if o.MaxConns > 0 {
+			cfg.MaxConns = o.MaxConns
+		}
+		if cfg.MinConns > cfg.MaxConns {
+			cfg.MinConns = cfg.MaxConns
+		}
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set && o.ApplicationName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = o.ApplicationName
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -49,7 +74,7 @@ func Open(ctx context.Context, url string) (*Pool, error) {
 // Close closes every connection, waiting for those in use to be released.
 func (p *Pool) Close() { p.pool.Close() }
 
-// MaxConns is the pool's size (DefaultMaxConns unless the URL set pool_max_conns).
+// MaxConns is the pool's size.
 func (p *Pool) MaxConns() int32 { return p.pool.Config().MaxConns }
 
 // Ping checks that the server answers (the gateway's readiness).

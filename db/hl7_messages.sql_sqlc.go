@@ -896,8 +896,8 @@ func (q *Queries) Hl7MessageSettle(ctx context.Context, arg Hl7MessageSettlePara
 }
 
 const hl7RejectedInputInsert = `-- name: Hl7RejectedInputInsert :one
-INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason, remote_addr)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, size_bytes, raw_sha256, reason, remote_addr)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING id
 `
 
@@ -905,15 +905,20 @@ type Hl7RejectedInputInsertParams struct {
 	TenantID    string
 	ConnectorID uuid.UUID
 	Raw         []byte
+	SizeBytes   int64
+	RawSHA256   []byte
 	Reason      string
 	RemoteAddr  string
 }
 
+// raw is a bounded prefix of what arrived; size_bytes and raw_sha256 describe all of it.
 func (q *Queries) Hl7RejectedInputInsert(ctx context.Context, arg Hl7RejectedInputInsertParams) (uuid.UUID, error) {
 	row := q.db.QueryRow(ctx, hl7RejectedInputInsert,
 		arg.TenantID,
 		arg.ConnectorID,
 		arg.Raw,
+		arg.SizeBytes,
+		arg.RawSHA256,
 		arg.Reason,
 		arg.RemoteAddr,
 	)

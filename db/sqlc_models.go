@@ -721,6 +721,8 @@ type Hl7RejectedInput struct {
 	Reason      string
 	RemoteAddr  string
 	ReceivedAt  time.Time
+	SizeBytes   int64
+	RawSHA256   []byte
 }
 
 type Hl7ResourceLink struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/smartapi"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/smart"
 	"github.com/nhp/interop/internal/store"
 )
@@ -54,6 +55,14 @@ type Deps struct {
 	// Sealer seals connector credentials (internal/crypto over a Tink keyset); nil refuses
 	// requests that carry credentials with 503.
 	Sealer adminapi.Sealer
+	// Listeners, when set, reports this process's MLLP listeners on the admin API's
+	// connector views (inbound.Listeners).
+	Listeners adminapi.ListenerStates
+	// OwnerPolicy decides which addresses owners may have (INTEROP_OWNER_ALLOW): routing
+	// rules naming others are refused by the admin API, and the FHIR API's owner client
+	// refuses to dial them (unless FHIR.HTTP or FHIR.OwnerPolicy is set). Nil refuses
+	// loopback, private, link-local, multicast, unspecified and cloud metadata addresses.
+	OwnerPolicy *netguard.Policy
 	// FHIR configures how the FHIR facade reaches the owners of resources.
 	FHIR fhirapi.Options
 	// Exports configures Bulk Data $export; without a bucket (or Temporal) it is not served.
@@ -104,6 +113,9 @@ func routes(e *echo.Echo, h *handlers) {
 			d.FHIR.TokenURL = smartapi.TokenURL(d.BaseURL)
 		}
 	}
+	if d.FHIR.OwnerPolicy == nil {
+		d.FHIR.OwnerPolicy = d.OwnerPolicy
+	}
 	fhirapi.New(fhirapi.Deps{
 		Pool: d.Pool, Store: d.Store, Auth: d.Auth, DefaultOwner: d.DefaultOwner, BaseURL: d.BaseURL,
 		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
@@ -113,6 +125,7 @@ func routes(e *echo.Echo, h *handlers) {
 		Pool: d.Pool, Auth: d.Auth, BaseURL: d.BaseURL, TemporalUIURL: d.TemporalUIURL,
 		TemporalNamespace: d.TemporalNamespace, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
 		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer, AllowPrivateJWKS: d.AllowPrivateJWKS,
+		Listeners: d.Listeners, OwnerPolicy: d.OwnerPolicy,
 	}).Routes(e.Group("/admin"))
 }
 

@@ -63,7 +63,11 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if err := db.MigrateUp(c.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := openPool(ctx, c)
+	budget, err := c.DBBudget(c.Temporal.Address == "")
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	pool, err := openPool(ctx, c, budget, logger)
 	if err != nil {
 		return err
 	}
@@ -83,6 +87,9 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			SearchAttributes:       workflows.SearchAttributes(),
 			NumHistoryShards:       c.Temporal.HistoryShards,
 			DynamicConfigFile:      c.Temporal.DynamicConfigFile,
+			MaxConns:               budget.Temporal,
+			VisibilityMaxConns:     budget.TemporalVisibility,
+			ApplicationName:        temporalAppName,
 			Logger:                 logger.With("component", "temporal-server"),
 		})
 		if err != nil {
@@ -122,7 +129,8 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	// Each export file's upload is checked when it is written; closing the bucket at exit only
 	// releases its client (as the serve roles' cleanup does).
 	defer func() { _ = exports.Close() }()
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports, certs: certs, dev: true}
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports, certs: certs,
+		dev: true, devOwners: true}
 	reindexStore(ctx, s.store, logger)
 	w := s.newWorker()
 	if err := w.Start(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,7 +186,18 @@ func devTestConfig(t *testing.T, prefix string) (config.Config, string) {
 	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
 	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
 	cfg.Temporal.HistoryShards = 1
+	cfg.DBMaxConns = testDevDBMaxConns()
 	return cfg, serviceURL
+}
+
+// testDevDBMaxConns is the connection budget of the tests' in-process `interop dev`:
+// INTEROP_TEST_DEV_DB_MAX_CONNS (make test sets it), else 24, so that tests fit beside a
+// running `make run` (scripts/test-parallelism.sh counts on it).
+func testDevDBMaxConns() int {
+	if n, err := strconv.Atoi(os.Getenv("INTEROP_TEST_DEV_DB_MAX_CONNS")); err == nil && n > 0 {
+		return n
+	}
+	return 24
 }
 
 func startDev(t *testing.T, cfg config.Config) (stop func()) {

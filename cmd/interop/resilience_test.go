@@ -72,6 +72,7 @@ func TestTemporalDownAcksKeepFlowing(t *testing.T) {
 	cfg.Temporal.EmbeddedDatabase = name + "_temporal"
 	cfg.Temporal.EmbeddedVisibilityDatabase = name + "_visibility"
 	cfg.Temporal.HistoryShards = 1
+	cfg.DBMaxConns = 10 // each role's pool: the gateway's and the worker's run side by side
 	base := "http://" + cfg.HTTPAddr
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
@@ -119,6 +120,8 @@ func TestTemporalDownAcksKeepFlowing(t *testing.T) {
 		Namespace:              cfg.Temporal.Namespace,
 		SearchAttributes:       workflows.SearchAttributes(),
 		NumHistoryShards:       cfg.Temporal.HistoryShards,
+		MaxConns:               8,
+		VisibilityMaxConns:     6,
 		Logger:                 logger,
 	}
 	began := time.Now()

@@ -120,7 +120,11 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 	if err != nil {
 		return nil, nil, err
 	}
-	pool, err := openPool(ctx, c)
+	budget, err := c.DBBudget(false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration: %w", err)
+	}
+	pool, err := openPool(ctx, c, budget, logger)
 	if err != nil {
 		return nil, nil, err
 	}

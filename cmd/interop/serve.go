@@ -30,6 +30,7 @@ import (
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/mapping"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/smart"
 	"github.com/nhp/interop/internal/store"
@@ -58,10 +59,45 @@ type services struct {
 	certs *tlscert.Reloader
 	// dev is `interop dev`: SMART clients may then register JWKS URLs on loopback.
 	dev bool
+	// devOwners allows owners on loopback (`interop dev`: `interop store` and test owners on
+	// 127.0.0.1) on top of INTEROP_OWNER_ALLOW.
+	devOwners bool
+	owners    *netguard.Policy
 }
 
+// ownerPolicy is the owner address policy: INTEROP_OWNER_ALLOW (checked by Config.Validate),
+// plus loopback under `interop dev`.
+func (s *services) ownerPolicy() *netguard.Policy {
+	if s.owners != nil {
+		return s.owners
+	}
+	p, err := netguard.Parse(s.cfg.OwnerAllow)
+	if err != nil {
+		s.logger.Error("INTEROP_OWNER_ALLOW ignored: owners on internal addresses are refused", "error", err)
+		p = nil
+	}
+	if s.devOwners {
+		if p, err = p.With(netguard.Loopback); err != nil {
+			panic(err) // a constant
+		}
+		s.logger.Info("interop dev: owners on loopback (127.0.0.0/8, ::1) are allowed; other internal addresses need INTEROP_OWNER_ALLOW")
+	}
+	if p == nil {
+		p = &netguard.Policy{}
+	}
+	s.owners = p
+	return p
+}
+
+// newWorker is the process's worker. Its pipeline steps (local activities) each hold a
+// database connection for most of their run: their concurrency follows the service pool
+// (worker.DefaultMaxConcurrentLocalActivities for the default pool of 20), so that a smaller
+// budget queues steps instead of timing them out waiting for a connection.
 func (s *services) newWorker() sdkworker.Worker {
-	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, s.activities(), worker.Options{})
+	local := worker.DefaultMaxConcurrentLocalActivities * int(s.pool.MaxConns()) / db.DefaultMaxConns
+	return worker.New(s.temporal, s.cfg.Temporal.TaskQueue, s.activities(), worker.Options{
+		MaxConcurrentLocalActivities: max(4, min(local, worker.DefaultMaxConcurrentLocalActivities*4)),
+	})
 }
 
 func (s *services) activities() *activities.Activities {
@@ -69,7 +105,7 @@ func (s *services) activities() *activities.Activities {
 		return s.acts
 	}
 	s.acts = &activities.Activities{
-		Pool: s.pool, Store: s.store, HTTP: &http.Client{Timeout: 30 * time.Second},
+		Pool: s.pool, Store: s.store, HTTP: s.ownerPolicy().Client(30 * time.Second),
 		DefaultOwner: routing.Builtin, Logger: s.logger, Metrics: activities.NewMetrics(s.registry),
 		Mapping: s.mapping, Exports: s.exports,
 		ExportFileMaxCount: s.cfg.ExportFileMaxCount, ExportFileMaxBytes: s.cfg.ExportFileMaxBytes,
@@ -160,7 +196,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Metrics: inboundMetrics, Logger: s.logger,
 	}
 	ingestor := &inbound.Ingestor{Pool: s.pool, Starter: starter, Metrics: inboundMetrics, Logger: s.logger}
-	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost}
+	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost, Metrics: inboundMetrics}
 
 	cursorKey, err := signingKey(s.cfg, "interop fhir gateway paging cursor")
 	if err != nil {
@@ -182,6 +218,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
 		Sealer: s.sealer, TLS: s.certs != nil, SMART: tokenServer, AllowPrivateJWKS: s.dev,
+		Listeners: s.listeners, OwnerPolicy: s.ownerPolicy(),
 	})
 	httpSrv := gateway.NewHTTPServer(e, s.certs)
 	// Bind before serving so that a taken port is an error of this call, not a log line.
@@ -363,9 +400,21 @@ func loadMappingTenants(cfg config.Config, logger *slog.Logger) (*mapping.Tenant
 	return t, nil
 }
 
-// openPool connects to the service database.
-func openPool(ctx context.Context, cfg config.Config) (*db.Pool, error) {
+// Application names of the process's pools, as pg_stat_activity shows them.
+const (
+	serviceAppName  = "interop"
+	temporalAppName = "interop-temporal" // and interop-temporal-visibility
+)
+
+// openPool connects to the service database with the service pool's share of the budget.
+func openPool(ctx context.Context, cfg config.Config, budget config.DBBudget, logger *slog.Logger) (*db.Pool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	return db.Open(ctx, cfg.DatabaseURL)
+	pool, err := db.OpenWith(ctx, cfg.DatabaseURL, db.Options{MaxConns: budget.Service, ApplicationName: serviceAppName})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("database connection budget (INTEROP_DB_MAX_CONNS)", "total", budget.Total, "service_pool", pool.MaxConns(),
+		"temporal", budget.Temporal, "temporal_visibility", budget.TemporalVisibility)
+	return pool, nil
 }

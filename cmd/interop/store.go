@@ -41,7 +41,12 @@ func (c storeCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("migrate store database: %w", err)
 	}
 	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	pool, err := db.Open(openCtx, dbURL)
+	budget, err := cfg.DBBudget(false)
+	if err != nil {
+		cancel()
+		return err
+	}
+	pool, err := db.OpenWith(openCtx, dbURL, db.Options{MaxConns: budget.Service, ApplicationName: "interop-store"})
 	cancel()
 	if err != nil {
 		return err

@@ -100,8 +100,9 @@ GROUP BY m.connector_id, c.name, m.status
 ORDER BY c.name, m.connector_id, m.status;
 
 -- name: Hl7RejectedInputInsert :one
-INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason, remote_addr)
-VALUES (@tenant_id, @connector_id, @raw, @reason, @remote_addr)
+-- raw is a bounded prefix of what arrived; size_bytes and raw_sha256 describe all of it.
+INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, size_bytes, raw_sha256, reason, remote_addr)
+VALUES (@tenant_id, @connector_id, @raw, @size_bytes, @raw_sha256, @reason, @remote_addr)
 RETURNING id;
 
 -- name: Hl7MessageList :many

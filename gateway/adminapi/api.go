@@ -6,12 +6,16 @@ package adminapi
 import (
 	"log/slog"
 
+	"github.com/google/uuid"
+
 	"github.com/labstack/echo/v4"
 	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/internal/auth"
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Deps are the admin API's collaborators.
@@ -36,6 +40,18 @@ type Deps struct {
 	// AllowPrivateJWKS lets SMART clients register JWKS URLs on loopback over http
 	// (development and tests); production registers https URLs only.
 	AllowPrivateJWKS bool
+	// Listeners, when set, reports the health of this process's MLLP listeners, shown on
+	// active connectors (listening, lastError).
+	Listeners ListenerStates
+	// OwnerPolicy decides which addresses a routing rule's ownerUrl may name (netguard; the
+	// operator's INTEROP_OWNER_ALLOW); nil refuses loopback, private, link-local, multicast,
+	// unspecified and cloud metadata addresses.
+	OwnerPolicy *netguard.Policy
+}
+
+// ListenerStates reports this process's MLLP listener of a connector (inbound.Listeners).
+type ListenerStates interface {
+	State(connectorID uuid.UUID) (inbound.ListenerState, bool)
 }
 
 // API is the admin API's handler.

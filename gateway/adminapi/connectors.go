@@ -159,9 +159,21 @@ type connectorView struct {
 	ListenPort *int32            `json:"listenPort,omitempty"`
 	Settings   json.RawMessage   `json:"settings"`
 	Auth       connectorAuthView `json:"auth"`
-	Version    int64             `json:"version"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
+	// Listener is the MLLP listener of an active inbound connector as the answering replica
+	// sees it; absent when the connector does not listen or this process runs no listeners.
+	Listener  *listenerView `json:"listener,omitempty"`
+	Version   int64         `json:"version"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
+}
+
+// listenerView is the health of a connector's listener: an active connector whose port
+// another process holds is active but does not listen, and says why.
+type listenerView struct {
+	Listening   bool       `json:"listening"`
+	Addr        string     `json:"addr,omitempty"`
+	LastError   string     `json:"lastError,omitempty"`
+	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
 }
 
 type connectorAuthView struct {
@@ -169,7 +181,24 @@ type connectorAuthView struct {
 	KeyID      string `json:"keyId,omitempty"`
 }
 
-func viewConnector(r db.InteropConnector) connectorView {
+// viewConnector is r as shown, with its listener's health when r is active and this process
+// knows it.
+func (h *API) viewConnector(r db.InteropConnector) connectorView {
+	v := viewConnectorRow(r)
+	if h.d.Listeners == nil || r.Status != db.ConnectorStatusActive {
+		return v
+	}
+	if st, ok := h.d.Listeners.State(r.ID); ok {
+		v.Listener = &listenerView{Listening: st.Listening, Addr: st.Addr, LastError: st.LastError}
+		if !st.LastErrorAt.IsZero() {
+			at := st.LastErrorAt.UTC()
+			v.Listener.LastErrorAt = &at
+		}
+	}
+	return v
+}
+
+func viewConnectorRow(r db.InteropConnector) connectorView {
 	v := connectorView{
 		ID: r.ID, Name: r.Name, FacilityID: r.FacilityID, Protocol: string(r.Protocol), Direction: string(r.Direction),
 		Status: string(r.Status), ListenHost: r.ListenHost, ListenPort: r.ListenPort, Settings: r.Settings,
@@ -187,9 +216,9 @@ func viewConnector(r db.InteropConnector) connectorView {
 	return v
 }
 
-func renderConnector(c echo.Context, status int, r db.InteropConnector) error {
+func (h *API) renderConnector(c echo.Context, status int, r db.InteropConnector) error {
 	c.Response().Header().Set("ETag", connectorETag(r.Version))
-	return c.JSON(status, viewConnector(r))
+	return c.JSON(status, h.viewConnector(r))
 }
 
 // listConnectors lists the caller's tenant's connectors, optionally filtered by status,
@@ -236,7 +265,7 @@ func (h *API) listConnectors(c echo.Context) error {
 		Connectors []connectorView `json:"connectors"`
 	}{Connectors: make([]connectorView, 0, len(rows))}
 	for _, r := range rows {
-		out.Connectors = append(out.Connectors, viewConnector(r))
+		out.Connectors = append(out.Connectors, h.viewConnector(r))
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -254,7 +283,7 @@ func (h *API) getConnector(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("get connector: %w", err)
 	}
-	return renderConnector(c, http.StatusOK, row)
+	return h.renderConnector(c, http.StatusOK, row)
 }
 
 // createConnector creates a draft connector. Credentials in "auth" are sealed before the insert.
@@ -289,7 +318,7 @@ func (h *API) createConnector(c echo.Context) error {
 	h.d.Logger.Info("connector created", "connector_id", row.ID, "tenant_id", tenant, "protocol", row.Protocol,
 		"direction", row.Direction, "auth_configured", row.AuthCiphertext != nil)
 	c.Response().Header().Set(echo.HeaderLocation, h.d.BaseURL+"/admin/connectors/"+row.ID.String())
-	return renderConnector(c, http.StatusCreated, row)
+	return h.renderConnector(c, http.StatusCreated, row)
 }
 
 // updateConnector replaces a connector's fields (PUT: absent optional fields are cleared), on
@@ -371,7 +400,7 @@ func (h *API) updateConnector(c echo.Context) error {
 	}
 	h.d.Logger.Info("connector updated", "connector_id", id, "tenant_id", tenant, "version", row.Version,
 		"auth_configured", row.AuthCiphertext != nil)
-	return renderConnector(c, http.StatusOK, row)
+	return h.renderConnector(c, http.StatusOK, row)
 }
 
 // transitionConnector moves a connector along tr, recording tr's event in the same transaction.
@@ -418,7 +447,7 @@ func (h *API) transitionConnector(tr connectorTransition) echo.HandlerFunc {
 		}
 		h.d.Logger.Info("connector "+tr.action+"d", "connector_id", id, "tenant_id", tenant, "protocol", row.Protocol,
 			"from", cur.Status, "version", row.Version)
-		return renderConnector(c, http.StatusOK, row)
+		return h.renderConnector(c, http.StatusOK, row)
 	}
 }
 
@@ -498,16 +527,19 @@ func (h *API) connectorWriteError(ctx context.Context, tenant string, id uuid.UU
 		}
 		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg)
 	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_active_port":
-		msg := "the listen port is in use by another active connector"
+		// Ports are shared by every tenant on the gateway hosts. The caller's own connector in
+		// the way is named; anything else gets a neutral answer that says nothing of who holds
+		// the port, or whether anyone does.
+		msg := "the listen port is not available; choose another port"
 		if f.ListenPort != nil {
-			msg = fmt.Sprintf("port %d is in use by another active connector", *f.ListenPort)
+			msg = fmt.Sprintf("port %d is not available; choose another port", *f.ListenPort)
 			holder, lerr := db.New(h.d.Pool).ConnectorActiveOnPort(ctx, f.ListenPort)
-			// Another tenant's connector is not named.
 			if lerr == nil && holder.TenantID == tenant && holder.ID != id {
-				msg = fmt.Sprintf("port %d is in use by the active connector %q (%s)", *f.ListenPort, holder.Name, holder.ID)
+				msg = fmt.Sprintf("port %d is in use by the active connector %q (%s); choose another port or deactivate that connector",
+					*f.ListenPort, holder.Name, holder.ID)
 			}
 		}
-		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg+"; choose another port or deactivate that connector")
+		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueConflict, msg)
 	case errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == "interop_connectors_tenant_name":
 		return httpkit.NewOutcome(http.StatusConflict, fhir.IssueDuplicate, fmt.Sprintf("a connector named %q already exists", f.Name))
 	case errors.Is(err, db.ErrCheckViolation):

@@ -56,7 +56,7 @@ type connAPI struct {
 	bodies []string
 }
 
-func newConnAPI(t *testing.T) *connAPI {
+func newConnAPI(t *testing.T, mods ...func(*Deps)) *connAPI {
 	t.Helper()
 	h, err := crypto.NewKeyset()
 	require.NoError(t, err)
@@ -66,6 +66,9 @@ func newConnAPI(t *testing.T) *connAPI {
 	s := newAPIServer(t, func(d *Deps) {
 		d.Sealer = sealer
 		d.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		for _, mod := range mods {
+			mod(d)
+		}
 	})
 	a := &connAPI{apiServer: s, sealer: sealer, logs: logs,
 		tokA: s.token(apiTenantA, auth.AdminScope), tokB: s.token(apiTenantB, auth.AdminScope)}
@@ -347,9 +350,18 @@ func TestConnectorActivationInvariants(t *testing.T) {
 	// ...across tenants it is not.
 	other := a.create(a.tokB, mllpInbound("theirs", "fac-1", port))
 	out = requireAPIOutcome(t, a.move(a.tokB, other.ID, "activate", http.StatusConflict), http.StatusConflict, "conflict")
-	require.Contains(t, outcomeText(out), fmt.Sprintf("port %d is in use by another active connector", port))
+	// A neutral answer: nothing says that the port is held, let alone by a connector of
+	// another tenant.
+	require.Equal(t, fmt.Sprintf("port %d is not available; choose another port", port), outcomeText(out))
 	require.NotContains(t, outcomeText(out), "first")
 	require.NotContains(t, outcomeText(out), first.ID.String())
+	require.NotContains(t, outcomeText(out), "connector")
+	// The same through PUT of tenant B's active connector.
+	theirs := a.create(a.tokB, mllpInbound("theirs-2", "fac-2", freePort(t)))
+	a.move(a.tokB, theirs.ID, "activate", http.StatusOK)
+	rec0 := a.call(http.MethodPut, connPath(theirs.ID, ""), a.tokB, mllpInbound("theirs-2", "fac-2", port), nil)
+	require.Equal(t, fmt.Sprintf("port %d is not available; choose another port", port),
+		outcomeText(requireAPIOutcome(t, rec0, http.StatusConflict, "conflict")))
 
 	// Moving an active connector onto a taken port through PUT is refused the same way.
 	third := a.create(a.tokA, mllpInbound("third", "fac-3", freePort(t)))
@@ -682,7 +694,7 @@ func TestConnectorDeleteKeepsMessages(t *testing.T) {
 	t.Parallel()
 	a := newConnAPI(t)
 	c := a.create(a.tokA, mllpInbound("d", "fac-1", freePort(t)))
-	_, err := a.pool.Exec(context.Background(), `INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, reason) VALUES ($1, $2, 'junk', 'test')`,
+	_, err := a.pool.Exec(context.Background(), `INSERT INTO hl7_rejected_inputs (tenant_id, connector_id, raw, size_bytes, raw_sha256, reason) VALUES ($1, $2, 'junk', 4, sha256('junk'), 'test')`,
 		apiTenantA, c.ID)
 	require.NoError(t, err)
 	rec := a.call(http.MethodDelete, connPath(c.ID, ""), a.tokA, "", nil)

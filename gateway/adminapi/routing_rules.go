@@ -20,6 +20,7 @@ import (
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 )
 
@@ -195,6 +196,9 @@ func (h *API) createRoutingRule(c echo.Context) error {
 	if body.enabled == nil {
 		f.Enabled = true
 	}
+	if err := h.checkOwner(ctx, "the new routing rule for "+describeTarget(f.ResourceType, f.Category), f.OwnerURL); err != nil {
+		return err
+	}
 	id := uuid.New()
 	row, err := db.New(h.d.Pool).FhirRoutingRuleCreate(ctx, db.FhirRoutingRuleCreateParams{
 		ID: id, TenantID: tenant, ResourceType: f.ResourceType, Category: f.Category, OwnerURL: f.OwnerURL,
@@ -227,6 +231,9 @@ func (h *API) updateRoutingRule(c echo.Context) error {
 	ctx := c.Request().Context()
 	tenant := httpkit.Principal(c).Tenant
 	f := body.fields
+	if err := h.checkOwner(ctx, "routing rule "+id.String(), f.OwnerURL); err != nil {
+		return err
+	}
 	var row db.FhirRoutingRule
 	err = db.InTx(ctx, h.d.Pool, func(q *db.Queries) error {
 		cur, err := lockRoutingRule(ctx, q, tenant, id)
@@ -285,6 +292,11 @@ func (h *API) setRoutingRuleEnabled(enabled bool) echo.HandlerFunc {
 			if cur.Enabled == enabled {
 				row = cur
 				return nil
+			}
+			if enabled {
+				if err := h.checkOwner(ctx, "routing rule "+id.String(), cur.OwnerURL); err != nil {
+					return err
+				}
 			}
 			row, err = q.FhirRoutingRuleUpdate(ctx, db.FhirRoutingRuleUpdateParams{
 				TenantID: tenant, ID: id, ResourceType: cur.ResourceType, Category: cur.Category, OwnerURL: cur.OwnerURL,
@@ -396,6 +408,24 @@ func (h *API) enabledRulesOfType(ctx context.Context, tenant, typ string, except
 		return nil, err
 	}
 	return slices.DeleteFunc(rows, func(r db.FhirRoutingRule) bool { return r.ID == except }), nil
+}
+
+// checkOwner refuses an owner URL whose host is, or resolves now to, an address owners may
+// not use (netguard: loopback, private, link-local, metadata…) unless the operator's
+// allow-list names it: 400, naming the rule. The connection is checked again when it is made.
+func (h *API) checkOwner(ctx context.Context, rule, ownerURL string) error {
+	if ownerURL == routing.Builtin {
+		return nil
+	}
+	err := h.d.OwnerPolicy.CheckURL(ctx, nil, ownerURL)
+	if err == nil {
+		return nil
+	}
+	var re *netguard.RefusedError
+	if errors.As(err, &re) {
+		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueSecurity, fmt.Sprintf("%s: ownerUrl %s", rule, re.Error()))
+	}
+	return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, rule+": ownerUrl is not a usable URL")
 }
 
 func describeTarget(typ, category string) string {

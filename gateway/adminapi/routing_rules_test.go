@@ -23,9 +23,13 @@ type ruleAPI struct {
 	tokA, tokB string
 }
 
-func newRuleAPI(t *testing.T) *ruleAPI {
+func newRuleAPI(t *testing.T, mods ...func(*Deps)) *ruleAPI {
 	t.Helper()
-	s := newAPIServer(t, nil)
+	s := newAPIServer(t, func(d *Deps) {
+		for _, mod := range mods {
+			mod(d)
+		}
+	})
 	return &ruleAPI{apiServer: s, tokA: s.token(apiTenantA, auth.AdminScope), tokB: s.token(apiTenantB, auth.AdminScope)}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/owner"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -29,8 +30,13 @@ type Options struct {
 	// over Deps.Store.
 	Builtin http.Handler
 	// HTTP reaches external owners; the caller's Authorization header is forwarded to them.
-	// Nil means a client without a global timeout (OwnerTimeout bounds each request).
+	// Nil means a client through OwnerPolicy without a global timeout (OwnerTimeout bounds
+	// each request).
 	HTTP *http.Client
+	// OwnerPolicy decides which addresses the default client may dial (netguard, checked
+	// after DNS resolution); nil refuses loopback, private, link-local, multicast,
+	// unspecified and cloud metadata addresses.
+	OwnerPolicy *netguard.Policy
 	// CursorKey signs the paging cursors of searches (HMAC-SHA256). Replicas must share it;
 	// nil means a random key per process, so that a cursor is only good on the replica that
 	// issued it.
@@ -163,10 +169,10 @@ func newFHIRGateway(d Deps) *fhirGateway {
 		g.builtin = newBuiltinHandler(d)
 	}
 	if g.client == nil {
-		g.client = &http.Client{Transport: &http.Transport{
-			Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-			ResponseHeaderTimeout: o.OwnerTimeout, ForceAttemptHTTP2: true,
-		}}
+		// No proxy from the environment: a proxy would dial the owner out of the guard's reach.
+		tr := o.OwnerPolicy.Transport()
+		tr.ResponseHeaderTimeout = o.OwnerTimeout
+		g.client = &http.Client{Transport: tr}
 	}
 	g.owners = &owner.Resolver{Store: d.Store, Handler: g.builtin, HTTP: g.client, MaxResponseBytes: o.MaxOwnerResponseBytes}
 	if len(g.key) == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/nhp/interop/gateway/internal/gatewaytest"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/dbtest"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
@@ -45,6 +46,15 @@ var (
 	requireSearchset       = gatewaytest.RequireSearchset
 )
 
+// loopbackOwners allows owners on loopback, where the tests' owners listen.
+var loopbackOwners = func() *netguard.Policy {
+	p, err := netguard.Parse(netguard.Loopback)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 type apiServer struct {
 	t      *testing.T
 	e      *echo.Echo
@@ -66,6 +76,8 @@ func newAPIServer(t *testing.T, mod func(*Deps)) *apiServer {
 		DefaultOwner: routing.Builtin,
 		BaseURL:      apiBaseURL,
 		Logger:       slog.New(slog.DiscardHandler),
+		// The test owners are httptest servers on 127.0.0.1: the owner guard must allow them.
+		FHIR: Options{OwnerPolicy: loopbackOwners},
 	}
 	if mod != nil {
 		mod(&d)

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ import (
 type testOwner struct {
 	srv *httptest.Server
 	url string
+	// requests counts the requests the owner received.
+	requests *atomic.Int64
 }
 
 func newTestOwner(t *testing.T) *testOwner {
@@ -37,7 +40,9 @@ func newTestOwner(t *testing.T) *testOwner {
 			return scopes.Allows(typ, in)
 		},
 	})
+	requests := &atomic.Int64{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
 		_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		p, err := verifier.Verify(tok)
 		if err != nil {
@@ -50,7 +55,7 @@ func newTestOwner(t *testing.T) *testOwner {
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	t.Cleanup(srv.Close)
-	return &testOwner{srv: srv, url: srv.URL}
+	return &testOwner{srv: srv, url: srv.URL, requests: requests}
 }
 
 // get reads path from the owner directly, as tenant.

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/time/rate"
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/internal/connector"
@@ -61,7 +63,30 @@ type Ingestor struct {
 	NewControlID func() string
 	// Now is the clock for ACK timestamps; nil means time.Now.
 	Now func() time.Time
+	// RejectedKeepBytes bounds the prefix of rejected input kept for audit; 0 means
+	// DefaultRejectedKeepBytes.
+	RejectedKeepBytes int
+	// RejectedPerMinute is how many rejected inputs each connector may store per minute (a
+	// token bucket with as many in reserve); 0 means DefaultRejectedPerMinute. Beyond it
+	// rejected input is answered as always, counted (interop_mllp_rejected_not_stored_total)
+	// and logged, but not stored.
+	RejectedPerMinute int
+
+	budgetMu sync.Mutex
+	budgets  map[uuid.UUID]*rejectBudget
 }
+
+// rejectBudget is one connector's rejected-input storage budget.
+type rejectBudget struct {
+	limiter *rate.Limiter
+	dropped int64 // since the last one stored, for the log
+}
+
+// Defaults of the rejected-input audit.
+const (
+	DefaultRejectedKeepBytes = 64 << 10
+	DefaultRejectedPerMinute = 60
+)
 
 // Handler returns the MLLP handler of one connector. A frame holds one message, or an HL7
 // batch (FHS/BHS envelope), whose messages are each handled as if they had come alone and
@@ -112,7 +137,11 @@ func (in *Ingestor) FrameErrorHandler(c Connector) func(mllp.ConnInfo, error, []
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		in.keepRejected(ctx, c, conn, partial, reason)
+		size := int64(len(partial))
+		if fe != nil && fe.Size > size {
+			size = fe.Size
+		}
+		in.keepRejected(ctx, c, conn, partial, size, reason)
 	}
 }
 
@@ -121,7 +150,7 @@ func (in *Ingestor) FrameErrorHandler(c Connector) func(mllp.ConnInfo, error, []
 func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo, msg []byte) (ack []byte, code string) {
 	h, err := hl7v2.ReadHeader(msg, c.readOptions()...)
 	if err != nil {
-		in.keepRejected(ctx, c, conn, msg, "unreadable MSH: "+err.Error())
+		in.keepRejected(ctx, c, conn, msg, int64(len(msg)), "unreadable MSH: "+err.Error())
 		nak, nakErr := hl7v2.BuildNak(hl7v2.NakInput{Cause: err, ControlID: in.controlID(), Now: in.now()})
 		if nakErr != nil {
 			in.Logger.Error("build nak", "connector_id", c.ID, "error", nakErr)
@@ -135,12 +164,12 @@ func (in *Ingestor) ingest(ctx context.Context, c Connector, conn mllp.ConnInfo,
 		return nil, "ignored"
 	}
 	if h.ControlID == "" {
-		in.keepRejected(ctx, c, conn, msg, "MSH-10 message control id is empty")
+		in.keepRejected(ctx, c, conn, msg, int64(len(msg)), "MSH-10 message control id is empty")
 		return in.reply(c, msg, h, hl7v2.OutcomeRejected, "MSH-10 (message control id) is required",
 			hl7v2.AckError{Code: hl7v2.ErrorCodeRequiredFieldMissing, Location: hl7v2.Location{Segment: "MSH", SegmentIndex: 1, Field: 10}})
 	}
 	if text, e, refused := envelopeRefusal(h); refused {
-		in.keepRejected(ctx, c, conn, msg, text)
+		in.keepRejected(ctx, c, conn, msg, int64(len(msg)), text)
 		return in.reply(c, msg, h, hl7v2.OutcomeRejected, text, e)
 	}
 	accept, code := in.reply(c, msg, h, hl7v2.OutcomeAccepted, "")
@@ -391,12 +420,57 @@ func isASCII(b []byte) bool {
 	return true
 }
 
-func (in *Ingestor) keepRejected(ctx context.Context, c Connector, conn mllp.ConnInfo, raw []byte, reason string) {
-	if _, err := db.New(in.Pool).Hl7RejectedInputInsert(ctx, db.Hl7RejectedInputInsertParams{
-		TenantID: c.TenantID, ConnectorID: c.ID, Raw: raw, Reason: reason, RemoteAddr: addrString(conn),
-	}); err != nil {
-		in.Logger.Error("keep rejected input for audit", "connector_id", c.ID, "size_bytes", len(raw), "error", err)
+// keepRejected stores rejected input for audit: a prefix of at most RejectedKeepBytes, with
+// size (the bytes received, at least len(raw)) and the SHA-256 of raw, within the connector's
+// budget per minute. Beyond the budget it counts and logs what it did not store.
+func (in *Ingestor) keepRejected(ctx context.Context, c Connector, conn mllp.ConnInfo, raw []byte, size int64, reason string) {
+	sum := sha256.Sum256(raw)
+	if ok, dropped := in.rejectAllowed(c.ID); !ok {
+		if in.Metrics != nil {
+			in.Metrics.MLLPRejectedDropped.WithLabelValues(c.Name).Inc()
+		}
+		if dropped == 1 || dropped%100 == 0 {
+			in.Logger.Warn("rejected input not stored: the connector's budget per minute is spent", "connector_id", c.ID,
+				"reason", reason, "size_bytes", size, "not_stored", dropped)
+		}
+		return
 	}
+	keep := in.RejectedKeepBytes
+	if keep <= 0 {
+		keep = DefaultRejectedKeepBytes
+	}
+	prefix := raw[:min(len(raw), keep)]
+	if _, err := db.New(in.Pool).Hl7RejectedInputInsert(ctx, db.Hl7RejectedInputInsertParams{
+		TenantID: c.TenantID, ConnectorID: c.ID, Raw: prefix, SizeBytes: max(size, int64(len(raw))), RawSHA256: sum[:],
+		Reason: reason, RemoteAddr: addrString(conn),
+	}); err != nil {
+		in.Logger.Error("keep rejected input for audit", "connector_id", c.ID, "size_bytes", size, "error", err)
+	}
+}
+
+// rejectAllowed takes a token of connector id's budget; when there is none it reports how
+// many inputs went unstored since the last one stored.
+func (in *Ingestor) rejectAllowed(id uuid.UUID) (bool, int64) {
+	in.budgetMu.Lock()
+	defer in.budgetMu.Unlock()
+	if in.budgets == nil {
+		in.budgets = map[uuid.UUID]*rejectBudget{}
+	}
+	b := in.budgets[id]
+	if b == nil {
+		n := in.RejectedPerMinute
+		if n <= 0 {
+			n = DefaultRejectedPerMinute
+		}
+		b = &rejectBudget{limiter: rate.NewLimiter(rate.Every(time.Minute/time.Duration(n)), n)}
+		in.budgets[id] = b
+	}
+	if b.limiter.Allow() {
+		b.dropped = 0
+		return true, 0
+	}
+	b.dropped++
+	return false, b.dropped
 }
 
 func (in *Ingestor) controlID() string {

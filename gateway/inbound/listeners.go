@@ -43,13 +43,52 @@ type Listeners struct {
 	Interval time.Duration
 	// DefaultHost is the bind host for connectors without listen_host.
 	DefaultHost string
+	// Metrics, when set, carries interop_mllp_listener_up and the listen failures.
+	Metrics *Metrics
 
 	mu      sync.Mutex
 	running map[uuid.UUID]*listener
+	// failed holds the last failure to open each active connector's listener, until it opens
+	// or the connector stops being active.
+	failed map[uuid.UUID]listenFailure
+}
+
+// ListenerState is what this process knows of an active connector's listener: open, or
+// failing to open with the last error (a port another process holds, a host not on this
+// machine). Each gateway replica reports its own listener.
+type ListenerState struct {
+	Listening bool
+	// Addr is the bound address while listening, else the address it tried.
+	Addr string
+	// LastError is the last failure to open, "" while listening.
+	LastError   string
+	LastErrorAt time.Time
+}
+
+type listenFailure struct {
+	name, addr string
+	err        string
+	at         time.Time
+}
+
+// State reports the listener of an active connector; false when this process holds no
+// listener for it and has not tried to open one (the connector is not an active inbound
+// mllp connector, or these Listeners have not reconciled since it became one).
+func (l *Listeners) State(connectorID uuid.UUID) (ListenerState, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if ln, ok := l.running[connectorID]; ok {
+		return ListenerState{Listening: true, Addr: ln.addr}, true
+	}
+	if f, ok := l.failed[connectorID]; ok {
+		return ListenerState{Addr: f.addr, LastError: f.err, LastErrorAt: f.at}, true
+	}
+	return ListenerState{}, false
 }
 
 type listener struct {
 	version time.Time // the connector's updated_at when opened; a change reopens it
+	name    string
 	addr    string
 	server  *mllp.Server
 	done    chan struct{}
@@ -89,6 +128,7 @@ func (l *Listeners) Reconcile(ctx context.Context) error {
 	defer l.mu.Unlock()
 	if l.running == nil {
 		l.running = map[uuid.UUID]*listener{}
+		l.failed = map[uuid.UUID]listenFailure{}
 	}
 	want := map[uuid.UUID]db.InteropConnector{}
 	for _, c := range rows {
@@ -97,6 +137,14 @@ func (l *Listeners) Reconcile(ctx context.Context) error {
 	for id, ln := range l.running {
 		if c, ok := want[id]; !ok || !c.UpdatedAt.Equal(ln.version) {
 			l.stop(id, ln)
+			if !ok {
+				l.forget(id, ln.name)
+			}
+		}
+	}
+	for id, f := range l.failed {
+		if _, ok := want[id]; !ok {
+			l.forget(id, f.name)
 		}
 	}
 	var errs []error
@@ -104,11 +152,39 @@ func (l *Listeners) Reconcile(ctx context.Context) error {
 		if _, ok := l.running[id]; ok {
 			continue
 		}
-		if err := l.open(c); err != nil {
+		addr, err := l.open(c)
+		if err != nil {
 			errs = append(errs, err)
+			l.failed[id] = listenFailure{name: c.Name, addr: addr, err: err.Error(), at: time.Now()}
+			l.setUp(c.Name, id, false)
+			if l.Metrics != nil {
+				l.Metrics.MLLPListenFailures.WithLabelValues(c.Name, id.String()).Inc()
+			}
+			continue
 		}
+		delete(l.failed, id)
+		l.setUp(c.Name, id, true)
 	}
 	return errors.Join(errs...)
+}
+
+func (l *Listeners) setUp(name string, id uuid.UUID, up bool) {
+	if l.Metrics == nil {
+		return
+	}
+	v := 0.0
+	if up {
+		v = 1
+	}
+	l.Metrics.MLLPListenerUp.WithLabelValues(name, id.String()).Set(v)
+}
+
+// forget drops what is known of a connector that is no longer an active listener.
+func (l *Listeners) forget(id uuid.UUID, name string) {
+	delete(l.failed, id)
+	if l.Metrics != nil {
+		l.Metrics.MLLPListenerUp.DeleteLabelValues(name, id.String())
+	}
 }
 
 // Addr returns the bound address of a connector's listener, "" if it is not open.
@@ -121,13 +197,15 @@ func (l *Listeners) Addr(connectorID uuid.UUID) string {
 	return ""
 }
 
-func (l *Listeners) open(c db.InteropConnector) error {
+// open starts c's listener; on failure it returns the address it tried ("" before it got
+// that far) with the error.
+func (l *Listeners) open(c db.InteropConnector) (string, error) {
 	if c.ListenPort == nil {
-		return fmt.Errorf("connector %s has no listen port", c.ID)
+		return "", fmt.Errorf("connector %s has no listen port", c.ID)
 	}
 	conn, settings, err := ConnectorFromRow(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if conn.Charset != "" {
 		if _, err := hl7v2.CanonicalCharset(conn.Charset); err != nil {
@@ -143,21 +221,21 @@ func (l *Listeners) open(c db.InteropConnector) error {
 	addr := net.JoinHostPort(host, strconv.Itoa(int(*c.ListenPort)))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connector %s (%s): listen on %s: %w", c.Name, c.ID, addr, err)
+		return addr, fmt.Errorf("connector %s (%s): listen on %s: %w", c.Name, c.ID, addr, err)
 	}
 	srv := &mllp.Server{
 		Handler:        l.Ingestor.Handler(conn),
 		MaxMessageSize: settings.MaxMessageSize,
 		ReadTimeout:    settings.ReadTimeout(),
 		WriteTimeout:   30 * time.Second,
-		MaxConnections: settings.MaxConnections,
+		MaxConnections: settings.Connections(),
 		OnFrameError:   l.Ingestor.FrameErrorHandler(conn),
 		Logger:         l.Logger.With("connector_id", c.ID, "connector", c.Name),
 	}
 	if srv.ReadTimeout == 0 {
 		srv.ReadTimeout = 10 * time.Minute
 	}
-	run := &listener{version: c.UpdatedAt, addr: ln.Addr().String(), server: srv, done: make(chan struct{})}
+	run := &listener{version: c.UpdatedAt, name: c.Name, addr: ln.Addr().String(), server: srv, done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
@@ -166,7 +244,7 @@ func (l *Listeners) open(c db.InteropConnector) error {
 	}()
 	l.running[c.ID] = run
 	l.Logger.Info("mllp listener open", "connector_id", c.ID, "connector", c.Name, "tenant_id", c.TenantID, "addr", run.addr)
-	return nil
+	return run.addr, nil
 }
 
 func (l *Listeners) stop(id uuid.UUID, ln *listener) {
@@ -186,5 +264,6 @@ func (l *Listeners) Close() {
 	defer l.mu.Unlock()
 	for id, ln := range l.running {
 		l.stop(id, ln)
+		l.forget(id, ln.name)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Config is everything the interop binary needs to run any of its subcommands.
@@ -80,7 +82,67 @@ type Config struct {
 	ExportFileMaxBytes int64
 	ExportParallelism  int
 
+	// OwnerAllow is the operator's allow-list of owner addresses (INTEROP_OWNER_ALLOW): CIDRs,
+	// addresses and host names (netguard.Parse) that routing rules may name although they are
+	// loopback, private, link-local… Empty allows none of those; `interop dev` adds loopback.
+	OwnerAllow string
+
+	// DBMaxConns is the process's PostgreSQL connection budget, every pool included
+	// (INTEROP_DB_MAX_CONNS); 0 means DefaultDBMaxConns, or DefaultDevDBMaxConns for a process
+	// that embeds Temporal. DBBudget splits it.
+	DBMaxConns int
+
 	Temporal Temporal
+}
+
+// Connection budgets when INTEROP_DB_MAX_CONNS is unset.
+const (
+	// DefaultDBMaxConns is a gateway's or worker's budget: its service pool alone.
+	DefaultDBMaxConns = 20
+	// DefaultDevDBMaxConns is `interop dev`'s: the service pool and the embedded Temporal
+	// server's. Two of them and a `make test` fit in PostgreSQL's default max_connections
+	// of 100.
+	DefaultDevDBMaxConns = 40
+	// minDevDBMaxConns is the smallest budget that leaves every pool of `interop dev`
+	// enough to work with.
+	minDevDBMaxConns = 16
+)
+
+// DBBudget is how one process splits its connection budget among its pools.
+type DBBudget struct {
+	// Total is the budget: the most connections the process opens.
+	Total int
+	// Service sizes the service pool (db.OpenWith).
+	Service int32
+	// Temporal and TemporalVisibility bound the embedded Temporal server's connections to
+	// its persistence and visibility databases (its services' pools share each bound); zero
+	// without an embedded server.
+	Temporal           int
+	TemporalVisibility int
+}
+
+// DBBudget splits DBMaxConns. Without an embedded Temporal server the service pool has it all.
+// With one (`interop dev`) the service pool gets 45 %, the Temporal server's persistence 30 %
+// and its visibility the rest (25 %): 40 → 18 service + 12 persistence + 10 visibility.
+func (c Config) DBBudget(embeddedTemporal bool) (DBBudget, error) {
+	total := c.DBMaxConns
+	if !embeddedTemporal {
+		if total == 0 {
+			total = DefaultDBMaxConns
+		}
+		return DBBudget{Total: total, Service: int32(min(total, 10000))}, nil //nolint:gosec // bounded by the min
+	}
+	if total == 0 {
+		total = DefaultDevDBMaxConns
+	}
+	if total < minDevDBMaxConns {
+		return DBBudget{}, fmt.Errorf("INTEROP_DB_MAX_CONNS %d: interop dev with the embedded Temporal server needs at least %d",
+			total, minDevDBMaxConns)
+	}
+	service := total * 45 / 100
+	temporal := total * 30 / 100
+	return DBBudget{Total: total, Service: int32(min(service, 10000)), //nolint:gosec // bounded by the min
+		Temporal: temporal, TemporalVisibility: total - service - temporal}, nil
 }
 
 // Temporal says where workflows run: an external cluster (Address set) or, for `interop dev`
@@ -168,6 +230,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.MappingTenantsFile, "INTEROP_MAPPING_TENANTS")
 	str(&c.ExportBucketURL, "INTEROP_EXPORT_BUCKET")
 	str(&c.URLSigningKey, "INTEROP_URL_SIGNING_KEY")
+	str(&c.OwnerAllow, "INTEROP_OWNER_ALLOW")
 	for key, dst := range map[string]*int64{"INTEROP_EXPORT_FILE_MAX_COUNT": &c.ExportFileMaxCount, "INTEROP_EXPORT_FILE_MAX_BYTES": &c.ExportFileMaxBytes} {
 		if v, ok := lookup(key); ok && v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -176,6 +239,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			}
 			*dst = n
 		}
+	}
+	if v, ok := lookup("INTEROP_DB_MAX_CONNS"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 10000 {
+			errs = append(errs, fmt.Errorf("INTEROP_DB_MAX_CONNS %q: want an integer from 2 to 10000", v))
+		}
+		c.DBMaxConns = n
 	}
 	if v, ok := lookup("INTEROP_EXPORT_PARALLELISM"); ok && v != "" {
 		n, err := strconv.Atoi(v)
@@ -250,6 +320,9 @@ func (c Config) Validate() error {
 	}
 	if c.JWKSURL == "" && (c.JWTIssuer != "" || c.JWTAudience != "") {
 		errs = append(errs, errors.New("INTEROP_JWT_ISSUER and INTEROP_JWT_AUDIENCE apply to tokens verified with INTEROP_JWKS_URL: set it too"))
+	}
+	if _, err := netguard.Parse(c.OwnerAllow); err != nil {
+		errs = append(errs, fmt.Errorf("INTEROP_OWNER_ALLOW: %w", err))
 	}
 	if c.Temporal.HistoryShards < 1 {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))

@@ -65,6 +65,20 @@ func (s Settings) ReadTimeout() time.Duration {
 // AcceptsDuplicates reports whether a resend with other bytes is stored and processed.
 func (s Settings) AcceptsDuplicates() bool { return s.DuplicatePolicy == DuplicatePolicyAccept }
 
+// DefaultMaxConnections bounds a listener's concurrent connections when the connector's
+// settings name no maxConnections: a sender that opens connections and sits on them fills
+// its own connector's slots, not the process's file descriptors. A hospital system sends over
+// one or a few connections; raise it per connector when a sender needs more.
+const DefaultMaxConnections = 64
+
+// Connections is MaxConnections, or DefaultMaxConnections when unset.
+func (s Settings) Connections() int {
+	if s.MaxConnections > 0 {
+		return s.MaxConnections
+	}
+	return DefaultMaxConnections
+}
+
 // limits are the accepted ranges of the integer settings.
 var limits = map[string][2]int64{
 	"maxMessageSize":               {1, 256 << 20},

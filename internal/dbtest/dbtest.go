@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,8 +100,24 @@ func DropDatabase(t testing.TB, name string) {
 	}
 }
 
+// DefaultPoolMaxConns sizes New's pools unless INTEROP_TEST_DB_MAX_CONNS says otherwise: tests
+// run many at once on one cluster (beside a running `interop dev`), so each holds few
+// connections; a test that needs more queues for them.
+const DefaultPoolMaxConns = 6
+
+// ApplicationName names the tests' sessions in pg_stat_activity.
+const ApplicationName = "interop-test"
+
+// PoolMaxConns is the size of New's pools: INTEROP_TEST_DB_MAX_CONNS, else DefaultPoolMaxConns.
+func PoolMaxConns() int32 {
+	if v, err := strconv.Atoi(os.Getenv("INTEROP_TEST_DB_MAX_CONNS")); err == nil && v > 0 && v <= 1000 {
+		return int32(v) //nolint:gosec // bounded above
+	}
+	return DefaultPoolMaxConns
+}
+
 // New creates a fresh database migrated to the latest schema and returns its URL and a pool
-// closed at cleanup.
+// (PoolMaxConns connections) closed at cleanup.
 func New(t testing.TB) (string, *db.Pool) {
 	t.Helper()
 	u := CreateDatabase(t, UniqueName("itest"))
@@ -109,7 +126,7 @@ func New(t testing.TB) (string, *db.Pool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := db.Open(ctx, u)
+	pool, err := db.OpenWith(ctx, u, db.Options{MaxConns: PoolMaxConns(), ApplicationName: ApplicationName})
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}

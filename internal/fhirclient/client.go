@@ -15,12 +15,14 @@ import (
 	"strings"
 
 	"github.com/nhp/interop/internal/fhir"
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Client talks to one owner's FHIR base URL.
 type Client struct {
 	BaseURL string
-	HTTP    *http.Client
+	// HTTP sends the requests; nil means a client through the strict owner guard (netguard).
+	HTTP *http.Client
 	// Authorization, when set, is sent as the Authorization header of every request.
 	Authorization string
 }
@@ -148,7 +150,7 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = strictClient
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -161,6 +163,10 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// strictClient is the client of a Client without one: no loopback, private, link-local or
+// metadata address.
+var strictClient = (*netguard.Policy)(nil).Client(0)
 
 func diagnostics(body []byte) string {
 	var oo fhir.OperationOutcome

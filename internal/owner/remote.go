@@ -11,6 +11,7 @@ import (
 
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/fhirclient"
+	"github.com/nhp/interop/internal/netguard"
 )
 
 // Remote is a FHIR server over HTTP as one tenant's owner (internal/fhirclient). The guards the
@@ -20,6 +21,8 @@ import (
 type Remote struct {
 	// Base is the owner's base URL, as the routing table names it.
 	Base string
+	// HTTP reaches the owner; nil means a client through the strict owner guard (netguard:
+	// no loopback, private, link-local or metadata address).
 	HTTP *http.Client
 	// Token, when set, mints the bearer token of a request that carries none, with the scope
 	// the operation needs (the worker's; the FHIR API forwards its caller's instead).
@@ -41,7 +44,7 @@ func (r *Remote) Label() string { return r.Base }
 func (r *Remote) BaseURL() string { return r.Base }
 
 func (r *Remote) client(ctx context.Context, scope string) (*fhirclient.Client, error) {
-	c := &fhirclient.Client{BaseURL: r.Base, HTTP: r.HTTP}
+	c := &fhirclient.Client{BaseURL: r.Base, HTTP: r.httpClient()}
 	if r.Token != nil {
 		tok, err := r.Token(ctx, scope)
 		if err != nil {
@@ -63,7 +66,8 @@ func (r *Remote) write(ctx context.Context, what string, update bool, fn func(c 
 	switch {
 	case errors.Is(err, fhirclient.ErrNoMatch):
 		return WriteResult{}, fmt.Errorf("%s: %w", err.Error(), ErrTargetMissing)
-	case fhirclient.IsPermanent(err), errors.Is(err, fhir.ErrInvalidResource):
+	case fhirclient.IsPermanent(err), errors.Is(err, fhir.ErrInvalidResource), errors.Is(err, netguard.ErrRefused):
+		// An owner address the guard refuses stays refused until an operator allows it.
 		return WriteResult{}, refused(r.Base, what, err)
 	case err != nil:
 		return WriteResult{}, fmt.Errorf("owner %s: %w", r.Base, err)
@@ -131,7 +135,7 @@ func (r *Remote) OpenPage(ctx context.Context, link string, maxBytes int64) (*Pa
 	resp, err := c.Open(ctx, link, http.Header{"Prefer": {"handling=strict"}})
 	var se *StatusError
 	switch {
-	case errors.As(err, &se) && se.Permanent():
+	case errors.As(err, &se) && se.Permanent(), errors.Is(err, netguard.ErrRefused):
 		return nil, refused(r.Base, "the search", err)
 	case err != nil:
 		return nil, err
@@ -157,11 +161,7 @@ func (r *Remote) Do(ctx context.Context, in Request) (*Response, error) {
 		}
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
-	hc := r.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := r.httpClient().Do(req)
 	if err != nil {
 		return nil, transportError(ctx, err)
 	}
@@ -178,6 +178,16 @@ func (r *Remote) Do(ctx context.Context, in Request) (*Response, error) {
 		return nil, ErrTooLarge
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// strictClient reaches owners for a Remote without a client of its own.
+var strictClient = (*netguard.Policy)(nil).Client(0)
+
+func (r *Remote) httpClient() *http.Client {
+	if r.HTTP != nil {
+		return r.HTTP
+	}
+	return strictClient
 }
 
 // DefaultMaxResponseBytes bounds Do's answers unless Remote.MaxResponseBytes says otherwise.

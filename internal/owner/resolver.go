@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/nhp/interop/internal/fhirserver"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
@@ -25,8 +26,12 @@ type Resolver struct {
 	// Handler serves the built-in store's FHIR REST under BuiltinBase; nil means a
 	// fhirserver.Handler with default options (every interaction allowed: the caller checked).
 	Handler http.Handler
-	// HTTP reaches remote owners; nil means http.DefaultClient.
+	// HTTP reaches remote owners; nil means a client through Guard. A client given here is
+	// used as it is: give one built by netguard (Policy.Client, Policy.Transport).
 	HTTP *http.Client
+	// Guard is the owner address policy of the default client: nil refuses loopback, private,
+	// link-local and metadata addresses (netguard), at every dial.
+	Guard *netguard.Policy
 	// Token, when set, mints the bearer token sent to a remote owner on behalf of tenant with
 	// scope, for requests that carry no Authorization of their own.
 	Token func(ctx context.Context, tenant, scope string) (string, error)
@@ -35,6 +40,9 @@ type Resolver struct {
 
 	once    sync.Once
 	handler http.Handler
+
+	clientOnce sync.Once
+	client     *http.Client
 }
 
 // Resolve returns tenant's owner labelled label.
@@ -42,11 +50,19 @@ func (r *Resolver) Resolve(tenant, label string) Owner {
 	if label == routing.Builtin {
 		return &Builtin{Store: r.Store, Tenant: tenant, Handler: r.builtinHandler()}
 	}
-	rem := &Remote{Base: label, HTTP: r.HTTP, MaxResponseBytes: r.MaxResponseBytes}
+	rem := &Remote{Base: label, HTTP: r.httpClient(), MaxResponseBytes: r.MaxResponseBytes}
 	if r.Token != nil {
 		rem.Token = func(ctx context.Context, scope string) (string, error) { return r.Token(ctx, tenant, scope) }
 	}
 	return rem
+}
+
+func (r *Resolver) httpClient() *http.Client {
+	if r.HTTP != nil {
+		return r.HTTP
+	}
+	r.clientOnce.Do(func() { r.client = r.Guard.Client(0) })
+	return r.client
 }
 
 // BaseOf is the base URL of the owner labelled label (BuiltinBase for the built-in store).

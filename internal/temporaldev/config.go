@@ -116,8 +116,8 @@ func serverConfig(o Options, t pgTarget, ep endpoints) *config.Config {
 		VisibilityStore:  visStore,
 		NumHistoryShards: o.NumHistoryShards,
 		DataStores: map[string]config.DataStore{
-			coreStore: {SQL: t.sqlConfig(o.DatabaseName)},
-			visStore:  {SQL: t.sqlConfig(o.VisibilityDatabaseName)},
+			coreStore: {SQL: t.shared(o.DatabaseName, o.MaxConns, o.ApplicationName)},
+			visStore:  {SQL: t.shared(o.VisibilityDatabaseName, o.VisibilityMaxConns, o.ApplicationName+"-visibility")},
 		},
 	}
 	c.ClusterMetadata = &cluster.Config{

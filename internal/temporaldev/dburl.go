@@ -60,7 +60,7 @@ func parseDatabaseURL(raw string) (pgTarget, error) {
 	}
 	return pgTarget{
 		base: config.SQL{
-			PluginName:        postgresql.PluginName,
+			PluginName:        postgresql.PluginNamePGX, // pgx, as sharedpool.go connects: the plugin reads pgx errors
 			User:              user,
 			Password:          password,
 			ConnectAddr:       net.JoinHostPort(host, port),
@@ -68,7 +68,8 @@ func parseDatabaseURL(raw string) (pgTarget, error) {
 			ConnectAttributes: attrs,
 			// Every service opens its own pools, so the server's default of
 			// unlimited connections can exhaust max_connections (100 by
-			// default) when dev servers and test runs share one cluster.
+			// default) when dev servers and test runs share one cluster;
+			// Options.MaxConns sets the bound the services share (shared).
 			MaxConns:     10,
 			MaxIdleConns: 5,
 		},
@@ -82,4 +83,17 @@ func (t pgTarget) sqlConfig(name string) *config.SQL {
 	c.DatabaseName = name
 	c.ConnectAttributes = maps.Clone(t.base.ConnectAttributes)
 	return &c
+}
+
+// shared returns a copy of the base config pointed at database name whose pools, one per
+// service, share maxConns connections (sharedPool), with sessions named app (unless the URL
+// names them).
+func (t pgTarget) shared(name string, maxConns int, app string) *config.SQL {
+	c := t.sqlConfig(name)
+	c.MaxConns, c.MaxIdleConns = maxConns, sharedMaxIdlePerPool
+	if _, set := c.ConnectAttributes["application_name"]; !set && app != "" {
+		c.ConnectAttributes["application_name"] = app
+	}
+	c.Connect = newSharedPool(maxConns).connect
+	return c
 }

@@ -31,6 +31,10 @@ const (
 	DefaultNumHistoryShards = int32(4)
 	// DefaultStartTimeout is the default Options.StartTimeout.
 	DefaultStartTimeout = 2 * time.Minute
+	// DefaultMaxConns is the default Options.MaxConns and VisibilityMaxConns.
+	DefaultMaxConns = 20
+	// DefaultApplicationName is the default Options.ApplicationName.
+	DefaultApplicationName = "interop-temporal"
 )
 
 // Options configures Start. The zero value of every field except DatabaseURL
@@ -49,6 +53,16 @@ type Options struct {
 	// (workflow listing and search attributes). Defaults to
 	// DefaultVisibilityDatabaseName.
 	VisibilityDatabaseName string
+	// MaxConns bounds the connections to the persistence database and VisibilityMaxConns
+	// those to the visibility database, all of the server's services together (each opens
+	// its own pools; they share these budgets). The server holds at most MaxConns +
+	// VisibilityMaxConns connections. Both default to DefaultMaxConns.
+	MaxConns           int
+	VisibilityMaxConns int
+	// ApplicationName names the server's sessions in pg_stat_activity ("<name>" for
+	// persistence, "<name>-visibility"), unless DatabaseURL sets application_name.
+	// Defaults to DefaultApplicationName.
+	ApplicationName string
 
 	// FrontendAddr is the host:port the frontend gRPC service binds to. The
 	// host must be an IPv4 address, "localhost" or empty (all interfaces);
@@ -153,6 +167,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = DefaultStartTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.VisibilityMaxConns <= 0 {
+		o.VisibilityMaxConns = DefaultMaxConns
+	}
+	if o.ApplicationName == "" {
+		o.ApplicationName = DefaultApplicationName
 	}
 	o.SearchAttributes = maps.Clone(o.SearchAttributes)
 	o.DynamicConfig = maps.Clone(o.DynamicConfig)

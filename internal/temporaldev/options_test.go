@@ -16,7 +16,7 @@ func TestParseDatabaseURL(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "maint", got.maintenanceDB)
 	c := got.sqlConfig("temporal")
-	require.Equal(t, "postgres12", c.PluginName)
+	require.Equal(t, "postgres12_pgx", c.PluginName)
 	require.Equal(t, "alice", c.User)
 	require.Equal(t, "s:cret", c.Password)
 	require.Equal(t, "db.example:6543", c.ConnectAddr)
