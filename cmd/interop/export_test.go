@@ -217,10 +217,10 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	b := exportClient{t: t, base: base, token: issue("tenant-b", "system/*.cruds")}
 
 	seedPatients(t, pool, "default", 3000)
-	a.put("Patient", "alice", `{"resourceType":"Patient","name":[{"family":"Alice"}]}`)
-	a.put("Observation", "alice-lab", `{"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hb"},"subject":{"reference":"Patient/alice"}}`)
-	a.put("Group", "cohort", `{"resourceType":"Group","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/alice"}},{"entity":{"reference":"Patient/bulk-7"}}]}`)
-	b.put("Patient", "bob", `{"resourceType":"Patient","name":[{"family":"Bob"}]}`)
+	a.put("Patient", "alice", `{"resourceType":"Patient","id":"alice","name":[{"family":"Alice"}]}`)
+	a.put("Observation", "alice-lab", `{"resourceType":"Observation","id":"alice-lab","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"Hb"},"subject":{"reference":"Patient/alice"}}`)
+	a.put("Group", "cohort", `{"resourceType":"Group","id":"cohort","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/alice"}},{"entity":{"reference":"Patient/bulk-7"}}]}`)
+	b.put("Patient", "bob", `{"resourceType":"Patient","id":"bob","name":[{"family":"Bob"}]}`)
 
 	// The CapabilityStatement declares the IG's three operations.
 	_, cs := exportClient{t: t, base: base}.do(http.MethodGet, base+"/fhir/metadata", nil, nil)
@@ -270,7 +270,7 @@ func TestBulkExportEndToEnd(t *testing.T) {
 	// _since: only what changed after it. _typeFilter: what matches.
 	since := time.Now().UTC()
 	time.Sleep(20 * time.Millisecond)
-	a.put("Patient", "carol", `{"resourceType":"Patient","name":[{"family":"Carol"}]}`)
+	a.put("Patient", "carol", `{"resourceType":"Patient","id":"carol","name":[{"family":"Carol"}]}`)
 	resp, _ = a.do(http.MethodDelete, base+"/fhir/Patient/bulk-9", nil, nil)
 	require.Less(t, resp.StatusCode, 300)
 	sm := a.wait(a.kickoff("/fhir/$export?_type=Patient&_since=" + url.QueryEscape(since.Format(time.RFC3339Nano))))
