@@ -38,6 +38,8 @@ type inboundHL7 struct {
 	unmapped bool
 	// durable writes the outcome through settle (versionDurableOutcome).
 	durable bool
+	// durableStart opens each try through settle (versionDurableStart).
+	durableStart bool
 }
 
 func (w *inboundHL7) setup(ctx workflow.Context) error {
@@ -74,7 +76,10 @@ var RetryPolicy = temporal.RetryPolicy{
 //   - versionDurableOutcome: the writes of the outcome (CompleteMessage, CompleteUnmapped,
 //     FailMessage) retry until they land (settle), so a database stall delays the end of a
 //     run but never ends it with the message `processing`; a completion that has not landed
-//     yet is no longer a failed try.
+//     yet is no longer a failed try;
+//   - versionDurableStart: opening a try (StartTry) retries until it lands too. Before, a
+//     StartTry that timed out three times (a database saturated by a backlog after a crash)
+//     dead-lettered a message that had nothing wrong with it.
 const versionPipelineTries = "pipeline-tries"
 
 const (
@@ -83,16 +88,18 @@ const (
 	versionUnmapped   workflow.Version = 3
 
 	versionDurableOutcome workflow.Version = 4
+	versionDurableStart   workflow.Version = 5
 )
 
 func (w *inboundHL7) run(ctx workflow.Context) (InboundHL7Result, error) {
-	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionDurableOutcome)
+	v := workflow.GetVersion(ctx, versionPipelineTries, workflow.DefaultVersion, versionDurableStart)
 	if v == workflow.DefaultVersion {
 		return w.runOnce(ctx)
 	}
 	w.local = v >= versionLocalSteps
 	w.unmapped = v >= versionUnmapped
 	w.durable = v >= versionDurableOutcome
+	w.durableStart = v >= versionDurableStart
 	return w.runTries(ctx)
 }
 
@@ -160,7 +167,7 @@ func (w *inboundHL7) fail(ctx workflow.Context, cause error) (InboundHL7Result, 
 // message left `processing` (kept so that those runs replay).
 func (w *inboundHL7) record(ctx workflow.Context, in activities.FailInput) error {
 	if w.durable {
-		return w.settle(ctx, a.FailMessage, in)
+		return w.settle(ctx, a.FailMessage, in, nil)
 	}
 	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute}
 	if w.local {
@@ -191,17 +198,19 @@ const (
 	outcomeWait  = time.Minute
 )
 
-// settle writes a run's outcome with activity until the write lands: a run never ends while
-// its message's status still says `processing`. Only a permanent error (the message no
-// longer exists) or the run's cancellation stops it.
-func (w *inboundHL7) settle(ctx workflow.Context, activity, arg any) error {
+// settle runs a bookkeeping write (an outcome, or opening a try) with activity until it lands,
+// decoding its result into result unless that is nil: a run never ends while its message's
+// status still says `processing`, and a database that is slow or away delays a message
+// instead of dead-lettering it. Only a permanent error (the message no longer exists) or the
+// run's cancellation stops it. The writes are idempotent.
+func (w *inboundHL7) settle(ctx workflow.Context, activity, arg, result any) error {
 	opts := workflow.LocalActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: outcomeRound,
 		RetryPolicy:            &OutcomeRetryPolicy,
 	}
 	for {
-		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, arg).Get(ctx, nil)
+		err := workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, opts), activity, arg).Get(ctx, result)
 		if err == nil || isPermanent(err) || ctx.Err() != nil {
 			return err
 		}

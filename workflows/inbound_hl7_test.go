@@ -491,3 +491,54 @@ func TestInboundHL7RecordsCompletionThroughAStall(t *testing.T) {
 		})
 	}
 }
+
+// Opening a try through a saturated or stalled database (StartTry timing out again and again,
+// as after a crash with thousands of messages to recover): the message waits and is processed,
+// never dead-lettered for it. A StartTry that fails permanently (the message is gone) still
+// ends the run at once.
+func TestInboundHL7OpensATryThroughAStall(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	in := input()
+	attempt := uuid.New()
+	ref := activities.MessageRef{MessageID: in.MessageID, AttemptID: attempt}
+	stalled := 0
+	env.OnActivity(a.StartTry, mock.Anything, activities.StartTryInput{MessageID: in.MessageID, Try: 1}).Return(
+		func(context.Context, activities.StartTryInput) (activities.StartTryResult, error) {
+			if stalled++; stalled <= 20 {
+				return activities.StartTryResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_START_TO_CLOSE, nil)
+			}
+			return activities.StartTryResult{AttemptID: attempt, AttemptNumber: 1}, nil
+		})
+	env.OnActivity(a.ParseMessage, mock.Anything, ref).Return(activities.ParseResult{}, nil).Once()
+	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil).Once()
+	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
+	env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(nil).Once()
+	failed := 0
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
+		failed++
+		return nil
+	}).Maybe()
+
+	env.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.Zero(t, failed, "not dead-lettered, not even a failed try")
+	var res workflows.InboundHL7Result
+	require.NoError(t, env.GetWorkflowResult(&res))
+	require.Equal(t, workflows.InboundHL7Result{Status: workflows.StatusProcessed, AttemptID: attempt, Created: 1}, res)
+	require.Equal(t, 21, stalled, "StartTry retried until it landed")
+	env.AssertExpectations(t)
+
+	gone := newEnv(t)
+	in = input()
+	gone.OnActivity(a.StartTry, mock.Anything, mock.Anything).Return(activities.StartTryResult{},
+		temporal.NewNonRetryableApplicationError("message does not exist", activities.ErrTypeNotFound, nil)).Once()
+	gone.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(nil).Maybe()
+	gone.ExecuteWorkflow(workflows.InboundHL7, in)
+	require.True(t, gone.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.True(t, errors.As(gone.GetWorkflowError(), &appErr), "%v", gone.GetWorkflowError())
+	require.Equal(t, activities.ErrTypeNotFound, appErr.Type())
+	gone.AssertExpectations(t)
+}

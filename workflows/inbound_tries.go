@@ -40,8 +40,8 @@ func (w *inboundHL7) runTries(ctx workflow.Context) (InboundHL7Result, error) {
 	}
 	for try := 1; ; try++ {
 		w.step = "start-attempt"
-		var started activities.StartTryResult
-		if err := w.exec(ctx, a.StartTry, activities.StartTryInput{MessageID: w.in.MessageID, Try: try}).Get(ctx, &started); err != nil {
+		started, err := w.startTry(ctx, try)
+		if err != nil {
 			return w.fail(ctx, err)
 		}
 		w.ref.AttemptID = started.AttemptID
@@ -104,7 +104,7 @@ func (w *inboundHL7) pipeline(ctx workflow.Context) (routed activities.RouteResu
 // through settle since versionDurableOutcome, as a step of the try before.
 func (w *inboundHL7) complete(ctx workflow.Context, activity any) error {
 	if w.durable {
-		return w.settle(ctx, activity, w.ref)
+		return w.settle(ctx, activity, w.ref, nil)
 	}
 	return w.exec(ctx, activity, w.ref).Get(ctx, nil)
 }
@@ -123,6 +123,16 @@ func (w *inboundHL7) exec(ctx workflow.Context, activity any, arg any) workflow.
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &TryRetryPolicy,
 	}), activity, arg)
+}
+
+// startTry opens try's Hl7ProcessingAttempt: through settle since versionDurableStart.
+func (w *inboundHL7) startTry(ctx workflow.Context, try int) (activities.StartTryResult, error) {
+	var started activities.StartTryResult
+	in := activities.StartTryInput{MessageID: w.in.MessageID, Try: try}
+	if w.durableStart {
+		return started, w.settle(ctx, a.StartTry, in, &started)
+	}
+	return started, w.exec(ctx, a.StartTry, in).Get(ctx, &started)
 }
 
 // recordFailedTry marks the message failed (not dead-lettered) while the next try waits.

@@ -350,6 +350,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 	phase("500 idle connections", func(t *testing.T) {
 		const idle = 500
 		type result struct {
+			dialed      time.Time
 			closedAfter time.Duration
 			gotBytes    int
 			err         error
@@ -370,7 +371,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 				defer conn.Close()
 				_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 				n, err := io.Copy(io.Discard, conn) // until the server closes it
-				results[i] = result{closedAfter: time.Since(dialed), gotBytes: int(n), err: err}
+				results[i] = result{dialed: dialed, closedAfter: time.Since(dialed), gotBytes: int(n), err: err}
 			}()
 		}
 		dialTime := time.Since(began)
@@ -378,6 +379,7 @@ func TestBadInputKeepsServing(t *testing.T) {
 		wg.Wait()
 		var refused, timedOut, stillOpen, dialErrs int
 		var slowestRefusal time.Duration
+		var served []result
 		for _, r := range results {
 			var ne net.Error
 			switch {
@@ -390,15 +392,36 @@ func TestBadInputKeepsServing(t *testing.T) {
 				slowestRefusal = max(slowestRefusal, r.closedAfter)
 			default:
 				timedOut++
+				served = append(served, r)
 			}
 			require.Zero(t, r.gotBytes, "nothing is written to an idle connection")
 		}
+		// Served connections free their slots after readTimeout, so a slow dial loop (a loaded
+		// machine) may see more than maxConnections served in all; what the limit bounds is how
+		// many are open at once. Each is open from its dial until its close as this side saw
+		// it, which lags the server's close a little: hence the slack.
+		const closeLag = 250 * time.Millisecond
+		atOnce := 0
+		for _, c := range served {
+			n := 0
+			for _, d := range served {
+				if !d.dialed.After(c.dialed) && c.dialed.Before(d.dialed.Add(d.closedAfter-closeLag)) {
+					n++
+				}
+			}
+			atOnce = max(atOnce, n)
+		}
 		t.Logf("500 idle connections (dialled in %s, maxConnections %d, one slot held by the good sender): "+
-			"%d closed at once (slowest %s), %d accepted then closed by the read timeout, %d refused at dial, %d never closed",
-			dialTime.Round(time.Millisecond), maxConns, refused, slowestRefusal.Round(time.Millisecond), timedOut, dialErrs, stillOpen)
+			"%d closed at once (slowest %s), %d accepted then closed by the read timeout (at most %d at once), %d refused at dial, %d never closed",
+			dialTime.Round(time.Millisecond), maxConns, refused, slowestRefusal.Round(time.Millisecond), timedOut, atOnce, dialErrs, stillOpen)
 		require.Zero(t, stillOpen, "the server closes every idle connection")
-		require.LessOrEqual(t, timedOut, maxConns-1, "no more connections served than maxConnections")
-		require.GreaterOrEqual(t, refused+dialErrs, idle-(maxConns-1), "connections past the limit are refused")
+		require.LessOrEqual(t, atOnce, maxConns-1, "no more connections served at once than maxConnections")
+		require.Greater(t, refused+dialErrs, 0, "the limit refused some of the 500")
+		if dialTime < readTimeout {
+			// No served connection had timed out while the others were dialled: every one past
+			// the limit was refused.
+			require.GreaterOrEqual(t, refused+dialErrs, idle-(maxConns-1), "connections past the limit are refused")
+		}
 	})
 
 	// Meanwhile the good sender never noticed.
