@@ -42,7 +42,7 @@ func TestParseNormalises(t *testing.T) {
 
 func TestParseRefusesWithReasons(t *testing.T) {
 	t.Parallel()
-	cases := map[string]string{
+	cases := map[string]string{ //nolint:gosec // G101: a PEM block of two bytes to refuse, not a credential
 		`[]`:                            "settings must be a JSON object",
 		`"x"`:                           "settings must be a JSON object",
 		`{"maxMessageSize": 0}`:         "settings.maxMessageSize must be an integer from 1 to 268435456",
