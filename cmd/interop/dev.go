@@ -52,7 +52,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	logger := newLogger(c)
-	certs, err := loadTLS(c, logger)
+	certs, mllpCerts, err := loadTLS(c, logger)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 	// Each export file's upload is checked when it is written; closing the bucket at exit only
 	// releases its client (as the serve roles' cleanup does).
 	defer func() { _ = exports.Close() }()
-	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports, certs: certs,
+	s := &services{cfg: c, logger: logger, pool: pool, registry: reg, temporal: tc, store: &store.Store{Pool: pool}, sealer: sealer, mapping: mt, exports: exports, certs: certs, mllpCerts: mllpCerts,
 		dev: true, devOwners: true}
 	reindexStore(ctx, s.store, logger)
 	w := s.newWorker()

@@ -45,7 +45,7 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	certs, err := loadTLS(c, newLogger(c))
+	certs, mllpCerts, err := loadTLS(c, newLogger(c))
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (g gatewayCmd) Run(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	defer closeAll()
-	s.certs = certs
+	s.certs, s.mllpCerts = certs, mllpCerts
 	// The gateway serves the built-in store in process: index rows stored before the search
 	// index existed (a no-op once done; replicas share the work).
 	reindexStore(ctx, s.store, s.logger)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -13,11 +16,52 @@ import (
 type sendCmd struct {
 	To      string        `required:"true" placeholder:"HOST:PORT" help:"MLLP listener to send to."`
 	Timeout time.Duration `default:"30s" help:"How long to wait for each ACK."`
+	TLS     bool          `name:"tls" help:"Speak MLLP over TLS (1.2 or later), trusting the system's CAs unless --ca is given."`
+	CA      string        `name:"ca" type:"existingfile" placeholder:"FILE" help:"PEM CA bundle that signs the listener's certificate (implies --tls)."`
+	Cert    string        `name:"cert" type:"existingfile" placeholder:"FILE" help:"PEM client certificate for mutual TLS, with --key (implies --tls)."`
+	Key     string        `name:"key" type:"existingfile" placeholder:"FILE" help:"PEM private key of --cert."`
 	Files   []string      `arg:"" type:"existingfile" help:"Files holding one message, several messages, or an FHS/BHS batch."`
 }
 
+// tlsConfig is the client's TLS configuration from the flags, nil for plain TCP.
+func (s sendCmd) tlsConfig() (*tls.Config, error) {
+	if !s.TLS && s.CA == "" && s.Cert == "" && s.Key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.CA != "" {
+		pem, err := os.ReadFile(s.CA) //nolint:gosec // G304: the operator names the file on the command line
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", s.CA)
+		}
+	}
+	if (s.Cert == "") != (s.Key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if s.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(s.Cert, s.Key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert %s with --key %s: %w", s.Cert, s.Key, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
 func (s sendCmd) Run(ctx context.Context) error {
-	client, err := mllp.Dial(ctx, s.To)
+	var opts []mllp.DialOption
+	tlsConfig, err := s.tlsConfig()
+	if err != nil {
+		return err
+	}
+	if tlsConfig != nil {
+		opts = append(opts, mllp.WithTLSConfig(tlsConfig))
+	}
+	client, err := mllp.Dial(ctx, s.To, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", s.To, err)
 	}

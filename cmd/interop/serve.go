@@ -57,6 +57,9 @@ type services struct {
 	exports *blob.Bucket
 	// certs is the HTTP listener's TLS certificate (INTEROP_TLS_CERT/KEY); nil serves plain HTTP.
 	certs *tlscert.Reloader
+	// mllpCerts is the certificate of MLLP listeners whose connectors ask for TLS
+	// (INTEROP_MLLP_TLS_CERT/KEY, else the HTTP listener's); nil when neither is set.
+	mllpCerts *tlscert.Reloader
 	// dev is `interop dev`: SMART clients may then register JWKS URLs on loopback.
 	dev bool
 	// devOwners allows owners on loopback (`interop dev`: `interop store` and test owners on
@@ -197,6 +200,9 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 	}
 	ingestor := &inbound.Ingestor{Pool: s.pool, Starter: starter, Metrics: inboundMetrics, Logger: s.logger}
 	s.listeners = &inbound.Listeners{Pool: s.pool, Ingestor: ingestor, Logger: s.logger, DefaultHost: s.cfg.MLLPBindHost, Metrics: inboundMetrics}
+	if s.mllpCerts != nil {
+		s.listeners.TLSCertificate = s.mllpCerts.GetCertificate
+	}
 
 	cursorKey, err := signingKey(s.cfg, "interop fhir gateway paging cursor")
 	if err != nil {
@@ -280,18 +286,23 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 }
 
 // loadTLS loads the HTTP listener's certificate when INTEROP_TLS_CERT and INTEROP_TLS_KEY are
-// set: a missing, unreadable or mismatched pair stops start-up here, before anything else is
-// opened, with the files named.
-func loadTLS(cfg config.Config, logger *slog.Logger) (*tlscert.Reloader, error) {
-	if !cfg.TLS() {
-		return nil, nil
+// set, and the MLLP listeners' when INTEROP_MLLP_TLS_CERT and INTEROP_MLLP_TLS_KEY are (else
+// the HTTP one serves MLLP too): a missing, unreadable or mismatched pair stops start-up here,
+// before anything else is opened, with the files named.
+func loadTLS(cfg config.Config, logger *slog.Logger) (httpCerts, mllpCerts *tlscert.Reloader, err error) {
+	if cfg.TLS() {
+		if httpCerts, err = tlscert.New(cfg.TLSCertFile, cfg.TLSKeyFile, logger); err != nil {
+			return nil, nil, fmt.Errorf("https: %w", err)
+		}
+		logger.Info("http gateway serves TLS (HTTP/2, HSTS)", "cert_file", cfg.TLSCertFile)
 	}
-	certs, err := tlscert.New(cfg.TLSCertFile, cfg.TLSKeyFile, logger)
-	if err != nil {
-		return nil, fmt.Errorf("https: %w", err)
+	mllpCerts = httpCerts
+	if cfg.MLLPTLSCertFile != "" {
+		if mllpCerts, err = tlscert.New(cfg.MLLPTLSCertFile, cfg.MLLPTLSKeyFile, logger); err != nil {
+			return nil, nil, fmt.Errorf("mllp tls: %w", err)
+		}
 	}
-	logger.Info("http gateway serves TLS (HTTP/2, HSTS)", "cert_file", cfg.TLSCertFile)
-	return certs, nil
+	return httpCerts, mllpCerts, nil
 }
 
 // signingKey is the key the gateway signs something with (paging cursors, export file URLs),

@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,10 @@ type Listeners struct {
 	DefaultHost string
 	// Metrics, when set, carries interop_mllp_listener_up and the listen failures.
 	Metrics *Metrics
+	// TLSCertificate serves the certificate of connectors whose settings ask for TLS (the
+	// process's MLLP certificate, re-read when renewed); nil when none is configured, and such
+	// a connector then fails to open with a reason in its health.
+	TLSCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
 	mu      sync.Mutex
 	running map[uuid.UUID]*listener
@@ -219,9 +224,16 @@ func (l *Listeners) open(c db.InteropConnector) (string, error) {
 		host = *c.ListenHost
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(int(*c.ListenPort)))
+	tlsConfig, err := l.tlsConfig(settings.TLS)
+	if err != nil {
+		return addr, fmt.Errorf("connector %s (%s): %w", c.Name, c.ID, err)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return addr, fmt.Errorf("connector %s (%s): listen on %s: %w", c.Name, c.ID, addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
 	}
 	srv := &mllp.Server{
 		Handler:        l.Ingestor.Handler(conn),
@@ -245,6 +257,28 @@ func (l *Listeners) open(c db.InteropConnector) (string, error) {
 	l.running[c.ID] = run
 	l.Logger.Info("mllp listener open", "connector_id", c.ID, "connector", c.Name, "tenant_id", c.TenantID, "addr", run.addr)
 	return run.addr, nil
+}
+
+// tlsConfig is the listener's TLS configuration for policy p, nil for plain TCP. TLS 1.2 is
+// the floor (what HL7's and IHE's transport guidance asks of MLLP over TLS); with a clientCA a
+// sender must present a certificate chaining to it.
+func (l *Listeners) tlsConfig(p *connector.TLS) (*tls.Config, error) {
+	if p == nil {
+		return nil, nil
+	}
+	if l.TLSCertificate == nil {
+		return nil, errors.New("settings ask for TLS but this process has no MLLP certificate " +
+			"(set INTEROP_MLLP_TLS_CERT and INTEROP_MLLP_TLS_KEY, or INTEROP_TLS_CERT and INTEROP_TLS_KEY)")
+	}
+	pool, err := p.ClientPool()
+	if err != nil {
+		return nil, fmt.Errorf("settings.tls.%w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: l.TLSCertificate}
+	if pool != nil {
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
 func (l *Listeners) stop(id uuid.UUID, ln *listener) {

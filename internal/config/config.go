@@ -27,6 +27,11 @@ type Config struct {
 	// HTTPAddr serve TLS 1.2+ with HTTP/2 and HSTS; the files are re-read when they change.
 	TLSCertFile string
 	TLSKeyFile  string
+	// MLLPTLSCertFile and MLLPTLSKeyFile (PEM; INTEROP_MLLP_TLS_CERT, INTEROP_MLLP_TLS_KEY), set
+	// together, are the certificate of MLLP listeners whose connector settings ask for TLS;
+	// unset, those listeners use TLSCertFile and TLSKeyFile.
+	MLLPTLSCertFile string
+	MLLPTLSKeyFile  string
 	// MLLPAddr is where `interop dev` opens the default inbound MLLP connector.
 	MLLPAddr string
 	// RetainProcessed is how long processed messages are kept; 0 keeps them forever. Failed and
@@ -217,6 +222,8 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.MLLPAddr, "INTEROP_MLLP_ADDR")
 	str(&c.TLSCertFile, "INTEROP_TLS_CERT")
 	str(&c.TLSKeyFile, "INTEROP_TLS_KEY")
+	str(&c.MLLPTLSCertFile, "INTEROP_MLLP_TLS_CERT")
+	str(&c.MLLPTLSKeyFile, "INTEROP_MLLP_TLS_KEY")
 	str(&c.DataDir, "INTEROP_DATA_DIR")
 	str(&c.MLLPBindHost, "INTEROP_MLLP_BIND_HOST")
 	str(&c.MetricsAddr, "INTEROP_METRICS_ADDR")
@@ -314,6 +321,9 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("INTEROP_TLS_CERT and INTEROP_TLS_KEY must be set together (PEM certificate chain and its private key)"))
+	}
+	if (c.MLLPTLSCertFile == "") != (c.MLLPTLSKeyFile == "") {
+		errs = append(errs, errors.New("INTEROP_MLLP_TLS_CERT and INTEROP_MLLP_TLS_KEY must be set together (PEM certificate chain and its private key)"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("INTEROP_LOG_FORMAT %q: want text or json", c.LogFormat))

@@ -6,7 +6,9 @@ package connector
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"sort"
@@ -47,6 +49,46 @@ type Settings struct {
 	// TimeZone is the IANA zone of the facility's clocks, for v2 times without a UTC offset;
 	// the Map step prefers it to the tenant's.
 	TimeZone string `json:"timeZone,omitempty"`
+	// TLS, when set, makes the listener speak MLLP over TLS (1.2 or later) with the process's
+	// MLLP certificate; a plain-TCP sender is then refused at the handshake.
+	TLS *TLS `json:"tls,omitempty"`
+}
+
+// TLS is a listener's TLS policy.
+type TLS struct {
+	// ClientCA is a PEM bundle of the certificate authorities whose certificates a sender must
+	// present (mutual TLS); empty asks for no client certificate.
+	ClientCA string `json:"clientCA,omitempty"`
+}
+
+// ClientPool is ClientCA as a pool, nil when ClientCA is empty.
+func (t *TLS) ClientPool() (*x509.CertPool, error) {
+	if t == nil || strings.TrimSpace(t.ClientCA) == "" {
+		return nil, nil
+	}
+	rest := []byte(t.ClientCA)
+	pool := x509.NewCertPool()
+	n := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("clientCA holds a PEM %q block; only CERTIFICATE blocks belong there", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("clientCA certificate %d: %w", n+1, err)
+		}
+		pool.AddCert(cert)
+		n++
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("clientCA has text that is not a PEM block")
+	}
+	return pool, nil
 }
 
 // Retry is a connector's policy for whole pipeline tries; unset fields take the workflow's
@@ -90,7 +132,7 @@ var limits = map[string][2]int64{
 }
 
 // Known lists the settings Parse accepts, for messages.
-const Known = "maxMessageSize, readTimeoutSeconds, maxConnections, retry {maxAttempts, initialIntervalSeconds, maxIntervalSeconds}, duplicatePolicy, charset, timeZone"
+const Known = "maxMessageSize, readTimeoutSeconds, maxConnections, retry {maxAttempts, initialIntervalSeconds, maxIntervalSeconds}, duplicatePolicy, charset, timeZone, tls {clientCA}"
 
 // Parse validates a settings object as the admin API receives it and returns it with its
 // charset in canonical form. Unknown keys are refused, named, rather than stored and silently
@@ -136,6 +178,8 @@ func Parse(v json.RawMessage) (Settings, []string) {
 			}
 		case "retry":
 			s.Retry = p.retry(raw)
+		case "tls":
+			s.TLS = p.tls(raw)
 		default:
 			p.unknown = append(p.unknown, strconv.Quote(key))
 		}
@@ -214,6 +258,34 @@ func (p *parser) charset(x string) string {
 			"(an HL7 table 0211 code such as \"8859/1\" or \"UNICODE UTF-8\", or e.g. \"windows-1252\")", x)
 	}
 	return canonical
+}
+
+// tls reads the tls object: {} turns TLS on, clientCA adds mutual TLS. null leaves it off.
+func (p *parser) tls(raw json.RawMessage) *TLS {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(raw, &doc) != nil || doc == nil {
+		p.problemf("settings.tls must be an object ({} for TLS, {\"clientCA\": PEM} for mutual TLS)")
+		return nil
+	}
+	t := &TLS{}
+	for key, v := range doc {
+		if key != "clientCA" {
+			p.unknown = append(p.unknown, strconv.Quote("tls."+key))
+			continue
+		}
+		if x, ok := p.str("tls.clientCA", v); ok {
+			t.ClientCA = x
+			if strings.TrimSpace(x) == "" {
+				p.problemf("settings.tls.clientCA is empty; leave it out for TLS without client certificates")
+			} else if _, err := t.ClientPool(); err != nil {
+				p.problemf("settings.tls.%s", err)
+			}
+		}
+	}
+	return t
 }
 
 func (p *parser) retry(raw json.RawMessage) *Retry {

@@ -1,7 +1,9 @@
 package connector_test
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nhp/interop/internal/connector"
+	"github.com/nhp/interop/internal/tlscert/tlscerttest"
 )
 
 func TestParseNormalises(t *testing.T) {
@@ -39,7 +42,7 @@ func TestParseNormalises(t *testing.T) {
 
 func TestParseRefusesWithReasons(t *testing.T) {
 	t.Parallel()
-	cases := map[string]string{
+	cases := map[string]string{ //nolint:gosec // G101: a PEM block of two bytes to refuse, not a credential
 		`[]`:                            "settings must be a JSON object",
 		`"x"`:                           "settings must be a JSON object",
 		`{"maxMessageSize": 0}`:         "settings.maxMessageSize must be an integer from 1 to 268435456",
@@ -55,6 +58,13 @@ func TestParseRefusesWithReasons(t *testing.T) {
 		`{"retry": {"maxAttempts": 0}}`: "settings.retry.maxAttempts must be an integer from 1 to 1000",
 		`{"retry": {"initialIntervalSeconds": 60, "maxIntervalSeconds": 10}}`: "maxIntervalSeconds must not be less than initialIntervalSeconds",
 		`{"colour": "blue", "retry": {"jitter": 1}}`:                          `settings: unknown keys "colour", "retry.jitter" (known: `,
+		`{"tls": true}`:                               "settings.tls must be an object",
+		`{"tls": {"clientCA": 1}}`:                    "settings.tls.clientCA must be a string",
+		`{"tls": {"clientCA": ""}}`:                   "settings.tls.clientCA is empty; leave it out",
+		`{"tls": {"clientCA": "not pem"}}`:            "settings.tls.clientCA has text that is not a PEM block",
+		`{"tls": {"certFile": "/etc/passwd"}}`:        `unknown keys "tls.certFile"`,
+		`{"tls": {"clientCA": "` + keyPEM + `"}}`:     `settings.tls.clientCA holds a PEM "PRIVATE KEY" block`,
+		`{"tls": {"clientCA": "` + badCertPEM + `"}}`: "settings.tls.clientCA certificate 1:",
 	}
 	for in, want := range cases {
 		s, problems := connector.Parse(json.RawMessage(in))
@@ -66,6 +76,49 @@ func TestParseRefusesWithReasons(t *testing.T) {
 	_, problems := connector.Parse(json.RawMessage(`{"maxConnections": 0, "charset": "klingon", "x": 1}`))
 	require.Len(t, problems, 3)
 	require.IsIncreasing(t, problems)
+}
+
+// PEM blocks as JSON string contents (newlines escaped): a key where a certificate belongs,
+// and a CERTIFICATE block whose bytes are not a certificate.
+const (
+	keyPEM     = `-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n`
+	badCertPEM = `-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n`
+)
+
+func TestParseTLS(t *testing.T) {
+	t.Parallel()
+	ca := tlscerttest.Write(t, t.TempDir(), "ca", "Sender CA")
+	caPEM, err := os.ReadFile(ca.CertFile)
+	require.NoError(t, err)
+	other := tlscerttest.Write(t, t.TempDir(), "other", "Other CA")
+	otherPEM, err := os.ReadFile(other.CertFile)
+	require.NoError(t, err)
+
+	// {} turns TLS on without client certificates; null and absence leave it off.
+	s, problems := connector.Parse(json.RawMessage(`{"tls": {}}`))
+	require.Empty(t, problems)
+	require.NotNil(t, s.TLS)
+	pool, err := s.TLS.ClientPool()
+	require.NoError(t, err)
+	require.Nil(t, pool)
+	s, problems = connector.Parse(json.RawMessage(`{"tls": null}`))
+	require.Empty(t, problems)
+	require.Nil(t, s.TLS)
+
+	// A bundle of two CAs: both trusted, and it survives the round trip through a row.
+	bundle, err := json.Marshal(map[string]any{"tls": map[string]string{"clientCA": string(caPEM) + "\n" + string(otherPEM)}})
+	require.NoError(t, err)
+	s, problems = connector.Parse(bundle)
+	require.Empty(t, problems)
+	back, err := connector.Decode(s.JSON())
+	require.NoError(t, err)
+	require.Equal(t, s, back)
+	pool, err = back.TLS.ClientPool()
+	require.NoError(t, err)
+	for _, c := range []*x509.Certificate{ca.Cert, other.Cert} {
+		_, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		require.NoError(t, err, c.Subject.String())
+	}
 }
 
 func TestDecodeStoredRows(t *testing.T) {

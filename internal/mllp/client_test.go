@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -148,7 +149,7 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 		NotAfter:     time.Now().Add(time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	require.NoError(t, err)
@@ -162,6 +163,49 @@ func selfSignedTLS(t *testing.T) (server, client *tls.Config) {
 	}
 	client = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return server, client
+}
+
+// TestServerTLSPeer: behind a mutual-TLS listener the handler sees the subject of the client
+// certificate the handshake verified; a peer that connects and never handshakes is closed
+// after ReadTimeout like an idle one.
+func TestServerTLSPeer(t *testing.T) {
+	serverCfg, clientCfg := selfSignedTLS(t)
+	serverCfg.ClientAuth = tls.RequireAndVerifyClientCert
+	serverCfg.ClientCAs = clientCfg.RootCAs
+	clientCfg.Certificates = serverCfg.Certificates // self-signed: its own CA
+	peers := make(chan string, 1)
+	s := &Server{
+		Handler: HandlerFunc(func(_ context.Context, conn ConnInfo, msg []byte) []byte {
+			peers <- conn.TLSPeer
+			return append([]byte("ACK|"), msg...)
+		}),
+		ReadTimeout: 300 * time.Millisecond,
+		Logger:      slog.New(slog.DiscardHandler),
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(tls.NewListener(l, serverCfg)) }()
+
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	c, err := Dial(ctx, l.Addr().String(), WithTLSConfig(clientCfg))
+	require.NoError(t, err)
+	reply, err := c.Send(ctx, []byte("MSH|peer"))
+	require.NoError(t, err)
+	require.Equal(t, "ACK|MSH|peer", string(reply))
+	require.Equal(t, "CN=mllp test", <-peers)
+	require.NoError(t, c.Close())
+
+	silent, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer func() { _ = silent.Close() }()
+	require.NoError(t, silent.SetReadDeadline(time.Now().Add(testTimeout)))
+	_, err = silent.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF, "closed by the server, not by the test's deadline")
+
+	require.NoError(t, s.Shutdown(ctx))
+	require.ErrorIs(t, <-served, ErrServerClosed)
 }
 
 func TestClientTLS(t *testing.T) {

@@ -1,6 +1,8 @@
 package mllp
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,6 +49,18 @@ func (c *serverConn) serve() {
 			"duration", time.Since(c.info.Accepted))
 	}()
 
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := c.handshake(tc); err != nil {
+			reason = "tls handshake failed"
+			if c.isOpen() {
+				log.Warn("mllp TLS handshake failed", "err", err)
+			}
+			return
+		}
+		if c.info.TLSPeer != "" {
+			log.Info("mllp TLS client authenticated", "peer", c.info.TLSPeer)
+		}
+	}
 	r := NewReader(connReader{c}, s.maxMessageSize())
 	r.onStart = c.setActive
 	for !s.inShutdown.Load() {
@@ -83,6 +97,26 @@ func (c *serverConn) serve() {
 		}
 		c.setIdle()
 	}
+}
+
+// handshake completes TLS before the first frame, bounded by the read timeout, so that a peer
+// that connects and never completes the handshake holds its slot no longer than an idle one,
+// and a failure is reported as what it is rather than as a read error. The verified client
+// certificate's subject, if any, goes into the connection's info for the handler and the logs.
+func (c *serverConn) handshake(tc *tls.Conn) error {
+	ctx := c.srv.baseCtx
+	if t := c.srv.ReadTimeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	if chains := tc.ConnectionState().VerifiedChains; len(chains) > 0 && len(chains[0]) > 0 {
+		c.info.TLSPeer = chains[0][0].Subject.String()
+	}
+	return nil
 }
 
 // handle calls the handler, turning a panic into ok == false so that the

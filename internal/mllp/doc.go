@@ -45,5 +45,7 @@
 // rules.
 //
 // For TLS, pass a listener from [crypto/tls.NewListener] to [Server.Serve]
-// and use [WithTLSConfig] on the client side.
+// and use [WithTLSConfig] on the client side. The server completes each
+// handshake before reading, within ReadTimeout, and puts a verified client
+// certificate's subject in [ConnInfo.TLSPeer].
 package mllp

@@ -48,6 +48,9 @@ type ConnInfo struct {
 	LocalAddr net.Addr
 	// Accepted is when the connection was accepted.
 	Accepted time.Time
+	// TLSPeer is the subject of the client certificate a TLS listener verified (mutual TLS),
+	// "" on a plain connection or when no client certificate was asked for.
+	TLSPeer string
 }
 
 // LogValue implements [slog.LogValuer], so that a ConnInfo logged as one
@@ -57,6 +60,7 @@ func (c ConnInfo) LogValue() slog.Value {
 		slog.Uint64("id", c.ID),
 		slog.String("remote_addr", addrString(c.RemoteAddr)),
 		slog.String("local_addr", addrString(c.LocalAddr)),
+		slog.String("tls_peer", c.TLSPeer),
 	)
 }
 

@@ -1,5 +1,6 @@
 // Package tlscerttest makes throw-away TLS certificates for tests: a self-signed ECDSA P-256
-// certificate for 127.0.0.1 and localhost, written as PEM files.
+// certificate for 127.0.0.1 and localhost, written as PEM files. Each is its own CA and good
+// for both ends, so one serves a listener and another a client of mutual TLS.
 package tlscerttest
 
 import (
@@ -42,7 +43,7 @@ func Write(t testing.TB, dir, name, cn string) Pair {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IsCA:         true, BasicConstraintsValid: true,
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
