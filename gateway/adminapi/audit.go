@@ -1,6 +1,7 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -107,5 +108,9 @@ func (h *API) getAuditEvent(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("get audit event: %w", err)
 	}
-	return c.Blob(http.StatusOK, fhir.MediaType+"; charset=utf-8", r.Event)
+	var body bytes.Buffer
+	if err := json.Compact(&body, r.Event); err != nil {
+		return fmt.Errorf("audit event %s: %w", id, err)
+	}
+	return c.Blob(http.StatusOK, fhir.MediaType+"; charset=utf-8", body.Bytes())
 }

@@ -153,7 +153,9 @@ func record(room Room, c echo.Context, d *Detail) (audit.Record, bool) {
 	}
 	r.Entities = append(r.Entities, d.Entities...)
 	r.Patients = append(r.Patients, d.Patients...)
-	if r.Query != "" {
+	// The Patients a FHIR search names are whose records it read. (An /admin/audit-events
+	// search by patient reads the trail, not the record: it is not put in the Patient's trail.)
+	if room == FHIR && r.Query != "" {
 		typ, rawQuery, _ := strings.Cut(r.Query, "?")
 		if q, err := url.ParseQuery(rawQuery); err == nil {
 			r.Patients = append(r.Patients, audit.PatientsOfSearch(typ, q)...)
@@ -167,7 +169,10 @@ func fhirRecord(c echo.Context, r *audit.Record) bool {
 	req := c.Request()
 	route := strings.TrimPrefix(c.Path(), "/fhir")
 	typ, id := c.Param("type"), c.Param("id")
+	// query names what a search, history or conditional interaction asked: its path and
+	// parameters ("Observation?patient=123").
 	query := func(prefix string) {
+		r.Query = prefix
 		if req.URL.RawQuery != "" {
 			r.Query = prefix + "?" + req.URL.RawQuery
 		}
@@ -180,10 +185,10 @@ func fhirRecord(c echo.Context, r *audit.Record) bool {
 		interaction = audit.InteractionBatch
 	case "/_history":
 		interaction = audit.InteractionHistorySystem
-		query("")
+		query("_history")
 	case "/:type/_history":
 		interaction = audit.InteractionHistoryType
-		query(typ)
+		query(typ + "/_history")
 	case "/:type", "/:type/_search":
 		switch req.Method {
 		case http.MethodGet, http.MethodPost:
@@ -291,9 +296,9 @@ func adminRecord(c echo.Context, r *audit.Record) bool {
 	switch {
 	case req.Method == http.MethodGet && id == "":
 		r.Subtype = audit.InteractionSearchType
-		r.Query = object + "?" + req.URL.RawQuery
-		if req.URL.RawQuery == "" {
-			r.Query = ""
+		r.Query = object
+		if req.URL.RawQuery != "" {
+			r.Query = object + "?" + req.URL.RawQuery
 		}
 	case req.Method == http.MethodGet:
 		r.Subtype = audit.InteractionRead
