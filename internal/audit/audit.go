@@ -467,10 +467,28 @@ func splitRef(s string) (typ, id, version string, ok bool) {
 		return "", "", "", false
 	}
 	typ, id = parts[n-2], parts[n-1]
-	if !validTypeName(typ) || !validID(id) {
+	if !validTypeName(typ) {
+		return "", "", "", false
+	}
+	if routing.IsResourceType(typ) && !validID(id) || !validObjectID(id) {
 		return "", "", "", false
 	}
 	return typ, id, version, true
+}
+
+// validObjectID is the id of one of the service's own objects: a UUID, or a SMART client id
+// ([A-Za-z0-9._~-]{1,128}).
+func validObjectID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~') {
+			return false
+		}
+	}
+	return true
 }
 
 // PatientRef reads a reference to a Patient ("Patient/123", "Patient/123/_history/2", an
