@@ -378,7 +378,7 @@ func TestAuditTrailSearchIsTenantIsolated(t *testing.T) {
 	t.Parallel()
 	s := newAuditServer(t)
 	admin := map[string]string{
-		apiTenantA: s.token(apiTenantA, auth.AdminScope+" "+apiRWScope),
+		apiTenantA:         s.token(apiTenantA, auth.AdminScope+" "+apiRWScope),
 		gatewaytestTenantB: s.token(gatewaytestTenantB, auth.AdminScope+" "+apiRWScope),
 	}
 	status, body, _ := s.do(http.MethodPost, "/fhir/Patient", admin[apiTenantA], "a-create", "", apiPatient(apiMRN, "iso"))

@@ -13,7 +13,7 @@ import (
 // running writer holds it. The lock lasts until the returned file is closed or the process
 // ends, however it ends.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // G304: the lock file of a spool directory the operator configured
 	if err != nil {
 		return nil, err
 	}

@@ -288,7 +288,7 @@ func TestWriterSpoolSurvivesKill9(t *testing.T) {
 	u, pool := dbtest.New(t)
 	spool := t.TempDir()
 	const n = 250
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolChildProcess$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSpoolChildProcess$", "-test.count=1") //nolint:gosec // G702: the test binary runs itself
 	cmd.Env = append(os.Environ(), "AUDITLOG_CHILD_DB="+u, "AUDITLOG_CHILD_SPOOL="+spool, "AUDITLOG_CHILD_N="+strconv.Itoa(n))
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)

@@ -86,7 +86,7 @@ func ParseSearch(q url.Values) (Search, error) {
 	}
 	if v := q.Get("outcome"); v != "" {
 		for _, o := range strings.Split(v, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(o))
+			n, err := strconv.ParseInt(strings.TrimSpace(o), 10, 16)
 			if err != nil || (n != 0 && n != 4 && n != 8 && n != 12) {
 				return s, fmt.Errorf("outcome %q: want 0, 4, 8 or 12 (comma-separated for any of them)", o)
 			}
