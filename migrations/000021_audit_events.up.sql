@@ -18,7 +18,8 @@ CREATE TABLE audit_events (
     -- AuditEvent.outcome: 0 success, 4 minor failure (a 4xx), 8 serious failure (a 5xx), 12
     -- major failure.
     outcome         smallint NOT NULL CHECK (outcome IN (0, 4, 8, 12)),
-    http_status     smallint NOT NULL CHECK (http_status BETWEEN 100 AND 599),
+    -- The HTTP status answered; 0 when none was (outcome 12).
+    http_status     smallint NOT NULL CHECK (http_status = 0 OR http_status BETWEEN 100 AND 599),
     -- The requesting agent: the bearer token's subject (a SMART client id, `interop token`'s
     -- subject), or the client id of a token request.
     agent           text NOT NULL CHECK (length(agent) <= 256),

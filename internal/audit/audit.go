@@ -225,12 +225,9 @@ func Build(r Record, o Observer) (Row, error) {
 	}
 	row := Row{
 		ID: r.ID, Tenant: clean(r.Tenant, 64), Recorded: r.Recorded.UTC().Truncate(time.Microsecond), TypeCode: r.Type, Subtype: clean(r.Subtype, 64),
-		Action: r.Action, Outcome: OutcomeOf(status), HTTPStatus: int16(max(status, 100)), //nolint:gosec // 100..599
+		Action: r.Action, Outcome: OutcomeOf(status), HTTPStatus: int16(status), //nolint:gosec // 0 or 100..599
 		Agent: clean(r.Agent, maxAgent), SourceAddress: clean(r.SourceAddress, maxAddress), RequestID: clean(r.RequestID, maxRequestID),
 		EntityRefs: []string{}, PatientRefs: []string{},
-	}
-	if status == 0 {
-		row.HTTPStatus = 599 // the column's range; outcome 12 says no answer was given
 	}
 	var entities []entity
 	for _, p := range r.Patients {

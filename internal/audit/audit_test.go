@@ -132,7 +132,7 @@ func TestBuildOtherTypesAndOutcomes(t *testing.T) {
 		{"export file", Record{Type: TypeExport, Subtype: InteractionRead, Action: Read, Status: 200}, "110106", "read", 0, 200, "HTTP 200"},
 		{"forbidden", Record{Subtype: InteractionRead, Action: Read, Status: 403}, "rest", "read", 4, 403, "HTTP 403"},
 		{"owner failed", Record{Subtype: InteractionSearchType, Action: Execute, Status: 502}, "rest", "search-type", 8, 502, "HTTP 502"},
-		{"no answer", Record{Subtype: InteractionRead, Action: Read}, "rest", "read", 12, 599, "no answer was given"},
+		{"no answer", Record{Subtype: InteractionRead, Action: Read}, "rest", "read", 12, 0, "no answer was given"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.rec.ID, tc.rec.Tenant, tc.rec.Recorded = "id", "t", time.Now()
