@@ -22,7 +22,8 @@ func (q *Queries) BulkExportFileDeleteAll(ctx context.Context, jobID uuid.UUID) 
 }
 
 const bulkExportFileGet = `-- name: BulkExportFileGet :one
-SELECT f.id, f.tenant_id, f.job_id, f.kind, f.resource_type, f.blob_key, f.file_url, f.count, f.size_bytes, f.created_at, j.status AS job_status, j.expires_at AS job_expires_at
+SELECT f.id, f.tenant_id, f.job_id, f.kind, f.resource_type, f.blob_key, f.file_url, f.count, f.size_bytes, f.created_at, j.status AS job_status, j.expires_at AS job_expires_at, j.requested_by AS job_requested_by,
+       j.level AS job_level, j.group_key AS job_group_key
 FROM bulk_export_files f JOIN bulk_export_jobs j ON j.id = f.job_id
 WHERE f.job_id = $1 AND f.id = $2
 `
@@ -33,18 +34,21 @@ type BulkExportFileGetParams struct {
 }
 
 type BulkExportFileGetRow struct {
-	ID           uuid.UUID
-	TenantID     string
-	JobID        uuid.UUID
-	Kind         string
-	ResourceType string
-	BlobKey      string
-	FileURL      string
-	Count        int64
-	SizeBytes    int64
-	CreatedAt    time.Time
-	JobStatus    BulkExportStatus
-	JobExpiresAt *time.Time
+	ID             uuid.UUID
+	TenantID       string
+	JobID          uuid.UUID
+	Kind           string
+	ResourceType   string
+	BlobKey        string
+	FileURL        string
+	Count          int64
+	SizeBytes      int64
+	CreatedAt      time.Time
+	JobStatus      BulkExportStatus
+	JobExpiresAt   *time.Time
+	JobRequestedBy string
+	JobLevel       BulkExportLevel
+	JobGroupKey    string
 }
 
 func (q *Queries) BulkExportFileGet(ctx context.Context, arg BulkExportFileGetParams) (BulkExportFileGetRow, error) {
@@ -63,6 +67,9 @@ func (q *Queries) BulkExportFileGet(ctx context.Context, arg BulkExportFileGetPa
 		&i.CreatedAt,
 		&i.JobStatus,
 		&i.JobExpiresAt,
+		&i.JobRequestedBy,
+		&i.JobLevel,
+		&i.JobGroupKey,
 	)
 	return i, err
 }

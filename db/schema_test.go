@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +183,45 @@ func TestDomainEventsCursorOrder(t *testing.T) {
 // conflictOn reports whether err is a unique violation of constraint.
 func conflictOn(err error, constraint string) bool {
 	return errors.Is(err, db.ErrConflict) && db.ConstraintName(err) == constraint
+}
+
+// Audit records are append-only: never updated, deleted only by a retention job that says so
+// in its transaction. A batch written twice (a retry whose commit was not acknowledged) adds
+// nothing.
+func TestAuditEventsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, pool := dbtest.New(t)
+	q := db.New(pool)
+	batch := []byte(`[{"id":"0190f1d2-0000-7000-8000-000000000001","tenant_id":"t1","recorded":"2026-03-01T10:00:00Z",
+		"type_code":"rest","subtype":"read","action":"R","outcome":0,"http_status":200,"agent":"c",
+		"entity_refs":["Patient/p1"],"patient_refs":["Patient/p1"],"source_address":"","request_id":"",
+		"event":{"resourceType":"AuditEvent"}}]`)
+	n, err := q.AuditEventInsertBatch(ctx, batch)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	n, err = q.AuditEventInsertBatch(ctx, batch)
+	require.NoError(t, err)
+	require.Zero(t, n, "the same record again inserts nothing")
+
+	_, err = pool.Exec(ctx, "UPDATE audit_events SET agent = 'someone else'")
+	require.ErrorIs(t, err, db.ErrCheckViolation)
+	_, err = pool.Exec(ctx, "DELETE FROM audit_events")
+	require.ErrorIs(t, err, db.ErrCheckViolation)
+	require.NoError(t, db.InTx(ctx, pool, func(q *db.Queries) error {
+		if _, err := q.Conn().Exec(ctx, "SET LOCAL interop.allow_purge = 'on'"); err != nil {
+			return err
+		}
+		_, err := q.Conn().Exec(ctx, "DELETE FROM audit_events WHERE recorded < now()")
+		return err
+	}))
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM audit_events").Scan(&left))
+	require.Zero(t, left)
+
+	// The checks hold what the search relies on.
+	bad := strings.Replace(string(batch), `"action":"R"`, `"action":"X"`, 1)
+	bad = strings.Replace(bad, "000000000001", "000000000002", 1)
+	_, err = q.AuditEventInsertBatch(ctx, []byte(bad))
+	require.ErrorIs(t, err, db.ErrCheckViolation)
 }

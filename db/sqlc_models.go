@@ -522,6 +522,24 @@ func AllHl7MessageStatusValues() []Hl7MessageStatus {
 	}
 }
 
+type AuditEvent struct {
+	ID            uuid.UUID
+	TenantID      string
+	Recorded      time.Time
+	TypeCode      string
+	Subtype       string
+	Action        string
+	Outcome       int16
+	HTTPStatus    int16
+	Agent         string
+	EntityRefs    []string
+	PatientRefs   []string
+	SourceAddress string
+	RequestID     string
+	Event         []byte
+	WrittenAt     time.Time
+}
+
 type AuthAssertionJti struct {
 	ClientID  string
 	Jti       string

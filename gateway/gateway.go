@@ -1,6 +1,7 @@
 // Package gateway is the service's front door. New composes the HTTP server from its rooms
 // — the FHIR API at /fhir (fhirapi), the admin API at /admin (adminapi), both on the shared
-// kit (httpkit) — and serves health, readiness and /metrics itself. The MLLP side, which needs
+// kit (httpkit), each recorded in the audit trail (auditlog) — and serves health, readiness
+// and /metrics itself. The MLLP side, which needs
 // no HTTP at all, is gateway/inbound, wired by cmd/interop beside this server.
 package gateway
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway/adminapi"
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/smartapi"
@@ -75,6 +77,9 @@ type Deps struct {
 	SMART *smart.Server
 	// AllowPrivateJWKS lets SMART clients register JWKS URLs on loopback (dev, tests).
 	AllowPrivateJWKS bool
+	// Audit records every request of /fhir (metadata and discovery aside), /admin, the export
+	// downloads and the token endpoint as an AuditEvent (auditlog.Writer); nil records none.
+	Audit auditlog.Recorder
 }
 
 // New builds the HTTP server with every route.
@@ -107,8 +112,19 @@ func routes(e *echo.Echo, h *handlers) {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})))
 
 	d := h.d
+	// audited is the middleware of a room's group: the audit trail's, when there is one.
+	audited := func(room auditlog.Room) []echo.MiddlewareFunc {
+		if d.Audit == nil {
+			return nil
+		}
+		return []echo.MiddlewareFunc{auditlog.Middleware(d.Audit, room, d.Logger)}
+	}
 	if d.SMART != nil {
-		(&smartapi.API{Server: d.SMART, BaseURL: d.BaseURL, Logger: d.Logger}).Routes(e)
+		api := &smartapi.API{Server: d.SMART, BaseURL: d.BaseURL, Logger: d.Logger}
+		if mw := audited(auditlog.Token); mw != nil {
+			api.Audit = mw[0]
+		}
+		api.Routes(e)
 		if d.FHIR.TokenURL == "" {
 			d.FHIR.TokenURL = smartapi.TokenURL(d.BaseURL)
 		}
@@ -120,13 +136,13 @@ func routes(e *echo.Echo, h *handlers) {
 		Pool: d.Pool, Store: d.Store, Auth: d.Auth, DefaultOwner: d.DefaultOwner, BaseURL: d.BaseURL,
 		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
 		FHIR: d.FHIR, Exports: d.Exports,
-	}).Routes(e.Group("/fhir"))
+	}).Routes(e.Group("/fhir", audited(auditlog.FHIR)...))
 	adminapi.New(adminapi.Deps{
 		Pool: d.Pool, Auth: d.Auth, BaseURL: d.BaseURL, TemporalUIURL: d.TemporalUIURL,
 		TemporalNamespace: d.TemporalNamespace, Temporal: d.Temporal, TaskQueue: d.TaskQueue,
 		Logger: d.Logger, MaxBodyBytes: d.MaxBodyBytes, Sealer: d.Sealer, AllowPrivateJWKS: d.AllowPrivateJWKS,
 		Listeners: d.Listeners, OwnerPolicy: d.OwnerPolicy,
-	}).Routes(e.Group("/admin"))
+	}).Routes(e.Group("/admin", audited(auditlog.Admin)...))
 }
 
 func (h *handlers) healthz(c echo.Context) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -81,6 +82,14 @@ func TestDevEndToEnd(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond, "Hl7MessageProcessed is published")
 	require.Less(t, strings.Index(events, `"Hl7MessageReceived"`), strings.Index(events, `"Hl7MessageProcessed"`))
 	require.Equal(t, 1, strings.Count(events, `"Hl7MessageReceived"`), "the duplicate raised no second event")
+
+	// The FHIR and admin requests above are in the tenant's audit trail (written within a
+	// flush interval), the Patient searches among them with their query.
+	query := base64.StdEncoding.EncodeToString([]byte("Patient?identifier=" + url.QueryEscape("urn:id:test1|PATID1234")))
+	require.Eventually(t, func() bool {
+		trail := getJSON(t, base+"/admin/audit-events?agent=e2e&action=E&_count=1000", token)
+		return strings.Contains(trail, `"resourceType":"AuditEvent"`) && strings.Contains(trail, query) && strings.Contains(trail, `"site":"default"`)
+	}, 10*time.Second, 100*time.Millisecond, "the Patient searches are in the audit trail")
 
 	// The run is in Temporal, searchable by its business id and search attributes.
 	tc, err := client.Dial(client.Options{HostPort: cfg.Temporal.EmbeddedFrontendAddr, Namespace: cfg.Temporal.Namespace})

@@ -22,10 +22,12 @@ import (
 	"github.com/nhp/interop/activities"
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/gateway/inbound"
 	"github.com/nhp/interop/gateway/smartapi"
+	"github.com/nhp/interop/internal/audit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/crypto"
@@ -216,6 +218,24 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		return err
 	}
 	routed := &fhirapi.RoutedEvents{Pool: s.pool, Logger: s.logger}
+	// The audit trail: started before the server answers anything, closed (drained) after it
+	// has stopped answering.
+	auditWriter := &auditlog.Writer{
+		Pool: s.pool, Observer: audit.Observer{Name: "interop", BaseURL: base}, Logger: s.logger, SpoolDir: s.cfg.AuditSpool(),
+	}
+	if err := auditWriter.Register(s.registry); err != nil {
+		return err
+	}
+	if err := auditWriter.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		drainCtx, cancel := context.WithTimeout(context.Background(), config.ShutdownGrace)
+		defer cancel()
+		if err := auditWriter.Close(drainCtx); err != nil {
+			s.logger.Error("audit trail: not every record was written before stopping", "error", err)
+		}
+	}()
 	e := gateway.New(gateway.Deps{
 		FHIR:    fhirapi.Options{CursorKey: cursorKey, Routed: routed, Profiles: s.mapping.NationalProfiles},
 		Exports: fhirapi.ExportOptions{Bucket: s.exports, SigningKey: exportKey, Retention: s.cfg.ExportRetention, Parallelism: s.cfg.ExportParallelism},
@@ -224,7 +244,7 @@ func (s *services) runGateway(ctx context.Context, ready func(context.Context) e
 		Ready: ready, Metrics: httpkit.NewMetrics(s.registry), Gatherer: s.registry, Logger: s.logger,
 		Temporal: s.temporal, TaskQueue: s.cfg.Temporal.TaskQueue,
 		Sealer: s.sealer, TLS: s.certs != nil, SMART: tokenServer, AllowPrivateJWKS: s.dev,
-		Listeners: s.listeners, OwnerPolicy: s.ownerPolicy(),
+		Listeners: s.listeners, OwnerPolicy: s.ownerPolicy(), Audit: auditWriter,
 	})
 	httpSrv := gateway.NewHTTPServer(e, s.certs)
 	// Bind before serving so that a taken port is an error of this call, not a log line.

@@ -60,7 +60,8 @@ RETURNING *;
 SELECT * FROM bulk_export_files WHERE job_id = @job_id ORDER BY kind DESC, resource_type, blob_key;
 
 -- name: BulkExportFileGet :one
-SELECT f.*, j.status AS job_status, j.expires_at AS job_expires_at
+SELECT f.*, j.status AS job_status, j.expires_at AS job_expires_at, j.requested_by AS job_requested_by,
+       j.level AS job_level, j.group_key AS job_group_key
 FROM bulk_export_files f JOIN bulk_export_jobs j ON j.id = f.job_id
 WHERE f.job_id = @job_id AND f.id = @id;
 

@@ -1,6 +1,7 @@
 // Package adminapi is the admin API at /admin, for operators and support staff of a tenant:
 // connectors (the InteropConnector lifecycle), the inbound message log and its reprocessing,
-// FHIR routing rules, and the tenant's domain events. Every route needs the admin scope.
+// FHIR routing rules, the tenant's domain events and its audit trail. Every route needs the
+// admin scope.
 package adminapi
 
 import (
@@ -79,4 +80,5 @@ func (h *API) Routes(admin *echo.Group) {
 	connectorRoutes(admin, h)
 	routingRuleRoutes(admin, h)
 	clientRoutes(admin, h)
+	auditRoutes(admin, h)
 }

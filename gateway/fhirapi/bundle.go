@@ -15,7 +15,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/internal/audit"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/routing"
 )
@@ -63,10 +65,59 @@ func (g *fhirGateway) bundle(c echo.Context) error {
 	default:
 		return httpkit.NewOutcome(http.StatusBadRequest, fhir.IssueValue, "Bundle.type must be batch or transaction")
 	}
+	noteBundleAudit(c, b.Type, calls, errs, res)
 	if err != nil {
 		return err
 	}
 	return writeResult(c, res)
+}
+
+// noteBundleAudit tells the audit record of a batch or transaction what its entries touched:
+// the resources their URLs name, the Patients of their queries and bodies, and the resources
+// the answer says were created or updated.
+func noteBundleAudit(c echo.Context, typ string, calls []fhirCall, errs []error, res *fhirResult) {
+	if !auditlog.Active(c) {
+		return
+	}
+	d := auditlog.Note(c)
+	d.Interaction = audit.InteractionBatch
+	if typ == fhir.BundleTransaction {
+		d.Interaction = audit.InteractionTransaction
+	}
+	for i, call := range calls {
+		if errs[i] != nil || call.typ == "" {
+			continue
+		}
+		if call.id != "" {
+			d.Entities = append(d.Entities, call.typ+"/"+call.id)
+			if call.typ == "Patient" {
+				d.Patients = append(d.Patients, "Patient/"+call.id)
+			}
+		}
+		d.Patients = append(d.Patients, audit.PatientsOfSearch(call.typ, call.query)...)
+		d.Patients = append(d.Patients, audit.PatientsOfResource(call.body)...)
+	}
+	if res == nil || res.status >= 300 {
+		return
+	}
+	var answer struct {
+		Entry []struct {
+			Response *struct {
+				Location string `json:"location"`
+			} `json:"response"`
+		} `json:"entry"`
+	}
+	if json.Unmarshal(res.body, &answer) != nil {
+		return
+	}
+	for _, e := range answer.Entry {
+		if e.Response != nil && e.Response.Location != "" {
+			d.Entities = append(d.Entities, e.Response.Location)
+			if ref, ok := audit.PatientRef(e.Response.Location); ok {
+				d.Patients = append(d.Patients, ref)
+			}
+		}
+	}
 }
 
 // entryCall reads a batch or transaction entry's request as an interaction.

@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/nhp/interop/db"
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/export"
 	"github.com/nhp/interop/internal/fhir"
@@ -156,6 +157,12 @@ func (x *exporter) file(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	// The URL is the credential: the record names the export's requester and tenant.
+	note := auditlog.Note(c)
+	note.Tenant, note.Agent = f.TenantID, f.JobRequestedBy
+	if f.JobLevel == db.BulkExportLevelGroup {
+		note.Entities = append(note.Entities, "Group/"+f.JobGroupKey)
 	}
 	r, err := x.o.Bucket.NewReader(ctx, f.BlobKey, nil)
 	if gcerrors.Code(err) == gcerrors.NotFound {

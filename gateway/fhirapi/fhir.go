@@ -13,7 +13,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/httpkit"
+	"github.com/nhp/interop/internal/audit"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhir"
 	"github.com/nhp/interop/internal/netguard"
@@ -280,7 +282,28 @@ func (g *fhirGateway) run(c echo.Context, call fhirCall) error {
 	if err != nil {
 		return err
 	}
+	noteAudit(c, call, res)
 	return writeResult(c, res)
+}
+
+// noteAudit tells the audit record of c the Patient whose record a single-resource
+// interaction touched: read from the resource written and the one answered (the route alone
+// names only the resource, and a Patient only when it is one).
+func noteAudit(c echo.Context, call fhirCall, res *fhirResult) {
+	if !auditlog.Active(c) {
+		return
+	}
+	d := auditlog.Note(c)
+	switch call.interaction {
+	case interCreate, interUpdate:
+		d.Patients = append(d.Patients, audit.PatientsOfResource(call.body)...)
+	case interRead, interVRead:
+	default:
+		return
+	}
+	if res.status < 300 {
+		d.Patients = append(d.Patients, audit.PatientsOfResource(res.body)...)
+	}
 }
 
 func writeResult(c echo.Context, res *fhirResult) error {
@@ -364,6 +387,9 @@ func (g *fhirGateway) search(c echo.Context) error {
 		return err
 	}
 	params.Del("_format")
+	if c.Request().Method == http.MethodPost {
+		auditlog.Note(c).Query = typ + "?" + params.Encode() // the form's parameters too
+	}
 	return g.run(c, fhirCall{interaction: interSearch, method: http.MethodGet, typ: typ, query: params, header: searchHeaders(c.Request())})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/httpkit"
 	"github.com/nhp/interop/internal/smart"
 )
@@ -38,6 +39,8 @@ type API struct {
 	// BaseURL is the gateway's public base (the token URL is BaseURL + TokenPath).
 	BaseURL string
 	Logger  *slog.Logger
+	// Audit, when set, records each token request (auditlog.Middleware of the Token room).
+	Audit echo.MiddlewareFunc
 }
 
 // Routes registers the room on e.
@@ -45,7 +48,11 @@ func (a *API) Routes(e *echo.Echo) {
 	if a.Logger == nil {
 		a.Logger = slog.Default()
 	}
-	e.POST(TokenPath, a.token, httpkit.BodyLimit(maxFormBytes))
+	mw := []echo.MiddlewareFunc{httpkit.BodyLimit(maxFormBytes)}
+	if a.Audit != nil {
+		mw = append([]echo.MiddlewareFunc{a.Audit}, mw...)
+	}
+	e.POST(TokenPath, a.token, mw...)
 	e.GET(JWKSPath, a.jwks)
 	e.GET(DiscoveryPath, a.discovery)
 	e.GET("/fhir"+DiscoveryPath, a.discovery)
@@ -82,11 +89,17 @@ func (a *API) token(c echo.Context) error {
 	resp, err := a.Server.Token(c.Request().Context(), form)
 	var refused *smart.Error
 	if errors.As(err, &refused) {
+		// A refusal of a registered client is its tenant's security event; one naming no
+		// client is in the log only.
+		note := auditlog.Note(c)
+		note.Tenant, note.Agent = refused.TenantID, refused.ClientID
 		return c.JSON(refused.Status, oauthError{refused.Code, refused.Description})
 	}
 	if err != nil {
 		return err
 	}
+	note := auditlog.Note(c)
+	note.Tenant, note.Agent = resp.TenantID, resp.ClientID
 	return c.JSON(http.StatusOK, resp)
 }
 

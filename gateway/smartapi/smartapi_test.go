@@ -25,7 +25,9 @@ import (
 
 	"github.com/nhp/interop/db"
 	"github.com/nhp/interop/gateway"
+	"github.com/nhp/interop/gateway/auditlog"
 	"github.com/nhp/interop/gateway/internal/gatewaytest"
+	"github.com/nhp/interop/internal/audit"
 	"github.com/nhp/interop/internal/auth"
 	icrypto "github.com/nhp/interop/internal/crypto"
 	"github.com/nhp/interop/internal/dbtest"
@@ -42,6 +44,7 @@ type setup struct {
 	pool     *db.Pool
 	hs       auth.HS256
 	ring     *smart.KeyRing
+	audit    *auditlog.Writer
 }
 
 func newSetup(t *testing.T) *setup {
@@ -62,15 +65,22 @@ func newSetup(t *testing.T) *setup {
 		Pool: pool, Keys: ring, TokenURL: base + "/auth/token", Issuer: base, Audience: base + "/fhir",
 		ClientKeys: &smart.ClientKeys{AllowPrivate: true, Logger: logger}, Logger: logger,
 	}
+	w := &auditlog.Writer{Pool: pool, Observer: audit.Observer{Name: "interop", BaseURL: base}, Logger: logger, FlushInterval: 10 * time.Millisecond}
+	require.NoError(t, w.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = w.Close(ctx)
+	})
 	e := gateway.New(gateway.Deps{
 		Pool: pool, Store: &store.Store{Pool: pool}, DefaultOwner: routing.Builtin, BaseURL: base, Logger: logger,
 		Auth:  auth.Chain{Issued: auth.IssuedVerifier{Issuer: base, Audience: base + "/fhir", Keys: ring}, Other: hs},
-		SMART: server, AllowPrivateJWKS: true,
+		SMART: server, AllowPrivateJWKS: true, Audit: w,
 	})
 	srv.Config.Handler = e
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &setup{t: t, base: base, tokenURL: base + "/auth/token", pool: pool, hs: hs, ring: ring}
+	return &setup{t: t, base: base, tokenURL: base + "/auth/token", pool: pool, hs: hs, ring: ring, audit: w}
 }
 
 func (s *setup) adminToken(tenant string) string {
@@ -485,4 +495,53 @@ func TestForgedServiceTokensRefused(t *testing.T) {
 	require.NoError(t, err)
 	status, _, _ = s.do(http.MethodGet, "/fhir/Patient", good, "", nil)
 	require.Equal(t, http.StatusOK, status)
+}
+
+// Every token issued, and every refusal of a registered client, is a User Authentication
+// (DICOM 110114, Login) AuditEvent of the client's tenant; a request naming no registered
+// client has no tenant to record it for.
+func TestTokenRequestsAreAudited(t *testing.T) {
+	t.Parallel()
+	s := newSetup(t)
+	k := newClientKey(t, "ES384")
+	id := s.register(gatewaytest.TenantA, k, "system/Observation.rs")
+	status, body, _ := s.token(tokenForm(s.assertion(k, id, nil), "system/Observation.rs"))
+	require.Equal(t, http.StatusOK, status, "%v", body)
+	status, _, _ = s.token(tokenForm(s.assertion(k, id, func(c jwt.MapClaims) { c["aud"] = "https://elsewhere" }), "system/Observation.rs"))
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, _, _ = s.token(tokenForm(s.assertion(k, id, nil), "system/Patient.rs"))
+	require.Equal(t, http.StatusBadRequest, status)
+	status, _, _ = s.token(tokenForm(s.assertion(k, "no-such-client", nil), "system/Observation.rs"))
+	require.Equal(t, http.StatusUnauthorized, status)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.audit.Close(ctx)) // drained: every record is written
+	rows, err := s.pool.Query(context.Background(), `SELECT tenant_id, agent, outcome, http_status, event::text FROM audit_events
+		WHERE type_code = '110114' ORDER BY recorded`)
+	require.NoError(t, err)
+	defer rows.Close()
+	type login struct {
+		tenant, agent   string
+		outcome, status int
+	}
+	var got []login
+	for rows.Next() {
+		var l login
+		var event string
+		require.NoError(t, rows.Scan(&l.tenant, &l.agent, &l.outcome, &l.status, &event))
+		require.Contains(t, event, `"code": "110122"`, "subtype Login")
+		require.NotContains(t, event, "eyJ", "no token or assertion in the record")
+		got = append(got, l)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []login{
+		{gatewaytest.TenantA, id, 0, 200},
+		{gatewaytest.TenantA, id, 4, 401},
+		{gatewaytest.TenantA, id, 4, 400},
+	}, got)
+	var registrations int
+	require.NoError(t, s.pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM audit_events WHERE action = 'C' AND entity_refs @> ARRAY['AuthClient/' || $1::text]`, id).Scan(&registrations))
+	require.Equal(t, 1, registrations, "the client's registration (POST /admin/clients) is recorded with its id")
 }

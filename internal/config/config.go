@@ -97,6 +97,12 @@ type Config struct {
 	// that embeds Temporal. DBBudget splits it.
 	DBMaxConns int
 
+	// AuditSpoolDir is where the gateway appends each audit record before it is written to
+	// the database, so that records of a process that dies before writing them survive it
+	// (INTEROP_AUDIT_SPOOL_DIR). Empty means DataDir/audit-spool; "off" keeps them in memory
+	// only. Every process sharing the directory has a subdirectory of its own.
+	AuditSpoolDir string
+
 	Temporal Temporal
 }
 
@@ -238,6 +244,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str(&c.ExportBucketURL, "INTEROP_EXPORT_BUCKET")
 	str(&c.URLSigningKey, "INTEROP_URL_SIGNING_KEY")
 	str(&c.OwnerAllow, "INTEROP_OWNER_ALLOW")
+	str(&c.AuditSpoolDir, "INTEROP_AUDIT_SPOOL_DIR")
 	for key, dst := range map[string]*int64{"INTEROP_EXPORT_FILE_MAX_COUNT": &c.ExportFileMaxCount, "INTEROP_EXPORT_FILE_MAX_BYTES": &c.ExportFileMaxBytes} {
 		if v, ok := lookup(key); ok && v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
@@ -390,6 +397,17 @@ func (c Config) TemporalUIURL() string {
 // Path resolves name inside DataDir.
 func (c Config) Path(name string) string {
 	return filepath.Join(c.DataDir, name)
+}
+
+// AuditSpool is the audit spool directory (AuditSpoolDir); "" when it is off.
+func (c Config) AuditSpool() string {
+	switch c.AuditSpoolDir {
+	case "off":
+		return ""
+	case "":
+		return c.Path("audit-spool")
+	}
+	return c.AuditSpoolDir
 }
 
 // ShutdownGrace is how long a stopping process lets in-flight work finish.

@@ -41,16 +41,19 @@ type Error struct {
 	Status      int
 	Code        string
 	Description string
+	// ClientID and TenantID name the registered client refused, when the request named one
+	// that exists (for the audit trail); "" otherwise.
+	ClientID, TenantID string
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Description }
 
 func invalidRequest(format string, args ...any) *Error {
-	return &Error{http.StatusBadRequest, "invalid_request", fmt.Sprintf(format, args...)}
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: fmt.Sprintf(format, args...)}
 }
 
 func invalidClient(format string, args ...any) *Error {
-	return &Error{http.StatusUnauthorized, "invalid_client", fmt.Sprintf(format, args...)}
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_client", Description: fmt.Sprintf(format, args...)}
 }
 
 // TokenResponse is a successful token response (RFC 6749 §5.1).
@@ -59,6 +62,10 @@ type TokenResponse struct {
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int    `json:"expires_in"`
 	Scope       string `json:"scope"`
+	// ClientID and TenantID are the client the token was issued to (for the audit trail; not
+	// part of the response).
+	ClientID string `json:"-"`
+	TenantID string `json:"-"`
 }
 
 // Server is the token endpoint's logic.
@@ -98,7 +105,7 @@ func (s *Server) Token(ctx context.Context, form url.Values) (TokenResponse, err
 	case "":
 		return TokenResponse{}, invalidRequest("grant_type is missing: want client_credentials")
 	default:
-		return TokenResponse{}, &Error{http.StatusBadRequest, "unsupported_grant_type", "only client_credentials is supported"}
+		return TokenResponse{}, &Error{Status: http.StatusBadRequest, Code: "unsupported_grant_type", Description: "only client_credentials is supported"}
 	}
 	switch form.Get("client_assertion_type") {
 	case AssertionTypeJWTBearer:
@@ -121,12 +128,12 @@ func (s *Server) Token(ctx context.Context, form url.Values) (TokenResponse, err
 
 	client, claims, err := s.authenticate(ctx, assertion, form.Get("client_id"))
 	if err != nil {
-		return TokenResponse{}, err
+		return TokenResponse{}, refusedClient(err, client)
 	}
 	granted := auth.GrantScopes(requested, auth.Scopes(client.Scopes))
 	if len(granted) == 0 {
-		return TokenResponse{}, &Error{http.StatusBadRequest, "invalid_scope",
-			"none of the requested scopes is registered for this client"}
+		return TokenResponse{}, refusedClient(&Error{Status: http.StatusBadRequest, Code: "invalid_scope",
+			Description: "none of the requested scopes is registered for this client"}, client)
 	}
 	// The assertion is spent only now that everything else holds: a refused request may be
 	// corrected and retried with the same assertion.
@@ -137,7 +144,7 @@ func (s *Server) Token(ctx context.Context, form url.Values) (TokenResponse, err
 		return TokenResponse{}, fmt.Errorf("record client assertion: %w", err)
 	}
 	if n == 0 {
-		return TokenResponse{}, invalidClient("client_assertion jti was already used: sign a new assertion with a fresh jti for every request")
+		return TokenResponse{}, refusedClient(invalidClient("client_assertion jti was already used: sign a new assertion with a fresh jti for every request"), client)
 	}
 	ttl := s.TokenTTL
 	if ttl <= 0 {
@@ -161,7 +168,17 @@ func (s *Server) Token(ctx context.Context, form url.Values) (TokenResponse, err
 	}
 	s.logger().Info("smart: access token issued", "client_id", client.ClientID, "tenant_id", client.TenantID,
 		"scope", strings.Join(granted, " "))
-	return TokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int(ttl / time.Second), Scope: strings.Join(granted, " ")}, nil
+	return TokenResponse{AccessToken: token, TokenType: "bearer", ExpiresIn: int(ttl / time.Second), Scope: strings.Join(granted, " "),
+		ClientID: client.ClientID, TenantID: client.TenantID}, nil
+}
+
+// refusedClient names the registered client in a refusal of it.
+func refusedClient(err error, client db.AuthClient) error {
+	var e *Error
+	if client.ClientID != "" && errors.As(err, &e) {
+		e.ClientID, e.TenantID = client.ClientID, client.TenantID
+	}
+	return err
 }
 
 func (s *Server) logger() *slog.Logger {

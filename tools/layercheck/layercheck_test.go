@@ -23,6 +23,7 @@ var fixtures = []fixture{
 	{"internal/hl7v2/leak.go", "package hl7v2\n\nimport _ \"net/http\"\n", "pure"},
 	{"internal/mapping/leak.go", "package mapping\n\nimport _ \"os/exec\"\n", "pure"},
 	{"internal/export/leak.go", "package export\n\nimport _ \"database/sql\"\n", "pure"},
+	{"internal/audit/leak.go", "package audit\n\nimport _ \"github.com/labstack/echo/v4\"\n", "pure"},
 	{"workflows/leak.go", "package workflows\n\nimport _ \"net/http\"\n", "workflows"},
 	{"gateway/inbound/leak.go", "package inbound\n\nimport _ \"net/http\"\n", "inbound"},
 	{"gateway/fhirapi/leak.go", "package fhirapi\n\nimport _ \"github.com/jackc/pgx/v5\"\n", "pgx"},
