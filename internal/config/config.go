@@ -474,6 +474,13 @@ func (c Config) TemporalUICallbackURL() string {
 	return ""
 }
 
+// TemporalUISignInInClear reports whether the embedded UI's sign-in returns to another machine
+// over plain HTTP: its cookies cannot be Secure and its tokens cross the network in clear.
+func (c Config) TemporalUISignInInClear() bool {
+	u, err := url.Parse(c.TemporalUICallbackURL())
+	return err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname())
+}
+
 // checkFetchURL wants an absolute https URL, or http on a loopback host (a provider on the
 // same machine): keys and endpoints fetched in clear text over a network could be replaced.
 func checkFetchURL(s string) error {

@@ -120,6 +120,7 @@ func TestOIDCSettings(t *testing.T) {
 	}
 	require.NoError(t, c.Validate())
 	require.Equal(t, "http://127.0.0.1:8233/auth/sso/callback", c.TemporalUICallbackURL(), "derived from the UI address")
+	require.False(t, c.TemporalUISignInInClear(), "plain HTTP on loopback stays on this machine")
 
 	// Sign-in protects the UI: it may listen beyond loopback without INTEROP_TEMPORAL_UI_INSECURE,
 	// but then the browser's way back must be named.
@@ -128,6 +129,9 @@ func TestOIDCSettings(t *testing.T) {
 	c.Temporal.UIBaseURL = "https://temporal.example.org/"
 	require.NoError(t, c.Validate())
 	require.Equal(t, "https://temporal.example.org/auth/sso/callback", c.TemporalUICallbackURL())
+	require.False(t, c.TemporalUISignInInClear())
+	c.Temporal.UIBaseURL = "http://temporal.example.org"
+	require.True(t, c.TemporalUISignInInClear(), "plain HTTP across the network")
 	env["INTEROP_OIDC_CALLBACK_URL"] = "https://ui.example.org/auth/sso/callback"
 	env["INTEROP_OIDC_SCOPES"] = "openid,groups offline_access"
 	env["INTEROP_OIDC_ROLES_CLAIM"] = "realm_access.roles"
