@@ -64,7 +64,7 @@ func TestClaimMapperRoles(t *testing.T) {
 
 	stranger := oidctest.New(t, idp.ClientID, idp.ClientSecret)
 	hour := time.Hour
-	for name, header := range map[string]string{
+	for name, header := range map[string]string{ //nolint:gosec // G101: tokens the mapper must refuse
 		"not a bearer":         "Basic dXNlcjpwYXNz",
 		"empty bearer":         "Bearer ",
 		"a guess at the token": "Bearer the-service-tokeN",

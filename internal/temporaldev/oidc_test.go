@@ -177,7 +177,10 @@ func TestOIDCSignIn(t *testing.T) {
 
 	ui := newUIClient(t, srv.UIURL())
 	t.Run("the UI's API refuses a caller who has not signed in", func(t *testing.T) {
-		code, _ := ui.do(ctx, t, http.MethodGet, "/api/v1/namespaces/default/workflows", nil)
+		code, body := ui.do(ctx, t, http.MethodGet, "/api/v1/settings", nil)
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, `"Auth":{"Enabled":true`, "the UI's pages offer sign-in")
+		code, _ = ui.do(ctx, t, http.MethodGet, "/api/v1/namespaces/default/workflows", nil)
 		require.Equal(t, http.StatusUnauthorized, code)
 		for name, token := range map[string]string{
 			"forged":         idp.Forge(map[string]any{"sub": "mallory", "groups": []string{"interop-operators"}}),
@@ -202,6 +205,17 @@ func TestOIDCSignIn(t *testing.T) {
 			require.Contains(t, body, "Request unauthorized", "the frontend refused, not the CSRF check")
 		}
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, status(t, id))
+
+		// The history download, which ui-server serves apart from its API proxy, forwards the
+		// caller's token too.
+		desc, err := svc.DescribeWorkflowExecution(ctx, id, "")
+		require.NoError(t, err)
+		raw := "/api/v1/namespaces/default/workflows/" + id + "/run/" + desc.GetWorkflowExecutionInfo().GetExecution().GetRunId() + "/history.json"
+		code, _ := ui.do(ctx, t, http.MethodGet, raw, nil)
+		require.Equal(t, http.StatusUnauthorized, code)
+		code, body := ui.do(ctx, t, http.MethodGet, raw, signedIn(reader()))
+		require.Equal(t, http.StatusOK, code, body)
+		require.Contains(t, body, "WorkflowExecutionStartedEventAttributes", "the history, not an error")
 	})
 
 	t.Run("through the UI a writer terminates", func(t *testing.T) {
