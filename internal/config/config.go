@@ -434,6 +434,13 @@ func (c Config) validateOIDC() []error {
 		errs = append(errs, errors.New("INTEROP_OIDC_ISSUER needs INTEROP_OIDC_READ_ROLE or INTEROP_OIDC_WRITE_ROLE "+
 			"(values of the INTEROP_OIDC_ROLES_CLAIM claim): without either, nobody who signs in may see anything"))
 	}
+	if host, _, err := net.SplitHostPort(c.Temporal.EmbeddedFrontendAddr); err == nil && host != "" && !loopbackHost(host) {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_FRONTEND_ADDR %q: with INTEROP_OIDC_ISSUER the embedded frontend "+
+				"listens on loopback or on all interfaces (0.0.0.0:7233): on one specific address the server's internal "+
+				"services, which trust every caller, would listen there too", c.Temporal.EmbeddedFrontendAddr))
+		}
+	}
 	if o.RolesClaim == "" {
 		errs = append(errs, errors.New("INTEROP_OIDC_ROLES_CLAIM is empty"))
 	}

@@ -158,6 +158,13 @@ func TestOIDCSettings(t *testing.T) {
 	bad(func(c *Config) { c.Temporal.OIDC.CallbackURL = "ui.example.org/auth/sso/callback" }, "absolute")
 	bad(func(c *Config) { c.Temporal.Address = "temporal.example.org:7233" }, "TEMPORAL_ADDRESS")
 	bad(func(c *Config) { c.Temporal.OIDC.Issuer = "" }, "set it too")
+	bad(func(c *Config) { c.Temporal.EmbeddedFrontendAddr = "10.0.0.5:7233" }, "INTEROP_TEMPORAL_FRONTEND_ADDR")
+	for _, addr := range []string{"0.0.0.0:7233", ":7233", "localhost:7233", "127.0.0.1:7233"} {
+		c, err := fromLookup(lookup)
+		require.NoError(t, err)
+		c.Temporal.EmbeddedFrontendAddr = addr
+		require.NoError(t, c.Validate(), addr)
+	}
 
 	// An issuer on this machine may speak plain HTTP (a provider for development).
 	c.Temporal.OIDC.Issuer = "http://127.0.0.1:8180/realms/dev"

@@ -69,6 +69,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.OIDC != nil && !net.ParseIP(ep.internalIP).IsLoopback() {
+		// The internal services (the internal frontend above all) trust every caller.
+		return nil, fmt.Errorf("frontend addr %q: with OIDC the frontend must listen on loopback or on all interfaces "+
+			"(0.0.0.0), because on one specific address the server's internal services, which trust every caller, "+
+			"would listen there too", o.FrontendAddr)
+	}
 	var uiListener net.Listener
 	if o.uiEnabled() {
 		if uiListener, err = listenUI(o.UIAddr); err != nil {

@@ -70,11 +70,11 @@ type uiOptions struct {
 // startUI serves the UI on ln, pointed at the frontend, in the background.
 // It takes ownership of ln.
 func startUI(ln net.Listener, opts uiOptions, logger *slog.Logger) (*webUI, error) {
-	url := "http://" + browsableAddr(ln.Addr())
+	base := "http://" + browsableAddr(ln.Addr())
 	if opts.oidc != nil {
 		opts.callbackURL = opts.oidc.CallbackURL
 		if opts.callbackURL == "" {
-			opts.callbackURL = url + "/auth/sso/callback"
+			opts.callbackURL = base + "/auth/sso/callback"
 		}
 	}
 	ui, err := newWebUI(opts)
@@ -82,7 +82,7 @@ func startUI(ln net.Listener, opts uiOptions, logger *slog.Logger) (*webUI, erro
 		_ = ln.Close()
 		return nil, err
 	}
-	ui.url = url
+	ui.url = base
 	go func() {
 		defer close(ui.done)
 		if err := ui.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -111,6 +111,8 @@ func newWebUI(opts uiOptions) (*webUI, error) {
 			// ui-server would exit the process on it.
 			return nil, fmt.Errorf("oidc callback url %q: want an absolute http(s) URL", opts.callbackURL)
 		}
+		// ui-server keeps the ID token verifier of its API in a package variable: one signed-in
+		// UI per process (a second one's provider would replace the first's).
 		c.Auth = uiconfig.Auth{Enabled: true, Providers: []uiconfig.AuthProvider{{
 			Label: "OpenID Connect", Type: "oidc", ProviderURL: o.Issuer,
 			ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes, CallbackURL: opts.callbackURL,
