@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.temporal.io/sdk/client"
+
 	"github.com/nhp/interop/internal/blobstore"
 	"github.com/nhp/interop/internal/connector"
 
@@ -75,6 +77,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 
 	reg := newRegistry()
 	temporalAddr := c.Temporal.Address
+	dial := client.Options{HostPort: temporalAddr, Namespace: c.Temporal.Namespace}
 	if temporalAddr == "" {
 		srv, err := temporaldev.Start(ctx, temporaldev.Options{
 			DatabaseURL:            c.DatabaseURL,
@@ -83,6 +86,7 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			FrontendAddr:           c.Temporal.EmbeddedFrontendAddr,
 			UIAddr:                 c.Temporal.EmbeddedUIAddr,
 			UIReadOnly:             c.Temporal.UIReadOnly,
+			OIDC:                   temporalUIOIDC(c, logger),
 			Namespace:              c.Temporal.Namespace,
 			SearchAttributes:       workflows.SearchAttributes(),
 			NumHistoryShards:       c.Temporal.HistoryShards,
@@ -101,10 +105,12 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			}
 		}()
 		temporalAddr = srv.FrontendHostPort()
+		// With sign-in on, the embedded frontend admits this process by its own credential.
+		dial = srv.ClientOptions(dial)
 	}
 	sdkMetrics, closeMetrics := temporalMetrics(reg)
 	defer closeMetrics()
-	tc, err := dialTemporalLazily(ctx, temporalAddr, c.Temporal.Namespace, logger, sdkMetrics)
+	tc, err := dialTemporalLazily(ctx, dial, logger, sdkMetrics)
 	if err != nil {
 		return err
 	}
@@ -145,6 +151,24 @@ func (d devCmd) Run(ctx context.Context, cfg *config.Config) error {
 			"fhir", c.BaseURL()+"/fhir", "admin", c.BaseURL()+"/admin",
 			"mllp", c.MLLPAddr, "temporal", temporalAddr, "temporal_ui", c.TemporalUIURL())
 	})
+}
+
+// temporalUIOIDC is the embedded Temporal UI's sign-in from INTEROP_OIDC_*, nil when it is off.
+func temporalUIOIDC(c config.Config, logger *slog.Logger) *temporaldev.OIDC {
+	o := c.Temporal.OIDC
+	if !o.Enabled() {
+		return nil
+	}
+	callback := c.TemporalUICallbackURL()
+	if c.TemporalUISignInInClear() {
+		logger.Warn("the Temporal UI's sign-in returns over plain HTTP: its session cookies cannot be Secure and its "+
+			"tokens cross the network in clear; serve the UI over HTTPS (a TLS proxy) and set INTEROP_OIDC_CALLBACK_URL "+
+			"to the https URL", "callback_url", callback)
+	}
+	return &temporaldev.OIDC{
+		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes,
+		CallbackURL: callback, RolesClaim: o.RolesClaim, ReadRoles: o.ReadRoles, WriteRoles: o.WriteRoles,
+	}
 }
 
 // seedDefaultConnector makes sure the default tenant has an active inbound MLLP connector on

@@ -7,6 +7,7 @@ import (
 
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/nhp/interop/internal/config"
@@ -37,7 +38,7 @@ func (r replayCmd) Run(ctx context.Context, cfg *config.Config) error {
 	}
 	if len(r.WorkflowID) > 0 {
 		c := *cfg
-		tc, err := dialTemporal(ctx, temporalAddress(c), c.Temporal.Namespace, newLogger(c), nil)
+		tc, err := dialTemporal(ctx, client.Options{HostPort: temporalAddress(c), Namespace: c.Temporal.Namespace}, newLogger(c), nil)
 		if err != nil {
 			return err
 		}

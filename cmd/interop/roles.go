@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
 
 	"github.com/nhp/interop/internal/config"
 	"github.com/nhp/interop/internal/store"
@@ -130,7 +131,7 @@ func connect(ctx context.Context, c config.Config) (s *services, closeAll func()
 	}
 	reg := newRegistry()
 	sdkMetrics, closeMetrics := temporalMetrics(reg)
-	tc, err := dialTemporalLazily(ctx, temporalAddress(c), c.Temporal.Namespace, logger, sdkMetrics)
+	tc, err := dialTemporalLazily(ctx, client.Options{HostPort: temporalAddress(c), Namespace: c.Temporal.Namespace}, logger, sdkMetrics)
 	if err != nil {
 		closeMetrics()
 		pool.Close()

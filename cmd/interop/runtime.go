@@ -53,18 +53,16 @@ func temporalMetrics(reg *prometheus.Registry) (client.MetricsHandler, func()) {
 	return sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)), func() { _ = closer.Close() }
 }
 
-func dialTemporal(ctx context.Context, hostPort, namespace string, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
-	opts := client.Options{
-		HostPort:  hostPort,
-		Namespace: namespace,
-		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-	}
+// dialTemporal connects to Temporal with opts (HostPort, Namespace and, for the embedded
+// server with sign-in on, its Credentials), logging to logger.
+func dialTemporal(ctx context.Context, opts client.Options, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	opts.Logger = sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))
 	if metrics != nil {
 		opts.MetricsHandler = metrics
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("connect to temporal at %s: %w", hostPort, err)
+		return nil, fmt.Errorf("connect to temporal at %s: %w", opts.HostPort, err)
 	}
 	return c, nil
 }
@@ -72,23 +70,19 @@ func dialTemporal(ctx context.Context, hostPort, namespace string, logger *slog.
 // dialTemporalLazily is dialTemporal for roles that must start while Temporal is down: the
 // gateway acknowledges messages with PostgreSQL alone, and its sweeper starts their workflows
 // once Temporal answers. The client connects on first use.
-func dialTemporalLazily(ctx context.Context, hostPort, namespace string, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
-	c, err := dialTemporal(ctx, hostPort, namespace, logger, metrics)
+func dialTemporalLazily(ctx context.Context, opts client.Options, logger *slog.Logger, metrics client.MetricsHandler) (client.Client, error) {
+	c, err := dialTemporal(ctx, opts, logger, metrics)
 	if err == nil {
 		return c, nil
 	}
-	logger.Warn("temporal is unreachable; starting anyway, workflows start when it answers", "temporal", hostPort, "error", err)
-	opts := client.Options{
-		HostPort:  hostPort,
-		Namespace: namespace,
-		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-	}
+	logger.Warn("temporal is unreachable; starting anyway, workflows start when it answers", "temporal", opts.HostPort, "error", err)
+	opts.Logger = sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))
 	if metrics != nil {
 		opts.MetricsHandler = metrics
 	}
 	lazy, lerr := client.NewLazyClient(opts)
 	if lerr != nil {
-		return nil, fmt.Errorf("connect to temporal at %s: %w", hostPort, errors.Join(err, lerr))
+		return nil, fmt.Errorf("connect to temporal at %s: %w", opts.HostPort, errors.Join(err, lerr))
 	}
 	return lazy, nil
 }

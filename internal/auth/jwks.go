@@ -96,7 +96,7 @@ var errRateLimited = errors.New("jwks refresh rate-limited")
 // NewJWKS checks cfg and fetches the key set once, so that a wrong URL or an unreachable
 // issuer is an error at start, not a 401 for every request.
 func NewJWKS(ctx context.Context, cfg JWKSConfig) (*JWKS, error) {
-	if err := checkJWKSURL(cfg.URL); err != nil {
+	if err := checkFetchURL("jwks url", cfg.URL); err != nil {
 		return nil, err
 	}
 	if cfg.Algorithms == nil {
@@ -145,12 +145,12 @@ func NewJWKS(ctx context.Context, cfg JWKSConfig) (*JWKS, error) {
 	return j, nil
 }
 
-// checkJWKSURL wants an absolute https URL, or http on a loopback host: keys fetched in clear
-// text over a network could be replaced by anyone on the path.
-func checkJWKSURL(s string) error {
+// checkFetchURL wants an absolute https URL, or http on a loopback host: keys (or the document
+// naming them) fetched in clear text over a network could be replaced by anyone on the path.
+func checkFetchURL(what, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("jwks url %q: want an absolute https URL", s)
+		return fmt.Errorf("%s %q: want an absolute https URL", what, s)
 	}
 	switch u.Scheme {
 	case "https":
@@ -160,7 +160,7 @@ func checkJWKSURL(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("jwks url %q: want https (http only on a loopback address)", s)
+	return fmt.Errorf("%s %q: want https (http only on a loopback address)", what, s)
 }
 
 // jwksClaims are the claims read from an external issuer's tokens. scope may also arrive as
@@ -192,16 +192,27 @@ func (s *scopeClaim) UnmarshalJSON(b []byte) error {
 // Verify checks a token's signature against the issuer's keys, its algorithm, exp (required),
 // nbf, iat, and iss and aud when configured, and returns its principal.
 func (j *JWKS) Verify(token string) (Principal, error) {
-	j.refreshIfStale()
 	var claims jwksClaims
-	if _, err := j.parser.ParseWithClaims(token, &claims, j.keyFor); err != nil {
-		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	if err := j.Parse(token, &claims); err != nil {
+		return Principal{}, err
 	}
 	if !ValidTenant(claims.Tenant) {
 		return Principal{}, fmt.Errorf("%w: no valid tenant claim", ErrInvalidToken)
 	}
 	scopes := append(Scopes(claims.Scope), claims.Scp...)
 	return Principal{Subject: claims.Subject, Tenant: claims.Tenant, Scopes: scopes}, nil
+}
+
+// Parse checks a token as Verify does (signature by the issuer's keys, algorithm, exp, nbf,
+// iat, and iss and aud when configured) and decodes its claims into claims: for tokens that
+// carry other claims than a tenant and scopes, such as an OpenID provider's ID tokens. Every
+// refusal wraps ErrInvalidToken.
+func (j *JWKS) Parse(token string, claims jwt.Claims) error {
+	j.refreshIfStale()
+	if _, err := j.parser.ParseWithClaims(token, claims, j.keyFor); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	return nil
 }
 
 // keyFor is the jwt.Keyfunc: the key named by the token's kid (refreshing the set once if the

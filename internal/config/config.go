@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -179,10 +181,57 @@ type Temporal struct {
 	// UIReadOnly turns off the embedded UI's write actions (terminate, cancel, reset, signal,
 	// update, start, batch): support staff can look, not act (INTEROP_TEMPORAL_UI_READONLY).
 	UIReadOnly bool
-	// UIInsecure lets the embedded UI, which has no sign-in, listen on an address other
+	// UIInsecure lets the embedded UI, without OIDC sign-in, listen on an address other
 	// machines reach (INTEROP_TEMPORAL_UI_INSECURE): an explicit acceptance of that risk.
 	UIInsecure bool
+	// OIDC, when its Issuer is set, signs support staff in to the embedded UI and makes the
+	// embedded server check every caller's token.
+	OIDC OIDC
 }
+
+// OIDC is the embedded Temporal UI's sign-in with an OpenID provider (INTEROP_OIDC_*). The UI
+// runs the authorization code flow as the provider's confidential client; the embedded
+// Temporal server verifies the ID token the UI forwards (issuer, audience ClientID, expiry,
+// signature by the provider's published keys) and maps RolesClaim to a role: ReadRoles may
+// look, WriteRoles may also act (terminate, cancel, reset, signal, update, start).
+type OIDC struct {
+	// Issuer is the provider's issuer URL; its discovery document is
+	// Issuer/.well-known/openid-configuration (INTEROP_OIDC_ISSUER). Empty turns sign-in off.
+	Issuer string
+	// ClientID and ClientSecret are the UI's client at the provider (INTEROP_OIDC_CLIENT_ID,
+	// INTEROP_OIDC_CLIENT_SECRET); ID tokens must name ClientID as their audience.
+	ClientID     string
+	ClientSecret string
+	// CallbackURL is where the provider sends the browser back: the UI's URL as browsers reach
+	// it + /auth/sso/callback (INTEROP_OIDC_CALLBACK_URL). Empty means it is derived from
+	// INTEROP_TEMPORAL_UI_URL or the UI address (see Config.TemporalUICallbackURL).
+	CallbackURL string
+	// Scopes requested at sign-in; must include openid (INTEROP_OIDC_SCOPES, space or comma
+	// separated).
+	Scopes []string
+	// RolesClaim names the ID token claim holding the user's roles or groups, a string or an
+	// array of strings; a dotted path reaches into objects, e.g. realm_access.roles
+	// (INTEROP_OIDC_ROLES_CLAIM).
+	RolesClaim string
+	// WriteRoles and ReadRoles are the claim values that grant the write and the read role
+	// (INTEROP_OIDC_WRITE_ROLE, INTEROP_OIDC_READ_ROLE, comma separated, compared exactly).
+	// Writers also read.
+	WriteRoles []string
+	ReadRoles  []string
+}
+
+// Enabled reports whether sign-in is on.
+func (o OIDC) Enabled() bool { return o.Issuer != "" }
+
+// OIDC defaults.
+var (
+	// DefaultOIDCScopes are requested at sign-in unless INTEROP_OIDC_SCOPES says otherwise.
+	DefaultOIDCScopes = []string{"openid", "profile", "email"}
+)
+
+// DefaultOIDCRolesClaim is the ID token claim read for roles unless INTEROP_OIDC_ROLES_CLAIM
+// names another.
+const DefaultOIDCRolesClaim = "groups"
 
 // Default is the configuration of a laptop running `interop dev`.
 func Default() Config {
@@ -204,6 +253,10 @@ func Default() Config {
 			EmbeddedDatabase:           "temporal",
 			EmbeddedVisibilityDatabase: "temporal_visibility",
 			HistoryShards:              4,
+			OIDC: OIDC{
+				Scopes:     slices.Clone(DefaultOIDCScopes),
+				RolesClaim: DefaultOIDCRolesClaim,
+			},
 		},
 	}
 }
@@ -293,6 +346,19 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			*dst = b
 		}
 	}
+	str(&c.Temporal.OIDC.Issuer, "INTEROP_OIDC_ISSUER")
+	str(&c.Temporal.OIDC.ClientID, "INTEROP_OIDC_CLIENT_ID")
+	str(&c.Temporal.OIDC.ClientSecret, "INTEROP_OIDC_CLIENT_SECRET")
+	str(&c.Temporal.OIDC.CallbackURL, "INTEROP_OIDC_CALLBACK_URL")
+	str(&c.Temporal.OIDC.RolesClaim, "INTEROP_OIDC_ROLES_CLAIM")
+	if v, ok := lookup("INTEROP_OIDC_SCOPES"); ok && v != "" {
+		c.Temporal.OIDC.Scopes = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	for key, dst := range map[string]*[]string{"INTEROP_OIDC_WRITE_ROLE": &c.Temporal.OIDC.WriteRoles, "INTEROP_OIDC_READ_ROLE": &c.Temporal.OIDC.ReadRoles} {
+		if v, ok := lookup(key); ok && v != "" {
+			*dst = splitRoles(v)
+		}
+	}
 	if v, ok := lookup("INTEROP_TEMPORAL_HISTORY_SHARDS"); ok && v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
 		if err != nil {
@@ -344,10 +410,13 @@ func (c Config) Validate() error {
 	if c.Temporal.HistoryShards < 1 {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_HISTORY_SHARDS %d: want at least 1", c.Temporal.HistoryShards))
 	}
-	if addr := c.Temporal.EmbeddedUIAddr; c.Temporal.Address == "" && addr != "" && !c.Temporal.UIInsecure && !loopbackAddr(addr) {
+	errs = append(errs, c.validateOIDC()...)
+	if addr := c.Temporal.EmbeddedUIAddr; c.Temporal.Address == "" && addr != "" && !c.Temporal.UIInsecure &&
+		!c.Temporal.OIDC.Enabled() && !loopbackAddr(addr) {
 		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_UI_ADDR %q is reachable from other machines, and the embedded Temporal UI "+
 			"has no sign-in: anyone who reaches it can terminate, reset and signal workflow runs. Bind it to loopback "+
-			"(127.0.0.1:8233) and reach it through a tunnel, or set INTEROP_TEMPORAL_UI_INSECURE=true to accept that", addr))
+			"(127.0.0.1:8233) and reach it through a tunnel, set INTEROP_OIDC_ISSUER (and its companions) to require "+
+			"sign-in, or set INTEROP_TEMPORAL_UI_INSECURE=true to accept that", addr))
 	}
 	if c.Temporal.Namespace == "" || c.Temporal.TaskQueue == "" {
 		errs = append(errs, errors.New("TEMPORAL_NAMESPACE and INTEROP_TASK_QUEUE must not be empty"))
@@ -355,13 +424,132 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateOIDC checks the INTEROP_OIDC_* settings: all of them or none.
+func (c Config) validateOIDC() []error {
+	o := c.Temporal.OIDC
+	if !o.Enabled() {
+		if o.ClientID != "" || o.ClientSecret != "" || o.CallbackURL != "" || len(o.WriteRoles) > 0 || len(o.ReadRoles) > 0 {
+			return []error{errors.New("INTEROP_OIDC_CLIENT_ID, INTEROP_OIDC_CLIENT_SECRET, INTEROP_OIDC_CALLBACK_URL, " +
+				"INTEROP_OIDC_READ_ROLE and INTEROP_OIDC_WRITE_ROLE configure the Temporal UI's sign-in with " +
+				"INTEROP_OIDC_ISSUER: set it too, or none of them")}
+		}
+		return nil
+	}
+	var errs []error
+	if c.Temporal.Address != "" {
+		errs = append(errs, errors.New("INTEROP_OIDC_ISSUER protects the embedded Temporal server and UI of interop dev; "+
+			"with TEMPORAL_ADDRESS the external cluster and its UI have their own sign-in: unset one of them"))
+	}
+	if err := checkFetchURL(o.Issuer); err != nil {
+		errs = append(errs, fmt.Errorf("INTEROP_OIDC_ISSUER: %w", err))
+	}
+	if o.ClientID == "" || o.ClientSecret == "" {
+		errs = append(errs, errors.New("INTEROP_OIDC_ISSUER needs INTEROP_OIDC_CLIENT_ID and INTEROP_OIDC_CLIENT_SECRET: "+
+			"the Temporal UI's (confidential) client registered at the provider"))
+	}
+	if len(o.ReadRoles) == 0 && len(o.WriteRoles) == 0 {
+		errs = append(errs, errors.New("INTEROP_OIDC_ISSUER needs INTEROP_OIDC_READ_ROLE or INTEROP_OIDC_WRITE_ROLE "+
+			"(values of the INTEROP_OIDC_ROLES_CLAIM claim): without either, nobody who signs in may see anything"))
+	}
+	if host, _, err := net.SplitHostPort(c.Temporal.EmbeddedFrontendAddr); err == nil && host != "" && !loopbackHost(host) {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_FRONTEND_ADDR %q: with INTEROP_OIDC_ISSUER the embedded frontend "+
+				"listens on loopback or on all interfaces (0.0.0.0:7233): on one specific address the server's internal "+
+				"services, which trust every caller, would listen there too", c.Temporal.EmbeddedFrontendAddr))
+		}
+	}
+	if o.RolesClaim == "" {
+		errs = append(errs, errors.New("INTEROP_OIDC_ROLES_CLAIM is empty"))
+	}
+	if !slices.Contains(o.Scopes, "openid") {
+		errs = append(errs, fmt.Errorf("INTEROP_OIDC_SCOPES %q: must include openid", strings.Join(o.Scopes, " ")))
+	}
+	if o.CallbackURL == "" && c.Temporal.UIBaseURL == "" && c.Temporal.EmbeddedUIAddr != "" && !browsableHost(c.Temporal.EmbeddedUIAddr) {
+		errs = append(errs, fmt.Errorf("INTEROP_TEMPORAL_UI_ADDR %q names no host a browser can return to after sign-in: "+
+			"set INTEROP_OIDC_CALLBACK_URL (https://<the UI as browsers reach it>/auth/sso/callback) or INTEROP_TEMPORAL_UI_URL",
+			c.Temporal.EmbeddedUIAddr))
+	} else if cb := c.TemporalUICallbackURL(); cb != "" {
+		u, err := url.Parse(cb)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			errs = append(errs, fmt.Errorf("INTEROP_OIDC_CALLBACK_URL %q: want an absolute http(s) URL", cb))
+		case !strings.HasSuffix(u.Path, "/auth/sso/callback") && !strings.HasSuffix(u.Path, "/auth/sso_callback"):
+			errs = append(errs, fmt.Errorf("INTEROP_OIDC_CALLBACK_URL %q: the UI receives the provider's answer at "+
+				"<UI URL>/auth/sso/callback", cb))
+		}
+	}
+	return errs
+}
+
+// TemporalUICallbackURL is where the OpenID provider sends the browser back after sign-in:
+// INTEROP_OIDC_CALLBACK_URL, else the UI's URL + /auth/sso/callback. Empty without sign-in or
+// without a UI.
+func (c Config) TemporalUICallbackURL() string {
+	o := c.Temporal.OIDC
+	if !o.Enabled() {
+		return ""
+	}
+	if o.CallbackURL != "" {
+		return o.CallbackURL
+	}
+	if ui := c.TemporalUIURL(); ui != "" {
+		return ui + "/auth/sso/callback"
+	}
+	return ""
+}
+
+// TemporalUISignInInClear reports whether the embedded UI's sign-in returns to another machine
+// over plain HTTP: its cookies cannot be Secure and its tokens cross the network in clear.
+func (c Config) TemporalUISignInInClear() bool {
+	u, err := url.Parse(c.TemporalUICallbackURL())
+	return err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname())
+}
+
+// checkFetchURL wants an absolute https URL, or http on a loopback host (a provider on the
+// same machine): keys and endpoints fetched in clear text over a network could be replaced.
+func checkFetchURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: want an absolute https URL without query", s)
+	}
+	if u.Scheme == "https" || (u.Scheme == "http" && loopbackHost(u.Hostname())) {
+		return nil
+	}
+	return fmt.Errorf("%q: want https (http only on a loopback address)", s)
+}
+
+// browsableHost reports whether host:port names a host a browser can open: not empty and not
+// a wildcard address.
+func browsableHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsUnspecified()
+}
+
+// splitRoles splits a comma separated list of role names (which may hold spaces), trimmed,
+// dropping empty items.
+func splitRoles(s string) []string {
+	var roles []string
+	for r := range strings.SplitSeq(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			roles = append(roles, r)
+		}
+	}
+	return roles
+}
+
 // loopbackAddr reports whether host:port listens on loopback only: localhost or a loopback
 // IP. An empty host (all interfaces) or any other name is not.
 func loopbackAddr(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
+	return err == nil && loopbackHost(host)
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP.
+func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -15,6 +15,10 @@ const (
 	coreStore    = "postgres-default"
 	visStore     = "postgres-visibility"
 	archDisabled = "disabled"
+	// internalFrontendService is the frontend the server's own services use when the public
+	// one authorizes callers: it trusts every caller as the system, so it listens on the
+	// internal address only, like history and matching, which trust their callers too.
+	internalFrontendService = "internal-frontend"
 )
 
 // endpoints are the addresses chosen for one server run.
@@ -34,7 +38,9 @@ type endpoints struct {
 // pickEndpoints resolves FrontendAddr and picks free ports for everything
 // else. Internal services stay on loopback unless the frontend is bound to a
 // specific IP, because membership advertises one address for all of them.
-func pickEndpoints(frontendAddr string) (endpoints, error) {
+// internalFrontend adds the internal frontend, through which the server's own
+// worker service reaches the others when the public frontend demands tokens.
+func pickEndpoints(frontendAddr string, internalFrontend bool) (endpoints, error) {
 	host, portStr, err := net.SplitHostPort(frontendAddr)
 	if err != nil {
 		return endpoints{}, fmt.Errorf("frontend addr %q: %w", frontendAddr, err)
@@ -77,7 +83,11 @@ func pickEndpoints(frontendAddr string) (endpoints, error) {
 	ep.frontendDial = net.JoinHostPort(ep.internalIP, strconv.Itoa(port))
 
 	ep.services = map[string]config.Service{}
-	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+	names := []string{"frontend", "history", "matching", "worker"}
+	if internalFrontend {
+		names = append(names, internalFrontendService)
+	}
+	for _, name := range names {
 		membership, err := picker.next()
 		if err != nil {
 			return endpoints{}, err
@@ -139,7 +149,10 @@ func serverConfig(o Options, t pgTarget, ep endpoints) *config.Config {
 	c.Archival.Visibility.State = archDisabled
 	c.NamespaceDefaults.Archival.History.State = archDisabled
 	c.NamespaceDefaults.Archival.Visibility.State = archDisabled
-	// The server's own worker service dials the frontend through this.
-	c.PublicClient = config.PublicClient{HostPort: ep.frontendDial}
+	// The server's own worker service dials the frontend through this; with an internal
+	// frontend, the server finds that one by membership (and refuses a public client).
+	if _, ok := ep.services[internalFrontendService]; !ok {
+		c.PublicClient = config.PublicClient{HostPort: ep.frontendDial}
+	}
 	return &c
 }

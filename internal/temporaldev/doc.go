@@ -21,6 +21,8 @@
 //	defer srv.Stop()
 //	c, err := srv.NewClient(ctx, client.Options{})
 //
-// This is a development server: a single process, no TLS, no authorization,
-// archival and metrics disabled. Do not use it in production.
+// This is a development server: a single process, no TLS, archival and metrics
+// disabled, and no authorization unless Options.OIDC asks for sign-in (then the
+// UI signs users in with an OpenID provider and the frontend authorizes every
+// call by the caller's ID token; see OIDC). Do not use it in production.
 package temporaldev

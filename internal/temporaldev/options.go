@@ -76,8 +76,12 @@ type Options struct {
 	// DisableUI turns the Web UI off.
 	DisableUI bool
 	// UIReadOnly hides and refuses the UI's write actions (terminate, cancel, reset, signal,
-	// update, pause, start, batch): the UI has no sign-in, so whoever reaches it may act.
+	// update, pause, start, batch) for everyone: without OIDC the UI has no sign-in, so
+	// whoever reaches it may act.
 	UIReadOnly bool
+	// OIDC, when not nil, makes the UI require sign-in and the server authorize every call by
+	// the caller's token (see OIDC). Nil leaves the server open, as a laptop wants it.
+	OIDC *OIDC
 
 	// Namespace is registered on start when missing. Defaults to
 	// DefaultNamespace.
@@ -177,6 +181,9 @@ func (o Options) withDefaults() Options {
 	if o.ApplicationName == "" {
 		o.ApplicationName = DefaultApplicationName
 	}
+	if o.OIDC != nil {
+		o.OIDC = o.OIDC.withDefaults()
+	}
 	o.SearchAttributes = maps.Clone(o.SearchAttributes)
 	o.DynamicConfig = maps.Clone(o.DynamicConfig)
 	return o
@@ -194,6 +201,9 @@ func (o Options) validate() error {
 	}
 	if o.NamespaceRetention < 0 {
 		return fmt.Errorf("namespace retention must be positive, got %s", o.NamespaceRetention)
+	}
+	if o.OIDC != nil {
+		return o.OIDC.validate()
 	}
 	return nil
 }

@@ -82,7 +82,7 @@ func TestDynamicConfigBadFile(t *testing.T) {
 }
 
 func TestPickEndpoints(t *testing.T) {
-	ep, err := pickEndpoints("127.0.0.1:0")
+	ep, err := pickEndpoints("127.0.0.1:0", true)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1", ep.internalIP)
 	require.LessOrEqual(t, ep.frontendPort, maxPickedPort)
@@ -95,12 +95,16 @@ func TestPickEndpoints(t *testing.T) {
 		// The membership table stores ports as SMALLINT.
 		require.LessOrEqual(t, svc.RPC.MembershipPort, maxPickedPort)
 	}
+	// The internal frontend (asked for with OIDC) trusts every caller: it stays internal.
+	require.Len(t, ep.services, 5)
+	require.Equal(t, "127.0.0.1", ep.services["internal-frontend"].RPC.BindOnIP)
 
-	ep, err = pickEndpoints(":0")
+	ep, err = pickEndpoints(":0", false)
 	require.NoError(t, err)
 	require.Equal(t, "0.0.0.0", ep.frontendBind)
 	require.Equal(t, "127.0.0.1", ep.internalIP)
+	require.NotContains(t, ep.services, "internal-frontend")
 
-	_, err = pickEndpoints("example.com:7233")
+	_, err = pickEndpoints("example.com:7233", false)
 	require.ErrorContains(t, err, "IPv4")
 }

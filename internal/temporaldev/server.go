@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,9 @@ type Server struct {
 	frontend  string
 	namespace string
 	logger    *slog.Logger
+	// serviceToken is the process's own credential when OIDC is on: its clients present it
+	// and the claim mapper grants it the system admin role. Empty without OIDC.
+	serviceToken string
 	// stopDynConfig ends the dynamic config file poller.
 	stopDynConfig chan any
 	// muteServerLogs silences server logs once Stop begins: the services
@@ -61,13 +65,26 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	// Ports first: a second `interop dev` must fail on the taken port before
 	// it touches the databases the running one is using.
-	ep, err := pickEndpoints(o.FrontendAddr)
+	ep, err := pickEndpoints(o.FrontendAddr, o.OIDC != nil)
 	if err != nil {
 		return nil, err
+	}
+	if o.OIDC != nil && !net.ParseIP(ep.internalIP).IsLoopback() {
+		// The internal services (the internal frontend above all) trust every caller.
+		return nil, fmt.Errorf("frontend addr %q: with OIDC the frontend must listen on loopback or on all interfaces "+
+			"(0.0.0.0), because on one specific address the server's internal services, which trust every caller, "+
+			"would listen there too", o.FrontendAddr)
 	}
 	var uiListener net.Listener
 	if o.uiEnabled() {
 		if uiListener, err = listenUI(o.UIAddr); err != nil {
+			return nil, err
+		}
+	}
+	access := serverAccess{authorizer: authorization.NewNoopAuthorizer(), claimMapper: authorization.NewNoopClaimMapper()}
+	if o.OIDC != nil {
+		if access, err = oidcAccess(ctx, o, o.Logger); err != nil {
+			closeListener(uiListener)
 			return nil, err
 		}
 	}
@@ -86,12 +103,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		frontend:       ep.frontendDial,
 		namespace:      o.Namespace,
 		logger:         o.Logger,
+		serviceToken:   access.serviceToken,
 		stopDynConfig:  make(chan any),
 		muteServerLogs: muted,
 		registering:    new(atomic.Bool),
 	}
 	s.registering.Store(true)
-	srv, err := newTemporalServer(o, target, ep, logger, s.stopDynConfig, s.registering)
+	srv, err := newTemporalServer(o, target, ep, access, logger, s.stopDynConfig, s.registering)
 	if err == nil {
 		if err = srv.Start(); err != nil {
 			err = fmt.Errorf("start temporal server: %w", err)
@@ -118,28 +136,47 @@ func closeListener(ln net.Listener) {
 	}
 }
 
-func newTemporalServer(o Options, t pgTarget, ep endpoints, logger serverLogger, done chan any, registering *atomic.Bool) (temporal.Server, error) {
+// serverAccess is how the frontend authorizes its callers.
+type serverAccess struct {
+	authorizer  authorization.Authorizer
+	claimMapper authorization.ClaimMapper
+	// serviceToken is the process's own credential; empty when the frontend is open.
+	serviceToken string
+}
+
+// oidcAccess is the frontend's access with OIDC on: the default authorizer (every call needs
+// the role its API demands) over our claim mapper (ID tokens → roles, the process's own token
+// → system admin).
+func oidcAccess(ctx context.Context, o Options, logger *slog.Logger) (serverAccess, error) {
+	token, err := newServiceToken()
+	if err != nil {
+		return serverAccess{}, err
+	}
+	mapper, err := newClaimMapper(ctx, o.OIDC, o.Namespace, token, logger)
+	if err != nil {
+		return serverAccess{}, fmt.Errorf("temporal ui sign-in: %w", err)
+	}
+	return serverAccess{authorizer: authorization.NewDefaultAuthorizer(), claimMapper: mapper, serviceToken: token}, nil
+}
+
+func newTemporalServer(o Options, t pgTarget, ep endpoints, access serverAccess, logger serverLogger, done chan any, registering *atomic.Bool) (temporal.Server, error) {
 	cfg := serverConfig(o, t, ep)
 	dc, err := newDynamicConfig(o, logger, done, registering)
 	if err != nil {
 		return nil, err
 	}
-	// Authorization is off (noop authorizer and claim mapper from the empty
-	// config), which is what a laptop dev server wants.
-	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
-	if err != nil {
-		return nil, fmt.Errorf("create authorizer: %w", err)
+	services := temporal.DefaultServices
+	if _, ok := ep.services[internalFrontendService]; ok {
+		services = append(slices.Clone(services), internalFrontendService)
 	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&cfg.Global.Authorization, logger)
-	if err != nil {
-		return nil, fmt.Errorf("create claim mapper: %w", err)
-	}
+	// Without OIDC the noop authorizer and claim mapper leave the frontend open, which is
+	// what a laptop dev server wants.
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
-		temporal.ForServices(temporal.DefaultServices),
+		temporal.ForServices(services),
 		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
-		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithAuthorizer(access.authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return access.claimMapper }),
 		temporal.WithDynamicConfigClient(dc),
 	)
 	if err != nil {
@@ -160,7 +197,7 @@ func (s *Server) initialize(ctx context.Context, o Options, uiListener net.Liste
 	}()
 	// Lazy, because the frontend may not accept connections yet; the health
 	// check below is what waits for it.
-	c, err := client.NewLazyClient(s.clientOptions(client.Options{Namespace: o.Namespace}))
+	c, err := client.NewLazyClient(s.ClientOptions(client.Options{Namespace: o.Namespace}))
 	if err != nil {
 		return fmt.Errorf("create temporal client: %w", err)
 	}
@@ -180,7 +217,7 @@ func (s *Server) initialize(ctx context.Context, o Options, uiListener net.Liste
 	time.AfterFunc(saCacheRefresh+10*time.Second, func() { s.registering.Store(false) })
 	if uiListener != nil {
 		served = true // startUI owns the listener from here, even on error
-		ui, err := startUI(uiListener, s.frontend, o.Namespace, o.UIReadOnly, o.Logger)
+		ui, err := startUI(uiListener, uiOptions{frontend: s.frontend, namespace: o.Namespace, readOnly: o.UIReadOnly, oidc: o.OIDC}, o.Logger)
 		if err != nil {
 			return fmt.Errorf("start temporal ui: %w", err)
 		}
@@ -203,19 +240,28 @@ func (s *Server) UIURL() string {
 	return s.ui.url
 }
 
-// NewClient dials the server. HostPort is always this server's frontend;
-// Namespace defaults to the server's namespace and Logger to the server's
-// slog logger at warn level, so callers only set what they care about.
+// NewClient dials the server with ClientOptions(opts).
 func (s *Server) NewClient(ctx context.Context, opts client.Options) (client.Client, error) {
-	c, err := client.DialContext(ctx, s.clientOptions(opts))
+	c, err := client.DialContext(ctx, s.ClientOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("dial temporal frontend at %s: %w", s.frontend, err)
 	}
 	return c, nil
 }
 
-func (s *Server) clientOptions(opts client.Options) client.Options {
+// ClientOptions completes opts to reach this server: HostPort is always its frontend;
+// Namespace defaults to the server's namespace and Logger to the server's slog logger at warn
+// level, so callers only set what they care about. With OIDC on, Credentials are the process's
+// own (over plain TCP: the frontend listens without TLS), which the frontend trusts as the
+// system: never hand them out.
+func (s *Server) ClientOptions(opts client.Options) client.Options {
 	opts.HostPort = s.frontend
+	if s.serviceToken != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(s.serviceToken)
+		if opts.ConnectionOptions.TLS == nil {
+			opts.ConnectionOptions.TLSDisabled = true
+		}
+	}
 	if opts.Namespace == "" {
 		opts.Namespace = s.namespace
 	}

@@ -159,6 +159,23 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		VisibilityDatabaseName: "same",
 	})
 	require.ErrorContains(t, err, "must differ")
+
+	withOIDC := func(o temporaldev.OIDC) temporaldev.Options {
+		return temporaldev.Options{DatabaseURL: "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", OIDC: &o}
+	}
+	_, err = temporaldev.Start(ctx, withOIDC(temporaldev.OIDC{Issuer: "https://idp.example", ClientID: "ui", ReadRoles: []string{"r"}}))
+	require.ErrorContains(t, err, "client secret")
+	_, err = temporaldev.Start(ctx, withOIDC(temporaldev.OIDC{Issuer: "https://idp.example", ClientID: "ui", ClientSecret: "s"}))
+	require.ErrorContains(t, err, "roles")
+	_, err = temporaldev.Start(ctx, withOIDC(temporaldev.OIDC{Issuer: "https://idp.example", ClientID: "ui", ClientSecret: "s",
+		ReadRoles: []string{"r"}, Scopes: []string{"profile"}}))
+	require.ErrorContains(t, err, "openid")
+
+	// An unreachable provider is an error at start, not a refusal of every later call.
+	down := withOIDC(temporaldev.OIDC{Issuer: "http://127.0.0.1:1", ClientID: "ui", ClientSecret: "s", ReadRoles: []string{"r"}})
+	down.FrontendAddr, down.DisableUI = "127.0.0.1:0", true
+	_, err = temporaldev.Start(ctx, down)
+	require.ErrorContains(t, err, "oidc discovery")
 }
 
 // runGreeting runs greet on a fresh worker and returns the completed run.

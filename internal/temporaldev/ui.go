@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +23,7 @@ import (
 	uiassets "github.com/temporalio/ui-server/v2/ui"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // uiShutdownTimeout bounds how long Stop waits for in-flight UI requests
@@ -53,15 +55,34 @@ func listenUI(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
+// uiOptions configure the UI.
+type uiOptions struct {
+	frontend  string
+	namespace string
+	readOnly  bool
+	// oidc, when not nil, requires sign-in (see OIDC).
+	oidc *OIDC
+	// callbackURL is where the provider sends the browser back; startUI derives it from the
+	// listen address unless oidc names one.
+	callbackURL string
+}
+
 // startUI serves the UI on ln, pointed at the frontend, in the background.
 // It takes ownership of ln.
-func startUI(ln net.Listener, frontend, namespace string, readOnly bool, logger *slog.Logger) (*webUI, error) {
-	ui, err := newWebUI(frontend, namespace, readOnly)
+func startUI(ln net.Listener, opts uiOptions, logger *slog.Logger) (*webUI, error) {
+	base := "http://" + browsableAddr(ln.Addr())
+	if opts.oidc != nil {
+		opts.callbackURL = opts.oidc.CallbackURL
+		if opts.callbackURL == "" {
+			opts.callbackURL = base + "/auth/sso/callback"
+		}
+	}
+	ui, err := newWebUI(opts)
 	if err != nil {
 		_ = ln.Close()
 		return nil, err
 	}
-	ui.url = "http://" + browsableAddr(ln.Addr())
+	ui.url = base
 	go func() {
 		defer close(ui.done)
 		if err := ui.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -71,19 +92,39 @@ func startUI(ln net.Listener, frontend, namespace string, readOnly bool, logger 
 	return ui, nil
 }
 
-func newWebUI(frontend, namespace string, readOnly bool) (*webUI, error) {
-	cfg, err := uiconfig.NewConfigProviderWithRefresh(&uiconfig.Config{
-		TemporalGRPCAddress: frontend,
+func newWebUI(opts uiOptions) (*webUI, error) {
+	c := &uiconfig.Config{
+		TemporalGRPCAddress: opts.frontend,
 		EnableUI:            true,
-		DefaultNamespace:    namespace,
+		DefaultNamespace:    opts.namespace,
 		// Plain HTTP on localhost: a Secure CSRF cookie would never be sent
 		// back and every write action in the UI would fail.
 		CORS:             uiconfig.CORS{CookieInsecure: true},
 		HideLogs:         true,
 		DisableNewsFetch: true,
 		// ui-server hides every write action and its API refuses them.
-		DisableWriteActions: readOnly,
-	})
+		DisableWriteActions: opts.readOnly,
+	}
+	if o := opts.oidc; o != nil {
+		cb, err := url.Parse(opts.callbackURL)
+		if err != nil || cb.Host == "" || (cb.Scheme != "https" && cb.Scheme != "http") {
+			// ui-server would exit the process on it.
+			return nil, fmt.Errorf("oidc callback url %q: want an absolute http(s) URL", opts.callbackURL)
+		}
+		// ui-server keeps the ID token verifier of its API in a package variable: one signed-in
+		// UI per process (a second one's provider would replace the first's).
+		c.Auth = uiconfig.Auth{Enabled: true, Providers: []uiconfig.AuthProvider{{
+			Label: "OpenID Connect", Type: "oidc", ProviderURL: o.Issuer,
+			ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes, CallbackURL: opts.callbackURL,
+			// The frontend verifies the ID token (its audience is our client, its claims hold
+			// the roles); the access token may be opaque or meant for another audience.
+			UseIDTokenAsBearer: true,
+		}}}
+		// Browsers reach the UI the way the provider sends them back: over HTTPS (a proxy in
+		// front) the cookies are Secure, as ui-server makes its own sign-in cookies.
+		c.CORS.CookieInsecure = cb.Scheme != "https"
+	}
+	cfg, err := uiconfig.NewConfigProviderWithRefresh(c)
 	if err != nil {
 		return nil, fmt.Errorf("ui config: %w", err)
 	}
@@ -106,8 +147,10 @@ func newWebUI(frontend, namespace string, readOnly bool) (*webUI, error) {
 	}, nil
 }
 
-// uiHandler reproduces ui-server's NewServer with a non-secure cookie
-// config, plus SetAPIRoutes so that we own (and can close) the gRPC conn.
+// uiHandler reproduces ui-server's NewServer (v2.54.1, also with auth enabled) plus
+// SetAPIRoutes, so that we own (and can close) the gRPC conn. One addition: the raw history
+// download, which ui-server serves over its gRPC conn without the caller's token, gets the
+// token checked and forwarded like every other API call.
 func uiHandler(cfg *uiconfig.ConfigProviderWithRefresh, conn *grpc.ClientConn) (*echo.Echo, error) {
 	c, err := cfg.GetConfig()
 	if err != nil {
@@ -142,7 +185,7 @@ func uiHandler(cfg *uiconfig.ConfigProviderWithRefresh, conn *grpc.ClientConn) (
 	writeControl := uiroute.DisableWriteMiddleware(cfg)
 	api.GET("/settings", uiapi.GetSettings(cfg))
 	api.GET(uiapi.WorkflowRawHistoryUrl,
-		uiapi.WorkflowRawHistoryHandler(workflowservice.NewWorkflowServiceClient(conn)), writeControl)
+		uiapi.WorkflowRawHistoryHandler(workflowservice.NewWorkflowServiceClient(conn)), writeControl, forwardToken(cfg))
 	api.Match([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, "/*",
 		uiapi.TemporalAPIHandler(cfg, apiMiddleware, conn), writeControl)
 
@@ -160,6 +203,24 @@ func uiHandler(cfg *uiconfig.ConfigProviderWithRefresh, conn *grpc.ClientConn) (
 	}
 	uiroute.SetRenderRoute(e, c.PublicPath)
 	return e, nil
+}
+
+// forwardToken checks the caller's token as ui-server's API proxy does (present, and with
+// sign-in a valid ID token, which then becomes the bearer) and sends it with the handler's
+// gRPC calls, so that the frontend authorizes them by the caller.
+func forwardToken(cfg *uiconfig.ConfigProviderWithRefresh) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if err := uiauth.ValidateAuthHeaderExists(c, cfg); err != nil {
+				return err
+			}
+			if token := c.Request().Header.Get(echo.HeaderAuthorization); token != "" {
+				r := c.Request()
+				c.SetRequest(r.WithContext(metadata.AppendToOutgoingContext(r.Context(), "authorization", token)))
+			}
+			return next(c)
+		}
+	}
 }
 
 // stop shuts the UI down; in-flight requests get uiShutdownTimeout.

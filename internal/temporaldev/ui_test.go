@@ -14,7 +14,7 @@ func TestUIReadOnlyRefusesWrites(t *testing.T) {
 	t.Parallel()
 	terminate := func(readOnly bool) int {
 		// The frontend address is never dialled for a refused write (gRPC connects lazily).
-		ui, err := newWebUI("127.0.0.1:1", "default", readOnly)
+		ui, err := newWebUI(uiOptions{frontend: "127.0.0.1:1", namespace: "default", readOnly: readOnly})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = ui.conn.Close(); ui.cfg.Close() })
 
