@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -262,6 +263,7 @@ func run(ctx context.Context, cfg config) (passed bool, err error) {
 		}()
 	}
 	// Progress, every 15 s.
+	var peakBacklog atomic.Int64
 	bgWG.Add(1)
 	go func() {
 		defer bgWG.Done()
@@ -278,6 +280,7 @@ func run(ctx context.Context, cfg config) (passed bool, err error) {
 			qctx, cancel := context.WithTimeout(bg, 5*time.Second)
 			if st, err := statusCounts(qctx, pool); err == nil {
 				line += "; stored: " + formatCounts(st)
+				peakBacklog.Store(max(peakBacklog.Load(), int64(unsettled(st))))
 			}
 			cancel()
 			tl.logf("%s", line)
@@ -352,8 +355,8 @@ func run(ctx context.Context, cfg config) (passed bool, err error) {
 	facts, logErr := readLog(svc.logPath)
 	rep := report{cfg: cfg, v: v, stats: stats, facts: facts, logErr: logErr, kills: svc.kills, stallAt: stallAt,
 		sendWindow: sendWindow, drainWait: waited, drained: drained, final: final, stopErr: stopErr, proxyConns: proxy.opened.Load() - proxyBefore,
-		sessions: opened}
-	rep.print(os.Stdout)
+		sessions: opened, peakBacklog: peakBacklog.Load()}
+	rep.print()
 	passed = v.ok() && drained
 	if !passed {
 		keepDir = true
@@ -377,25 +380,28 @@ type report struct {
 	stopErr    error
 	proxyConns int64
 	sessions   map[string]int64 // opened during the run, by database
+	// peakBacklog is the most messages seen pending, processing or failed at once (sampled
+	// every 15 s).
+	peakBacklog int64
 }
 
-func (r report) print(f *os.File) {
+func (r report) print() {
 	v := r.v
 	row := func(label string, value any, note string) {
-		fmt.Fprintf(f, "  %-34s %8v  %s\n", label, value, note)
+		fmt.Printf("  %-34s %8v  %s\n", label, value, note)
 	}
-	fmt.Fprintln(f)
-	fmt.Fprintln(f, "=== soak report ===")
-	fmt.Fprintf(f, "%s of load, %d senders × %.1f msg/s; ", r.sendWindow.Round(time.Second), r.cfg.senders, r.cfg.rate)
+	fmt.Println()
+	fmt.Println("=== soak report ===")
+	fmt.Printf("%s of load, %d senders × %.1f msg/s; ", r.sendWindow.Round(time.Second), r.cfg.senders, r.cfg.rate)
 	for _, k := range r.kills {
-		fmt.Fprintf(f, "kill -9 at %s (ready again %s later); ", k.at.Round(time.Second), k.readyAfter.Round(100*time.Millisecond))
+		fmt.Printf("kill -9 at %s (ready again %s later); ", k.at.Round(time.Second), k.readyAfter.Round(100*time.Millisecond))
 	}
 	if r.cfg.stall > 0 {
-		fmt.Fprintf(f, "database stall at %s for %s", r.stallAt.Round(time.Second), r.cfg.stall)
+		fmt.Printf("database stall at %s for %s", r.stallAt.Round(time.Second), r.cfg.stall)
 	}
-	fmt.Fprintln(f)
-	fmt.Fprintln(f)
-	fmt.Fprintln(f, "senders")
+	fmt.Println()
+	fmt.Println()
+	fmt.Println("senders")
 	row("messages sent", v.sent, fmt.Sprintf("%d ADT^A01, %d ADT^A08, %d ORU^R01, %d poison, %d hostile MSH-10",
 		v.byKind[kindA01], v.byKind[kindA08], v.byKind[kindORU], v.byKind[kindPoison], v.byKind[kindLongID]+v.byKind[kindUTF8ID]))
 	row("frames written", v.frames, "")
@@ -406,7 +412,7 @@ func (r report) print(f *os.File) {
 	row("no final answer", v.unanswers, "stored: "+formatCounts(v.unansweredStored))
 	row("duplicates suppressed", r.facts.replayedACKs, "stored ACK replayed (service log: resends after a lost ACK + deliberate)")
 	row("  deliberate resends", v.dupSent, fmt.Sprintf("%d answered with the stored ACK, byte for byte", v.dupSame))
-	fmt.Fprintln(f, "ACKed messages in PostgreSQL")
+	fmt.Println("ACKed messages in PostgreSQL")
 	for _, s := range settledStatuses {
 		row(s, v.status[s], "")
 	}
@@ -421,17 +427,17 @@ func (r report) print(f *os.File) {
 	row("attempts left running", v.runningOnSettled, "on settled messages")
 	row("stored, sent by no sender", v.unknownRows, "")
 	if len(v.reasons) > 0 {
-		fmt.Fprintln(f, "dead-letter reasons")
+		fmt.Println("dead-letter reasons")
 		keys := make([]string, 0, len(v.reasons))
 		for k := range v.reasons {
 			keys = append(keys, k)
 		}
 		sort.Slice(keys, func(i, j int) bool { return v.reasons[keys[i]] > v.reasons[keys[j]] })
 		for _, k := range keys {
-			fmt.Fprintf(f, "  %8d  %s\n", v.reasons[k], k)
+			fmt.Printf("  %8d  %s\n", v.reasons[k], k)
 		}
 	}
-	fmt.Fprintln(f, "throughput")
+	fmt.Println("throughput")
 	row("ACKed msg/s", fmt.Sprintf("%.1f", float64(v.accepted)/r.sendWindow.Seconds()), fmt.Sprintf("offered %.1f/s", float64(r.cfg.senders)*r.cfg.rate))
 	if !v.firstReceived.IsZero() && v.lastSettled.After(v.firstReceived) {
 		span := v.lastSettled.Sub(v.firstReceived)
@@ -441,6 +447,7 @@ func (r report) print(f *os.File) {
 	sortDur(v.lat)
 	row("ACK latency p50 / p99 / max", pct(v.lat, 0.5), fmt.Sprintf("/ %s / %s (the exchange that was answered)", pct(v.lat, 0.99), pct(v.lat, 1)))
 	row("longest stretch without an ACK", v.longestGap.Round(100*time.Millisecond), "")
+	row("peak backlog", r.peakBacklog, "pending + processing + failed, sampled every 15 s")
 	row("backlog drained after", r.drainWait.Round(time.Second), "from the senders' last ACK")
 	if len(r.sessions) > 0 {
 		names := make([]string, 0, len(r.sessions))
@@ -455,32 +462,32 @@ func (r report) print(f *os.File) {
 		row("PostgreSQL sessions opened", r.proxyConns, "through the proxy; by database: "+strings.Join(parts, ", "))
 	}
 	if r.logErr != nil {
-		fmt.Fprintf(f, "service log unreadable: %v\n", r.logErr)
+		fmt.Printf("service log unreadable: %v\n", r.logErr)
 	}
-	printTop(f, "service log errors", r.facts.errors)
-	printTop(f, "service log warnings", r.facts.warnings)
+	printTop("service log errors", r.facts.errors)
+	printTop("service log warnings", r.facts.warnings)
 	if r.facts.panics > 0 {
-		fmt.Fprintf(f, "service log: %d panics/fatal errors\n", r.facts.panics)
+		fmt.Printf("service log: %d panics/fatal errors\n", r.facts.panics)
 	}
 	if r.stopErr != nil {
-		fmt.Fprintf(f, "final SIGTERM: %v\n", r.stopErr)
+		fmt.Printf("final SIGTERM: %v\n", r.stopErr)
 	}
-	list(f, "LOST (ACKed, not stored)", v.lost)
-	list(f, "STORED MORE THAN ONCE", v.duplicated)
-	list(f, "UNSETTLED", v.unsettled)
-	list(f, "DEAD-LETTERED WITHOUT A REASON", v.deadNoReason)
-	list(f, "POISON NOT DEAD-LETTERED", v.poisonNotDead)
-	list(f, "SOUND MESSAGE DEAD-LETTERED", v.goodDead)
-	list(f, "replayed ACK differs", v.dupOther)
-	list(f, "MSA-2 differs from MSH-10", v.ackIDMismatch)
-	fmt.Fprintln(f)
+	list("LOST (ACKed, not stored)", v.lost)
+	list("STORED MORE THAN ONCE", v.duplicated)
+	list("UNSETTLED", v.unsettled)
+	list("DEAD-LETTERED WITHOUT A REASON", v.deadNoReason)
+	list("POISON NOT DEAD-LETTERED", v.poisonNotDead)
+	list("SOUND MESSAGE DEAD-LETTERED", v.goodDead)
+	list("replayed ACK differs", v.dupOther)
+	list("MSA-2 differs from MSH-10", v.ackIDMismatch)
+	fmt.Println()
 	switch {
 	case !r.drained:
-		fmt.Fprintf(f, "FAIL: the backlog did not drain within %s: %s\n", r.cfg.drainTimeout, formatCounts(r.final))
+		fmt.Printf("FAIL: the backlog did not drain within %s: %s\n", r.cfg.drainTimeout, formatCounts(r.final))
 	case !v.ok():
-		fmt.Fprintln(f, "FAIL: an ACKed message is lost, duplicated, unsettled or wrongly settled")
+		fmt.Println("FAIL: an ACKed message is lost, duplicated, unsettled or wrongly settled")
 	default:
-		fmt.Fprintf(f, "PASS: all %d ACKed messages stored once and settled (%d processed, %d dead-lettered with a reason, %d unmapped)\n",
+		fmt.Printf("PASS: all %d ACKed messages stored once and settled (%d processed, %d dead-lettered with a reason, %d unmapped)\n",
 			v.accepted, v.status["processed"], v.status["dead_lettered"], v.status["unmapped"])
 	}
 }
@@ -496,7 +503,7 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i].Round(100 * time.Microsecond)
 }
 
-func printTop(f *os.File, title string, m map[string]int) {
+func printTop(title string, m map[string]int) {
 	if len(m) == 0 {
 		return
 	}
@@ -507,21 +514,21 @@ func printTop(f *os.File, title string, m map[string]int) {
 		total += n
 	}
 	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] > m[keys[j]] })
-	fmt.Fprintf(f, "%s (%d lines):\n", title, total)
+	fmt.Printf("%s (%d lines):\n", title, total)
 	for _, k := range keys[:min(len(keys), 12)] {
-		fmt.Fprintf(f, "  %6d  %s\n", m[k], shorten(k, 110))
+		fmt.Printf("  %6d  %s\n", m[k], shorten(k, 110))
 	}
 }
 
-func list(f *os.File, title string, items []string) {
+func list(title string, items []string) {
 	if len(items) == 0 {
 		return
 	}
-	fmt.Fprintf(f, "%s (%d):\n", title, len(items))
+	fmt.Printf("%s (%d):\n", title, len(items))
 	for _, s := range items[:min(len(items), 20)] {
-		fmt.Fprintf(f, "  %s\n", shorten(s, 300))
+		fmt.Printf("  %s\n", shorten(s, 300))
 	}
 	if len(items) > 20 {
-		fmt.Fprintf(f, "  … and %d more\n", len(items)-20)
+		fmt.Printf("  … and %d more\n", len(items)-20)
 	}
 }
