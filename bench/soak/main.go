@@ -35,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type config struct {
 	senders      int
 	rate         float64
 	kills        int
+	killAt       []float64 // -kill-at; nil: the defaults for -kills
 	restartDelay time.Duration
 	stall        time.Duration
 	stallAt      float64
@@ -72,6 +74,7 @@ func main() {
 	flag.IntVar(&cfg.senders, "senders", 8, "concurrent MLLP senders (connections)")
 	flag.Float64Var(&cfg.rate, "rate", 2, "messages a second per sender (a sender catches up after an outage)")
 	flag.IntVar(&cfg.kills, "kills", 2, "kill -9s of the service during the run (two: at 30 % and 65 %; more: evenly spread)")
+	killAt := flag.String("kill-at", "", "when to kill, as comma-separated fractions of -duration (e.g. 0.55,0.8); overrides -kills")
 	flag.DurationVar(&cfg.restartDelay, "restart-delay", 3*time.Second, "wait between a kill and the restart")
 	flag.DurationVar(&cfg.stall, "stall", 60*time.Second, "length of the database stall (0: none)")
 	flag.Float64Var(&cfg.stallAt, "stall-at", 0.45, "when the stall begins, as a fraction of -duration")
@@ -85,6 +88,17 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "the interop binary to run (default: build ./cmd/interop into a temporary directory)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the databases and the log directory even when the verdict passes")
 	flag.Parse()
+	if *killAt != "" {
+		for _, f := range strings.Split(*killAt, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || v <= 0 || v >= 1 {
+				fmt.Fprintf(os.Stderr, "-kill-at %q: want fractions between 0 and 1\n", *killAt)
+				os.Exit(2)
+			}
+			cfg.killAt = append(cfg.killAt, v)
+		}
+		cfg.kills = len(cfg.killAt)
+	}
 	if cfg.duration < 30*time.Second || cfg.senders < 1 || cfg.rate <= 0 || cfg.kills < 0 || cfg.stall < 0 ||
 		cfg.stallAt < 0 || cfg.stallAt >= 1 || cfg.ackTimeout <= 0 || cfg.poisonEvery < 0 {
 		fmt.Fprintln(os.Stderr, "want -duration ≥ 30s, -senders ≥ 1, -rate > 0, -kills ≥ 0, -stall ≥ 0, 0 ≤ -stall-at < 1, -ack-timeout > 0")
@@ -125,7 +139,10 @@ type disturbance struct {
 func schedule(cfg config) []disturbance {
 	var out []disturbance
 	fractions := []float64{0.30, 0.65}
-	if cfg.kills > len(fractions) {
+	switch {
+	case cfg.killAt != nil:
+		fractions = cfg.killAt
+	case cfg.kills > len(fractions):
 		fractions = fractions[:0]
 		for i := range cfg.kills {
 			fractions = append(fractions, float64(i+1)/float64(cfg.kills+1))
@@ -255,9 +272,15 @@ func run(ctx context.Context, cfg config) (passed bool, err error) {
 					return
 				case <-t.C:
 				}
-				senders[n%len(senders)].specials <- special{poison: true, n: n}
+				hand := func(s *sender, sp special) {
+					select {
+					case s.specials <- sp:
+					case <-bg.Done():
+					}
+				}
+				hand(senders[n%len(senders)], special{poison: true, n: n})
 				if cfg.hostile {
-					senders[(n+1)%len(senders)].specials <- special{n: n}
+					hand(senders[(n+1)%len(senders)], special{n: n})
 				}
 			}
 		}()
