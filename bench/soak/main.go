@@ -262,16 +262,18 @@ func run(ctx context.Context, cfg config) (passed bool, err error) {
 		bgWG.Add(1)
 		go func() {
 			defer bgWG.Done()
-			t := time.NewTicker(cfg.poisonEvery)
-			defer t.Stop()
+			// The first half an interval in, so that a short run sends both kinds of poison.
+			next := time.NewTimer(cfg.poisonEvery / 2)
+			defer next.Stop()
 			for n := 0; ; n++ {
 				select {
 				case <-bg.Done():
 					return
 				case <-stopSend:
 					return
-				case <-t.C:
+				case <-next.C:
 				}
+				next.Reset(cfg.poisonEvery)
 				hand := func(s *sender, sp special) {
 					select {
 					case s.specials <- sp:
