@@ -59,6 +59,11 @@ bench: check-go ## Run the benchmarks: Go micro-benchmarks, then whole-system fi
 	$(GO) run ./bench/gateway $(BENCH_GATEWAY_FLAGS) && \
 	$(GO) run ./bench/export $(BENCH_EXPORT_FLAGS)
 
+.PHONY: soak
+soak: build ## Soak the whole service (bench/soak): 10 min of MLLP from 8 senders, a poison a minute, two kill -9s, a 60 s database stall; then every ACKed message must be stored once and settled (SOAK_FLAGS="-duration 3m -stall 15s")
+	@url="$(PG_URL)"; [ -n "$$url" ] || exit 1; export TEST_DATABASE_URL="$$url"; \
+	$(GO) run ./bench/soak -bin $(BIN) $(SOAK_FLAGS)
+
 .PHONY: bench-hl7
 bench-hl7: check-go ## HL7 v2 parser vs an independent Node parser on the same corpus (needs node + npm)
 	bash bench/hl7/run.sh

@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nhp/interop/bench/internal/benchdb"
+	"github.com/nhp/interop/bench/internal/devproc"
 	"github.com/nhp/interop/internal/auth"
 )
 
@@ -36,55 +34,34 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 		return systemResult{}, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }() // a temporary directory: best effort
-	bin := filepath.Join(dir, "interop")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/interop")
-	if out, err := build.CombinedOutput(); err != nil {
-		return systemResult{}, fmt.Errorf("go build ./cmd/interop: %v\n%s", err, out)
-	}
-	addrs := make([]string, 4)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return systemResult{}, err
-		}
-		addrs[i] = l.Addr().String()
-		if err := l.Close(); err != nil {
-			return systemResult{}, err
-		}
-	}
-	dataDir := filepath.Join(dir, "data")
-	cmd := exec.Command(bin, "dev")
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+d.URL, "INTEROP_HTTP_ADDR="+addrs[0], "INTEROP_MLLP_ADDR="+addrs[1],
-		"INTEROP_TEMPORAL_FRONTEND_ADDR="+addrs[2], "INTEROP_TEMPORAL_UI_ADDR="+addrs[3],
-		"INTEROP_TEMPORAL_DB="+d.Name+"_temporal", "INTEROP_TEMPORAL_VISIBILITY_DB="+d.Name+"_visibility",
-		"INTEROP_DATA_DIR="+dataDir, "INTEROP_LOG_LEVEL=warn", "INTEROP_LOG_FORMAT=text")
-	logf, err := os.Create(filepath.Join(dir, "dev.log"))
+	bin, err := devproc.Build(ctx, dir)
 	if err != nil {
 		return systemResult{}, err
 	}
-	defer func() { _ = logf.Close() }() // the process's log, read back only to explain a failure
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	addrs, err := devproc.FreeAddrs(4)
+	if err != nil {
+		return systemResult{}, err
+	}
+	dataDir := filepath.Join(dir, "data")
+	env := devproc.Env(map[string]string{
+		"DATABASE_URL": d.URL, "INTEROP_HTTP_ADDR": addrs[0], "INTEROP_MLLP_ADDR": addrs[1],
+		"INTEROP_TEMPORAL_FRONTEND_ADDR": addrs[2], "INTEROP_TEMPORAL_UI_ADDR": addrs[3],
+		"INTEROP_TEMPORAL_DB": d.Name + "_temporal", "INTEROP_TEMPORAL_VISIBILITY_DB": d.Name + "_visibility",
+		"INTEROP_DATA_DIR": dataDir, "INTEROP_LOG_LEVEL": "warn", "INTEROP_LOG_FORMAT": "text",
+	})
+	proc, err := devproc.Start(bin, env, filepath.Join(dir, "dev.log"), "bench/export")
+	if err != nil {
 		return systemResult{}, err
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
+		_ = proc.Stop(30 * time.Second) // the figures are taken; a slow stop is killed
 		for _, db := range []string{d.Name + "_temporal", d.Name + "_visibility"} {
 			benchdb.DropNamed(db)
 		}
 	}()
 	base := "http://" + addrs[0]
-	if err := waitReady(base, 120*time.Second); err != nil {
-		return systemResult{}, fmt.Errorf("%w\n%s", err, tail(filepath.Join(dir, "dev.log")))
+	if err := proc.WaitReady(ctx, base, 120*time.Second); err != nil {
+		return systemResult{}, err
 	}
 	secret, err := auth.DevSecret(dataDir)
 	if err != nil {
@@ -109,7 +86,7 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 	}
 	var peak float64
 	for {
-		peak = max(peak, vmHWM(cmd.Process.Pid))
+		peak = max(peak, vmHWM(proc.Cmd.Process.Pid))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, status, nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := http.DefaultClient.Do(req)
@@ -142,22 +119,8 @@ func runSystem(ctx context.Context, d *benchdb.DB, n int) (systemResult, error) 
 		if total != int64(n) {
 			return systemResult{}, fmt.Errorf("the manifest counts %d resources, want %d", total, n)
 		}
-		return systemResult{PerSec: float64(n) / secs, Seconds: secs, Files: len(m.Output), PeakRSSMB: max(peak, vmHWM(cmd.Process.Pid))}, nil
+		return systemResult{PerSec: float64(n) / secs, Seconds: secs, Files: len(m.Output), PeakRSSMB: max(peak, vmHWM(proc.Cmd.Process.Pid))}, nil
 	}
-}
-
-func waitReady(base string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("interop dev not ready within %s", timeout)
 }
 
 // vmHWM is the peak RSS of process pid, in MB.
@@ -177,10 +140,4 @@ func parseVMHWM(status string) float64 {
 		}
 	}
 	return 0
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-30):], "\n")
 }

@@ -35,11 +35,27 @@ func ClusterURL() string {
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// New creates and migrates a database named prefix_<random>.
-func New(ctx context.Context, prefix string) (*DB, error) {
+// UniqueName is prefix_<12 hex digits>: a fresh database name (a valid identifier when prefix
+// is one).
+func UniqueName(prefix string) string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name := prefix + "_" + hex.EncodeToString(b)
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// URL is the URL of database name in the benchmarks' cluster (ClusterURL).
+func URL(name string) (string, error) {
+	u, err := url.Parse(ClusterURL())
+	if err != nil {
+		return "", fmt.Errorf("parse cluster url: %w", err)
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+// New creates and migrates a database named prefix_<random>.
+func New(ctx context.Context, prefix string) (*DB, error) {
+	name := UniqueName(prefix)
 	conn, err := pgx.Connect(ctx, ClusterURL())
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s (set TEST_DATABASE_URL): %w", ClusterURL(), err)
@@ -48,12 +64,11 @@ func New(ctx context.Context, prefix string) (*DB, error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("create database: %w", err)
 	}
-	u, err := url.Parse(ClusterURL())
+	dbURL, err := URL(name)
 	if err != nil {
 		return nil, err
 	}
-	u.Path = "/" + name
-	d := &DB{Name: name, URL: u.String()}
+	d := &DB{Name: name, URL: dbURL}
 	if err := db.MigrateUp(d.URL); err != nil {
 		d.Drop()
 		return nil, err
