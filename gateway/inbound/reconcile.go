@@ -98,6 +98,9 @@ func (s *Starter) reconcileOne(ctx context.Context, m db.Hl7MessageListUnsettled
 			log.Warn("reconciler: the message had no workflow run; started one")
 			s.countReconciled("restarted")
 			return true, false
+		case startExisting:
+			// Started by the sweeper or the ingest path since the describe: nothing to settle.
+			return false, false
 		case startRefused:
 			s.countReconciled(string(db.Hl7MessageStatusDeadLettered))
 			return true, false

@@ -164,8 +164,11 @@ func (s *Starter) Run(ctx context.Context) {
 type startOutcome int
 
 const (
-	// startOK: the run is started, or was already.
+	// startOK: the run is started.
 	startOK startOutcome = iota
+	// startExisting: the run was already there (started by the ingest path or an earlier
+	// pass, and not yet far enough to mark its message processing).
+	startExisting
 	// startRefused: Temporal refuses this start and always will (the message is dead-lettered).
 	startRefused
 	// startUnavailable: Temporal is unreachable or overloaded; later starts would fail the
@@ -187,8 +190,10 @@ func classifyStart(err error) startOutcome {
 		canceled    *serviceerror.Canceled
 	)
 	switch {
-	case err == nil || isAlreadyStarted(err):
+	case err == nil:
 		return startOK
+	case isAlreadyStarted(err):
+		return startExisting
 	case errors.As(err, &invalid):
 		return startRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
@@ -210,7 +215,7 @@ func (s *Starter) start(ctx context.Context, r StartRequest, seen *time.Time) st
 	switch {
 	case err == nil:
 		s.count("started")
-	case o == startOK:
+	case o == startExisting:
 		s.count("existing")
 	case o == startRefused:
 		s.count("refused")
@@ -242,7 +247,7 @@ func (s *Starter) sweep(ctx context.Context) {
 		s.Logger.Warn("sweep pending messages", "error", err)
 		return
 	}
-	var started, refused, skipped int
+	var started, existing, refused, skipped int
 	for _, m := range rows {
 		if ctx.Err() != nil {
 			return
@@ -254,12 +259,14 @@ func (s *Starter) sweep(ctx context.Context) {
 		case startUnavailable:
 			// Trying the remaining rows one timeout at a time would hold the sweep for
 			// minutes; the next pass starts again from this message.
-			s.Logger.Warn("sweep stopped early; Temporal is not accepting starts", "remaining", len(rows)-started-refused-skipped)
+			s.Logger.Warn("sweep stopped early; Temporal is not accepting starts", "remaining", len(rows)-started-existing-refused-skipped)
 			return
 		case startRefused:
 			refused++
 		case startFailed:
 			skipped++
+		case startExisting:
+			existing++
 		default:
 			started++
 		}
@@ -269,7 +276,7 @@ func (s *Starter) sweep(ctx context.Context) {
 		s.sweepAfter = cursor{} // the end: the next pass starts from the oldest again
 	}
 	if len(rows) > 0 {
-		s.Logger.Info("swept pending messages", "count", len(rows), "started", started, "dead_lettered", refused, "skipped", skipped)
+		s.Logger.Info("swept pending messages", "count", len(rows), "started", started, "already_running", existing, "dead_lettered", refused, "skipped", skipped)
 	}
 }
 

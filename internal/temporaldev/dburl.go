@@ -90,7 +90,7 @@ func (t pgTarget) sqlConfig(name string) *config.SQL {
 // names them).
 func (t pgTarget) shared(name string, maxConns int, app string) *config.SQL {
 	c := t.sqlConfig(name)
-	c.MaxConns, c.MaxIdleConns = maxConns, sharedMaxIdlePerPool
+	c.MaxConns, c.MaxIdleConns = maxConns, sharedMaxIdle(maxConns)
 	if _, set := c.ConnectAttributes["application_name"]; !set && app != "" {
 		c.ConnectAttributes["application_name"] = app
 	}
