@@ -36,6 +36,7 @@ import (
 	"github.com/nhp/interop/gateway/fhirapi"
 	"github.com/nhp/interop/internal/auth"
 	"github.com/nhp/interop/internal/fhirserver"
+	"github.com/nhp/interop/internal/netguard"
 	"github.com/nhp/interop/internal/routing"
 	"github.com/nhp/interop/internal/store"
 )
@@ -124,8 +125,14 @@ func run(conc int, dur time.Duration, nPatients, nObs int, asJSON bool) error {
 		return err
 	}
 	gwURL := "http://" + gwLn.Addr().String()
+	// The owners listen on loopback, which the SSRF guard refuses unless allowed, as `interop
+	// dev` allows it.
+	ownerPolicy, err := (*netguard.Policy)(nil).With(netguard.Loopback)
+	if err != nil {
+		return err
+	}
 	e := gateway.New(gateway.Deps{Pool: main.Pool, Store: st, Auth: signer, DefaultOwner: routing.Builtin,
-		BaseURL: gwURL, Logger: logger, FHIR: fhirapi.Options{CursorKey: secret}})
+		BaseURL: gwURL, Logger: logger, FHIR: fhirapi.Options{CursorKey: secret}, OwnerPolicy: ownerPolicy})
 	go func() { _ = (&http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}).Serve(gwLn) }()
 
 	tok := func(tenant string) string {
