@@ -470,15 +470,11 @@ func TestInboundHL7RecordsCompletionThroughAStall(t *testing.T) {
 			} else {
 				env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(complete)
 			}
-			failed := 0
-			env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
-				failed++
-				return nil
-			}).Maybe()
+			failed := countFailures(env)
 			env.ExecuteWorkflow(workflows.InboundHL7, in)
 			require.True(t, env.IsWorkflowCompleted())
 			require.NoError(t, env.GetWorkflowError())
-			require.Zero(t, failed, "a write that did not land yet is not a failed try")
+			require.Zero(t, *failed, "a write that did not land yet is not a failed try")
 			var res workflows.InboundHL7Result
 			require.NoError(t, env.GetWorkflowResult(&res))
 			want := workflows.StatusProcessed
@@ -514,16 +510,12 @@ func TestInboundHL7OpensATryThroughAStall(t *testing.T) {
 	env.OnActivity(a.MapMessage, mock.Anything, ref).Return(activities.MapResult{Entries: 1}, nil).Once()
 	env.OnActivity(a.RouteBundle, mock.Anything, ref).Return(activities.RouteResult{Created: 1}, nil).Once()
 	env.OnActivity(a.CompleteMessage, mock.Anything, ref).Return(nil).Once()
-	failed := 0
-	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
-		failed++
-		return nil
-	}).Maybe()
+	failed := countFailures(env)
 
 	env.ExecuteWorkflow(workflows.InboundHL7, in)
 	require.True(t, env.IsWorkflowCompleted())
 	require.NoError(t, env.GetWorkflowError())
-	require.Zero(t, failed, "not dead-lettered, not even a failed try")
+	require.Zero(t, *failed, "not dead-lettered, not even a failed try")
 	var res workflows.InboundHL7Result
 	require.NoError(t, env.GetWorkflowResult(&res))
 	require.Equal(t, workflows.InboundHL7Result{Status: workflows.StatusProcessed, AttemptID: attempt, Created: 1}, res)
@@ -541,4 +533,14 @@ func TestInboundHL7OpensATryThroughAStall(t *testing.T) {
 	require.True(t, errors.As(gone.GetWorkflowError(), &appErr), "%v", gone.GetWorkflowError())
 	require.Equal(t, activities.ErrTypeNotFound, appErr.Type())
 	gone.AssertExpectations(t)
+}
+
+// countFailures counts the FailMessage calls of env's run (a failed try or the dead letter).
+func countFailures(env *testsuite.TestWorkflowEnvironment) *int {
+	failed := new(int)
+	env.OnActivity(a.FailMessage, mock.Anything, mock.Anything).Return(func(context.Context, activities.FailInput) error {
+		*failed++
+		return nil
+	}).Maybe()
+	return failed
 }

@@ -182,10 +182,7 @@ func TestServerTLSPeer(t *testing.T) {
 		ReadTimeout: 300 * time.Millisecond,
 		Logger:      slog.New(slog.DiscardHandler),
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(tls.NewListener(l, serverCfg)) }()
+	l, served := serveTLS(t, s, serverCfg)
 
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -211,10 +208,7 @@ func TestServerTLSPeer(t *testing.T) {
 func TestClientTLS(t *testing.T) {
 	serverCfg, clientCfg := selfSignedTLS(t)
 	s := &Server{Handler: ackHandler(), Logger: slog.New(slog.DiscardHandler)}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(tls.NewListener(l, serverCfg)) }()
+	l, served := serveTLS(t, s, serverCfg)
 
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -231,4 +225,14 @@ func TestClientTLS(t *testing.T) {
 
 	require.NoError(t, s.Shutdown(ctx))
 	require.ErrorIs(t, <-served, ErrServerClosed)
+}
+
+// serveTLS runs s on a TLS listener on loopback; served gets what Serve returns.
+func serveTLS(t *testing.T, s *Server, cfg *tls.Config) (l net.Listener, served chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served = make(chan error, 1)
+	go func() { served <- s.Serve(tls.NewListener(l, cfg)) }()
+	return l, served
 }
