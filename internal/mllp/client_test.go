@@ -228,11 +228,11 @@ func TestClientTLS(t *testing.T) {
 }
 
 // serveTLS runs s on a TLS listener on loopback; served gets what Serve returns.
-func serveTLS(t *testing.T, s *Server, cfg *tls.Config) (l net.Listener, served chan error) {
+func serveTLS(t *testing.T, s *Server, cfg *tls.Config) (net.Listener, chan error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	served = make(chan error, 1)
+	served := make(chan error, 1)
 	go func() { served <- s.Serve(tls.NewListener(l, cfg)) }()
 	return l, served
 }
